@@ -12,14 +12,13 @@ How this differs from the published ``quarf.py`` (and why):
 * The router adds its learned noise only in training mode, so evaluation is deterministic.
 * All groups go through an expert in one convolution call (groups are folded into the batch
   dimension), instead of a Python loop over groups x experts, and nothing is copied to the host.
-* ``mode="hard"`` works: each (image, group) uses one expert. The router still gets gradient
-  through a *straight-through* estimator (default): the forward value is the one-hot choice,
-  the backward pass treats it as the soft weights (``onehot + w - w.detach()``). With
-  ``hard_gradient="gate"`` the chosen expert's output is instead scaled by its router weight
-  (Switch-Transformer style). In training every expert is computed (weights are one-hot, so
-  this is exact and needs no data-dependent shapes); in eval mode only the chosen expert runs
-  on each (image, group). That dispatch needs the per-expert counts on the host: it is the one
-  place where ``forward`` synchronises, because the amount of work depends on the data.
+* ``mode="hard"`` works: each (image, group) goes through one expert, and only that expert is
+  computed, in training as in inference. The router still gets gradient through the chosen
+  expert's scale: with ``hard_gradient="straight_through"`` (default) the scale is
+  ``1 + w - w.detach()`` (value exactly 1, gradient of the soft weight ``w``), with
+  ``hard_gradient="gate"`` it is ``w`` itself (Switch-Transformer style). Dispatching pairs to
+  experts needs the per-expert counts on the host: it is the one place where ``forward``
+  synchronises, because the amount of work depends on the data (soft mode never does).
 * Optional residual form ``x + gamma * block(x)`` with ``gamma`` initialised to zero, so
   inserting the block into a pretrained network changes nothing at step 0.
 * Optional load-balancing loss (importance and load, Shazeer et al. 2017), kept in
@@ -316,10 +315,7 @@ class QuARF(nn.Module):
                 weights = one_hot * weights
             else:  # straight-through: forward value one-hot, gradient of the soft weights
                 weights = one_hot + (weights - weights.detach())
-            if not self.training:
-                out = self._dispatch(x, choice, weights)
-            else:
-                out = self._mix(x, weights)
+            out = self._dispatch(x, choice, weights)
         else:
             out = self._mix(x, weights)
 
@@ -365,7 +361,7 @@ class QuARF(nn.Module):
         return self._ungrouped(out, x)
 
     def _dispatch(self, x: torch.Tensor, choice: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Hard routing at inference: each (image, group) goes through its chosen expert only."""
+        """Hard routing: each (image, group) goes through its chosen expert only."""
         batch, _, height, width = x.shape
         grouped = x.reshape(batch * self.num_groups, -1, height, width)
         flat_choice = choice.reshape(-1)

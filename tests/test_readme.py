@@ -1,0 +1,35 @@
+"""Every Python example in README.md runs, in order, in one namespace, and its asserts hold."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_python_examples():
+    assert len(python_blocks()) >= 2
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for index, block in enumerate(python_blocks()):
+        try:
+            exec(compile(block, f"README.md python block {index}", "exec"), namespace)
+        except Exception as err:  # name the block that failed
+            raise AssertionError(f"README python block {index} failed: {err!r}\n{block}") from err
+
+
+def test_readme_quick_start_is_two_commands():
+    text = README.read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", quick, flags=re.S)
+    assert len(commands) == 2
+    assert "quarf-hf demo" in commands[0]
+    assert "pytest" in commands[1]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert commands[1].strip() in ci, ".ci/run must run the README's test command verbatim"
