@@ -1,0 +1,84 @@
+"""Configuration of QuARF-SegFormer: a SegFormer with a QuARF block inside its encoder."""
+
+from __future__ import annotations
+
+from transformers import SegformerConfig
+
+from .quarf import QuarfConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class QuarfSegformerConfig(SegformerConfig):
+    """``SegformerConfig`` plus the QuARF settings.
+
+    Args (beyond SegFormer's):
+        quarf: the block's settings, a :class:`~quarf_hf.QuarfConfig` as a dict. Its
+            ``quality_dim`` must equal the quality extractor's feature width.
+        quarf_stage: the encoder stage whose patch embedding is followed by the block (0: after
+            the first patch embedding, as the paper recommends). The block's width is that
+            stage's hidden size.
+        quality: the frozen quality extractor, as a spec dict understood by
+            :func:`quarf_hf.quality.build_quality_extractor` (e.g. ``{"type": "brisque"}``).
+            Its weights are saved with the model.
+        image_mean, image_std: the normalisation of ``pixel_values``; the model undoes it to give
+            the quality extractor pixels in [0, 1]. They must match the image processor.
+    """
+
+    model_type = "quarf_segformer"
+
+    quarf: dict | None = None
+    quarf_stage: int = 0
+    quality: dict | None = None
+    image_mean: list[float] | tuple[float, ...] = IMAGENET_MEAN
+    image_std: list[float] | tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self, **kwargs):
+        from .quality_spec import normalize_quality_spec, quality_feature_dim
+
+        self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
+        feature_dim = quality_feature_dim(self.quality)
+        quarf = dict(self.quarf or {})
+        quarf.setdefault("quality_dim", feature_dim)
+        quarf.setdefault("residual", True)
+        block = QuarfConfig.from_dict(quarf)  # validates every block setting
+        if block.quality_dim != feature_dim:
+            raise ValueError(
+                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
+                f"({self.quality.get('type')}), found {block.quality_dim}"
+            )
+        self.quarf = block.to_dict()
+        num_stages = self.num_encoder_blocks
+        if isinstance(self.quarf_stage, bool) or not isinstance(self.quarf_stage, int) or not 0 <= self.quarf_stage < num_stages:
+            raise ValueError(f"quarf_stage: expected an integer from 0 to {num_stages - 1}, found {self.quarf_stage!r}")
+        width = self.hidden_sizes[self.quarf_stage]
+        if width % block.num_groups:
+            raise ValueError(
+                f"quarf.num_groups: expected a divisor of stage {self.quarf_stage}'s width {width}, found {block.num_groups}"
+            )
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            if len(value) != self.num_channels:
+                raise ValueError(f"{name}: expected {self.num_channels} values, found {list(value)}")
+            setattr(self, name, [float(v) for v in value])
+        if min(self.image_std) <= 0:
+            raise ValueError(f"image_std: expected positive values, found {self.image_std}")
+        super().__post_init__(**kwargs)
+
+    @property
+    def quarf_config(self) -> QuarfConfig:
+        return QuarfConfig.from_dict(self.quarf)
+
+    @property
+    def min_image_size(self) -> int:
+        """The smallest height/width the encoder (and quality extractor) accept."""
+        stride = 1
+        for s in self.strides:
+            stride *= s
+        from .quality_spec import quality_min_size
+
+        return max(stride, quality_min_size(self.quality))
+
+
+__all__ = ["QuarfSegformerConfig"]

@@ -1,0 +1,173 @@
+"""``quarf-hf build``: turn a ``hub_configs/`` file into a Hub-ready model folder (and push it).
+
+A folder holds the weights (safetensors), ``config.json`` with ``auto_map``, the model code
+(so ``trust_remote_code=True`` works without this package), the image processor and a model
+card. It is written to a temporary folder beside ``--out`` and renamed into place at the end,
+so a failed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import yaml
+
+MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
+REPO_ROOT_HUB_CONFIGS = Path(__file__).resolve().parents[2] / "hub_configs"
+
+
+def load_hub_config(path) -> dict:
+    """Reads and checks one ``hub_configs/*.yaml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        candidate = REPO_ROOT_HUB_CONFIGS / f"{path.name}.yaml"
+        if candidate.is_file():
+            path = candidate
+        else:
+            raise FileNotFoundError(f"CONFIG: no such file {str(path)!r} (and no hub_configs/{path.name}.yaml)")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    for key in ("name", "model"):
+        if key not in data:
+            raise ValueError(f"CONFIG: {path} is missing the key {key!r}")
+    if data["model"] not in MODEL_KINDS:
+        raise ValueError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
+    if data["model"] == "quarf_segformer":
+        quarf = data.get("quarf", {})
+        stage = quarf.get("stage", 0)
+        width = data["segformer"]["hidden_sizes"][stage]
+        if quarf.get("width", width) != width:
+            raise ValueError(
+                f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
+            )
+    data["_path"] = str(path)
+    return data
+
+
+def _block_settings(data: dict) -> dict:
+    quarf = dict(data.get("quarf", {}))
+    quarf.pop("stage", None)
+    quarf.pop("width", None)
+    return quarf
+
+
+def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
+    from ..configuration_quarf_segformer import QuarfSegformerConfig
+    from ..modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
+    from ..quality_spec import resolve_quality
+
+    stage = data.get("quarf", {}).get("stage", 0)
+    quality = quality or data.get("quality", "brisque")
+    segformer = dict(data["segformer"])
+    if base:
+        return QuarfSegformerForSemanticSegmentation.from_segformer(
+            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **_block_settings(data)
+        ), True
+    extractor, spec = resolve_quality(quality)
+    config = QuarfSegformerConfig(**segformer, quarf=_block_settings(data), quarf_stage=stage, quality=spec)
+    model = QuarfSegformerForSemanticSegmentation(config)
+    model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
+    return model, False
+
+
+def _write_segformer_extras(model, data, folder: Path, base, repo_id):
+    from transformers import SegformerImageProcessor
+
+    from .model_card import write_model_card
+
+    size = int(data.get("image_size", 512))
+    SegformerImageProcessor(
+        size={"height": size, "width": size}, image_mean=model.config.image_mean, image_std=model.config.image_std
+    ).save_pretrained(folder)
+    reference = repo_id or f"<your-org>/{data['name']}"
+    quality = model.config.quality.get("type", "custom")
+    write_model_card(
+        folder,
+        metadata={
+            "library_name": "transformers",
+            "pipeline_tag": "image-segmentation",
+            "tags": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
+            "base_model": data.get("base_model") if base else None,
+            "license": data.get("license", "other"),
+        },
+        title=data["name"],
+        description=(
+            f"SegFormer with a QuARF block (quality-adaptive receptive fields, AAAI-25) after encoder stage "
+            f"{model.config.quarf_stage}'s patch embedding. A frozen {quality} quality model describes each input "
+            f"image and a router weights {len(model.config.quarf['experts'])} dilated-convolution experts per "
+            f"channel group. "
+            + ("Weights: the base SegFormer's, the QuARF block at identity init." if base else
+               "Weights: randomly initialised (no base checkpoint was given): fine-tune before use.")
+        ),
+        usage_snippet=(
+            "from transformers import pipeline\n\n"
+            f'segmenter = pipeline("image-segmentation", model="{reference}", trust_remote_code=True)\n'
+            'segments = segmenter("image.png")  # a list of {"label", "mask"}\n'
+        ),
+    )
+
+
+def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False) -> Path:
+    """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
+    data = load_hub_config(config_path)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
+    if push:
+        from .publish import resolve_token
+
+        resolve_token(None)  # fail before the (long) build when there is no token
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        if data["model"] == "quarf_segformer":
+            model, from_base = build_quarf_segformer(data, base, quality)
+            if not from_base:
+                warnings.warn(f"{data['name']}: no --base given, the model is randomly initialised", stacklevel=2)
+            model.save_pretrained(staging)
+            _write_segformer_extras(model, data, staging, base, push)
+        elif data["model"] == "contrique":
+            from ..convert_contrique import build_contrique_folder
+
+            build_contrique_folder(staging, checkpoint=base, overwrite=True, name=data["name"])
+        else:
+            from ..restoration_build import build_quarf_restoration
+
+            build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if push:
+        from .publish import push_folder_to_hub
+
+        push_folder_to_hub(out_dir, push, private=private)
+    return out_dir
+
+
+def run_build(args) -> int:
+    folder = build(args.config, args.out, base=args.base, quality=args.quality, push=args.push,
+                   private=args.private, overwrite=args.overwrite)
+    print(f"wrote {folder}")
+    if args.push:
+        print(f"pushed to {args.push}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("build", help="build a hub_configs/ variant into a Hub-ready folder")
+    parser.add_argument("config", help="a hub_configs/*.yaml file, or a variant name such as quarf-segformer-b0")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--base", help="base checkpoint: a SegFormer folder/Hub id, or CONTRIQUE_checkpoint25.tar")
+    parser.add_argument("--quality", help="quality extractor: brisque, contrique, or a converted CONTRIQUE folder/Hub id")
+    parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo (token from HF_TOKEN)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.set_defaults(func=run_build)

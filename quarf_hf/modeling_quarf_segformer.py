@@ -1,0 +1,256 @@
+"""QuARF-SegFormer: SegFormer with a quality-adaptive QuARF block in its encoder.
+
+The encoder is transformers' SegFormer, module for module (``segformer.stages.*`` and
+``decode_head.*`` keep SegFormer's names, so every pretrained SegFormer weight loads), plus:
+
+* ``segformer.quality_extractor``: a frozen image-quality model (BRISQUE or CONTRIQUE) run once
+  per image on the un-normalised pixels; its weights are saved with the model;
+* ``segformer.quarf``: the QuARF block, applied to the output of stage ``quarf_stage``'s patch
+  embedding (the first one by default, as the paper recommends). It is residual and starts as
+  the identity, so a model built from a pretrained SegFormer gives that SegFormer's logits.
+
+This file is shipped to the Hub with the model (``trust_remote_code=True``): it imports only
+torch, transformers and its flat siblings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import SegformerForSemanticSegmentation
+from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
+from transformers.models.segformer.modeling_segformer import (
+    SegformerDecodeHead,
+    SegformerPreTrainedModel,
+    SegformerStage,
+)
+
+from .configuration_quarf_segformer import QuarfSegformerConfig
+from .quarf import QuARF
+from .quality_spec import build_quality_extractor_from_spec
+
+
+@dataclass
+class QuarfSegformerModelOutput(BaseModelOutput):
+    """``BaseModelOutput`` plus ``routing_weights`` (batch, groups, experts) and the quality features."""
+
+    routing_weights: torch.FloatTensor | None = None
+    quality_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class QuarfSemanticSegmenterOutput(SemanticSegmenterOutput):
+    """``SemanticSegmenterOutput`` plus ``routing_weights`` (batch, groups, experts) and the quality features."""
+
+    routing_weights: torch.FloatTensor | None = None
+    quality_features: torch.FloatTensor | None = None
+
+
+class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
+    config_class = QuarfSegformerConfig
+    config: QuarfSegformerConfig
+    _can_record_outputs = {}  # hidden states are collected by our own encoder loop
+    _can_compile_fullgraph = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        config = kwargs.get("config")
+        if config is None:
+            from transformers import AutoConfig
+
+            try:
+                config = AutoConfig.from_pretrained(
+                    pretrained_model_name_or_path,
+                    **{k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code") if k in kwargs},
+                )
+            except (OSError, ValueError):
+                config = None
+            if config is not None and config.model_type == "segformer":
+                raise ValueError(
+                    f"pretrained_model_name_or_path: {pretrained_model_name_or_path!r} is a plain SegFormer "
+                    f"(model_type 'segformer'), not a QuARF-SegFormer. Build one from it with "
+                    f"QuarfSegformerForSemanticSegmentation.from_segformer({pretrained_model_name_or_path!r}, quality=...)"
+                )
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
+    def __init__(self, config: QuarfSegformerConfig):
+        super().__init__(config)
+        drop_path_decays = [
+            config.drop_path_rate * i / max(sum(config.depths) - 1, 1) for i in range(sum(config.depths))
+        ]
+        self.stages = nn.ModuleList(
+            SegformerStage(config, stage_idx, drop_path_decays) for stage_idx in range(config.num_encoder_blocks)
+        )
+        self.quarf = QuARF(config.hidden_sizes[config.quarf_stage], config=config.quarf)
+        self.quality_extractor = build_quality_extractor_from_spec(config.quality)
+        self.register_buffer("image_mean", torch.tensor(config.image_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(config.image_std).view(1, -1, 1, 1), persistent=False)
+        self.post_init()
+
+    def _check_pixel_values(self, pixel_values):
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width), found {found}")
+        if pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
+        min_size = self.config.min_image_size
+        if min(pixel_values.shape[-2:]) < min_size:
+            raise ValueError(
+                f"pixel_values: images must be at least {min_size}x{min_size} pixels for this encoder and "
+                f"quality extractor, found {tuple(pixel_values.shape[-2:])}"
+            )
+
+    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Quality features of normalised ``pixel_values``: un-normalise to [0, 1], run the frozen extractor."""
+        with torch.no_grad():
+            pixels = (pixel_values.float() * self.image_std + self.image_mean).clamp(0, 1)
+            return self.quality_extractor(pixels).float()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        quality_features: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        self._check_pixel_values(pixel_values)
+        if quality_features is None:
+            quality_features = self.compute_quality_features(pixel_values)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        all_hidden_states = ()
+        routing = None
+        hidden_states = pixel_values
+        for index, stage in enumerate(self.stages):
+            # SegformerStage.forward, with the QuARF block after the chosen patch embedding.
+            hidden_states, height, width = stage.patch_embeddings(hidden_states)
+            if index == self.config.quarf_stage:
+                hidden_states, routing = self._apply_quarf(hidden_states, height, width, quality_features)
+            for block in stage.blocks:
+                hidden_states = block(hidden_states, height, width)
+            hidden_states = stage.layer_norm(hidden_states)
+            if stage.reshape:
+                hidden_states = hidden_states.reshape(hidden_states.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
+            all_hidden_states += (hidden_states,)
+        return QuarfSegformerModelOutput(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            routing_weights=routing,
+            quality_features=quality_features,
+        )
+
+    def _apply_quarf(self, tokens, height, width, quality_features):
+        batch, _, channels = tokens.shape
+        feature_map = tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        out, routing = self.quarf(feature_map, quality_features.to(tokens.dtype), return_routing=True)
+        return out.flatten(2).transpose(1, 2), routing
+
+
+class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
+    def __init__(self, config: QuarfSegformerConfig):
+        super().__init__(config)
+        self.segformer = QuarfSegformerModel(config)
+        self.decode_head = SegformerDecodeHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        quality_features: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        if labels is not None and self.config.num_labels < 1:
+            raise ValueError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
+        outputs = self.segformer(pixel_values, quality_features=quality_features)
+        logits = self.decode_head(outputs.hidden_states)
+        loss = None
+        if labels is not None:
+            loss = segformer_loss(logits, labels, self.config)
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        result = QuarfSemanticSegmenterOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            routing_weights=outputs.routing_weights,
+            quality_features=outputs.quality_features,
+        )
+        return result if return_dict else result.to_tuple()
+
+    @classmethod
+    def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None, **block_kwargs):
+        """A QuARF-SegFormer holding every weight of a pretrained SegFormer.
+
+        ``pretrained_model_name_or_path``: a folder or Hub id of any SegFormer (b0-b5), fine-tuned
+        (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``; the decode head is then
+        initialised fresh for ``num_labels``). ``quality``: the quality extractor (see
+        :func:`quarf_hf.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
+        (residual defaults to True, so the new model starts with the SegFormer's exact logits).
+        """
+        from .quality_spec import resolve_quality
+
+        extractor, spec = resolve_quality(quality)
+        load_kwargs = {"num_labels": num_labels} if num_labels is not None else {}
+        base = SegformerForSemanticSegmentation.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        base_config = base.config.to_dict()
+        for key in ("model_type", "architectures", "auto_map", "transformers_version"):
+            base_config.pop(key, None)
+        image_mean, image_std = _processor_normalisation(pretrained_model_name_or_path)
+        quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}
+        config = QuarfSegformerConfig(
+            **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std
+        )
+        model = cls(config)
+        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+        allowed_missing = ("segformer.quarf.", "segformer.quality_extractor.")
+        really_missing = [k for k in missing if not k.startswith(allowed_missing)]
+        if really_missing or unexpected:
+            raise ValueError(
+                f"pretrained_model_name_or_path: weights did not map onto QuARF-SegFormer "
+                f"(missing {really_missing[:5]}, unexpected {unexpected[:5]})"
+            )
+        model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
+        return model
+
+
+def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+    """SegFormer's loss: logits upsampled to the labels' size, cross-entropy with the ignore index."""
+    upsampled = nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    if config.num_labels > 1:
+        return nn.functional.cross_entropy(upsampled, labels, ignore_index=config.semantic_loss_ignore_index)
+    valid = ((labels >= 0) & (labels != config.semantic_loss_ignore_index)).float()
+    loss = nn.functional.binary_cross_entropy_with_logits(upsampled.squeeze(1), labels.float(), reduction="none")
+    return (loss * valid).mean()
+
+
+def _processor_normalisation(path_or_id):
+    """The image mean/std of the SegFormer's saved image processor, ImageNet's if there is none."""
+    try:
+        from transformers import AutoImageProcessor
+
+        processor = AutoImageProcessor.from_pretrained(path_or_id)
+        return list(processor.image_mean), list(processor.image_std)
+    except (OSError, ValueError, AttributeError):
+        from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD
+
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+
+
+__all__ = [
+    "QuarfSegformerModel",
+    "QuarfSegformerForSemanticSegmentation",
+    "QuarfSegformerPreTrainedModel",
+    "QuarfSemanticSegmenterOutput",
+    "QuarfSegformerModelOutput",
+]

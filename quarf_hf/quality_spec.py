@@ -1,0 +1,76 @@
+"""Quality-extractor *specs*: the small dicts that QuARF model configs store.
+
+A QuARF model keeps its frozen quality extractor inside (weights in its own state dict), and
+the extractor's architecture in its config as a spec dict, so ``from_pretrained`` rebuilds it
+without any network access:
+
+* ``{"type": "brisque"}``: 36 BRISQUE features, no weights;
+* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``.
+
+Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+BRISQUE_MIN_SIZE = 32
+CONTRIQUE_MIN_SIZE = 64
+
+
+def normalize_quality_spec(spec) -> dict:
+    """``"brisque"`` / ``"contrique"`` / a spec dict -> a complete spec dict (no weights loaded)."""
+    if isinstance(spec, str) and spec in ("brisque", "contrique"):
+        spec = {"type": spec}
+    if not isinstance(spec, dict) or spec.get("type") not in ("brisque", "contrique"):
+        raise ValueError(
+            f"quality: expected 'brisque', 'contrique' or a spec dict with type 'brisque'/'contrique', found {spec!r}"
+        )
+    spec = dict(spec)
+    if spec["type"] == "contrique":
+        from .configuration_contrique import ContriqueConfig
+
+        config = spec.get("config") or {}
+        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k != "model_type"}).to_dict()
+    return spec
+
+
+def quality_feature_dim(spec) -> int:
+    spec = normalize_quality_spec(spec)
+    if spec["type"] == "brisque":
+        return 36
+    from .configuration_contrique import ContriqueConfig
+
+    return ContriqueConfig(**{k: v for k, v in spec["config"].items() if k != "model_type"}).feature_dim
+
+
+def quality_min_size(spec) -> int:
+    return BRISQUE_MIN_SIZE if normalize_quality_spec(spec)["type"] == "brisque" else CONTRIQUE_MIN_SIZE
+
+
+def build_quality_extractor_from_spec(spec) -> nn.Module:
+    """A frozen extractor with the spec's architecture (CONTRIQUE weights random until loaded)."""
+    from .quality import build_quality_extractor
+
+    return build_quality_extractor(normalize_quality_spec(spec))
+
+
+def resolve_quality(quality):
+    """Any way of naming an extractor -> (frozen module, spec dict).
+
+    ``quality``: ``"brisque"``, ``"contrique"`` (random weights), a folder or Hub id of a converted
+    CONTRIQUE, a spec dict, or an extractor module (with ``feature_dim``).
+    """
+    from .quality import build_quality_extractor, quality_spec_to_config
+
+    module = quality if isinstance(quality, nn.Module) else build_quality_extractor(quality)
+    return module, normalize_quality_spec(quality_spec_to_config(module))
+
+
+__all__ = [
+    "normalize_quality_spec",
+    "quality_feature_dim",
+    "quality_min_size",
+    "build_quality_extractor_from_spec",
+    "resolve_quality",
+]

@@ -1,0 +1,224 @@
+"""QuARF-SegFormer: outputs, loss, loading from SegFormer, Auto classes, remote code, pipeline, errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSemanticSegmentation,
+    SegformerConfig,
+    SegformerForSemanticSegmentation,
+    SegformerImageProcessor,
+    SegformerModel,
+    pipeline,
+)
+
+from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
+
+TINY = dict(
+    hidden_sizes=[8, 16, 16, 16],
+    depths=[1, 1, 1, 1],
+    num_attention_heads=[1, 1, 1, 1],
+    decoder_hidden_size=16,
+    num_labels=3,
+)
+
+
+def tiny_quarf(**kwargs):
+    torch.manual_seed(0)
+    config = QuarfSegformerConfig(**TINY, quality="brisque", **kwargs)
+    return QuarfSegformerForSemanticSegmentation(config).eval()
+
+
+def pixel_batch(batch=2, size=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, size, size, generator=gen)
+
+
+def test_forward_outputs_and_loss():
+    """Logits at 1/4 resolution, routing (B, groups, experts); the loss is SegFormer's CE on upsampled logits."""
+    model = tiny_quarf()
+    pixels = pixel_batch()
+    labels = torch.randint(0, 3, (2, 64, 64), generator=torch.Generator().manual_seed(1))
+    labels[0, :4] = 255  # ignored
+    out = model(pixels, labels=labels)
+    assert out.logits.shape == (2, 3, 16, 16)
+    assert out.routing_weights.shape == (2, 4, 4)
+    torch.testing.assert_close(out.routing_weights.sum(-1), torch.ones(2, 4))
+    assert out.quality_features.shape == (2, 36)
+    upsampled = torch.nn.functional.interpolate(out.logits, size=(64, 64), mode="bilinear", align_corners=False)
+    expected = torch.nn.functional.cross_entropy(upsampled, labels, ignore_index=255)
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_quality_features_come_from_unnormalised_pixels():
+    """The model un-normalises pixel_values with the config's mean/std before the extractor."""
+    model = tiny_quarf()
+    images01 = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    mean = torch.tensor(model.config.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.config.image_std).view(1, 3, 1, 1)
+    out = model((images01 - mean) / std)
+    direct = model.segformer.quality_extractor(images01)
+    torch.testing.assert_close(out.quality_features, direct, atol=1e-4, rtol=1e-4)
+
+
+def test_quarf_stage_choice_sets_block_width():
+    model = tiny_quarf(quarf_stage=1)
+    assert model.segformer.quarf.in_channels == 16
+    assert model(pixel_batch()).logits.shape == (2, 3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def plain_segformer_folder(tmp_path_factory):
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("segformer")
+    model = SegformerForSemanticSegmentation(SegformerConfig(**TINY)).eval()
+    model.save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder, model
+
+
+def test_from_segformer_keeps_every_weight_and_logits(plain_segformer_folder):
+    """With the identity-initialised residual block, logits equal the original SegFormer's."""
+    folder, original = plain_segformer_folder
+    model = QuarfSegformerForSemanticSegmentation.from_segformer(folder, quality="brisque").eval()
+    pixels = pixel_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels).logits, original(pixels).logits, atol=1e-6, rtol=1e-6)
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_from_backbone_only_checkpoint(tmp_path):
+    """A backbone-only mit-b* style checkpoint (SegformerModel) fills the encoder; the head is new."""
+    torch.manual_seed(2)
+    backbone = SegformerModel(SegformerConfig(**TINY)).eval()
+    backbone.save_pretrained(tmp_path)
+    model = QuarfSegformerForSemanticSegmentation.from_segformer(tmp_path, quality="brisque", num_labels=5).eval()
+    pixels = pixel_batch()
+    with torch.no_grad():
+        ours = model.segformer(pixels).hidden_states
+        theirs = backbone(pixels, output_hidden_states=True).hidden_states
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    assert model(pixels).logits.shape[1] == 5
+
+
+def test_auto_classes_resolve_our_models(tmp_path):
+    model = tiny_quarf()
+    model.save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), QuarfSegformerConfig)
+    loaded = AutoModelForSemanticSegmentation.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, QuarfSegformerForSemanticSegmentation)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), QuarfSegformerModel)
+    pixels = pixel_batch()
+    torch.testing.assert_close(loaded(pixels).logits, model(pixels).logits)
+
+
+def saved_with_processor(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path)
+    return tmp_path
+
+
+def test_save_writes_code_and_auto_map(tmp_path):
+    folder = saved_with_processor(tmp_path, tiny_quarf())
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSemanticSegmentation"].endswith("QuarfSegformerForSemanticSegmentation")
+    assert config["auto_map"]["AutoConfig"].endswith("QuarfSegformerConfig")
+    for name in ("modeling_quarf_segformer.py", "configuration_quarf_segformer.py", "quarf.py"):
+        assert (folder / name).exists(), name
+
+
+BLOCKED_IMPORT = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "quarf_hf" or name.startswith("quarf_hf."):
+            raise ImportError("quarf_hf is blocked in this process")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_quarf_hf(code: str, cwd) -> dict:
+    """Runs ``code`` in a fresh Python where ``import quarf_hf`` fails; returns its JSON output."""
+    script = BLOCKED_IMPORT + code
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_loads_with_remote_code_without_the_package(tmp_path):
+    """A saved folder loads with trust_remote_code=True where quarf_hf cannot be imported, same logits."""
+    model = tiny_quarf()
+    folder = saved_with_processor(tmp_path / "model", model)
+    pixels = pixel_batch()
+    torch.save(pixels, tmp_path / "pixels.pt")
+    with torch.no_grad():
+        expected = model(pixels).logits
+    code = f"""
+import json, torch
+try:
+    import quarf_hf
+    blocked = False
+except ImportError:
+    blocked = True
+from transformers import AutoModelForSemanticSegmentation
+model = AutoModelForSemanticSegmentation.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+with torch.no_grad():
+    logits = model(torch.load({str(tmp_path / 'pixels.pt')!r})).logits
+torch.save(logits, {str(tmp_path / 'logits.pt')!r})
+print(json.dumps({{"blocked": blocked, "module": type(model).__module__}}))
+"""
+    info = run_without_quarf_hf(code, tmp_path)
+    assert info["blocked"] is True
+    assert not info["module"].startswith("quarf_hf")
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_image_segmentation_pipeline(tmp_path):
+    """pipeline('image-segmentation') preprocesses with the saved processor and returns one mask per class found."""
+    model = tiny_quarf()
+    folder = saved_with_processor(tmp_path, model)
+    segmenter = pipeline("image-segmentation", model=str(folder))
+    image = Image.fromarray((np.random.default_rng(0).random((80, 96, 3)) * 255).astype(np.uint8))
+    segments = segmenter(image)
+    assert segments and all(s["mask"].size == image.size for s in segments)
+    processor = SegformerImageProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        logits = model(**processor(image, return_tensors="pt")).logits
+    upsampled = torch.nn.functional.interpolate(logits, size=(80, 96), mode="bilinear", align_corners=False)
+    expected_classes = {model.config.id2label[int(i)] for i in upsampled.argmax(1).unique()}
+    assert {s["label"] for s in segments} == expected_classes
+
+
+def test_plain_segformer_folder_points_to_from_segformer(plain_segformer_folder):
+    folder, _ = plain_segformer_folder
+    with pytest.raises(ValueError, match="from_segformer"):
+        QuarfSegformerForSemanticSegmentation.from_pretrained(folder)
+
+
+def test_quality_width_mismatch_rejected_at_config():
+    with pytest.raises(ValueError, match="quarf.quality_dim: expected the quality extractor's feature width 36"):
+        QuarfSegformerConfig(**TINY, quality="brisque", quarf={"quality_dim": 4096})
+
+
+def test_invalid_stage_and_groups_rejected():
+    with pytest.raises(ValueError, match="quarf_stage: expected an integer from 0 to 3, found 4"):
+        QuarfSegformerConfig(**TINY, quality="brisque", quarf_stage=4)
+    with pytest.raises(ValueError, match="quarf.num_groups: expected a divisor of stage 0's width 8"):
+        QuarfSegformerConfig(**TINY, quality="brisque", quarf={"num_groups": 3})
+
+
+def test_too_small_images_get_a_clear_message():
+    model = tiny_quarf()
+    with pytest.raises(ValueError, match="pixel_values: images must be at least"):
+        model(torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="pixel_values: expected 3 channels"):
+        model(torch.randn(1, 1, 64, 64))
