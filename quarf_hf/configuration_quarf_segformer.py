@@ -8,6 +8,13 @@ from .quarf import QuarfConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Written into every saved config, so a folder loads with trust_remote_code=True through
+# AutoConfig, AutoModel and AutoModelForSemanticSegmentation alike.
+AUTO_MAP = {
+    "AutoConfig": "configuration_quarf_segformer.QuarfSegformerConfig",
+    "AutoModel": "modeling_quarf_segformer.QuarfSegformerModel",
+    "AutoModelForSemanticSegmentation": "modeling_quarf_segformer.QuarfSegformerForSemanticSegmentation",
+}
 
 
 class QuarfSegformerConfig(SegformerConfig):
@@ -65,6 +72,7 @@ class QuarfSegformerConfig(SegformerConfig):
         if min(self.image_std) <= 0:
             raise ValueError(f"image_std: expected positive values, found {self.image_std}")
         super().__post_init__(**kwargs)
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 
     @property
     def quarf_config(self) -> QuarfConfig:

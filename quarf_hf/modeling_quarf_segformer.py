@@ -175,7 +175,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         loss = None
         if labels is not None:
             loss = segformer_loss(logits, labels, self.config)
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -201,7 +201,10 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         from .quality_spec import resolve_quality
 
         extractor, spec = resolve_quality(quality)
-        load_kwargs = {"num_labels": num_labels} if num_labels is not None else {}
+        load_kwargs = {}
+        if num_labels is not None:  # a new head: give it matching (generic) label names
+            labels = {i: f"LABEL_{i}" for i in range(num_labels)}
+            load_kwargs = {"num_labels": num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()}}
         base = SegformerForSemanticSegmentation.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):
