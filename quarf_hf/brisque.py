@@ -52,8 +52,9 @@ tolerance of ``RANGE_TOLERANCE``), finite, ``H, W >= MIN_SIZE`` (14: the half-si
 still hold the 7x7 window; OpenCV itself accepts smaller images and returns NaN or noise).
 bfloat16 cannot hold 8-bit levels exactly (some are off by one). Computation is float32 (OpenCV's
 working type) with float64 fits, on the input's device; the output is ``(B, 36)`` in the input's
-dtype. No weights and no state-dict entries. The input check is the only host synchronisation
-(plus the one-time arithmetic check on a new device).
+dtype, without autograd (8-bit quantisation and a grid search have no useful gradient). No
+weights and no state-dict entries. The input check is the only host synchronisation (plus the
+one-time arithmetic check on a new device).
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class BrisqueFeatures(nn.Module):
             self._grids[device] = tuple(grid.to(device) for grid in self._grids[torch.device("cpu")])
         return self._grids[device]
 
+    @torch.no_grad()  # 8-bit quantisation and a grid search: there is no useful gradient
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         _check_pixel_values(pixel_values)
         shape_grid, ratio_grid = self._grids_on(pixel_values.device)
@@ -171,7 +173,9 @@ def _check_pixel_values(pixel_values: torch.Tensor) -> None:
         raise ValueError(f"pixel_values: expected 1 or 3 channels (dim 1), found shape {shape}")
     if shape[0] == 0 or min(shape[2:]) < MIN_SIZE:
         raise ValueError(f"pixel_values: expected B >= 1 and H, W >= {MIN_SIZE}, found shape {shape}")
-    low, high = torch.stack(torch.aminmax(pixel_values)).tolist()  # one pass, one sync
+    # Reduce in memory order (a channels-last batch is not copied first): one pass, one sync.
+    in_memory_order = pixel_values.permute(sorted(range(4), key=lambda dim: -pixel_values.stride(dim)))
+    low, high = torch.stack(torch.aminmax(in_memory_order)).tolist()
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"pixel_values: expected finite values, found min {low}, max {high}")
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
@@ -182,18 +186,18 @@ def _opencv_gray(pixel_values: torch.Tensor) -> torch.Tensor:
     """(B, H, W) float32 gray image as OpenCV's BRISQUE sees an 8-bit image: BGR2GRAY in
     fixed point, then convertTo(CV_32F, 1/255)."""
     channels = pixel_values.unbind(1)
+    level = torch.empty_like(channels[0], dtype=torch.float32)
     if len(channels) == 1:
-        gray = _to_levels(channels[0])
-    else:
-        gray = torch.zeros_like(channels[0], dtype=torch.float32)
-        for channel, weight in zip(channels, _GRAY_WEIGHTS_U8):  # R, G, B
-            gray.add_(_to_levels(channel), alpha=weight)  # integers < 2^24: exact
-        gray.add_(_GRAY_SHIFT_U8 / 2).div_(_GRAY_SHIFT_U8).floor_()
-    return gray.mul_(_INV_255)
+        return _to_level(channels[0], out=level).mul_(_INV_255)
+    gray = torch.zeros_like(level)
+    for channel, weight in zip(channels, _GRAY_WEIGHTS_U8):  # R, G, B
+        gray.add_(_to_level(channel, out=level), alpha=weight)  # integers < 2^24: exact
+    return gray.add_(_GRAY_SHIFT_U8 / 2).div_(_GRAY_SHIFT_U8).floor_().mul_(_INV_255)
 
 
-def _to_levels(channel: torch.Tensor) -> torch.Tensor:
-    return (channel.float() * 255).round_().clamp_(0, 255)
+def _to_level(channel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The 8-bit value OpenCV would receive: round(255 x), saturated."""
+    return torch.mul(channel, 255, out=out).round_().clamp_(0, 255)
 
 
 def _cubic_taps(src: int, dst: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,9 +220,9 @@ def _resize_rows(image: torch.Tensor, size: int) -> torch.Tensor:
     (= sum_k w_k S_k) so that flat regions keep their value exactly. Whole rows are gathered."""
     index, weights = _cubic_taps(image.shape[1], size, image.device)
     second = image.index_select(1, index[:, 1])
-    out = second.clone()
+    out, difference = second.clone(), torch.empty_like(second)
     for k in (0, 2, 3):
-        difference = image.index_select(1, index[:, k]).sub_(second)
+        torch.index_select(image, 1, index[:, k], out=difference).sub_(second)
         out.addcmul_(difference, weights[:, k].view(1, size, 1))
     return out
 
@@ -230,28 +234,51 @@ def _half_size_cubic(gray: torch.Tensor) -> torch.Tensor:
     return _resize_rows(rows_resized, width // 2).transpose(1, 2).contiguous()
 
 
-def _gaussian_blur(image: torch.Tensor) -> torch.Tensor:
+class _WorkMaps:
+    """Three work maps for one scale, reused by both blurs and then by the five moment sums:
+    on the CPU, fresh large allocations cost page faults, as much as the arithmetic."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        batch, height, width = image.shape
+        pad = _WINDOW_SIZE // 2
+        self.shape = image.shape
+        self.wide = image.new_empty(batch, height, width + 2 * pad)  # columns replicated
+        self.tall = image.new_empty(batch, height + 2 * pad, width)  # row-filtered, rows replicated
+        self.pair = image.new_empty(batch, height, width)
+
+    def as_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same memory as three (B, H, W) maps, once the blurs are done."""
+        size = self.pair.numel()
+        return tuple(buffer.view(-1)[:size].view(self.shape) for buffer in (self.wide, self.tall, self.pair))
+
+
+def _gaussian_blur(image: torch.Tensor, work: _WorkMaps) -> torch.Tensor:
     """OpenCV's float32 GaussianBlur(7x7, sigma 7/6, BORDER_REPLICATE) of (B, H, W), with its
     rounding: rows accumulate fma(k[i], x[i], s) for i = 0..6; columns start from k[3] * centre
     and add fma(k[i], up + down, s) for i = 2, 1, 0 (``add_(alpha=k)`` is the fused step)."""
     height, width = image.shape[-2:]
     taps, pad = _GAUSSIAN_TAPS, _WINDOW_SIZE // 2
-    padded = F.pad(image[:, None], (pad, pad, pad, pad), mode="replicate")[:, 0]
-    rows = padded[..., :width] * taps[0]
+    wide, tall, pair = work.wide, work.tall, work.pair
+    wide[..., pad : pad + width] = image
+    wide[..., :pad] = image[..., :1]
+    wide[..., pad + width :] = image[..., -1:]
+    rows = torch.mul(wide[..., :width], taps[0], out=tall[:, pad : pad + height])
     for i in range(1, _WINDOW_SIZE):
-        rows.add_(padded[..., i : i + width], alpha=taps[i])
-    out = rows[:, pad : pad + height] * taps[pad]
-    pair = torch.empty_like(out)
+        rows.add_(wide[..., i : i + width], alpha=taps[i])
+    tall[:, :pad] = rows[:, :1]
+    tall[:, pad + height :] = rows[:, -1:]
+    out = tall[:, pad : pad + height] * taps[pad]
     for i in reversed(range(pad)):
-        torch.add(rows[:, i : i + height], rows[:, 2 * pad - i : 2 * pad - i + height], out=pair)
+        torch.add(tall[:, i : i + height], tall[:, 2 * pad - i : 2 * pad - i + height], out=pair)
         out.add_(pair, alpha=taps[i])
     return out
 
 
-def _mscn(image: torch.Tensor) -> torch.Tensor:
+def _mscn(image: torch.Tensor, work: _WorkMaps) -> torch.Tensor:
     """Mean-subtracted contrast-normalised map, each step rounded to float32 as in OpenCV."""
-    mu = _gaussian_blur(image)
-    variance = _gaussian_blur(image * image).sub_(mu * mu)  # not fused: OpenCV rounds mu^2
+    mu = _gaussian_blur(image, work)
+    variance = _gaussian_blur(torch.mul(image, image, out=work.pair), work)
+    variance.sub_(torch.mul(mu, mu, out=work.pair))  # not fused: OpenCV rounds mu^2
     sigma = variance.sqrt_().add_(_INV_255)  # NaN where the variance came out negative
     mscn = torch.sub(image, mu, out=mu).div_(sigma)
     return mscn.nan_to_num_(nan=0.0)  # OpenCV drops NaN pixels from every fit
@@ -259,9 +286,9 @@ def _mscn(image: torch.Tensor) -> torch.Tensor:
 
 def _scale_sums(image: torch.Tensor) -> torch.Tensor:
     """(B, 5 maps, 6) float64 moment sums of the MSCN map and its four paired products."""
-    mscn = _mscn(image)
-    # Work maps reused by all five maps: fresh large allocations cost page faults.
-    product, positive, sign = (torch.empty_like(mscn) for _ in range(3))
+    work = _WorkMaps(image)
+    mscn = _mscn(image, work)
+    product, positive, sign = work.as_maps()
     sums = [_moment_sums(mscn, positive, sign)]
     for shift in _PAIR_SHIFTS:
         sums.append(_moment_sums(_paired_product(mscn, shift, out=product), positive, sign))

@@ -178,6 +178,18 @@ def test_dtypes(brisque, dtype):
     torch.testing.assert_close(out.float(), reference, rtol=tolerance, atol=1e-6)
 
 
+def test_input_requiring_grad_and_channels_last(brisque):
+    """An input that requires grad, or is stored channels-last (as from an HWC array), gives
+    the same features; the output carries no graph (the features are not differentiable)."""
+    x = to_pixel_values(generated_images()["gradient 97x131"])
+    reference = brisque(x)
+    with_grad = brisque(x.clone().requires_grad_(True))
+    assert not with_grad.requires_grad
+    channels_last = brisque(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(with_grad, reference, rtol=0, atol=0)
+    torch.testing.assert_close(channels_last, reference, rtol=0, atol=0)
+
+
 def test_module_has_no_state_and_survives_casting(brisque):
     """No parameters or state-dict entries; casting the module (model.half()) changes nothing."""
     module = BrisqueFeatures()
