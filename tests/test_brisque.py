@@ -201,6 +201,19 @@ def test_module_has_no_state_and_survives_casting(brisque):
     torch.testing.assert_close(module(x), before, rtol=0, atol=0)
 
 
+def test_fused_add_check(monkeypatch):
+    """The blur relies on torch.add(alpha=k) rounding once (as OpenCV's FMA filter); this CPU
+    does so, and where a device does not, the first call on it warns."""
+    from quarf_hf import brisque as brisque_module
+
+    assert brisque_module._add_is_fused(torch.device("cpu"))
+    monkeypatch.setattr(brisque_module, "_add_is_fused", lambda device: False)
+    x = to_pixel_values(generated_images()["texture 33x47"])
+    module = BrisqueFeatures()
+    with pytest.warns(UserWarning, match="not a fused multiply-add on cpu"):
+        module(x)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(brisque):
     """The same batch on CUDA gives the CPU features and stays on the device."""
