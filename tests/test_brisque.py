@@ -18,10 +18,6 @@ from PIL import Image
 
 from quarf_hf.brisque import FEATURE_DIM, MIN_SIZE, BrisqueFeatures
 
-cv2 = pytest.importorskip("cv2")
-if not hasattr(cv2, "quality"):
-    pytest.skip("opencv-contrib (cv2.quality) is not installed", allow_module_level=True)
-
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "natural-images"
 PHOTO_SIZE = 320  # longest side; keeps the test fast
 
@@ -33,6 +29,9 @@ def brisque() -> BrisqueFeatures:
 
 def opencv_features(image: np.ndarray) -> np.ndarray:
     """OpenCV's features of an 8-bit RGB (H, W, 3) or gray (H, W) image."""
+    cv2 = pytest.importorskip("cv2", reason="test dependency opencv-contrib-python-headless missing")
+    if not hasattr(cv2, "quality"):
+        pytest.skip("cv2 has no quality module: install opencv-contrib-python-headless")
     bgr = np.ascontiguousarray(image[..., ::-1]) if image.ndim == 3 else image
     return cv2.quality.QualityBRISQUE_computeFeatures(bgr)[0].astype(np.float64)
 
