@@ -68,7 +68,6 @@ import math
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 FEATURE_DIM = 36
