@@ -1,7 +1,53 @@
-"""quarf-hf: Quality-Adaptive Receptive Fields (QuARF, AAAI-25) as Hub-native models."""
+"""quarf-hf: Quality-Adaptive Receptive Fields (QuARF, AAAI-25) as Hub-native models.
 
+Importing the package registers its configs and models with transformers' Auto classes, and
+marks them to be saved with their code (``auto_map``), so saved folders also load with
+``trust_remote_code=True`` where this package is not installed.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
+
+from .brisque import BrisqueFeatures
+from .configuration_contrique import ContriqueConfig
+from .configuration_quarf_segformer import QuarfSegformerConfig
+from .insertion import insert_quarf
+from .modeling_contrique import ContriqueModel
+from .modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
+from .quality import build_quality_extractor, extract_quality
 from .quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
 
 __version__ = "0.1.0"
 
-__all__ = ["QuARF", "QuarfConfig", "quarf_aux_loss", "quarf_blocks", "receptive_field"]
+
+def _register_auto_classes() -> None:
+    AutoConfig.register(ContriqueConfig.model_type, ContriqueConfig, exist_ok=True)
+    AutoModel.register(ContriqueConfig, ContriqueModel, exist_ok=True)
+    AutoConfig.register(QuarfSegformerConfig.model_type, QuarfSegformerConfig, exist_ok=True)
+    AutoModel.register(QuarfSegformerConfig, QuarfSegformerModel, exist_ok=True)
+    AutoModelForSemanticSegmentation.register(QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, exist_ok=True)
+    # save_pretrained then writes auto_map and copies the code files next to the weights.
+    ContriqueConfig.register_for_auto_class()
+    ContriqueModel.register_for_auto_class("AutoModel")
+    QuarfSegformerConfig.register_for_auto_class()
+    QuarfSegformerModel.register_for_auto_class("AutoModel")
+    QuarfSegformerForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
+
+
+_register_auto_classes()
+
+__all__ = [
+    "QuARF",
+    "QuarfConfig",
+    "quarf_aux_loss",
+    "quarf_blocks",
+    "receptive_field",
+    "BrisqueFeatures",
+    "ContriqueConfig",
+    "ContriqueModel",
+    "build_quality_extractor",
+    "extract_quality",
+    "QuarfSegformerConfig",
+    "QuarfSegformerModel",
+    "QuarfSegformerForSemanticSegmentation",
+    "insert_quarf",
+]

@@ -64,6 +64,7 @@ one-time arithmetic check on a new device).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -101,7 +102,8 @@ def _gaussian_taps() -> list[float]:
 _GAUSSIAN_TAPS = _gaussian_taps()
 
 
-def _shape_search_grid() -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=1)
+def _shape_search_grid() -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The AGGD shapes OpenCV tries and their ratio r(g) = G(2/g)^2 / (G(1/g) G(3/g)), float64.
 
     OpenCV steps ``g`` from 0.2 by 0.001 while ``g < 10``, adding in double precision; the
@@ -113,7 +115,7 @@ def _shape_search_grid() -> tuple[torch.Tensor, torch.Tensor]:
         shapes.append(g)
         ratios.append(math.gamma(2 / g) ** 2 / (math.gamma(1 / g) * math.gamma(3 / g)))
         g += 0.001
-    return torch.tensor(shapes, dtype=torch.float64), torch.tensor(ratios, dtype=torch.float64)
+    return tuple(shapes), tuple(ratios)
 
 
 def _add_is_fused(device: torch.device) -> bool:
@@ -140,8 +142,7 @@ class BrisqueFeatures(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         # The float64 search grid stays out of the buffers, so that a model-wide .half()
-        # cannot round it; it is copied once to each device it is used on.
-        self._grid = _shape_search_grid()
+        # cannot round it (nor meta-device initialisation empty it); it is made once per device.
         self._grids_by_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _grids_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,7 +153,9 @@ class BrisqueFeatures(nn.Module):
                     "features of images with flat areas will differ from OpenCV's by up to a few percent",
                     stacklevel=3,
                 )
-            self._grids_by_device[device] = tuple(grid.to(device) for grid in self._grid)
+            self._grids_by_device[device] = tuple(
+                torch.tensor(values, dtype=torch.float64, device=device) for values in _shape_search_grid()
+            )
         return self._grids_by_device[device]
 
     @torch.no_grad()  # 8-bit quantisation and a grid search: there is no useful gradient

@@ -87,8 +87,6 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         )
         self.quarf = QuARF(config.hidden_sizes[config.quarf_stage], config=config.quarf)
         self.quality_extractor = build_quality_extractor_from_spec(config.quality)
-        self.register_buffer("image_mean", torch.tensor(config.image_mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(config.image_std).view(1, -1, 1, 1), persistent=False)
         self.post_init()
 
     def _check_pixel_values(self, pixel_values):
@@ -106,8 +104,11 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
 
     def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Quality features of normalised ``pixel_values``: un-normalise to [0, 1], run the frozen extractor."""
+        # From the config on each call (3 numbers): buffers made at meta-device init would be empty.
+        mean = torch.tensor(self.config.image_mean, device=pixel_values.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.config.image_std, device=pixel_values.device).view(1, -1, 1, 1)
         with torch.no_grad():
-            pixels = (pixel_values.float() * self.image_std + self.image_mean).clamp(0, 1)
+            pixels = (pixel_values.float() * std + mean).clamp(0, 1)
             return self.quality_extractor(pixels).float()
 
     def forward(

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-BRISQUE_MIN_SIZE = 32
+from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
+
 CONTRIQUE_MIN_SIZE = 64
 
 
@@ -31,7 +32,7 @@ def normalize_quality_spec(spec) -> dict:
         from .configuration_contrique import ContriqueConfig
 
         config = spec.get("config") or {}
-        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k != "model_type"}).to_dict()
+        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k != "model_type"}).architecture_dict()
     return spec
 
 

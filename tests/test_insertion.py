@@ -42,7 +42,7 @@ def test_block_sees_quality_of_the_model_input_and_trains():
     pixels01 = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     insertion = insert_quarf(model, after="convnext.embeddings.patch_embeddings", quality="brisque", pixel_mean=0.5, pixel_std=0.5)
     seen = {}
-    hook = insertion.block.register_forward_hook(lambda m, args, out: seen.setdefault("q", args[1]))
+    hook = insertion.block.register_forward_hook(lambda m, args, out: seen.update(q=args[1]))
     model(pixel_values=(pixels01 - 0.5) / 0.5)
     hook.remove()
     torch.testing.assert_close(seen["q"], insertion.quality_extractor(pixels01), atol=1e-4, rtol=1e-4)

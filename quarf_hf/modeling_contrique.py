@@ -1,0 +1,99 @@
+"""CONTRIQUE as a transformers ``PreTrainedModel``.
+
+The official recipe (pavancm/CONTRIQUE, ``demo_feat.py``): a torchvision ResNet-50 without its
+pooling and classifier encodes the image and a half-size copy; each encoder output is
+global-average pooled and L2-normalised; the two 2048-d vectors are concatenated into the 4096-d
+quality feature. Input is RGB in [0, 1], with no mean/std normalisation.
+
+The half-size copy is made here with torch's antialiased bicubic resize (the same kernel as
+PIL's default ``Image.resize``, which the official demo uses on the 8-bit image); PIL rounds the
+result to 8 bits, we keep floats, so features differ from the demo's by that rounding only.
+
+Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, ResNetModel
+from transformers.utils import ModelOutput
+
+from .configuration_contrique import ContriqueConfig
+
+
+@dataclass
+class ContriqueOutput(ModelOutput):
+    """``quality_features`` (B, 2 * hidden): full and half scale; ``projections`` (B, 2, projection_dim) when asked."""
+
+    quality_features: torch.FloatTensor | None = None
+    projections: torch.FloatTensor | None = None
+
+
+class ContriquePreTrainedModel(PreTrainedModel):
+    config_class = ContriqueConfig
+    config: ContriqueConfig
+    base_model_prefix = "contrique"
+    main_input_name = "pixel_values"
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class ContriqueModel(ContriquePreTrainedModel):
+    def __init__(self, config: ContriqueConfig):
+        super().__init__(config)
+        self.encoder = ResNetModel(config.resnet_config())
+        width = config.hidden_sizes[-1]
+        # CONTRIQUE's projector: Linear -> BN -> ReLU -> Linear -> BN, no biases.
+        self.projector = nn.Sequential(
+            nn.Linear(width, width, bias=False),
+            nn.BatchNorm1d(width),
+            nn.ReLU(),
+            nn.Linear(width, config.projection_dim, bias=False),
+            nn.BatchNorm1d(config.projection_dim),
+        )
+        self.post_init()
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def _check_pixel_values(self, pixel_values):
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, 3, height, width) in [0, 1], found {found}")
+        if pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
+        if not pixel_values.is_floating_point():
+            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
+        size = self.config.min_image_size
+        if min(pixel_values.shape[-2:]) < size:
+            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+
+    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """L2-normalised global-average encoder features, (B, hidden)."""
+        pooled = self.encoder(pixel_values).last_hidden_state.mean(dim=(2, 3))
+        return nn.functional.normalize(pooled, dim=1)
+
+    def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
+        self._check_pixel_values(pixel_values)
+        height, width = pixel_values.shape[-2:]
+        half = nn.functional.interpolate(
+            pixel_values, size=(height // 2, width // 2), mode="bicubic", antialias=True, align_corners=False
+        )
+        full_features, half_features = self.encode(pixel_values), self.encode(half)
+        projections = None
+        if return_projections:
+            projections = torch.stack([self.projector(full_features), self.projector(half_features)], dim=1)
+        output = ContriqueOutput(quality_features=torch.cat([full_features, half_features], dim=1), projections=projections)
+        return output if return_dict is not False else output.to_tuple()
+
+
+__all__ = ["ContriqueModel", "ContriquePreTrainedModel", "ContriqueOutput"]
