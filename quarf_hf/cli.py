@@ -11,9 +11,11 @@ import argparse
 import importlib
 import sys
 
-# (module, attribute) pairs, in the order the commands appear in ``--help``.
+# Modules with a ``register(subparsers)``, in the order the commands appear in ``--help``.
 COMMAND_MODULES = [
     "quarf_hf.demo",
+    "quarf_hf.hub.build",
+    "quarf_hf.convert_contrique",
 ]
 
 

@@ -1,0 +1,154 @@
+"""``quarf-hf convert-contrique``: the official CONTRIQUE checkpoint -> a Hub-ready ContriqueModel folder.
+
+The official ``CONTRIQUE_checkpoint25.tar`` is a plain state dict of the training module:
+``encoder.*`` is a torchvision ResNet-50 without its last two children
+(``encoder.0`` conv1, ``encoder.1`` bn1, ``encoder.4``-``encoder.7`` layer1-layer4) and
+``projector.*`` the MLP head (``projector.0`` Linear, ``.1`` BatchNorm1d, ``.3`` Linear,
+``.4`` BatchNorm1d). It is read with ``torch.load(..., weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .configuration_contrique import ContriqueConfig
+from .modeling_contrique import ContriqueModel
+
+_BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def official_to_hf_key(key: str) -> str | None:
+    """Maps one official key to its ``ContriqueModel`` name; None when it has no counterpart."""
+    if key.startswith("projector."):
+        return key
+    match = re.fullmatch(r"encoder\.([01])\.(\w+)", key)
+    if match:
+        layer, suffix = match.groups()
+        return f"encoder.embedder.embedder.{'convolution' if layer == '0' else 'normalization'}.{suffix}"
+    match = re.fullmatch(r"encoder\.([4-7])\.(\d+)\.(conv[123]|bn[123]|downsample\.[01])\.(\w+)", key)
+    if not match:
+        return None
+    stage, block, part, suffix = match.groups()
+    prefix = f"encoder.encoder.stages.{int(stage) - 4}.layers.{block}"
+    if part.startswith("downsample"):
+        kind = "convolution" if part.endswith("0") else "normalization"
+        return f"{prefix}.shortcut.{kind}.{suffix}"
+    index = int(part[-1]) - 1
+    kind = "convolution" if part.startswith("conv") else "normalization"
+    return f"{prefix}.layer.{index}.{kind}.{suffix}"
+
+
+def convert_state_dict(official: dict, config: ContriqueConfig | None = None) -> ContriqueModel:
+    """A ``ContriqueModel`` holding the official weights; every key is accounted for, or a ValueError says which not."""
+    if not isinstance(official, dict) or not all(isinstance(k, str) for k in official):
+        raise ValueError("checkpoint: expected a state dict (str -> tensor), found " + type(official).__name__)
+    if "state_dict" in official and isinstance(official["state_dict"], dict):
+        official = official["state_dict"]
+    official = {k.removeprefix("module."): v for k, v in official.items()}  # DataParallel checkpoints
+    model = ContriqueModel(config or ContriqueConfig())
+    expected = model.state_dict()
+    mapped, unused, misshaped = {}, [], []
+    for key, tensor in official.items():
+        target = official_to_hf_key(key)
+        if target is None or target not in expected:
+            unused.append(key)
+        elif tuple(tensor.shape) != tuple(expected[target].shape):
+            misshaped.append(f"{key}: expected {tuple(expected[target].shape)}, found {tuple(tensor.shape)}")
+        else:
+            mapped[target] = tensor
+    missing = [k for k in expected if k not in mapped]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if unused:
+        problems.append(f"{len(unused)} unused (e.g. {unused[:3]})")
+    if misshaped:
+        problems.append(f"{len(misshaped)} mis-shaped (e.g. {misshaped[:3]})")
+    if problems:
+        raise ValueError("checkpoint: does not match CONTRIQUE's ResNet-50 layout: " + "; ".join(problems))
+    model.load_state_dict(mapped, strict=True)
+    return model.eval()
+
+
+MODEL_CARD = """---
+library_name: transformers
+pipeline_tag: image-feature-extraction
+license: mit
+tags:
+- contrique
+- image-quality-assessment
+- quarf
+---
+
+# {name}
+
+CONTRIQUE (Madhusudana, Birkbeck, Wang, Adsumilli, Bovik: *Image Quality Assessment using
+Contrastive Learning*, IEEE TIP 2022) as a transformers model. It maps an RGB image in [0, 1]
+(at least 64x64 pixels) to a 4096-d quality representation: L2-normalised global-average
+ResNet-50 features of the image and of a half-size copy. QuARF models use it as their frozen
+quality extractor.
+
+{provenance}
+
+## Usage
+
+```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{reference}", trust_remote_code=True).eval()
+with torch.no_grad():
+    features = model(pixel_values=torch.rand(1, 3, 256, 256)).quality_features  # (1, 4096)
+```
+"""
+
+
+def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, name: str = "contrique-resnet50",
+                           reference: str | None = None) -> Path:
+    """Writes a Hub-ready folder: converted official weights, or random ones when ``checkpoint`` is None."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"OUT_DIR: {out_dir} exists and is not empty (pass --overwrite to replace it)")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"CHECKPOINT: no such file {str(checkpoint)!r}")
+        official = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model = convert_state_dict(official)
+        provenance = f"Weights converted from the official checkpoint `{checkpoint.name}` with `quarf-hf convert-contrique`."
+    else:
+        model = ContriqueModel(ContriqueConfig()).eval()
+        provenance = "Weights: randomly initialised (no checkpoint given). Convert the official one before use."
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        card = MODEL_CARD.format(name=name, provenance=provenance, reference=reference or f"<your-org>/{name}")
+        (staging / "README.md").write_text(card)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def run_convert(args) -> int:
+    folder = build_contrique_folder(args.out_dir, checkpoint=args.checkpoint, overwrite=args.overwrite)
+    print(f"wrote {folder}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("convert-contrique", help="convert the official CONTRIQUE checkpoint to a Hub folder")
+    parser.add_argument("checkpoint", help="CONTRIQUE_checkpoint25.tar (a state dict)")
+    parser.add_argument("out_dir", help="output folder (Hub-ready: safetensors, config, code, model card)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    parser.set_defaults(func=run_convert)

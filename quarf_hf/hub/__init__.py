@@ -1,0 +1,1 @@
+"""Building, documenting and publishing Hub folders (never shipped to the Hub itself)."""
