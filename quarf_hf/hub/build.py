@@ -65,9 +65,16 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
     quality = quality or data.get("quality", "brisque")
     segformer = dict(data["segformer"])
     if base:
-        return QuarfSegformerForSemanticSegmentation.from_segformer(
+        model = QuarfSegformerForSemanticSegmentation.from_segformer(
             base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **_block_settings(data)
-        ), True
+        )
+        for key in ("hidden_sizes", "depths"):
+            if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
+                raise ValueError(
+                    f"--base: its {key} {list(getattr(model.config, key))} do not match "
+                    f"{data['name']}'s {list(segformer[key])}"
+                )
+        return model, True
     extractor, spec = resolve_quality(quality)
     config = QuarfSegformerConfig(**segformer, quarf=_block_settings(data), quarf_stage=stage, quality=spec)
     model = QuarfSegformerForSemanticSegmentation(config)
@@ -85,7 +92,7 @@ def _write_segformer_extras(model, data, folder: Path, base, repo_id):
         size={"height": size, "width": size}, image_mean=model.config.image_mean, image_std=model.config.image_std
     ).save_pretrained(folder)
     reference = repo_id or f"<your-org>/{data['name']}"
-    quality = model.config.quality.get("type", "custom")
+    quality = model.config.quality["type"].upper()
     write_model_card(
         folder,
         metadata={
