@@ -1,0 +1,105 @@
+"""Hub round trips through a real server (olah on 127.0.0.1): load by repo id, with and without quarf_hf."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import SegformerImageProcessor
+
+from quarf_hf import ContriqueConfig, ContriqueModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+
+TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16, num_labels=3)
+
+LOAD_SEGFORMER = """
+import json, torch
+from transformers import AutoModel, AutoModelForSemanticSegmentation, pipeline
+from PIL import Image
+try:
+    import quarf_hf
+    importable = True
+except ImportError:
+    importable = False
+kwargs = {} if importable else {"trust_remote_code": True}
+model = AutoModelForSemanticSegmentation.from_pretrained("quarf-test/tiny-quarf-segformer", **kwargs).eval()
+base = AutoModel.from_pretrained("quarf-test/tiny-quarf-segformer", **kwargs).eval()
+with torch.no_grad():
+    out = model(torch.load("pixels.pt"))
+torch.save({"logits": out.logits, "routing": out.routing_weights}, "out.pt")
+segments = pipeline("image-segmentation", model="quarf-test/tiny-quarf-segformer", **kwargs)(Image.open("image.png"))
+print(json.dumps({"importable": importable, "module": type(model).__module__, "base": type(base).__name__,
+                  "labels": sorted(s["label"] for s in segments), "mask_size": list(segments[0]["mask"].size)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def published_segformer(local_hub, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("seg")
+    torch.manual_seed(0)
+    model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**TINY, quality="brisque")).eval()
+    with torch.no_grad():  # a non-identity block, so the routing path matters for the logits
+        model.segformer.quarf.residual_scale.fill_(0.5)
+    model.save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    local_hub.publish(folder, "quarf-test/tiny-quarf-segformer")
+    return model
+
+
+@pytest.mark.parametrize("block_quarf_hf", [False, True], ids=["with-quarf_hf", "remote-code-only"])
+def test_quarf_segformer_by_repo_id(local_hub, published_segformer, tmp_path, block_quarf_hf):
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    torch.save(pixels, tmp_path / "pixels.pt")
+    Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8)).save(tmp_path / "image.png")
+    info = local_hub.run(LOAD_SEGFORMER, block_quarf_hf=block_quarf_hf, cwd=tmp_path)
+    assert info["importable"] is (not block_quarf_hf)
+    assert info["module"].startswith("quarf_hf") is (not block_quarf_hf)
+    assert info["base"] == "QuarfSegformerModel"
+    assert info["mask_size"] == [70, 50] and set(info["labels"]) <= {"LABEL_0", "LABEL_1", "LABEL_2"}
+    with torch.no_grad():
+        expected = published_segformer(pixels)
+    got = torch.load(tmp_path / "out.pt")
+    torch.testing.assert_close(got["logits"], expected.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["routing"], expected.routing_weights, atol=1e-6, rtol=1e-6)
+    snapshots = list((tmp_path.parent / info["hf_home"]).glob("hub/models--quarf-test--tiny-quarf-segformer/snapshots/*/model.safetensors"))
+    assert snapshots, "the weights came through huggingface_hub's cache"
+    assert "tiny-quarf-segformer" in local_hub.log_path.read_text()
+
+
+@pytest.mark.parametrize("block_quarf_hf", [False, True], ids=["with-quarf_hf", "remote-code-only"])
+def test_contrique_by_repo_id(local_hub, tmp_path, block_quarf_hf):
+    torch.manual_seed(0)
+    model = ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])).eval()
+    model.save_pretrained(tmp_path / "contrique")
+    local_hub.publish(tmp_path / "contrique", "quarf-test/tiny-contrique")
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    torch.save(images, tmp_path / "images.pt")
+    code = """
+import json, torch
+from transformers import AutoModel
+try:
+    import quarf_hf
+    kwargs = {}
+except ImportError:
+    kwargs = {"trust_remote_code": True}
+model = AutoModel.from_pretrained("quarf-test/tiny-contrique", **kwargs).eval()
+with torch.no_grad():
+    torch.save(model(torch.load("images.pt")).quality_features, "features.pt")
+print(json.dumps({"module": type(model).__module__}))
+"""
+    info = local_hub.run(code, block_quarf_hf=block_quarf_hf, cwd=tmp_path)
+    assert info["module"].startswith("quarf_hf") is (not block_quarf_hf)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "features.pt"), model(images).quality_features, atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_repo_gives_a_clear_error(local_hub, tmp_path):
+    code = """
+import json
+from transformers import AutoConfig
+try:
+    AutoConfig.from_pretrained("quarf-test/does-not-exist")
+    print(json.dumps({"error": None}))
+except OSError as err:
+    print(json.dumps({"error": str(err)}))
+"""
+    info = local_hub.run(code, block_quarf_hf=False, cwd=tmp_path)
+    assert info["error"] and "does-not-exist" in info["error"]
