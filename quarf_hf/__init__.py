@@ -9,10 +9,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
 
 from .brisque import BrisqueFeatures
 from .configuration_contrique import ContriqueConfig
+from .configuration_quarf_restoration import QuarfRestorationConfig
 from .configuration_quarf_segformer import QuarfSegformerConfig
 from .insertion import insert_quarf
 from .modeling_contrique import ContriqueModel
+from .modeling_quarf_restoration import QuarfRestorationModel
 from .modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
+from .pipeline_quarf_restoration import register_image_to_image_pipeline
 from .quality import build_quality_extractor, extract_quality
 from .quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
 
@@ -25,12 +28,17 @@ def _register_auto_classes() -> None:
     AutoConfig.register(QuarfSegformerConfig.model_type, QuarfSegformerConfig, exist_ok=True)
     AutoModel.register(QuarfSegformerConfig, QuarfSegformerModel, exist_ok=True)
     AutoModelForSemanticSegmentation.register(QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, exist_ok=True)
+    AutoConfig.register(QuarfRestorationConfig.model_type, QuarfRestorationConfig, exist_ok=True)
+    AutoModel.register(QuarfRestorationConfig, QuarfRestorationModel, exist_ok=True)
     # save_pretrained then writes auto_map and copies the code files next to the weights.
     ContriqueConfig.register_for_auto_class()
     ContriqueModel.register_for_auto_class("AutoModel")
     QuarfSegformerConfig.register_for_auto_class()
     QuarfSegformerModel.register_for_auto_class("AutoModel")
     QuarfSegformerForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
+    QuarfRestorationConfig.register_for_auto_class()
+    QuarfRestorationModel.register_for_auto_class("AutoModel")
+    register_image_to_image_pipeline()
 
 
 _register_auto_classes()
@@ -49,5 +57,7 @@ __all__ = [
     "QuarfSegformerConfig",
     "QuarfSegformerModel",
     "QuarfSegformerForSemanticSegmentation",
+    "QuarfRestorationConfig",
+    "QuarfRestorationModel",
     "insert_quarf",
 ]

@@ -90,3 +90,22 @@ def test_errors_name_the_argument():
         insert_quarf(model, after="convnext.embeddings.patch_embeddings")
     with pytest.raises(ValueError, match="channels: could not infer"):
         insert_quarf(tiny_convnext(), after="convnext.encoder")
+
+
+def test_unet_with_inserted_block_trains():
+    """After insertion into a diffusers UNet2DModel, a few steps reduce a denoising loss and change the block."""
+    unet = tiny_unet().train()
+    insertion = insert_quarf(unet, after="conv_in", quality="brisque", pixel_mean=0.5, pixel_std=0.5)
+    generator = torch.Generator().manual_seed(4)
+    clean = torch.rand(4, 3, 32, 32, generator=generator) * 2 - 1
+    noise = torch.randn(clean.shape, generator=generator)
+    optimizer = torch.optim.Adam(unet.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.mse_loss(unet(clean + 0.5 * noise, timestep=10).sample, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert insertion.block.residual_scale.abs().sum() > 0, "the block's gate moved away from identity"

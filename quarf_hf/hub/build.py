@@ -145,6 +145,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         else:
             from ..restoration_build import build_quarf_restoration
 
+
             build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -1,0 +1,88 @@
+"""Configuration of the QuARF restoration network (a UNet of diffusers blocks with a QuARF block)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from .quarf import QuarfConfig
+
+LOSSES = ("l1", "charbonnier")
+AUTO_MAP = {
+    "AutoConfig": "configuration_quarf_restoration.QuarfRestorationConfig",
+    "AutoModel": "modeling_quarf_restoration.QuarfRestorationModel",
+}
+# Saved with every model: `pipeline("image-to-image", model=..., trust_remote_code=True)` finds it.
+CUSTOM_PIPELINES = {
+    "image-to-image": {
+        "impl": "pipeline_quarf_restoration.QuarfImageToImagePipeline",
+        "pt": ["AutoModel"],
+        "tf": [],
+        "type": "image",
+    }
+}
+
+
+class QuarfRestorationConfig(PretrainedConfig):
+    """Args:
+    block_out_channels: widths of the UNet levels (each level after the first halves the resolution).
+    layers_per_block: ResNet blocks per down level (up levels get one more, as in diffusers' UNets).
+    norm_num_groups: GroupNorm groups; must divide every width.
+    mid_block_attention: self-attention in the middle block.
+    quarf: the QuARF block's settings (a QuarfConfig dict); it follows the input convolution.
+    quality: the frozen quality extractor's spec (see quarf_hf.quality_spec).
+    loss: "l1" or "charbonnier" (sqrt(d^2 + eps^2)), used when ``labels`` are given.
+    """
+
+    model_type = "quarf_restoration"
+
+    num_channels: int = 3
+    block_out_channels: list[int] | tuple[int, ...] = (32, 64, 128)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    mid_block_attention: bool = False
+    quarf: dict | None = None
+    quality: dict | None = None
+    loss: str = "charbonnier"
+    charbonnier_eps: float = 1e-3
+
+    def __post_init__(self, **kwargs):
+        from .quality_spec import normalize_quality_spec, quality_feature_dim
+
+        self.block_out_channels = [int(c) for c in self.block_out_channels]
+        if not self.block_out_channels:
+            raise ValueError("block_out_channels: expected at least one width, found []")
+        for width in self.block_out_channels:
+            if width % self.norm_num_groups:
+                raise ValueError(
+                    f"norm_num_groups: expected a divisor of every width in {self.block_out_channels}, found {self.norm_num_groups}"
+                )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {LOSSES}, found {self.loss!r}")
+        self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
+        feature_dim = quality_feature_dim(self.quality)
+        quarf = dict(self.quarf or {})
+        quarf.setdefault("quality_dim", feature_dim)
+        quarf.setdefault("residual", True)
+        block = QuarfConfig.from_dict(quarf)
+        if block.quality_dim != feature_dim:
+            raise ValueError(
+                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
+                f"({self.quality['type']}), found {block.quality_dim}"
+            )
+        if self.block_out_channels[0] % block.num_groups:
+            raise ValueError(
+                f"quarf.num_groups: expected a divisor of the input convolution's width "
+                f"{self.block_out_channels[0]}, found {block.num_groups}"
+            )
+        self.quarf = block.to_dict()
+        super().__post_init__(**kwargs)
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs are padded to a multiple of this (one halving per level after the first)."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+__all__ = ["QuarfRestorationConfig"]

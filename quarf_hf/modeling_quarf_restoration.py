@@ -1,0 +1,150 @@
+"""QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input convolution.
+
+Why diffusers' blocks and not ``UNet2DModel`` itself: ``UNet2DModel`` is a diffusion denoiser;
+its forward requires a timestep and adds a time embedding to every ResNet block. Restoration
+has no timestep, so the network is assembled from the same building blocks
+(``get_down_block``/``get_up_block``/``UNetMidBlock2D``, ``temb_channels=None``): the same
+layers and parameter names as a diffusers UNet, without the time path.
+
+Data flow: pixels in [0, 1] (no normalisation) -> reflect-pad to the UNet's multiple -> conv_in
+-> QuARF (routed by the frozen quality extractor on the input) -> down / mid / up blocks ->
+conv_out (zero-initialised) -> global residual: ``reconstruction = input + residual``, cropped
+back and clamped to [0, 1]. With conv_out at zero the untrained model is the identity.
+
+Shipped to the Hub with the model: imports only torch, transformers, diffusers and flat siblings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_quarf_restoration import QuarfRestorationConfig
+from .quarf import QuARF
+from .quality_spec import build_quality_extractor_from_spec, quality_min_size
+
+
+@dataclass
+class QuarfRestorationOutput(ModelOutput):
+    """``reconstruction`` (B, 3, H, W) in [0, 1]; ``loss`` when labels were given; ``routing_weights`` (B, groups, experts)."""
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    routing_weights: torch.FloatTensor | None = None
+    quality_features: torch.FloatTensor | None = None
+
+
+class QuarfRestorationModel(PreTrainedModel):
+    config_class = QuarfRestorationConfig
+    config: QuarfRestorationConfig
+    base_model_prefix = "restoration"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: QuarfRestorationConfig):
+        super().__init__(config)
+        widths = config.block_out_channels
+        groups, eps, act = config.norm_num_groups, 1e-6, "silu"
+        self.quality_extractor = build_quality_extractor_from_spec(config.quality)
+        self.conv_in = nn.Conv2d(config.num_channels, widths[0], 3, padding=1)
+        self.quarf = QuARF(widths[0], config=config.quarf)
+        self.down_blocks = nn.ModuleList()
+        in_width = widths[0]
+        for level, width in enumerate(widths):
+            self.down_blocks.append(get_down_block(
+                "DownBlock2D", num_layers=config.layers_per_block, in_channels=in_width, out_channels=width,
+                temb_channels=None, add_downsample=level < len(widths) - 1, resnet_eps=eps, resnet_act_fn=act,
+                resnet_groups=groups, downsample_padding=1, attention_head_dim=width,
+            ))
+            in_width = width
+        self.mid_block = UNetMidBlock2D(
+            in_channels=widths[-1], temb_channels=None, resnet_eps=eps, resnet_act_fn=act, resnet_groups=groups,
+            add_attention=config.mid_block_attention, attention_head_dim=widths[-1],
+        )
+        self.up_blocks = nn.ModuleList()
+        reversed_widths = list(reversed(widths))
+        out_width = reversed_widths[0]
+        for level, width in enumerate(reversed_widths):
+            prev_width, out_width = out_width, width
+            skip_width = reversed_widths[min(level + 1, len(widths) - 1)]
+            self.up_blocks.append(get_up_block(
+                "UpBlock2D", num_layers=config.layers_per_block + 1, in_channels=skip_width, out_channels=out_width,
+                prev_output_channel=prev_width, temb_channels=None, add_upsample=level < len(widths) - 1,
+                resnet_eps=eps, resnet_act_fn=act, resnet_groups=groups, attention_head_dim=out_width,
+            ))
+        self.conv_norm_out = nn.GroupNorm(groups, widths[0], eps=eps)
+        self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if module is getattr(self, "conv_out", None):
+            nn.init.zeros_(module.weight)  # identity at init: reconstruction = input
+            nn.init.zeros_(module.bias)
+
+    def _check_pixel_values(self, pixel_values):
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width) in [0, 1], found {found}")
+        if pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
+        if not pixel_values.is_floating_point():
+            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
+        size = quality_min_size(self.config.quality)
+        if min(pixel_values.shape[-2:]) < size:
+            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+        self._check_pixel_values(pixel_values)
+        if labels is not None and labels.shape != pixel_values.shape:
+            raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
+        if quality_features is None:
+            with torch.no_grad():
+                quality_features = self.quality_extractor(pixel_values.float().clamp(0, 1)).float()
+        dtype = self.conv_in.weight.dtype
+        height, width = pixel_values.shape[-2:]
+        multiple = self.config.size_multiple
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        x = pixel_values.to(dtype)
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+        hidden, routing = self.quarf(self.conv_in(x), quality_features.to(dtype), return_routing=True)
+        skips = (hidden,)
+        for block in self.down_blocks:
+            hidden, block_skips = block(hidden, None)
+            skips += block_skips
+        hidden = self.mid_block(hidden, None)
+        for block in self.up_blocks:
+            block_skips = skips[-len(block.resnets):]
+            skips = skips[: -len(block.resnets)]
+            hidden = block(hidden, block_skips, None)
+        residual = self.conv_out(nn.functional.silu(self.conv_norm_out(hidden)))
+        reconstruction = (x + residual)[..., :height, :width].clamp(0, 1)
+
+        loss = None
+        if labels is not None:
+            difference = reconstruction.float() - labels.float()
+            if self.config.loss == "l1":
+                loss = difference.abs().mean()
+            else:
+                loss = torch.sqrt(difference.square() + self.config.charbonnier_eps**2).mean()
+        output = QuarfRestorationOutput(
+            loss=loss, reconstruction=reconstruction, routing_weights=routing, quality_features=quality_features
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+def restoration_pipeline(model: QuarfRestorationModel, **kwargs):
+    """The image-to-image pipeline around ``model`` (its file is saved with the model's code)."""
+    from .pipeline_quarf_restoration import QuarfImageToImagePipeline
+
+    return QuarfImageToImagePipeline(model=model, **kwargs)
+
+
+__all__ = ["QuarfRestorationModel", "QuarfRestorationOutput", "restoration_pipeline"]

@@ -1,0 +1,195 @@
+"""QuARF restoration model: sizes, loss, dtype, learning, pipeline, remote code, Hub, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModel, pipeline
+
+from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
+from quarf_hf.hub.build import build
+
+SMALL = dict(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque")
+
+
+def small_model(**kwargs):
+    torch.manual_seed(0)
+    return QuarfRestorationModel(QuarfRestorationConfig(**{**SMALL, **kwargs})).eval()
+
+
+def test_identity_at_init_and_odd_sizes():
+    """conv_out starts at zero: the global residual makes the untrained model the identity, at any size."""
+    model = small_model(block_out_channels=[16, 16, 32])
+    for height, width in ((37, 53), (32, 32), (17, 90)):
+        images = torch.rand(2, 3, height, width)
+        out = model(images)
+        assert out.reconstruction.shape == images.shape
+        assert torch.equal(out.reconstruction, images)
+        assert out.routing_weights.shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize("loss", ["l1", "charbonnier"])
+def test_loss_matches_its_formula(loss):
+    model = small_model(loss=loss)
+    with torch.no_grad():
+        model.conv_out.weight.normal_(0, 0.05)  # a non-identity output
+    images, clean = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+    out = model(images, labels=clean)
+    difference = out.reconstruction - clean
+    expected = difference.abs().mean() if loss == "l1" else torch.sqrt(difference**2 + 1e-6).mean()
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_dtypes():
+    model = small_model()
+    images = torch.rand(1, 3, 20, 28, dtype=torch.float64)
+    assert model(images).reconstruction.shape == (1, 3, 20, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(images.float())
+    torch.testing.assert_close(out.reconstruction.float(), images.float(), atol=1e-2, rtol=0)
+
+
+def test_learns_to_denoise():
+    """On 6 synthetic (noisy, clean) pairs the Charbonnier loss falls by at least half within 50 steps."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    phases = torch.rand(6, 3, 1, 1, generator=generator) * 6
+    clean = 0.5 + 0.35 * torch.sin(xx * 6 + phases) * torch.cos(yy * 4 + phases)
+    noisy = (clean + 0.15 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    model = small_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(50):
+        loss = model(noisy, labels=clean).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+@pytest.fixture(scope="module")
+def saved_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("restoration")
+    model = small_model()
+    with torch.no_grad():
+        model.conv_out.weight.normal_(0, 0.05)
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_saved_with_code_auto_map_and_pipeline(saved_folder):
+    folder, _ = saved_folder
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_quarf_restoration.QuarfRestorationModel"
+    assert config["custom_pipelines"]["image-to-image"]["impl"] == "pipeline_quarf_restoration.QuarfImageToImagePipeline"
+    assert (folder / "pipeline_quarf_restoration.py").exists()
+    assert isinstance(AutoModel.from_pretrained(folder), QuarfRestorationModel)
+
+
+def test_pipeline_inputs_and_outputs(saved_folder, tmp_path):
+    """PIL/path/array, grayscale and RGBA, single and batched: PIL images of the input sizes, the model's pixels."""
+    folder, model = saved_folder
+    restorer = pipeline("image-to-image", model=str(folder), trust_remote_code=True)
+    rgb = (np.random.default_rng(0).random((37, 45, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    single = restorer(Image.fromarray(rgb))
+    assert isinstance(single, Image.Image) and single.size == (45, 37)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255).reconstruction[0]
+    expected = (expected.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(np.asarray(single), expected)
+    batch = restorer([str(tmp_path / "in.png"), rgb, np.zeros((30, 33), np.uint8),
+                      Image.fromarray(np.dstack([rgb, np.full((37, 45), 255, np.uint8)]), "RGBA")])
+    assert [image.size for image in batch] == [(45, 37), (45, 37), (33, 30), (45, 37)]
+    assert np.array_equal(np.asarray(batch[0]), np.asarray(single))
+    assert np.array_equal(np.asarray(batch[3]), np.asarray(single)), "opaque RGBA equals RGB"
+
+
+def test_remote_code_without_the_package(saved_folder, tmp_path):
+    folder, model = saved_folder
+    images = torch.rand(1, 3, 29, 31)
+    torch.save(images, tmp_path / "x.pt")
+    code = f"""
+import sys, json
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'quarf_hf':
+            raise ImportError('blocked')
+sys.meta_path.insert(0, Block())
+import torch, numpy as np
+from PIL import Image
+from transformers import AutoModel, pipeline
+model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+with torch.no_grad():
+    torch.save(model(torch.load({str(tmp_path / 'x.pt')!r})).reconstruction, {str(tmp_path / 'y.pt')!r})
+out = pipeline("image-to-image", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
+print(json.dumps({{"module": type(model).__module__, "size": list(out.size)}}))
+"""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not info["module"].startswith("quarf_hf") and info["size"] == [21, 19]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), model(images).reconstruction)
+
+
+@pytest.mark.parametrize("block_quarf_hf", [False, True], ids=["with-quarf_hf", "remote-code-only"])
+def test_hub_round_trip(local_hub, saved_folder, tmp_path, block_quarf_hf):
+    folder, model = saved_folder
+    local_hub.publish(folder, "quarf-test/tiny-restoration")
+    images = torch.rand(1, 3, 26, 34)
+    torch.save(images, tmp_path / "x.pt")
+    code = """
+import json, torch
+from PIL import Image
+from transformers import AutoModel, pipeline
+model = AutoModel.from_pretrained("quarf-test/tiny-restoration", trust_remote_code=True).eval()
+with torch.no_grad():
+    torch.save(model(torch.load("x.pt")).reconstruction, "y.pt")
+out = pipeline("image-to-image", model="quarf-test/tiny-restoration", trust_remote_code=True)(Image.new("RGB", (25, 23)))
+print(json.dumps({"size": list(out.size)}))
+"""
+    info = local_hub.run(code, block_quarf_hf=block_quarf_hf, cwd=tmp_path)
+    assert info["size"] == [25, 23]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), model(images).reconstruction)
+
+
+@pytest.mark.parametrize("variant", ["quarf-restoration-small", "quarf-restoration-base"])
+def test_build_restoration_variants(variant, tmp_path):
+    out = build(variant, tmp_path / variant, quality="brisque")
+    model = AutoModel.from_pretrained(out)
+    assert isinstance(model, QuarfRestorationModel)
+    assert "pipeline_tag: image-to-image" in (out / "README.md").read_text()
+    assert model(torch.rand(1, 3, 40, 40)).reconstruction.shape == (1, 3, 40, 40)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"quarf": {"quality_dim": 4096}}, "quarf.quality_dim: expected the quality extractor's feature width 36"),
+        ({"loss": "l2"}, "loss: expected one of"),
+        ({"norm_num_groups": 5}, "norm_num_groups: expected a divisor"),
+        ({"quarf": {"num_groups": 3}, "norm_num_groups": 4, "block_out_channels": [8, 16]}, "quarf.num_groups: expected a divisor"),
+    ],
+)
+def test_config_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        QuarfRestorationConfig(**{**SMALL, **kwargs})
+
+
+def test_input_errors():
+    model = small_model()
+    with pytest.raises(ValueError, match="pixel_values: expected a 4-D tensor"):
+        model(torch.rand(3, 20, 20))
+    with pytest.raises(ValueError, match="pixel_values: expected images of at least 14x14"):
+        model(torch.rand(1, 3, 10, 40))
+    with pytest.raises(ValueError, match="labels: expected clean images of shape"):
+        model(torch.rand(1, 3, 20, 20), labels=torch.rand(1, 3, 20, 21))
