@@ -1,0 +1,100 @@
+"""The training config: a validated dataclass read from YAML; errors name the offending key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+TASKS = ("segmentation", "restoration")
+MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
+POLICIES = ("none", "degradation")
+SCHEDULES = ("poly", "cosine", "constant")
+PRECISIONS = ("no", "bf16", "fp16")
+TRACKERS = ("none", "tensorboard")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs. Sections of the YAML file map to the dict fields.
+
+    model: ``type`` (segformer | quarf_segformer | quarf_restoration); optionally ``hub_config``
+        (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id), ``config`` (architecture
+        overrides), ``quarf`` (block settings) and ``quality`` (extractor spec).
+    data: ``train`` and ``validation`` dataset specs (see ``quarf_hf.data.load_dataset_spec``).
+    augmentation: ``policy`` none | degradation, ``p`` (share of degraded images), ``corruptions``
+        (names, or "all"), ``severities`` ([low, high]).
+    evaluation: ``corruptions`` and ``severities`` of the degraded validation sets.
+    """
+
+    task: str = "segmentation"
+    model: dict = field(default_factory=lambda: {"type": "quarf_segformer"})
+    data: dict = field(default_factory=dict)
+    augmentation: dict = field(default_factory=lambda: {"policy": "none"})
+    evaluation: dict = field(default_factory=lambda: {"corruptions": ["gaussian_noise", "defocus_blur"], "severities": [3]})
+    output_dir: str = "outputs/train"
+    seed: int = 0
+    max_steps: int = 100
+    max_minutes: float | None = None  # wall-clock budget: training stops gracefully at it
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float | None = 1.0
+    learning_rate: float = 6e-4
+    weight_decay: float = 0.01
+    schedule: str = "poly"
+    warmup_steps: int = 0
+    mixed_precision: str = "no"
+    load_balancing_weight: float = 0.0
+    eval_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0  # 0: no intermediate checkpoints
+    keep_checkpoints: int = 2
+    tracker: str = "none"
+    push_to_hub: str | None = None
+    log_sample_ids: bool = False  # write each process's sample ids (for checking sharding)
+
+    def __post_init__(self):
+        def check(name, value, allowed):
+            if value not in allowed:
+                raise ValueError(f"{name}: expected one of {allowed}, found {value!r}")
+
+        check("task", self.task, TASKS)
+        if not isinstance(self.model, dict) or "type" not in self.model:
+            raise ValueError(f"model: expected a mapping with a 'type', found {self.model!r}")
+        check("model.type", self.model["type"], tuple(MODEL_TYPES))
+        if MODEL_TYPES[self.model["type"]] != self.task:
+            raise ValueError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
+        if "train" not in self.data:
+            raise ValueError("data.train: expected a dataset spec, found none")
+        check("augmentation.policy", self.augmentation.get("policy", "none"), POLICIES)
+        p = self.augmentation.get("p", 0.5)
+        if not 0 <= p <= 1:
+            raise ValueError(f"augmentation.p: expected a probability in [0, 1], found {p!r}")
+        check("schedule", self.schedule, SCHEDULES)
+        check("mixed_precision", self.mixed_precision, PRECISIONS)
+        check("tracker", self.tracker, TRACKERS)
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate: expected a positive number, found {self.learning_rate!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+
+def load_train_config(path, **overrides) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,236 @@
+"""The accelerate training loop (one or many processes, CPU or GPUs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from ..quarf import quarf_aux_loss
+from .checkpoints import latest_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .models import build_model
+
+
+class EpochSeededSampler(Sampler):
+    """A permutation drawn from (seed, epoch): the same order in a resumed run as in an uninterrupted one."""
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self):
+        return self.length
+
+
+def collate(samples):
+    batch = {key: torch.stack([s[key] for s in samples]) for key in ("pixel_values", "labels")}
+    batch["index"] = torch.tensor([s.get("index", -1) for s in samples])
+    return batch
+
+
+class IndexedDataset(torch.utils.data.Dataset):
+    """Adds each sample's index (to check how processes shard the data)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return {**self.dataset[index], "index": index}
+
+
+def _generator(device, *parts: int) -> torch.Generator:
+    seed = 0
+    for part in parts:
+        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _scheduler(config: TrainConfig, optimizer):
+    if config.schedule == "poly":
+        return get_scheduler("polynomial", optimizer, num_warmup_steps=config.warmup_steps,
+                             num_training_steps=config.max_steps, scheduler_specific_kwargs={"power": 1.0})
+    name = "cosine" if config.schedule == "cosine" else "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps)
+
+
+def _evaluate(model, dataset, config: TrainConfig, accelerator) -> dict:
+    """Clean and degraded validation metrics, shared over processes (see quarf_hf.evaluation)."""
+    from ..evaluation import evaluate_model
+
+    model.eval()
+    results = evaluate_model(
+        accelerator.unwrap_model(model), dataset,
+        corruptions=config.evaluation.get("corruptions", []),
+        severities=config.evaluation.get("severities", [3]),
+        seed=config.seed, batch_size=config.batch_size, accelerator=accelerator,
+        progress=accelerator.is_local_main_process,
+    )
+    model.train()
+    return results
+
+
+def _flat_metrics(results: dict) -> dict:
+    """``{"eval/clean/mIoU": ..., "eval/gaussian_noise@3/mIoU": ...}`` for a tracker."""
+    flat = {f"eval/clean/{k}": v for k, v in results["clean"].items() if isinstance(v, float)}
+    for name, by_severity in results.get("corruptions", {}).items():
+        for severity, metrics in by_severity.items():
+            flat.update({f"eval/{name}@{severity}/{k}": v for k, v in metrics.items() if isinstance(v, float)})
+    return flat
+
+
+def _augmentation(config: TrainConfig):
+    from ..degradations import RandomDegradation
+
+    if config.augmentation.get("policy", "none") != "degradation":
+        return None
+    names = config.augmentation.get("corruptions", "all")
+    return RandomDegradation(
+        names=None if names == "all" else names,
+        severities=tuple(config.augmentation.get("severities", (1, 5))),
+        p=config.augmentation.get("p", 0.5),
+    )
+
+
+def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None) -> dict:
+    """Runs (or resumes) training; returns the run summary. Only the main process writes files.
+
+    Resuming restores model, optimiser, scheduler and RNG states (``accelerator.load_state``) and
+    continues the same data order: with the same seed it ends with the same weights as an
+    uninterrupted run.
+    """
+    from ..data import load_dataset_spec
+    from ..evaluation import model_pixel_normalisation
+
+    push_to_hub = push_to_hub or config.push_to_hub
+    if push_to_hub:
+        from ..hub.publish import resolve_token
+
+        resolve_token(None)  # no token: fail now, not after training
+    output_dir = Path(config.output_dir)
+    if resume and latest_checkpoint(output_dir) is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=None if config.tracker == "none" else config.tracker,
+        project_dir=str(output_dir),
+    )
+    set_seed(config.seed)
+    train_set = load_dataset_spec(config.data["train"])
+    validation_set = load_dataset_spec(config.data["validation"]) if config.data.get("validation") else None
+    if len(train_set) < config.batch_size * accelerator.num_processes:
+        raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
+                         f"the {len(train_set)} training samples")
+    model = build_model(config.model, num_labels=getattr(train_set, "num_labels", None),
+                        id2label=getattr(train_set, "id2label", None))
+    mean, std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1) for v in model_pixel_normalisation(model))
+    augmentation = _augmentation(config)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # the quality extractor is frozen
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = _scheduler(config, optimizer)
+    sampler = EpochSeededSampler(len(train_set), config.seed)
+    loader = DataLoader(IndexedDataset(train_set), batch_size=config.batch_size, sampler=sampler,
+                        drop_last=True, collate_fn=collate)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if config.tracker != "none":
+        accelerator.init_trackers("quarf", config={k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, bool))})
+
+    step = 0
+    if resume:
+        checkpoint, step = latest_checkpoint(output_dir)
+        accelerator.load_state(str(checkpoint))
+    steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
+    seen_ids = []
+    start_time = time.monotonic()
+    progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="training")
+    model.train()
+    stopped_early = False
+    while step < config.max_steps and not stopped_early:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        loader.set_epoch(epoch)
+        skip = done_in_epoch * config.gradient_accumulation_steps
+        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+        for batch_in_epoch, batch in enumerate(epoch_loader, start=skip):
+            pixels, labels = batch["pixel_values"], batch["labels"]
+            if config.log_sample_ids:
+                seen_ids.extend(batch["index"].tolist())
+            if augmentation is not None:
+                # Seeded by position, not by RNG history: a resumed run degrades the same way.
+                generator = _generator(pixels.device, config.seed, epoch, batch_in_epoch, accelerator.process_index)
+                pixels = augmentation(pixels, generator=generator)
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    out = model(pixel_values=(pixels - mean) / std, labels=labels)
+                loss = out.loss
+                if config.load_balancing_weight:
+                    aux = quarf_aux_loss(model)
+                    if aux is not None:
+                        loss = loss + config.load_balancing_weight * aux
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            progress.update(1)
+            mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
+            progress.set_postfix(loss=f"{mean_loss:.4f}")
+            if config.tracker != "none":
+                accelerator.log({"train/loss": mean_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
+            if config.eval_every and step % config.eval_every == 0 and validation_set is not None and step < config.max_steps:
+                metrics = _evaluate(model, validation_set, config, accelerator)
+                if config.tracker != "none":
+                    accelerator.log(_flat_metrics(metrics), step=step)
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save_checkpoint(accelerator, output_dir, step, config.keep_checkpoints)
+            over_budget = config.max_minutes is not None and (time.monotonic() - start_time) > 60 * config.max_minutes
+            # Every process must agree to stop at the same step.
+            stopped_early = accelerator.reduce(torch.tensor(float(over_budget), device=accelerator.device), "sum").item() > 0
+            if step >= config.max_steps or stopped_early:
+                break
+    progress.close()
+
+    results = _evaluate(model, validation_set, config, accelerator) if validation_set is not None else {}
+    if config.log_sample_ids:
+        ids_path = output_dir / f"sample_ids_rank{accelerator.process_index}.json"
+        ids_path.parent.mkdir(parents=True, exist_ok=True)
+        ids_path.write_text(json.dumps(seen_ids))
+    summary = {"steps": step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
+               "evaluation": results}
+    if accelerator.is_main_process:
+        from .export import export_model
+
+        image_size = int(train_set[0]["pixel_values"].shape[-1])
+        export_model(accelerator.unwrap_model(model), output_dir / "model", config, summary,
+                     push_to_hub=push_to_hub, image_size=image_size)
+        _write_json(output_dir / "summary.json", summary)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def _write_json(path: Path, data) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)
