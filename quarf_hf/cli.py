@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "quarf_hf.demo",
     "quarf_hf.hub.build",
     "quarf_hf.convert_contrique",
+    "quarf_hf.degradations.gallery",
     "quarf_hf.training.cli",
 ]
 

@@ -1,0 +1,162 @@
+"""A PNG grid of every corruption kind x severity (the ``quarf-hf degradations`` command), and
+the PSNR table used to check and report the severity calibration."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .registry import CORRUPTIONS, SEVERITIES, check_images, check_name, check_severity, check_values, degrade
+
+LABEL_WIDTH = 130  # left column with the kind names
+HEADER_HEIGHT = 20  # top row with "clean", "1" .. "5"
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image of two (B, 3, H, W) batches in [0, 1]; capped at 100 dB when equal."""
+    mse = (a.float() - b.float()).pow(2).mean(dim=(1, 2, 3))
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVERITIES) -> dict[str, list[float]]:
+    """Mean PSNR (dB) to ``images`` for each kind and severity: ``{name: [psnr at s for s in
+    severities]}``. Each call uses a generator seeded with ``seed`` (reproducible)."""
+    check_images(images)
+    check_values(images)
+    names = list(CORRUPTIONS) if names is None else list(names)
+    for name in names:
+        check_name(name)
+    for s in severities:
+        check_severity(s)
+    table = {}
+    for name in names:
+        row = []
+        for s in severities:
+            g = torch.Generator(device=images.device.type).manual_seed(seed)
+            row.append(float(psnr(degrade(images, name, s, g), images).mean()))
+        table[name] = row
+    return table
+
+
+def load_image(path, size: int | None = None) -> torch.Tensor:
+    """An RGB image file as a (1, 3, H, W) float tensor in [0, 1], short side resized to ``size``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image: no such file {str(path)!r}")
+    try:
+        with Image.open(path) as im:
+            image = im.convert("RGB")
+    except OSError as err:  # PIL.UnidentifiedImageError and truncated files
+        raise ValueError(f"image: cannot read {str(path)!r} as an image ({err})") from err
+    return _to_tensor(image, size)
+
+
+def _to_tensor(image, size: int | None) -> torch.Tensor:
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, size)
+    if isinstance(image, Image.Image):
+        image = image.convert("RGB")
+        if size is not None:
+            w, h = image.size
+            scale = size / min(w, h)
+            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+        arr = np.asarray(image, dtype=np.float32) / 255.0
+        return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+    if isinstance(image, torch.Tensor):
+        t = image[None] if image.ndim == 3 else image
+        check_images(t)
+        check_values(t)
+        if t.shape[0] != 1:
+            raise ValueError(f"image: expected one image (3, H, W) or (1, 3, H, W), found shape {tuple(image.shape)}")
+        t = t.float().cpu()
+        if size is not None:
+            h, w = t.shape[-2:]
+            scale = size / min(h, w)
+            t = torch.nn.functional.interpolate(
+                t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bicubic", align_corners=False, antialias=True
+            ).clamp(0, 1)
+        return t
+    raise TypeError(f"image: expected a path, a PIL image or a tensor, found {type(image).__name__}")
+
+
+def _to_pil(t: torch.Tensor) -> Image.Image:
+    arr = (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int = 0, size: int | None = None) -> Path:
+    """Write a PNG grid: one row per kind (labelled), columns clean then each severity.
+
+    ``image``: a path, PIL image or (3, H, W) / (1, 3, H, W) tensor in [0, 1]; ``size`` resizes
+    its short side. The PNG is (LABEL_WIDTH + (1 + len(severities)) * W) x
+    (HEADER_HEIGHT + len(names) * H) pixels, written atomically (temporary file, then rename).
+    """
+    names = list(CORRUPTIONS) if names is None else list(names)
+    if not names:
+        raise ValueError("names: expected at least one corruption name, found none")
+    for name in names:
+        check_name(name)
+    severities = list(severities)
+    for s in severities:
+        check_severity(s)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
+        raise ValueError(f"size: expected an int >= 8 (short side in pixels), found {size!r}")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".png":
+        raise ValueError(f"out_path: expected a .png path, found {str(out_path)!r}")
+    clean = _to_tensor(image, size)
+    _, _, h, w = clean.shape
+
+    grid = Image.new("RGB", (LABEL_WIDTH + (1 + len(severities)) * w, HEADER_HEIGHT + len(names) * h), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for col, title in enumerate(["clean"] + [f"severity {s}" for s in severities]):
+        draw.text((LABEL_WIDTH + col * w + 4, 4), title, fill="black", font=font)
+    for row, name in enumerate(names):
+        top = HEADER_HEIGHT + row * h
+        draw.text((4, top + h // 2 - 6), name, fill="black", font=font)
+        grid.paste(_to_pil(clean[0]), (LABEL_WIDTH, top))
+        for col, s in enumerate(severities, start=1):
+            g = torch.Generator().manual_seed(seed)
+            grid.paste(_to_pil(degrade(clean, name, s, g)[0]), (LABEL_WIDTH + col * w, top))
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            grid.save(f, format="PNG")
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def _run(args) -> int:
+    names = None
+    if args.names:
+        names = [n for item in args.names for n in item.split(",") if n]
+    path = make_gallery(args.image, args.out, names=names, seed=args.seed, size=args.size)
+    print(f"wrote {path}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "degradations",
+        help="write a PNG gallery of every corruption kind x severity applied to one image",
+        description="Apply every corruption kind at severities 1-5 to an image and write a labelled PNG grid.",
+    )
+    parser.add_argument("--image", required=True, help="input image file")
+    parser.add_argument("--out", default="gallery.png", help="output PNG path (default: gallery.png)")
+    parser.add_argument("--size", type=int, default=256, help="resize the short side to N pixels (default: 256)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--names", nargs="+", default=None, help=f"kinds to show, space or comma separated (default: all): {', '.join(CORRUPTIONS)}"
+    )
+    parser.set_defaults(func=_run)
