@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "quarf_hf.convert_contrique",
     "quarf_hf.degradations.gallery",
     "quarf_hf.training.cli",
+    "quarf_hf.evaluation.cli",
 ]
 
 

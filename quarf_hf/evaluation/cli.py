@@ -1,0 +1,168 @@
+"""``quarf-hf evaluate``: a model's metrics on clean data and under every corruption x severity."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+
+def parse_severities(text: str) -> list[int]:
+    """"1-5", "1,3,5", "3" or a mix ("1-2,5") -> sorted unique severities in 1..5."""
+    values: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-", 1))
+                if low > high:
+                    raise ValueError
+                values.update(range(low, high + 1))
+            else:
+                values.add(int(part))
+    except ValueError:
+        raise ValueError(f"--severities: expected '1-5', '1,3,5' or '3', found {text!r}") from None
+    if not values or min(values) < 1 or max(values) > 5:
+        raise ValueError(f"--severities: expected severities from 1 to 5, found {text!r}")
+    return sorted(values)
+
+
+def parse_corruptions(text: str) -> list[str]:
+    from quarf_hf.degradations import CORRUPTIONS
+
+    if str(text).strip().lower() == "all":
+        return sorted(CORRUPTIONS)
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--corruptions: expected 'all' or a comma-separated list, found {text!r}")
+    unknown = [name for name in names if name not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"--corruptions: unknown {unknown}; known corruptions: {', '.join(sorted(CORRUPTIONS))}")
+    return list(dict.fromkeys(names))
+
+
+def _looks_like_path(value: str) -> bool:
+    """True for things only a local path looks like (a Hub id is "name" or "owner/name")."""
+    return value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+
+
+def dataset_spec(args, task: str):
+    """The ``load_dataset_spec`` argument for ``--dataset``."""
+    value = args.dataset
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--dataset: not a valid JSON spec ({err})") from None
+    if value == "quarf-shapes":
+        for name in ("num_samples", "image_size"):
+            number = getattr(args, name)
+            if number < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, found {number}")
+        return {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed, "task": task}
+    if os.path.isdir(value):
+        return {"type": "folder", "path": value, "split": args.split}
+    if _looks_like_path(value) or os.path.exists(value):
+        raise FileNotFoundError(f"--dataset: no such folder {value!r}")
+    return {"type": "datasets", "source": value, "split": args.split}
+
+
+def _device(text: str | None) -> torch.device:
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {text!r} requested but CUDA is not available")
+    return device
+
+
+def _load_config(model: str, trust_remote_code: bool):
+    import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
+    from transformers import AutoConfig
+
+    if not os.path.isdir(model) and (_looks_like_path(model) or os.path.exists(model)):
+        raise FileNotFoundError(f"MODEL: no such folder {model!r}")
+    try:
+        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({err})") from None
+
+
+def load_model(model: str, config, trust_remote_code: bool = False):
+    from transformers import AutoModel, AutoModelForSemanticSegmentation
+
+    auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
+    return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
+
+
+def run(args) -> int:
+    from .pixels import RESTORATION_MODEL_TYPES
+    from .report import markdown_table, write_report
+    from .runner import evaluate_model
+
+    # Everything the user typed is checked before anything heavy is loaded.
+    severities = parse_severities(args.severities)
+    corruptions = parse_corruptions(args.corruptions)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected a positive integer, found {args.batch_size}")
+    device = _device(args.device)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
+    config = _load_config(args.model, args.trust_remote_code)
+    task = "restoration" if config.model_type in RESTORATION_MODEL_TYPES else "segmentation"
+    spec = dataset_spec(args, task)
+
+    from quarf_hf.data import load_dataset_spec
+
+    dataset = load_dataset_spec(spec)
+    model = load_model(args.model, config, args.trust_remote_code).to(device)
+    results = evaluate_model(
+        model,
+        dataset,
+        corruptions=corruptions,
+        severities=severities,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    results["model"] = args.model
+    results["dataset"] = spec
+    paths = write_report(results, args.out, title=f"{args.model}: evaluation under corruptions")
+    print(markdown_table(results))
+    print(f"Wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="metrics on clean data and on every corruption x severity, with tables and plots",
+        description=(
+            "Evaluate a segmentation (mIoU, pixel accuracy) or restoration (PSNR, SSIM) model on clean "
+            "images and on each corruption at each severity; writes results.json, results.md and PNG plots."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="a local model folder or a Hub repo id")
+    parser.add_argument(
+        "--dataset", default="quarf-shapes",
+        help="'quarf-shapes' (synthetic), a dataset folder, a `datasets` source, or a JSON spec (default: quarf-shapes)",
+    )
+    parser.add_argument("--split", default="validation", help="split of a folder or `datasets` source (default: validation)")
+    parser.add_argument("--num-samples", type=int, default=32, help="images of quarf-shapes (default: 32)")
+    parser.add_argument("--image-size", type=int, default=64, help="image size of quarf-shapes (default: 64)")
+    parser.add_argument("--corruptions", default="all", help="'all' or a comma-separated list (default: all)")
+    parser.add_argument("--severities", default="1-5", help="'1-5', '1,3,5' or '3' (default: 1-5)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the degradations and quarf-shapes (default: 0)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md and the plots")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+__all__ = ["register", "run", "parse_severities", "parse_corruptions", "dataset_spec"]

@@ -1,0 +1,273 @@
+"""Evaluate a model on clean data and on every corruption x severity.
+
+For each condition (clean, then each corruption at each severity) the runner takes the clean
+[0, 1] source images, degrades them (not for clean), normalises them as the model expects
+(:func:`~quarf_hf.evaluation.pixels.model_pixel_normalisation`), runs the model under
+``torch.no_grad()`` and scores the output:
+
+- segmentation: the source is ``item["pixel_values"]``; logits are upsampled bilinearly to the
+  label size and arg-maxed; mIoU and pixel accuracy (:class:`SegmentationMeter`).
+- restoration: the source is ``item["labels"]`` (the clean image). The dataset's own degraded
+  ``pixel_values`` are not used, so every corruption is applied to the same clean images and
+  "clean" means the model is given the clean image itself (a good restorer leaves it alone).
+  Mean per-image PSNR and SSIM (:class:`RestorationMeter`).
+
+Degraded images are fixed by the seed: image ``i`` under corruption ``c`` at severity ``s`` is
+degraded on its own with a ``torch.Generator`` seeded from a hash of ``(seed, c, s, i)``. They
+depend neither on which other corruptions are evaluated, nor on the batch size, nor on the
+number of processes, so two models (or two runs) see identical images. (A generator's stream
+differs between CPU and CUDA, so images differ between devices.)
+
+With an ``accelerator`` process ``p`` of ``n`` takes the images ``p, p + n, p + 2n, ...`` and
+the meters are summed across processes, giving the single-process numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .metrics import RestorationMeter, SegmentationMeter
+from .pixels import model_pixel_normalisation, model_task
+
+MAIN_METRIC = {"segmentation": "mIoU", "restoration": "psnr"}
+SECONDARY_METRIC = {"segmentation": "pixel_accuracy", "restoration": "ssim"}
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def degradation_seed(seed: int, corruption: str, severity: int, index: int) -> int:
+    """A 63-bit seed from (seed, corruption name, severity, image index); stable across runs and machines."""
+    digest = hashlib.sha256(f"{seed}/{corruption}/{severity}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _corruption_table():
+    from quarf_hf.degradations import CORRUPTIONS
+
+    return CORRUPTIONS
+
+
+def _validate(corruptions, severities, seed, batch_size, dataset):
+    known = _corruption_table()
+    if isinstance(corruptions, str):
+        corruptions = [corruptions]
+    corruptions = list(dict.fromkeys(corruptions))
+    unknown = [name for name in corruptions if name not in known]
+    if unknown:
+        raise ValueError(f"corruptions: unknown {unknown}; known corruptions: {sorted(known)}")
+    if isinstance(severities, int):
+        severities = [severities]
+    severities = list(dict.fromkeys(severities))
+    for value in severities:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise ValueError(f"severities: expected integers from 1 to 5, found {value!r}")
+    if corruptions and not severities:
+        raise ValueError("severities: expected at least one severity from 1 to 5, found none")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed: expected an integer, found {seed!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, found {batch_size!r}")
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise ValueError(f"dataset: expected a sized, indexable dataset, found {type(dataset).__name__}") from None
+    if size == 0:
+        raise ValueError("dataset: expected at least one image, found an empty dataset")
+    return corruptions, sorted(severities)
+
+
+def _model_device(model) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")
+
+
+def _experts(model):
+    quarf = getattr(model.config, "quarf", None)
+    if not isinstance(quarf, dict) or "experts" not in quarf:
+        return None
+    from quarf_hf.quarf import receptive_field
+
+    return [receptive_field(int(kernel), int(dilation)) for kernel, dilation in quarf["experts"]]
+
+
+def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
+    """Consecutive runs of at most ``batch_size`` indices whose images share one shape."""
+    batch, shape = [], None
+    for index in indices:
+        item = dataset[index]
+        source = item["labels"] if task == "restoration" else item["pixel_values"]
+        source = torch.as_tensor(source)
+        if batch and (len(batch) == batch_size or source.shape != shape):
+            yield batch
+            batch = []
+        shape = source.shape
+        batch.append((index, source, torch.as_tensor(item["labels"])))
+    if batch:
+        yield batch
+
+
+class _Condition:
+    """The meters of one condition: the task's metric and the mean routing weights."""
+
+    def __init__(self, task: str, num_labels: int, ignore_index):
+        self.meter = SegmentationMeter(num_labels, ignore_index) if task == "segmentation" else RestorationMeter()
+        self.routing_sum = None
+        self.count = torch.zeros((), dtype=torch.float64)
+
+    def add_routing(self, routing: torch.Tensor | None, batch: int):
+        self.count += batch
+        if routing is None:
+            return
+        per_image = routing.detach().double().reshape(routing.shape[0], -1, routing.shape[-1]).mean(1).sum(0).cpu()
+        self.routing_sum = per_image if self.routing_sum is None else self.routing_sum + per_image
+
+    def compute(self, accelerator) -> dict:
+        metrics = self.meter.compute(accelerator)
+        if self.routing_sum is not None:
+            sums = torch.cat([self.routing_sum, self.count.reshape(1)])
+            if accelerator is not None:
+                sums = accelerator.reduce(sums.to(accelerator.device), "sum").cpu()
+            metrics["routing"] = (sums[:-1] / sums[-1]).tolist()
+        return metrics
+
+
+def _mean_metrics(entries: list[dict]) -> dict:
+    if not entries:
+        return {}
+    mean = {}
+    for key, value in entries[0].items():
+        if key == "per_class_iou":
+            continue
+        if key == "routing":
+            mean[key] = [sum(entry[key][e] for entry in entries) / len(entries) for e in range(len(value))]
+        else:
+            mean[key] = sum(entry[key] for entry in entries) / len(entries)
+    return mean
+
+
+def evaluate_model(
+    model,
+    dataset,
+    *,
+    corruptions: Sequence[str] = ("gaussian_noise",),
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    batch_size: int = 8,
+    accelerator=None,
+    progress: bool = True,
+) -> dict:
+    """Metrics of ``model`` on ``dataset`` clean and under each corruption at each severity.
+
+    Returns a JSON-serialisable dict::
+
+        {"task": "segmentation" | "restoration", "metric": "mIoU" | "psnr",
+         "secondary_metric": "pixel_accuracy" | "ssim",
+         "clean": {metrics..., "routing": [mean weight per expert] (QuARF only)},
+         "corruptions": {name: {"1": {metrics...}, ...}},   # in the order given
+         "mean_corrupted": {metrics averaged over every corruption x severity},
+         "experts": [receptive field per expert] (QuARF only),
+         "severities": [...], "num_images": N, "seed": seed}
+
+    Segmentation metrics: ``mIoU``, ``pixel_accuracy``, ``per_class_iou``; restoration:
+    ``psnr`` (dB), ``ssim``. See the module docstring for how images are degraded and sharded.
+    """
+    corruptions, severities = _validate(corruptions, severities, seed, batch_size, dataset)
+    task = model_task(model)
+    config = model.config
+    num_labels, ignore_index = 0, None
+    if task == "segmentation":
+        num_labels = int(config.num_labels)
+        ignore_index = getattr(config, "semantic_loss_ignore_index", 255)
+        dataset_labels = getattr(dataset, "num_labels", None)
+        if dataset_labels is not None and int(dataset_labels) != num_labels:
+            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts {num_labels}")
+
+    first = dataset[0]
+    labels_shape = tuple(torch.as_tensor(first["labels"]).shape)
+    if task == "restoration" and len(labels_shape) != 3:
+        raise ValueError(
+            f"dataset: restoration evaluation needs items whose labels are clean (3, H, W) images, found labels of shape {labels_shape}"
+        )
+    if task == "segmentation" and len(labels_shape) != 2:
+        raise ValueError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
+
+    from quarf_hf.degradations import degrade
+
+    mean, std = model_pixel_normalisation(model)
+    device = accelerator.device if accelerator is not None else _model_device(model)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    rank = int(getattr(accelerator, "process_index", 0)) if accelerator is not None else 0
+    world = int(getattr(accelerator, "num_processes", 1)) if accelerator is not None else 1
+    indices = list(range(rank, len(dataset), world))
+    conditions = [(None, None)] + [(name, severity) for name in corruptions for severity in severities]
+
+    show = progress and (accelerator is None or getattr(accelerator, "is_main_process", True))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(conditions) * len(indices), desc="evaluate", unit="img", disable=not show)
+    was_training = model.training
+    model.eval()
+    results: dict = {}
+    try:
+        with torch.no_grad():
+            for name, severity in conditions:
+                bar.set_postfix_str("clean" if name is None else f"{name} s{severity}")
+                state = _Condition(task, num_labels, ignore_index)
+                for batch in _batches(indices, dataset, batch_size, task):
+                    images = []
+                    for index, source, _ in batch:
+                        image = source.to(device=device, dtype=torch.float32).unsqueeze(0)
+                        if name is not None:
+                            generator = torch.Generator(device=device).manual_seed(
+                                degradation_seed(seed, name, severity, index)
+                            )
+                            image = degrade(image, name, severity, generator=generator)
+                        images.append(image)
+                    pixels = torch.cat(images)
+                    labels = torch.stack([labels for _, _, labels in batch]).to(device)
+                    output = model(pixel_values=(pixels - mean_t) / std_t)
+                    if task == "segmentation":
+                        logits = output.logits.float()
+                        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+                        state.meter.update(logits.argmax(1), labels.long())
+                    else:
+                        state.meter.update(output.reconstruction.float(), labels.float())
+                    state.add_routing(getattr(output, "routing_weights", None), len(batch))
+                    bar.update(len(batch))
+                metrics = state.compute(accelerator)
+                if name is None:
+                    results["clean"] = metrics
+                else:
+                    results.setdefault(name, {})[str(severity)] = metrics
+    finally:
+        bar.close()
+        model.train(was_training)
+
+    count = torch.tensor(float(len(indices)), dtype=torch.float64)
+    if accelerator is not None:
+        count = accelerator.reduce(count.to(accelerator.device), "sum").cpu()
+    corrupted = {name: results[name] for name in corruptions}
+    out = {
+        "task": task,
+        "metric": MAIN_METRIC[task],
+        "secondary_metric": SECONDARY_METRIC[task],
+        "clean": results["clean"],
+        "corruptions": corrupted,
+        "mean_corrupted": _mean_metrics([entry for by_severity in corrupted.values() for entry in by_severity.values()]),
+        "severities": severities,
+        "num_images": int(round(float(count))),
+        "seed": seed,
+    }
+    experts = _experts(model) if "routing" in results["clean"] else None
+    if experts is not None:
+        out["experts"] = experts
+    return out
+
+
+__all__ = ["evaluate_model", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]
