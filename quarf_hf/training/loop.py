@@ -56,11 +56,15 @@ class IndexedDataset(torch.utils.data.Dataset):
         return {**self.dataset[index], "index": index}
 
 
-def _generator(device, *parts: int) -> torch.Generator:
+def _mixed_seed(*parts: int) -> int:
     seed = 0
     for part in parts:
         seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
-    return torch.Generator(device=device).manual_seed(seed)
+    return seed
+
+
+def _generator(device, *parts: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(_mixed_seed(*parts))
 
 
 def _scheduler(config: TrainConfig, optimizer):
@@ -172,10 +176,13 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
             pixels, labels = batch["pixel_values"], batch["labels"]
             if config.log_sample_ids:
                 seen_ids.extend(batch["index"].tolist())
+            # All randomness of a batch (degradations, router noise, dropout) is seeded by its
+            # position, not by the RNG's history: a resumed run draws exactly the same numbers
+            # although creating the data iterator again consumes global random state.
+            position = (config.seed, epoch, batch_in_epoch, accelerator.process_index)
+            torch.manual_seed(_mixed_seed(*position, 1))
             if augmentation is not None:
-                # Seeded by position, not by RNG history: a resumed run degrades the same way.
-                generator = _generator(pixels.device, config.seed, epoch, batch_in_epoch, accelerator.process_index)
-                pixels = augmentation(pixels, generator=generator)
+                pixels = augmentation(pixels, generator=_generator(pixels.device, *position, 2))
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     out = model(pixel_values=(pixels - mean) / std, labels=labels)

@@ -1,0 +1,51 @@
+"""``quarf-hf demo``: the three arms, end to end, on a short budget."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from quarf_hf.cli import main
+from quarf_hf.demo import ARMS, HELD_OUT
+from quarf_hf.training import load_train_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("arm", sorted(ARMS))
+def test_demo_arms_are_the_configs_arms(arm):
+    """The demo trains what configs/ describes (model, augmentation, held-out evaluation)."""
+    config = load_train_config(REPO / "configs" / f"{arm}.yaml")
+    assert config.model == ARMS[arm]["model"]
+    assert config.augmentation == ARMS[arm]["augmentation"]
+    assert config.evaluation == HELD_OUT
+
+
+def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys):
+    from transformers import AutoModelForSemanticSegmentation, pipeline
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--minutes", "0.4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "QuARF + data augmentation"]
+    for row in rows:
+        assert row["steps"] >= 1 and 0 <= row["clean"] <= 1 and 0 <= row["degraded"] <= 1
+        assert set(HELD_OUT["corruptions"]) <= set(row)
+    assert (out / "comparison.md").read_text().strip() in printed
+    assert Image.open(out / "comparison.png").size[0] > 100
+    assert (out / "quarf" / "evaluation" / "routing_vs_severity.png").is_file()
+    assert not (out / "baseline" / "evaluation" / "routing_vs_severity.png").exists()
+    folder = out / "quarf" / "model"
+    assert f'from_pretrained("{folder}", trust_remote_code=True)' in printed
+    model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True)
+    assert model.config.model_type == "quarf_segformer" and model.config.quality["type"] == "brisque"
+    segments = pipeline("image-segmentation", model=str(folder), trust_remote_code=True)(Image.new("RGB", (48, 48)))
+    assert segments and {"label", "mask"} <= set(segments[0])
+
+
+def test_demo_rejects_a_bad_budget(tmp_path, capsys):
+    assert main(["demo", "--minutes", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "--minutes" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
