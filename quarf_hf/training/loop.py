@@ -164,7 +164,8 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
     seen_ids = []
     start_time = time.monotonic()
-    progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="training")
+    progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
+                    desc="training", mininterval=1.0)
     model.train()
     stopped_early = False
     while step < config.max_steps and not stopped_early:
