@@ -33,3 +33,40 @@ def test_readme_quick_start_is_two_commands():
     assert "pytest" in commands[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert commands[1].strip() in ci, ".ci/run must run the README's test command verbatim"
+
+
+def bash_commands():
+    """Every command of the README's bash blocks, continuation lines joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line:
+                commands.append(line)
+    return commands
+
+
+def test_readme_cli_commands_parse_with_the_real_parser():
+    """Each `quarf-hf ...` line (and each `-m quarf_hf.train ...` launch) names real sub-commands
+    and flags: argparse exits on any unknown one, so a renamed flag fails here."""
+    import shlex
+
+    from quarf_hf.cli import build_parser
+
+    parser = build_parser()
+    checked = 0
+    for command in bash_commands():
+        for part in command.split("&&"):
+            words = shlex.split(part)
+            if words and words[0] == "quarf-hf":
+                arguments = words[1:]
+            elif "quarf_hf.train" in words:
+                arguments = ["train", *words[words.index("quarf_hf.train") + 1:]]
+            else:
+                continue
+            parser.parse_args(arguments)
+            for word in arguments:
+                if word.startswith("configs/"):
+                    assert (README.parent / word).is_file(), f"README names a missing config: {word}"
+            checked += 1
+    assert checked >= 10
