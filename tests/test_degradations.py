@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -162,19 +161,6 @@ def test_empty_batch():
     """A batch of zero images comes back empty with the same shape."""
     x = torch.zeros(0, 3, 16, 16)
     assert degrade(x, "rain", 2).shape == x.shape
-
-
-def test_fast_enough_on_cpu():
-    """8 x 3 x 128 x 128 at severity 5 takes < 1 s for every kind (target ~0.3 s; the bound is
-    loose because the test machine is shared)."""
-    x = synthetic_images(8, 128)
-    slow = {}
-    for name in NAMES:
-        start = time.perf_counter()
-        degrade(x, name, 5, gen(0))
-        if (elapsed := time.perf_counter() - start) > 1.0:
-            slow[name] = elapsed
-    assert not slow, slow
 
 
 # ---------------------------------------------------------------- input validation
