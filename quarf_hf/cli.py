@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "quarf_hf.degradations.gallery",
     "quarf_hf.training.cli",
     "quarf_hf.evaluation.cli",
+    "quarf_hf.predict",
+    "quarf_hf.bench",
 ]
 
 
