@@ -9,14 +9,12 @@ The official ``CONTRIQUE_checkpoint25.tar`` is a plain state dict of the trainin
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_folder
 from .configuration_contrique import ContriqueConfig
 from .modeling_contrique import ContriqueModel
 
@@ -125,18 +123,10 @@ def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, na
     else:
         model = ContriqueModel(ContriqueConfig()).eval()
         provenance = "Weights: randomly initialised (no checkpoint given). Convert the official one before use."
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         model.save_pretrained(staging)
         card = MODEL_CARD.format(name=name, provenance=provenance, reference=reference or f"<your-org>/{name}")
         (staging / "README.md").write_text(card)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

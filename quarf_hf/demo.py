@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from pathlib import Path
+
+from .atomic import atomic_path, write_text_atomic
 
 TINY_SEGFORMER = {"hidden_sizes": [32, 64, 96, 128], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 2, 2, 4],
                   "sr_ratios": [4, 2, 1, 1], "decoder_hidden_size": 64}
@@ -110,10 +111,9 @@ def plot_comparison(summaries: dict, path: Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
-    os.replace(temporary, path)
     return path
 
 
@@ -143,8 +143,8 @@ def run_demo(args) -> int:
     rows = comparison_rows(summaries)
     table = comparison_table(rows)
     plot = plot_comparison(summaries, out_dir / "comparison.png")
-    (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
-    (out_dir / "comparison.md").write_text(table + "\n")
+    write_text_atomic(out_dir / "comparison.json", json.dumps(rows, indent=2))
+    write_text_atomic(out_dir / "comparison.md", table + "\n")
     quarf_folder = out_dir / "quarf" / "model"
     print(f"\nmIoU on {validation_images} validation scenes, clean and under held-out degradations "
           f"({', '.join(HELD_OUT['corruptions'])}; severities {HELD_OUT['severities']}):\n")

@@ -25,8 +25,6 @@ degraded input does not depend on the device.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
+from quarf_hf.atomic import atomic_path, write_text_atomic
 from quarf_hf.evaluation.cli import _device, _load_config, load_model
 
 BLEND_ALPHA = 0.5  # weight of the class colour in <stem>_segmentation.png
@@ -108,22 +107,10 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def _write_atomic(path: Path, write) -> None:
-    """``write(temporary_path)`` then rename onto ``path``: readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _save_png(array: np.ndarray, path: Path) -> None:
     image = Image.fromarray(array)
-    _write_atomic(path, lambda temporary: image.save(temporary, format="PNG"))
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
 
 
 def _save_mask(mask: np.ndarray, path: Path, num_labels: int) -> None:
@@ -260,11 +247,7 @@ def run(args) -> int:
         result["experts"] = experts
     text = json.dumps(result, indent=2) + "\n"
 
-    def write_json(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    _write_atomic(out / "predictions.json", write_json)
+    write_text_atomic(out / "predictions.json", text)
     print(f"Wrote {sum(len(r['outputs']) for r in records)} images and predictions.json to {out}")
     return 0
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .registry import CORRUPTIONS, SEVERITIES, check_generator, check_images, check_name, check_severity, check_values, degrade
+from .registry import CORRUPTIONS, check_generator, check_images, check_name, check_severity, check_values, degrade
 
 
 class RandomDegradation:

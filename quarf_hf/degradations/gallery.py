@@ -4,13 +4,13 @@ the PSNR table used to check and report the severity calibration."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..atomic import atomic_path
 from .registry import CORRUPTIONS, SEVERITIES, check_images, check_name, check_severity, check_values, degrade
 
 LABEL_WIDTH = 130  # left column with the kind names
@@ -125,15 +125,8 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
             g = torch.Generator().manual_seed(seed)
             grid.paste(_to_pil(degrade(clean, name, s, g)[0]), (LABEL_WIDTH + col * w, top))
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            grid.save(f, format="PNG")
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out_path) as temporary:
+        grid.save(temporary, format="PNG")
     return out_path
 
 

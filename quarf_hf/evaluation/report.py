@@ -9,33 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from contextlib import contextmanager
+
+from ..atomic import atomic_path, write_text_atomic
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D")
 METRIC_LABELS = {"mIoU": "mIoU", "pixel_accuracy": "pixel accuracy", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-
-
-@contextmanager
-def _atomic_path(path: str):
-    """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds."""
-    directory, name = os.path.split(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def _write_text(path: str, text: str) -> None:
-    with _atomic_path(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
 
 
 def _json_safe(value):
@@ -110,7 +89,7 @@ def _markdown_document(results: dict, title: str | None) -> str:
 
 
 def _save_figure(figure, path: str) -> None:
-    with _atomic_path(path) as temporary:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
 
 
@@ -183,8 +162,8 @@ def write_report(results: dict, out_dir, title: str | None = None) -> dict:
         "markdown": os.path.join(out_dir, "results.md"),
         "metric_plot": os.path.join(out_dir, "metric_vs_severity.png"),
     }
-    _write_text(paths["json"], json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
-    _write_text(paths["markdown"], _markdown_document(results, title))
+    write_text_atomic(paths["json"], json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(paths["markdown"], _markdown_document(results, title))
     _save_figure(_metric_figure(results), paths["metric_plot"])
     if results.get("experts") and "routing" in results.get("clean", {}):
         paths["routing_plot"] = os.path.join(out_dir, "routing_vs_severity.png")

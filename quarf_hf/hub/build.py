@@ -8,13 +8,12 @@ so a failed build leaves nothing behind.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import yaml
+
+from ..atomic import atomic_folder
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 REPO_ROOT_HUB_CONFIGS = Path(__file__).resolve().parents[2] / "hub_configs"
@@ -129,9 +128,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         from .publish import resolve_token
 
         resolve_token(None)  # fail before the (long) build when there is no token
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         if data["model"] == "quarf_segformer":
             model, from_base = build_quarf_segformer(data, base, quality)
             if not from_base:
@@ -145,14 +142,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         else:
             from ..restoration_build import build_quarf_restoration
 
-
             build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if push:
         from .publish import push_folder_to_hub
 

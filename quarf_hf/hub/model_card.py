@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
+
+from ..atomic import atomic_path
 
 
 def write_model_card(folder, *, metadata: dict, title: str, description: str, usage_snippet: str,
@@ -21,7 +22,6 @@ def write_model_card(folder, *, metadata: dict, title: str, description: str, us
         sections += [f"## {heading}", text.strip()]
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     path = Path(folder) / "README.md"
-    temporary = path.with_name(".README.md.tmp")
-    card.save(temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        card.save(temporary)
     return path

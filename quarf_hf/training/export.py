@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_folder
 from ..hub.model_card import write_model_card
 
 SEGMENTATION_TAGS = ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"]
@@ -45,9 +43,7 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
     from ..evaluation import markdown_table, model_pixel_normalisation
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         model.save_pretrained(staging)
         is_restoration = model.config.model_type == "quarf_restoration"
         if not is_restoration:
@@ -74,12 +70,6 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
             usage_snippet=_usage(model, push_to_hub or str(folder)),
             extra_sections=sections,
         )
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if push_to_hub:
         from ..hub.publish import push_folder_to_hub
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from ..atomic import write_text_atomic
 from ..quarf import quarf_aux_loss
 from .checkpoints import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -232,13 +232,8 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
         image_size = int(train_set[0]["pixel_values"].shape[-1])
         export_model(accelerator.unwrap_model(model), output_dir / "model", config, summary,
                      push_to_hub=push_to_hub, image_size=image_size)
-        _write_json(output_dir / "summary.json", summary)
+        write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
 
-
-def _write_json(path: Path, data) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2))
-    os.replace(temporary, path)

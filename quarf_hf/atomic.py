@@ -1,0 +1,54 @@
+"""Writing files and folders atomically: readers (and a crash) never see half of one.
+
+Both helpers work beside the destination (same file system, so ``os.replace`` is a rename) and
+remove their temporary on failure. Not shipped to the Hub: no model code imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yields a temporary file path next to ``path``; renamed onto ``path`` if the block succeeds.
+
+    Name the format explicitly when writing (``format="PNG"``): the temporary ends in ``.tmp``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path, text: str) -> Path:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+@contextmanager
+def atomic_folder(path) -> Iterator[Path]:
+    """Yields an empty staging folder next to ``path``; it replaces ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
