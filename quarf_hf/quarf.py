@@ -351,13 +351,8 @@ class QuARF(nn.Module):
     def _mix(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sum_e w[b, g, e] * expert_e(x[b, g]) for all groups at once."""
         grouped = self._grouped(x)
-        flat_weights = weights.reshape(-1, self.num_experts)
-        out = None
-        for index, expert in enumerate(self.experts):
-            expert_out = expert(grouped)
-            scale = flat_weights[:, index].to(expert_out.dtype).view(-1, 1, 1, 1)
-            # Accumulate in place: no stack of all expert outputs is ever held.
-            out = expert_out * scale if out is None else out.addcmul_(expert_out, scale)
+        expert_outputs = [expert(grouped) for expert in self.experts]
+        out = _WeightedSum.apply(weights.reshape(-1, self.num_experts), *expert_outputs)
         return self._ungrouped(out, x)
 
     def _dispatch(self, x: torch.Tensor, choice: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -394,6 +389,52 @@ class QuARF(nn.Module):
     @staticmethod
     def _channels_last(x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last)
+
+
+class _WeightedSum(torch.autograd.Function):
+    """``sum_e scales[:, e] * outputs[e]`` with one scalar per sample and expert.
+
+    Autograd's own version (multiply, then in-place multiply-add) spends most of a training
+    step's mixing time on full-size temporaries: its scale gradient is a broadcast product
+    followed by a sum, and it clones for the in-place update. Here the scale gradient is one
+    batched dot product per expert and the only full-size work is one scaling per expert.
+    """
+
+    @staticmethod
+    def forward(ctx, scales: torch.Tensor, *outputs: torch.Tensor) -> torch.Tensor:
+        columns = scales.to(outputs[0].dtype).view(*scales.shape, 1, 1, 1)  # columns[:, e]: (N, 1, 1, 1)
+        total = outputs[0] * columns[:, 0]
+        for index in range(1, len(outputs)):
+            total.addcmul_(outputs[index], columns[:, index])  # in place: no stack of all outputs
+        ctx.save_for_backward(scales, *outputs)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        scales, *outputs = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=_memory_format(outputs[0]))
+        flat_grad = _flat(grad).unsqueeze(1)  # (N, 1, numel)
+        grad_scales = None
+        if ctx.needs_input_grad[0]:
+            grad_scales = torch.cat(
+                [torch.bmm(flat_grad, _flat(output).unsqueeze(2)).view(-1, 1) for output in outputs], dim=1
+            ).to(scales.dtype)
+        columns = scales.to(grad.dtype).view(*scales.shape, 1, 1, 1)
+        grad_outputs = [
+            grad * columns[:, index] if ctx.needs_input_grad[index + 1] else None for index in range(len(outputs))
+        ]
+        return (grad_scales, *grad_outputs)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C * H * W) without a copy, in the tensor's memory order."""
+    if _is_channels_last(x):
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], -1)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
