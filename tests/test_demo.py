@@ -7,19 +7,24 @@ import pytest
 from PIL import Image
 
 from quarf_hf.cli import main
-from quarf_hf.demo import ARMS, HELD_OUT
+from quarf_hf.demo import ARMS, BUDGETS, HELD_OUT, arm_configs
 from quarf_hf.training import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("arm", sorted(ARMS))
-def test_demo_arms_are_the_configs_arms(arm):
-    """The demo trains what configs/ describes (model, augmentation, held-out evaluation)."""
+def test_demo_arms_are_the_configs_arms(arm, tmp_path):
+    """The full demo trains what configs/ describes: same model, augmentation, data, held-out
+    evaluation and recipe (only the output folder, time cap and checkpointing differ)."""
     config = load_train_config(REPO / "configs" / f"{arm}.yaml")
-    assert config.model == ARMS[arm]["model"]
-    assert config.augmentation == ARMS[arm]["augmentation"]
+    minutes, steps, validation_images, size = BUDGETS["full"]
+    demo = arm_configs(tmp_path, minutes, steps, validation_images, size)[arm]
+    assert config.model == ARMS[arm]["model"] and config.augmentation == ARMS[arm]["augmentation"]
     assert config.evaluation == HELD_OUT
+    for key in ("task", "model", "augmentation", "evaluation", "data", "seed", "max_steps", "batch_size",
+                "learning_rate", "schedule", "warmup_steps", "load_balancing_weight"):
+        assert getattr(config, key) == getattr(demo, key), key
 
 
 def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys):
