@@ -12,6 +12,10 @@ How this differs from the published ``quarf.py`` (and why):
 * The router adds its learned noise only in training mode, so evaluation is deterministic.
 * All groups go through an expert in one convolution call (groups are folded into the batch
   dimension), instead of a Python loop over groups x experts, and nothing is copied to the host.
+* Soft mode's weighted sum of experts has a hand-written backward (one batched dot product per
+  expert for the router's gradient), and on a CPU inference runs over cache-sized tiles of
+  images: both cut memory traffic, which is what the block's time goes to once the
+  convolutions are batched.
 * ``mode="hard"`` works: each (image, group) goes through one expert, and only that expert is
   computed, in training as in inference. The router still gets gradient through the chosen
   expert's scale: with ``hard_gradient="straight_through"`` (default) the scale is
@@ -317,7 +321,12 @@ class QuARF(nn.Module):
                 weights = one_hot + (weights - weights.detach())
             out = self._dispatch(x, choice, weights)
         else:
-            out = self._mix(x, weights)
+            tile = _cpu_inference_tile(x, self.out_channels)
+            if tile is None:
+                out = self._mix(x, weights)
+            else:  # a few images at a time, so that every intermediate stays in the CPU's cache
+                out = torch.cat([self._mix(x[start : start + tile], weights[start : start + tile])
+                                 for start in range(0, x.shape[0], tile)])
 
         if self.residual_scale is not None:
             out = x + self.residual_scale.view(1, -1, 1, 1).to(out.dtype) * out
@@ -389,6 +398,23 @@ class QuARF(nn.Module):
     @staticmethod
     def _channels_last(x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last)
+
+
+# Soft-mode inference on a CPU runs over tiles of images of about this many bytes of output:
+# its element-wise passes and layout copies are memory-bound, and on the 2-core development CPU
+# (32 MB L3) tiles that stay in cache make the block 1.4-2x faster at 8x64x128x128. Training
+# keeps one pass over the whole batch (tiling did not pay there), hard mode (a quarter of the
+# work) gained nothing from it, and GPUs never tile.
+_CPU_TILE_BYTES = 8 * 2**20
+
+
+def _cpu_inference_tile(x: torch.Tensor, out_channels: int) -> int | None:
+    """Images per tile for soft-mode inference on a CPU, or None for one pass over the batch."""
+    if x.device.type != "cpu" or torch.is_grad_enabled():
+        return None
+    image_bytes = out_channels * x.shape[-2] * x.shape[-1] * x.element_size()
+    tile = max(1, _CPU_TILE_BYTES // image_bytes)
+    return tile if tile < x.shape[0] else None
 
 
 class _WeightedSum(torch.autograd.Function):

@@ -299,3 +299,28 @@ def test_config_round_trip():
     config = QuarfConfig(quality_dim=36, experts=((3, 1), (5, 2)), top_k=1, mode="hard", residual=True)
     assert QuarfConfig.from_dict(config.to_dict()) == config
     assert QuARF(8, config=config.to_dict()).config == config
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_inference_tiles_give_the_untiled_output(monkeypatch, channels_last):
+    """Soft-mode inference on a CPU runs over cache-sized tiles of images: with tiles of one and
+    of two images the output equals one pass over the whole batch, in the input's memory format."""
+    import quarf_hf.quarf as quarf_module
+
+    torch.manual_seed(10)
+    block = QuARF(16, quality_dim=32).eval()
+    x, q = make_inputs(batch=5, quality_dim=32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    image_bytes = 16 * 20 * 20 * 4
+    with torch.no_grad():
+        monkeypatch.setattr(quarf_module, "_CPU_TILE_BYTES", 10**12)
+        assert quarf_module._cpu_inference_tile(x, 16) is None
+        whole = block(x, q)
+        for images in (1, 2):
+            monkeypatch.setattr(quarf_module, "_CPU_TILE_BYTES", images * image_bytes)
+            assert quarf_module._cpu_inference_tile(x, 16) == images
+            tiled = block(x, q)
+            assert torch.allclose(tiled, whole, atol=1e-6, rtol=0)
+            assert tiled.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert quarf_module._cpu_inference_tile(x, 16) is None  # grad enabled: training never tiles
