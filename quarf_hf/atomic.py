@@ -14,6 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
     """Yields a temporary file path next to ``path``; renamed onto ``path`` if the block succeeds.
@@ -24,6 +30,7 @@ def atomic_path(path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual mode
     try:
         yield Path(temporary)
         os.replace(temporary, path)
@@ -44,6 +51,7 @@ def atomic_folder(path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only folders; give the usual mode
     try:
         yield staging
         if path.exists():

@@ -93,12 +93,10 @@ def comparison_table(rows: list[dict]) -> str:
 
 def plot_comparison(summaries: dict, path: Path) -> Path:
     """mIoU vs severity (mean over the held-out kinds), one line per arm; severity 0 is clean."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     for name, summary in summaries.items():
         evaluation = summary["evaluation"]
         severities = sorted({int(s) for by in evaluation["corruptions"].values() for s in by})
@@ -113,7 +111,6 @@ def plot_comparison(summaries: dict, path: Path) -> Path:
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
     return path
 
 

@@ -190,12 +190,13 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         return result if return_dict else result.to_tuple()
 
     @classmethod
-    def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None, **block_kwargs):
+    def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
+                       id2label=None, **block_kwargs):
         """A QuARF-SegFormer holding every weight of a pretrained SegFormer.
 
         ``pretrained_model_name_or_path``: a folder or Hub id of any SegFormer (b0-b5), fine-tuned
         (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``; the decode head is then
-        initialised fresh for ``num_labels``). ``quality``: the quality extractor (see
+        initialised fresh for ``num_labels``, named by ``id2label`` when given). ``quality``: the quality extractor (see
         :func:`quarf_hf.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
         (residual defaults to True, so the new model starts with the SegFormer's exact logits).
         """
@@ -203,9 +204,10 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
         extractor, spec = resolve_quality(quality)
         load_kwargs = {}
-        if num_labels is not None:  # a new head: give it matching (generic) label names
-            labels = {i: f"LABEL_{i}" for i in range(num_labels)}
-            load_kwargs = {"num_labels": num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+        if num_labels is not None:  # a new head (when the classes differ) with matching label names
+            labels = {int(k): v for k, v in id2label.items()} if id2label else {i: f"LABEL_{i}" for i in range(num_labels)}
+            load_kwargs = {"num_labels": num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()},
+                           "ignore_mismatched_sizes": True}
         base = SegformerForSemanticSegmentation.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):

@@ -34,7 +34,8 @@ from PIL import Image
 
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
 from quarf_hf.atomic import atomic_path, write_text_atomic
-from quarf_hf.evaluation.cli import _device, _load_config, load_model
+from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
+from quarf_hf.evaluation.metrics import psnr_per_image
 
 BLEND_ALPHA = 0.5  # weight of the class colour in <stem>_segmentation.png
 
@@ -153,8 +154,7 @@ def _routing_line(routing: list[dict]) -> str:
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two [0, 1] images; capped at 100 dB when they are equal."""
-    mse = (a.double() - b.double()).pow(2).mean().item()
-    return 100.0 if mse <= 1e-10 else -10.0 * float(np.log10(mse))
+    return float(psnr_per_image(a.reshape(1, -1), b.reshape(1, -1)))
 
 
 def _label_name(config, class_id: int) -> str:
@@ -165,7 +165,6 @@ def _label_name(config, class_id: int) -> str:
 def run(args) -> int:
     from quarf_hf.degradations import degrade
     from quarf_hf.evaluation import model_pixel_normalisation
-    from quarf_hf.evaluation.pixels import RESTORATION_MODEL_TYPES
     from quarf_hf.evaluation.runner import degradation_seed
 
     # Everything the user typed is checked before the model is loaded or anything is written.
@@ -174,9 +173,9 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
-    device = _device(args.device)
-    config = _load_config(args.model, args.trust_remote_code)
-    task = "restoration" if config.model_type in RESTORATION_MODEL_TYPES else "segmentation"
+    device = resolve_device(args.device)
+    config = load_model_config(args.model, args.trust_remote_code)
+    task = config_task(config)
 
     model = load_model(args.model, config, args.trust_remote_code).to(device).eval()
     mean, std = model_pixel_normalisation(model)

@@ -61,6 +61,7 @@ def test_exit_code_and_forwarded_arguments(monkeypatch, tmp_path, capsys):
     assert "ok ['--size', '8']" in captured.out and "failing" in captured.err
 
 
+@pytest.mark.slow
 def test_quarf_block_quick_runs(capsys):
     """The block benchmark's smoke run (about 5 s) prints its ratio columns."""
     assert main(["bench", "quarf_block", "--", "--quick", "--repeats", "1"]) == 0

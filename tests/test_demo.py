@@ -27,6 +27,7 @@ def test_demo_arms_are_the_configs_arms(arm, tmp_path):
         assert getattr(config, key) == getattr(demo, key), key
 
 
+@pytest.mark.slow
 def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys):
     from transformers import AutoModelForSemanticSegmentation, pipeline
 

@@ -316,7 +316,8 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys, kind):
     printed = capsys.readouterr().out
 
     results = json.loads((out / "results.json").read_text())
-    assert results["dataset"] == {"type": "quarf-shapes", "num_samples": 4, "size": 64, "seed": 0, "task": "segmentation"}
+    assert results["dataset"] == {"type": "quarf-shapes", "num_samples": 4, "size": 64, "seed": 0, "task": "segmentation",
+                                  "num_classes": data.num_labels}
     reloaded = AutoModelForSemanticSegmentation.from_pretrained(tmp_path / "model")
     direct = evaluate_model(
         reloaded, load_dataset_spec(results["dataset"]), corruptions=["gaussian_noise", "defocus_blur"],
@@ -383,3 +384,35 @@ def test_write_report_without_corruptions(tmp_path):
     paths = write_report(results, tmp_path / "report")
     assert sorted(paths) == ["json", "markdown", "metric_plot"]
     assert markdown_table(results).splitlines()[2] == "| clean | 0.5000 |"
+
+
+def test_cli_evaluate_gives_quarf_shapes_the_models_classes(tmp_path, capsys):
+    """A 3-class model (as in the README) is evaluated on 3-class quarf-shapes scenes; a model
+    with more classes than quarf-shapes has gets an error naming --dataset."""
+    tiny_quarf(3).save_pretrained(tmp_path / "three")
+    assert main(cli_args(tmp_path / "three", tmp_path / "out", corruptions="fog", severities="1")) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["dataset"]["num_classes"] == 3 and 0 <= results["clean"]["mIoU"] <= 1
+    tiny_segformer(9).save_pretrained(tmp_path / "nine")
+    assert main(cli_args(tmp_path / "nine", tmp_path / "out9", corruptions="fog", severities="1")) == 2
+    assert "--dataset" in capsys.readouterr().err and not (tmp_path / "out9").exists()
+
+
+def test_a_process_without_images_joins_every_reduction(seg_data):
+    """More processes than images (3 processes, 2 images): the idle process makes the same
+    reduce calls as the busy ones (a mismatch would hang a real run) and all get the
+    single-process numbers."""
+    data = torch.utils.data.Subset(seg_data, [0, 1])
+    data.num_labels = seg_data.num_labels
+    model = tiny_quarf(seg_data.num_labels)
+    kwargs = dict(corruptions=["fog"], severities=[1], seed=0, batch_size=2, progress=False)
+    single = evaluate_model(model, data, **kwargs)
+    recording = [FakeAccelerator(rank, 3) for rank in range(3)]
+    for accelerator in recording:
+        evaluate_model(model, data, accelerator=accelerator, **kwargs)
+    assert len({len(accelerator.calls) for accelerator in recording}) == 1
+    recorded = [accelerator.calls for accelerator in recording]
+    idle = evaluate_model(model, data, accelerator=FakeAccelerator(2, 3, recorded), **kwargs)
+    # batches of 1 here, of 2 in the single run: the model's float32 sums differ in the last bits
+    assert idle["clean"]["mIoU"] == pytest.approx(single["clean"]["mIoU"], rel=1e-5)
+    assert idle["clean"]["routing"] == pytest.approx(single["clean"]["routing"], rel=1e-5)

@@ -123,19 +123,23 @@ def test_training_changes_the_weights_and_keeps_the_quality_extractor_frozen(tmp
     assert not any("quality_extractor" in k for k in moved)
 
 
-def test_resume_after_a_crash_ends_with_the_same_weights(tmp_path, monkeypatch):
-    """Run A: 6 steps uninterrupted. Run B: same seed, crashes right after its step-2 checkpoint,
-    then ``--resume`` finishes it. Model weights must be identical (CPU is deterministic)."""
-    uninterrupted = TrainConfig.from_dict(tiny_config(tmp_path, name="a", max_steps=6, checkpoint_every=0))
+@pytest.mark.parametrize("accumulation, crash_step", [(1, 2), (3, 3)])
+def test_resume_after_a_crash_ends_with_the_same_weights(tmp_path, monkeypatch, accumulation, crash_step):
+    """Run A: 6 steps uninterrupted. Run B: same seed, crashes right after a checkpoint, then
+    ``--resume`` finishes it. Model weights must be identical (CPU is deterministic). With
+    accumulation 3 over 4 batches an epoch has 2 steps (3 batches, then 1 at the epoch's end),
+    and the crash falls in the second epoch."""
+    common = {"max_steps": 6, "gradient_accumulation_steps": accumulation}
+    uninterrupted = TrainConfig.from_dict(tiny_config(tmp_path, name="a", checkpoint_every=0, **common))
     train(uninterrupted)
 
-    resumed = TrainConfig.from_dict(tiny_config(tmp_path, name="b", max_steps=6, checkpoint_every=2))
+    resumed = TrainConfig.from_dict(tiny_config(tmp_path, name="b", checkpoint_every=crash_step, **common))
     real_save = training_loop.save_checkpoint
 
     def save_then_crash(accelerator, output_dir, step, keep):
         real_save(accelerator, output_dir, step, keep)
-        if step == 2:
-            raise KeyboardInterrupt("simulated crash after the step-2 checkpoint")
+        if step == crash_step:
+            raise KeyboardInterrupt("simulated crash right after a checkpoint")
 
     monkeypatch.setattr(training_loop, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
@@ -154,6 +158,54 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     config = TrainConfig.from_dict(tiny_config(tmp_path, name="empty"))
     with pytest.raises(FileNotFoundError, match="--resume"):
         train(config, resume=True)
+
+
+def test_a_fresh_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path):
+    config = TrainConfig.from_dict(tiny_config(tmp_path, name="used", max_steps=2, checkpoint_every=2))
+    train(config)
+    with pytest.raises(ValueError, match="output_dir.*--resume"):
+        train(config)
+
+
+@pytest.mark.parametrize("schedule", ["poly", "cosine", "constant"])
+def test_schedule_is_laid_out_for_accelerates_per_process_steps(schedule):
+    """accelerate steps a prepared scheduler once per process for each optimiser step: with 2
+    processes the learning rate after every training step equals the 1-process one."""
+    config = TrainConfig.from_dict({**tiny_config(Path("unused")), "schedule": schedule, "warmup_steps": 2,
+                                    "max_steps": 6})
+
+    def rates(num_processes):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+        scheduler = training_loop._scheduler(config, optimizer, num_processes)
+        values = []
+        for _ in range(config.max_steps):
+            optimizer.step()
+            for _ in range(num_processes):
+                scheduler.step()
+            values.append(scheduler.get_last_lr()[0])
+        return values
+
+    assert rates(2) == pytest.approx(rates(1), rel=1e-6)
+    assert len(set(rates(1))) > 1  # the schedule really moves (warm-up at least)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"evaluation": {"corruptions": ["gausian_noise"], "severities": [3]}}, "evaluation.corruptions"),
+    ({"evaluation": {"corruptions": ["fog"], "severities": [6]}}, "evaluation.severities"),
+    ({"augmentation": {"policy": "degradation", "corruption": ["fog"]}}, "augmentation: unknown keys"),
+    ({"learning_rate": "fast"}, "learning_rate"),
+    ({"warmup_steps": -1}, "warmup_steps"),
+])
+def test_config_typos_fail_before_training(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({**tiny_config(tmp_path), **change})
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    """PyYAML reads ``6e-4`` as a string; the config takes it as the number it means."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path)).replace("learning_rate: 0.002", "learning_rate: 6e-4"))
+    assert load_train_config(path).learning_rate == pytest.approx(6e-4)
 
 
 def test_baseline_segformer_and_restoration_arms_train(tmp_path):
@@ -189,6 +241,7 @@ def _launch(command, tmp_path, timeout=600):
     return result
 
 
+@pytest.mark.slow
 def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path):
     """Two gloo ranks on CPU: the ranks see disjoint samples covering the epoch, only the main
     process writes, and the reduced evaluation equals a single-process evaluation of the model."""
@@ -202,7 +255,7 @@ def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path)
                              "validation": {"type": "quarf-shapes", "num_samples": 5, "size": 32, "seed": 99}})
     config_path = tmp_path / "ddp.yaml"
     config_path.write_text(yaml.safe_dump(data))
-    _launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    _launch([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
              "-m", "quarf_hf.train", str(config_path)], tmp_path)
     out = Path(data["output_dir"])
     summary = json.loads((out / "summary.json").read_text())
@@ -212,6 +265,9 @@ def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path)
     assert len(rank0) == len(rank1) == 4 and not set(rank0) & set(rank1)
     assert sorted(rank0 + rank1) == list(range(8))  # 2 steps x 2 ranks x batch 2 = one epoch of 8
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]
+    # Nothing else (no second model folder, no leftovers of rank 1): only these were written.
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "model", "sample_ids_rank0.json",
+                                                     "sample_ids_rank1.json", "summary.json"]
     model = AutoModelForSemanticSegmentation.from_pretrained(out / "model")
     single = evaluate_model(model, load_dataset_spec(data["data"]["validation"]), corruptions=["shot_noise"],
                             severities=[2], seed=0, batch_size=2, progress=False)
@@ -220,6 +276,7 @@ def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path)
         summary["evaluation"]["corruptions"]["shot_noise"]["2"]["mIoU"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_accelerate_launch_runs_the_module(tmp_path):
     """The documented entry point: ``accelerate launch -m quarf_hf.train CONFIG`` (one CPU process)."""
     data = tiny_config(tmp_path, name="launched", max_steps=1, checkpoint_every=0)

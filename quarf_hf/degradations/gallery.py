@@ -19,8 +19,9 @@ HEADER_HEIGHT = 20  # top row with "clean", "1" .. "5"
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """PSNR in dB per image of two (B, 3, H, W) batches in [0, 1]; capped at 100 dB when equal."""
-    mse = (a.float() - b.float()).pow(2).mean(dim=(1, 2, 3))
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+    from ..evaluation.metrics import psnr_per_image
+
+    return psnr_per_image(a, b)
 
 
 def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVERITIES) -> dict[str, list[float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-import torch
+from .loading import config_task, load_model, load_model_config, looks_like_local_path, resolve_device
 
 
 def parse_severities(text: str) -> list[int]:
@@ -42,13 +42,8 @@ def parse_corruptions(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _looks_like_path(value: str) -> bool:
-    """True for things only a local path looks like (a Hub id is "name" or "owner/name")."""
-    return value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
-
-
-def dataset_spec(args, task: str):
-    """The ``load_dataset_spec`` argument for ``--dataset``."""
+def dataset_spec(args, task: str, num_labels: int | None = None):
+    """The ``load_dataset_spec`` argument for ``--dataset``; quarf-shapes gets the model's classes."""
     value = args.dataset
     if value.lstrip().startswith("{"):
         try:
@@ -60,47 +55,24 @@ def dataset_spec(args, task: str):
             number = getattr(args, name)
             if number < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, found {number}")
-        return {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed, "task": task}
+        spec = {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed,
+                "task": task}
+        if task == "segmentation" and num_labels is not None:
+            from quarf_hf.data.shapes import CLASS_NAMES
+
+            if not 2 <= num_labels <= len(CLASS_NAMES):
+                raise ValueError(f"--dataset: quarf-shapes has 2 to {len(CLASS_NAMES)} classes, but the model "
+                                 f"predicts {num_labels}: evaluate it on its own data")
+            spec["num_classes"] = num_labels
+        return spec
     if os.path.isdir(value):
         return {"type": "folder", "path": value, "split": args.split}
-    if _looks_like_path(value) or os.path.exists(value):
+    if looks_like_local_path(value) or os.path.exists(value):
         raise FileNotFoundError(f"--dataset: no such folder {value!r}")
     return {"type": "datasets", "source": value, "split": args.split}
 
 
-def _device(text: str | None) -> torch.device:
-    if text is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {text!r} requested but CUDA is not available")
-    return device
-
-
-def _load_config(model: str, trust_remote_code: bool):
-    import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
-    from transformers import AutoConfig
-
-    if not os.path.isdir(model) and (_looks_like_path(model) or os.path.exists(model)):
-        raise FileNotFoundError(f"MODEL: no such folder {model!r}")
-    try:
-        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
-    except OSError as err:
-        raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({err})") from None
-
-
-def load_model(model: str, config, trust_remote_code: bool = False):
-    from transformers import AutoModel, AutoModelForSemanticSegmentation
-
-    auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
-    return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
-
-
 def run(args) -> int:
-    from .pixels import RESTORATION_MODEL_TYPES
     from .report import markdown_table, write_report
     from .runner import evaluate_model
 
@@ -109,12 +81,12 @@ def run(args) -> int:
     corruptions = parse_corruptions(args.corruptions)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected a positive integer, found {args.batch_size}")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
-    config = _load_config(args.model, args.trust_remote_code)
-    task = "restoration" if config.model_type in RESTORATION_MODEL_TYPES else "segmentation"
-    spec = dataset_spec(args, task)
+    config = load_model_config(args.model, args.trust_remote_code)
+    task = config_task(config)
+    spec = dataset_spec(args, task, getattr(config, "num_labels", None))
 
     from quarf_hf.data import load_dataset_spec
 

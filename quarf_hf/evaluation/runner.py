@@ -13,10 +13,10 @@ For each condition (clean, then each corruption at each severity) the runner tak
   Mean per-image PSNR and SSIM (:class:`RestorationMeter`).
 
 Degraded images are fixed by the seed: image ``i`` under corruption ``c`` at severity ``s`` is
-degraded on its own with a ``torch.Generator`` seeded from a hash of ``(seed, c, s, i)``. They
-depend neither on which other corruptions are evaluated, nor on the batch size, nor on the
-number of processes, so two models (or two runs) see identical images. (A generator's stream
-differs between CPU and CUDA, so images differ between devices.)
+degraded on its own, on the CPU, with a ``torch.Generator`` seeded from a hash of ``(seed, c, s,
+i)``. They depend neither on which other corruptions are evaluated, nor on the batch size, nor
+on the number of processes, nor on the device, so two models (or two runs) see identical
+images.
 
 With an ``accelerator`` process ``p`` of ``n`` takes the images ``p, p + n, p + 2n, ...`` and
 the meters are summed across processes, giving the single-process numbers.
@@ -113,9 +113,10 @@ def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
 class _Condition:
     """The meters of one condition: the task's metric and the mean routing weights."""
 
-    def __init__(self, task: str, num_labels: int, ignore_index):
+    def __init__(self, task: str, num_labels: int, ignore_index, num_experts: int | None):
         self.meter = SegmentationMeter(num_labels, ignore_index) if task == "segmentation" else RestorationMeter()
-        self.routing_sum = None
+        # Zeros, not None, for a QuARF model: a process with no images must still join the reduction.
+        self.routing_sum = None if num_experts is None else torch.zeros(num_experts, dtype=torch.float64)
         self.count = torch.zeros((), dtype=torch.float64)
 
     def add_routing(self, routing: torch.Tensor | None, batch: int):
@@ -123,7 +124,7 @@ class _Condition:
         if routing is None:
             return
         per_image = routing.detach().double().reshape(routing.shape[0], -1, routing.shape[-1]).mean(1).sum(0).cpu()
-        self.routing_sum = per_image if self.routing_sum is None else self.routing_sum + per_image
+        self.routing_sum = self.routing_sum + per_image
 
     def compute(self, accelerator) -> dict:
         metrics = self.meter.compute(accelerator)
@@ -207,6 +208,7 @@ def evaluate_model(
     indices = list(range(rank, len(dataset), world))
     conditions = [(None, None)] + [(name, severity) for name in corruptions for severity in severities]
 
+    experts = _experts(model)
     show = progress and (accelerator is None or getattr(accelerator, "is_main_process", True))
     from tqdm.auto import tqdm
 
@@ -218,17 +220,16 @@ def evaluate_model(
         with torch.no_grad():
             for name, severity in conditions:
                 bar.set_postfix_str("clean" if name is None else f"{name} s{severity}")
-                state = _Condition(task, num_labels, ignore_index)
+                state = _Condition(task, num_labels, ignore_index, None if experts is None else len(experts))
                 for batch in _batches(indices, dataset, batch_size, task):
                     images = []
                     for index, source, _ in batch:
-                        image = source.to(device=device, dtype=torch.float32).unsqueeze(0)
+                        image = source.to(dtype=torch.float32).unsqueeze(0)
                         if name is not None:
-                            generator = torch.Generator(device=device).manual_seed(
-                                degradation_seed(seed, name, severity, index)
-                            )
-                            image = degrade(image, name, severity, generator=generator)
-                        images.append(image)
+                            # On the CPU with a CPU generator: the same images on every device.
+                            generator = torch.Generator().manual_seed(degradation_seed(seed, name, severity, index))
+                            image = degrade(image.cpu(), name, severity, generator=generator)
+                        images.append(image.to(device))
                     pixels = torch.cat(images)
                     labels = torch.stack([labels for _, _, labels in batch]).to(device)
                     output = model(pixel_values=(pixels - mean_t) / std_t)
@@ -264,7 +265,6 @@ def evaluate_model(
         "num_images": int(round(float(count))),
         "seed": seed,
     }
-    experts = _experts(model) if "routing" in results["clean"] else None
     if experts is not None:
         out["experts"] = experts
     return out

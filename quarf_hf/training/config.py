@@ -24,7 +24,7 @@ class TrainConfig:
         overrides), ``quarf`` (block settings) and ``quality`` (extractor spec).
     data: ``train`` and ``validation`` dataset specs (see ``quarf_hf.data.load_dataset_spec``).
     augmentation: ``policy`` none | degradation, ``p`` (share of degraded images), ``corruptions``
-        (names, or "all"), ``severities`` ([low, high]).
+        (names, or "all"), ``severities`` (``[low, high]``: an inclusive range; a longer list: exactly those).
     evaluation: ``corruptions`` and ``severities`` of the degraded validation sets.
     """
 
@@ -66,10 +66,18 @@ class TrainConfig:
             raise ValueError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
         if "train" not in self.data:
             raise ValueError("data.train: expected a dataset spec, found none")
+        _check_keys("model", self.model, MODEL_KEYS)
+        _check_keys("augmentation", self.augmentation, AUGMENTATION_KEYS)
+        _check_keys("evaluation", self.evaluation, EVALUATION_KEYS)
         check("augmentation.policy", self.augmentation.get("policy", "none"), POLICIES)
-        p = self.augmentation.get("p", 0.5)
+        p = _number("augmentation.p", self.augmentation.get("p", 0.5))
         if not 0 <= p <= 1:
             raise ValueError(f"augmentation.p: expected a probability in [0, 1], found {p!r}")
+        # Checked now, not when they are first used: a typo must not cost a whole training run.
+        _check_corruptions("augmentation.corruptions", self.augmentation.get("corruptions", "all"))
+        _check_severities("augmentation.severities", self.augmentation.get("severities", [1, 5]))
+        _check_corruptions("evaluation.corruptions", self.evaluation.get("corruptions", []))
+        _check_severities("evaluation.severities", self.evaluation.get("severities", [3]))
         check("schedule", self.schedule, SCHEDULES)
         check("mixed_precision", self.mixed_precision, PRECISIONS)
         check("tracker", self.tracker, TRACKERS)
@@ -77,8 +85,21 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, found {value!r}")
+        # YAML reads 6e-4 (no dot) as a string: accept it, name the key when it is no number.
+        self.learning_rate = _number("learning_rate", self.learning_rate)
+        self.weight_decay = _number("weight_decay", self.weight_decay)
+        self.load_balancing_weight = _number("load_balancing_weight", self.load_balancing_weight)
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected a positive number, found {self.learning_rate!r}")
+        if self.weight_decay < 0 or self.load_balancing_weight < 0:
+            raise ValueError(f"weight_decay, load_balancing_weight: expected numbers >= 0, found "
+                             f"{self.weight_decay!r}, {self.load_balancing_weight!r}")
+        if self.max_minutes is not None and _number("max_minutes", self.max_minutes) <= 0:
+            raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -87,6 +108,46 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
         return cls(**data)
+
+
+MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
+AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities")
+EVALUATION_KEYS = ("corruptions", "severities")
+
+
+def _check_keys(section: str, value, allowed) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"{section}: expected a mapping, found {value!r}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValueError(f"{section}: unknown keys {unknown}; expected some of {list(allowed)}")
+
+
+def _number(name: str, value) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, found {value!r}") from None
+
+
+def _check_corruptions(name: str, value) -> None:
+    from ..degradations import CORRUPTIONS
+
+    if value == "all":
+        return
+    names = [value] if isinstance(value, str) else value
+    unknown = [n for n in names if n not in CORRUPTIONS] if isinstance(names, list) else [names]
+    if unknown:
+        raise ValueError(f"{name}: unknown {unknown}; expected 'all' or names from {sorted(CORRUPTIONS)}")
+
+
+def _check_severities(name: str, value) -> None:
+    values = [value] if isinstance(value, int) else value
+    if (not isinstance(values, (list, tuple)) or not values
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5 for v in values)):
+        raise ValueError(f"{name}: expected severities from 1 to 5, found {value!r}")
 
 
 def load_train_config(path, **overrides) -> TrainConfig:

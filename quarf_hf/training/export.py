@@ -38,8 +38,12 @@ def _usage(model, reference: str) -> str:
             f'segmenter = pipeline("image-segmentation", model="{reference}"{remote})\n')
 
 
-def export_model(model, folder, config, summary: dict, push_to_hub: str | None = None, image_size: int | None = None) -> Path:
-    """Writes ``folder`` atomically (staging folder renamed into place); pushes it when asked."""
+def export_model(model, folder, config, summary: dict, push_to_hub: str | None = None,
+                 image_size: tuple[int, int] | None = None) -> Path:
+    """Writes ``folder`` atomically (staging folder renamed into place); pushes it when asked.
+
+    ``image_size``: (height, width) the saved image processor resizes to (the training size).
+    """
     from ..evaluation import markdown_table, model_pixel_normalisation
 
     folder = Path(folder)
@@ -50,7 +54,7 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
             from transformers import SegformerImageProcessor
 
             mean, std = model_pixel_normalisation(model)
-            size = {"height": image_size, "width": image_size} if image_size else None
+            size = {"height": image_size[0], "width": image_size[1]} if image_size else None
             SegformerImageProcessor(size=size, image_mean=mean, image_std=std).save_pretrained(staging)
         sections = {}
         if summary.get("evaluation"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -67,12 +68,15 @@ def _generator(device, *parts: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(_mixed_seed(*parts))
 
 
-def _scheduler(config: TrainConfig, optimizer):
+def _scheduler(config: TrainConfig, optimizer, num_processes: int):
+    # accelerate's prepared scheduler steps once per process for every optimiser step, so the
+    # schedule is laid out over max_steps x num_processes of its own steps.
+    warmup, total = config.warmup_steps * num_processes, config.max_steps * num_processes
     if config.schedule == "poly":
-        return get_scheduler("polynomial", optimizer, num_warmup_steps=config.warmup_steps,
-                             num_training_steps=config.max_steps, scheduler_specific_kwargs={"power": 1.0})
+        return get_scheduler("polynomial", optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                             scheduler_specific_kwargs={"power": 1.0})
     name = "cosine" if config.schedule == "cosine" else "constant_with_warmup"
-    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps)
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 def _evaluate(model, dataset, config: TrainConfig, accelerator) -> dict:
@@ -100,6 +104,13 @@ def _flat_metrics(results: dict) -> dict:
     return flat
 
 
+def _severity_choice(severities):
+    """The YAML form: ``[low, high]`` is an inclusive range, a longer list the exact severities."""
+    if isinstance(severities, (list, tuple)) and len(severities) == 2:
+        return tuple(severities)
+    return list(severities) if isinstance(severities, (list, tuple)) else severities
+
+
 def _augmentation(config: TrainConfig):
     from ..degradations import RandomDegradation
 
@@ -108,7 +119,7 @@ def _augmentation(config: TrainConfig):
     names = config.augmentation.get("corruptions", "all")
     return RandomDegradation(
         names=None if names == "all" else names,
-        severities=tuple(config.augmentation.get("severities", (1, 5))),
+        severities=_severity_choice(config.augmentation.get("severities", [1, 5])),
         p=config.augmentation.get("p", 0.5),
     )
 
@@ -131,6 +142,10 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     output_dir = Path(config.output_dir)
     if resume and latest_checkpoint(output_dir) is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
+    if not resume and latest_checkpoint(output_dir) is not None:
+        # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
+        raise ValueError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
+                         "it, or choose another output_dir")
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -144,12 +159,13 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
         raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
                          f"the {len(train_set)} training samples")
     model = build_model(config.model, num_labels=getattr(train_set, "num_labels", None),
-                        id2label=getattr(train_set, "id2label", None))
+                        id2label=getattr(train_set, "id2label", None),
+                        ignore_index=getattr(train_set, "ignore_index", None))
     mean, std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1) for v in model_pixel_normalisation(model))
     augmentation = _augmentation(config)
     trainable = [p for p in model.parameters() if p.requires_grad]  # the quality extractor is frozen
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = _scheduler(config, optimizer)
+    scheduler = _scheduler(config, optimizer, accelerator.num_processes)
     sampler = EpochSeededSampler(len(train_set), config.seed)
     loader = DataLoader(IndexedDataset(train_set), batch_size=config.batch_size, sampler=sampler,
                         drop_last=True, collate_fn=collate)
@@ -161,7 +177,8 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     if resume:
         checkpoint, step = latest_checkpoint(output_dir)
         accelerator.load_state(str(checkpoint))
-    steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
+    # accelerate also steps at the end of the data, so a last partial accumulation counts as a step.
+    steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
     seen_ids = []
     start_time = time.monotonic()
     progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
@@ -222,14 +239,13 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     results = _evaluate(model, validation_set, config, accelerator) if validation_set is not None else {}
     if config.log_sample_ids:
         ids_path = output_dir / f"sample_ids_rank{accelerator.process_index}.json"
-        ids_path.parent.mkdir(parents=True, exist_ok=True)
-        ids_path.write_text(json.dumps(seen_ids))
+        write_text_atomic(ids_path, json.dumps(seen_ids))
     summary = {"steps": step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
                "evaluation": results}
     if accelerator.is_main_process:
         from .export import export_model
 
-        image_size = int(train_set[0]["pixel_values"].shape[-1])
+        image_size = tuple(int(n) for n in train_set[0]["pixel_values"].shape[-2:])
         export_model(accelerator.unwrap_model(model), output_dir / "model", config, summary,
                      push_to_hub=push_to_hub, image_size=image_size)
         write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2))

@@ -12,8 +12,14 @@ from ..modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
 from ..quality_spec import resolve_quality
 
 
-def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None):
-    """The model a training config describes (random init, or from ``base``)."""
+def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
+                ignore_index: int | None = None):
+    """The model a training config describes (random init, or from ``base``).
+
+    ``num_labels``/``id2label``/``ignore_index`` come from the training data; a ``base`` whose
+    head has other classes gets a new head. With ``base``, the architecture keys (``config``,
+    ``hub_config``) are the base's own and are not read.
+    """
     kind = model_section["type"]
     architecture = {}
     quarf = dict(model_section.get("quarf", {}))
@@ -32,20 +38,25 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
         if id2label:
             labels["id2label"] = {int(k): v for k, v in id2label.items()}
             labels["label2id"] = {v: int(k) for k, v in id2label.items()}
-    architecture.pop("num_labels", None) if labels else None
+        architecture.pop("num_labels", None)
+    if ignore_index is not None and kind != "quarf_restoration":
+        labels["semantic_loss_ignore_index"] = int(ignore_index)
     quality = model_section.get("quality", "brisque")
     base = model_section.get("base")
 
     if kind == "segformer":
         if base:
-            return SegformerForSemanticSegmentation.from_pretrained(base, **labels)
+            return SegformerForSemanticSegmentation.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
         return SegformerForSemanticSegmentation(SegformerConfig(**architecture, **labels))
     if kind == "quarf_segformer":
         stage = model_section.get("quarf_stage", stage)
         if base:
-            return QuarfSegformerForSemanticSegmentation.from_segformer(
-                base, quality=quality, quarf_stage=stage, num_labels=num_labels, **quarf
+            model = QuarfSegformerForSemanticSegmentation.from_segformer(
+                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label, **quarf
             )
+            if ignore_index is not None:
+                model.config.semantic_loss_ignore_index = int(ignore_index)
+            return model
         extractor, spec = resolve_quality(quality)
         config = QuarfSegformerConfig(**architecture, **labels, quarf=quarf, quarf_stage=stage, quality=spec)
         model = QuarfSegformerForSemanticSegmentation(config)
