@@ -15,6 +15,15 @@ def test_readme_has_python_examples():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every Python block runs, in order; then every bash line that uses the folder they saved
+    (`my-quarf-segformer`: evaluate, predict) runs verbatim through the real CLI."""
+    import json
+    import shlex
+
+    from PIL import Image
+
+    from quarf_hf.cli import main
+
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for index, block in enumerate(python_blocks()):
@@ -22,6 +31,14 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
             exec(compile(block, f"README.md python block {index}", "exec"), namespace)
         except Exception as err:  # name the block that failed
             raise AssertionError(f"README python block {index} failed: {err!r}\n{block}") from err
+    Image.new("RGB", (96, 80), (120, 160, 200)).save("photo.png")  # the user's photo
+    commands = [c for c in bash_commands() if c.startswith("quarf-hf") and "my-quarf-segformer" in c]
+    assert {shlex.split(c)[1] for c in commands} == {"evaluate", "predict"}
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, command
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert len(results["corruptions"]) >= 15 and results["severities"] == [1, 2, 3, 4, 5]
+    assert Image.open(tmp_path / "predictions" / "photo_segmentation.png").size == (96, 80)
 
 
 def test_readme_quick_start_is_two_commands():

@@ -287,3 +287,25 @@ def test_accelerate_launch_runs_the_module(tmp_path):
                       "-m", "quarf_hf.train", str(config_path)], tmp_path)
     assert '"steps": 1' in result.stdout
     assert (Path(data["output_dir"]) / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("kind", ["segformer", "quarf_segformer"])
+def test_base_checkpoint_with_other_classes_gets_the_datas_head(tmp_path, kind):
+    """Fine-tuning from a SegFormer trained on 3 classes on data with 5: the encoder is the
+    base's, the head is new with the data's label names, and the data's ignore index is the loss's."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    from quarf_hf.data import QuarfShapes
+    from quarf_hf.training.models import build_model
+
+    base = SegformerForSemanticSegmentation(SegformerConfig(**TINY_SEGFORMER, num_labels=3))
+    base.save_pretrained(tmp_path / "base")
+    data = QuarfShapes(4, size=32)
+    model = build_model({"type": kind, "base": str(tmp_path / "base"), "quality": "brisque"},
+                        num_labels=data.num_labels, id2label=data.id2label, ignore_index=0)
+    assert model.config.num_labels == 5 and model.config.id2label[1] == data.id2label[1]
+    assert model.config.semantic_loss_ignore_index == 0
+    assert model.decode_head.classifier.weight.shape[0] == 5
+    ours, theirs = model.state_dict(), base.state_dict()
+    name = "segformer.stages.0.patch_embeddings.proj.weight"
+    assert torch.equal(ours[name], theirs[name])
