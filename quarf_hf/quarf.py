@@ -413,7 +413,7 @@ def _cpu_inference_tile(x: torch.Tensor, out_channels: int) -> int | None:
     if x.device.type != "cpu" or torch.is_grad_enabled():
         return None
     image_bytes = out_channels * x.shape[-2] * x.shape[-1] * x.element_size()
-    tile = max(1, _CPU_TILE_BYTES // image_bytes)
+    tile = max(1, _CPU_TILE_BYTES // max(1, image_bytes))
     return tile if tile < x.shape[0] else None
 
 
