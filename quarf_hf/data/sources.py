@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..hub.ids import looks_like_hub_id
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_EXTENSIONS = (".png",)
 METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
@@ -71,11 +73,6 @@ def _pairs_dataset(root: Path, split: str):
     )
 
 
-def _looks_like_hub_id(text: str) -> bool:
-    # "name" or "org/name"; anything absolute, relative-dotted or deeper is a local path
-    return not text.startswith((".", "/", "~")) and text.count("/") <= 1 and "\\" not in text
-
-
 def resolve_source(source, split: str) -> tuple[object, str, bool]:
     """Returns ``(dataset, description, is_pairs_layout)`` for one split of ``source``."""
     import datasets
@@ -110,7 +107,7 @@ def resolve_source(source, split: str) -> tuple[object, str, bool]:
         )
     if root.exists():
         raise FileNotFoundError(f"source: expected a folder, found a file: {root}")
-    if not _looks_like_hub_id(text):
+    if not looks_like_hub_id(text):
         raise FileNotFoundError(f"source: folder not found: {root.resolve()}")
     try:
         loaded = datasets.load_dataset(text)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from .loading import config_task, load_model, load_model_config, looks_like_local_path, resolve_device
+from ..hub.ids import looks_like_hub_id
+from .loading import config_task, load_model, load_model_config, resolve_device
 
 
 def parse_severities(text: str) -> list[int]:
@@ -67,7 +68,7 @@ def dataset_spec(args, task: str, num_labels: int | None = None):
         return spec
     if os.path.isdir(value):
         return {"type": "folder", "path": value, "split": args.split}
-    if looks_like_local_path(value) or os.path.exists(value):
+    if not looks_like_hub_id(value) or os.path.exists(value):
         raise FileNotFoundError(f"--dataset: no such folder {value!r}")
     return {"type": "datasets", "source": value, "split": args.split}
 

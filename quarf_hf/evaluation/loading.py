@@ -7,12 +7,8 @@ import os
 
 import torch
 
+from ..hub.ids import looks_like_hub_id
 from .pixels import RESTORATION_MODEL_TYPES
-
-
-def looks_like_local_path(value: str) -> bool:
-    """True for things only a local path looks like (a Hub id is "name" or "owner/name")."""
-    return value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
 
 
 def resolve_device(text: str | None) -> torch.device:
@@ -31,7 +27,7 @@ def load_model_config(model: str, trust_remote_code: bool):
     import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
     from transformers import AutoConfig
 
-    if not os.path.isdir(model) and (looks_like_local_path(model) or os.path.exists(model)):
+    if not os.path.isdir(model) and (not looks_like_hub_id(model) or os.path.exists(model)):
         raise FileNotFoundError(f"MODEL: no such folder {model!r}")
     try:
         return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from ..hub.ids import looks_like_hub_id
+
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 RESTORATION_MODEL_TYPES = ("quarf_restoration",)
@@ -22,7 +24,7 @@ def _processor_normalisation(source: str):
     if os.path.isdir(source):
         candidate = os.path.join(source, "preprocessor_config.json")
         path = candidate if os.path.isfile(candidate) else None
-    elif source.count("/") <= 1 and not source.startswith((".", "~")):
+    elif looks_like_hub_id(source):
         try:  # a Hub id: the model came from there, so this only reads the cache or one small file
             from huggingface_hub import hf_hub_download
 
