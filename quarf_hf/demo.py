@@ -30,7 +30,7 @@ ARMS = {
     "baseline": {"model": {"type": "segformer", "config": TINY_SEGFORMER}, "augmentation": {"policy": "none"}},
     "augmentation": {"model": {"type": "segformer", "config": TINY_SEGFORMER}, "augmentation": AUGMENTATION},
     "quarf": {"model": {"type": "quarf_segformer", "quality": "brisque", "config": TINY_SEGFORMER,
-                        "quarf": {"num_groups": 4, "experts": [[3, 1], [3, 2], [3, 4], [3, 8]], "top_k": 4,
+                        "quarf": {"num_groups": 8, "experts": [[3, 1], [3, 2], [3, 4], [3, 8]], "top_k": 4,
                                   "mode": "soft", "residual": True}},
               "augmentation": AUGMENTATION},
 }
