@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from remote_code import BLOCK_QUARF_HF
+
 OLAH_LAUNCHER = """
 import sys
 import olah.server_file_routes as routes
@@ -42,16 +44,6 @@ routes.file_get_common = missing_entries_are_404(routes.file_get_common)
 sys.argv = ["olah-cli", *sys.argv[1:]]
 sys.exit(cli())
 """
-
-BLOCK_QUARF_HF = """
-import sys
-class _BlockQuarfHf:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "quarf_hf":
-            raise ImportError("quarf_hf is blocked in this process")
-sys.meta_path.insert(0, _BlockQuarfHf())
-"""
-
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -1,13 +1,13 @@
 """CONTRIQUE: the converter against an independent plain-torch ResNet-50 in the official layout."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from remote_code import run_without_quarf_hf
 
 from quarf_hf import ContriqueConfig, ContriqueModel
 from quarf_hf.cli import main as cli_main
@@ -113,21 +113,14 @@ def test_loads_with_remote_code_without_the_package(converted, tmp_path):
     torch.save(images, tmp_path / "x.pt")
     expected = ContriqueModel.from_pretrained(converted).eval()(images).quality_features
     code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'quarf_hf':
-            raise ImportError('blocked')
-sys.meta_path.insert(0, Block())
-import torch
+import json, torch
 from transformers import AutoModel
 model = AutoModel.from_pretrained({str(converted)!r}, trust_remote_code=True).eval()
-assert not type(model).__module__.startswith('quarf_hf')
 with torch.no_grad():
     torch.save(model(torch.load({str(tmp_path / 'x.pt')!r})).quality_features, {str(tmp_path / 'y.pt')!r})
+print(json.dumps({{"module": type(model).__module__}}))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert not run_without_quarf_hf(code)["module"].startswith("quarf_hf")
     torch.testing.assert_close(torch.load(tmp_path / "y.pt"), expected, atol=1e-5, rtol=1e-5)
 
 

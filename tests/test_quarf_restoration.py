@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 from transformers import AutoModel, pipeline
 
+from remote_code import run_without_quarf_hf
+
 from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
 from quarf_hf.hub.build import build
 
@@ -114,13 +116,7 @@ def test_remote_code_without_the_package(saved_folder, tmp_path):
     images = torch.rand(1, 3, 29, 31)
     torch.save(images, tmp_path / "x.pt")
     code = f"""
-import sys, json
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] == 'quarf_hf':
-            raise ImportError('blocked')
-sys.meta_path.insert(0, Block())
-import torch, numpy as np
+import json, torch, numpy as np
 from PIL import Image
 from transformers import AutoModel, pipeline
 model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
@@ -129,12 +125,7 @@ with torch.no_grad():
 out = pipeline("image-to-image", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
 print(json.dumps({{"module": type(model).__module__, "size": list(out.size)}}))
 """
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    info = run_without_quarf_hf(code)
     assert not info["module"].startswith("quarf_hf") and info["size"] == [21, 19]
     with torch.no_grad():
         torch.testing.assert_close(torch.load(tmp_path / "y.pt"), model(images).reconstruction)

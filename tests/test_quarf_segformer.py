@@ -1,8 +1,6 @@
 """QuARF-SegFormer: outputs, loss, loading from SegFormer, Auto classes, remote code, pipeline, errors."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,8 @@ from transformers import (
     SegformerModel,
     pipeline,
 )
+
+from remote_code import run_without_quarf_hf
 
 from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
 
@@ -134,24 +134,6 @@ def test_save_writes_code_and_auto_map(tmp_path):
     assert config["auto_map"]["AutoConfig"].endswith("QuarfSegformerConfig")
     for name in ("modeling_quarf_segformer.py", "configuration_quarf_segformer.py", "quarf.py"):
         assert (folder / name).exists(), name
-
-
-BLOCKED_IMPORT = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "quarf_hf" or name.startswith("quarf_hf."):
-            raise ImportError("quarf_hf is blocked in this process")
-sys.meta_path.insert(0, _Block())
-"""
-
-
-def run_without_quarf_hf(code: str, cwd) -> dict:
-    """Runs ``code`` in a fresh Python where ``import quarf_hf`` fails; returns its JSON output."""
-    script = BLOCKED_IMPORT + code
-    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_loads_with_remote_code_without_the_package(tmp_path):
