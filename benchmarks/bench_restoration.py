@@ -32,17 +32,7 @@ class WithoutQuarf(torch.nn.Module):
         model.quality_extractor = None
 
     def forward(self, pixel_values):
-        m = self.model
-        hidden = m.conv_in(pixel_values)
-        skips = (hidden,)
-        for block in m.down_blocks:
-            hidden, block_skips = block(hidden, None)
-            skips += block_skips
-        hidden = m.mid_block(hidden, None)
-        for block in m.up_blocks:
-            block_skips, skips = skips[-len(block.resnets):], skips[: -len(block.resnets)]
-            hidden = block(hidden, block_skips, None)
-        return pixel_values + m.conv_out(torch.nn.functional.silu(m.conv_norm_out(hidden)))
+        return pixel_values + self.model.predict_residual(self.model.conv_in(pixel_values))
 
 
 def build(variant: str, with_quarf: bool):

@@ -97,6 +97,20 @@ class QuarfRestorationModel(PreTrainedModel):
         if min(pixel_values.shape[-2:]) < size:
             raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
 
+    def predict_residual(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The UNet after the input convolution (and QuARF block): down, mid and up blocks with
+        skip connections, then the output convolution; no timestep (``None`` to every block)."""
+        skips = (hidden,)
+        for block in self.down_blocks:
+            hidden, block_skips = block(hidden, None)
+            skips += block_skips
+        hidden = self.mid_block(hidden, None)
+        for block in self.up_blocks:
+            block_skips = skips[-len(block.resnets):]
+            skips = skips[: -len(block.resnets)]
+            hidden = block(hidden, block_skips, None)
+        return self.conv_out(nn.functional.silu(self.conv_norm_out(hidden)))
+
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
@@ -115,17 +129,7 @@ class QuarfRestorationModel(PreTrainedModel):
             x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
         hidden, routing = self.quarf(self.conv_in(x), quality_features.to(dtype), return_routing=True)
-        skips = (hidden,)
-        for block in self.down_blocks:
-            hidden, block_skips = block(hidden, None)
-            skips += block_skips
-        hidden = self.mid_block(hidden, None)
-        for block in self.up_blocks:
-            block_skips = skips[-len(block.resnets):]
-            skips = skips[: -len(block.resnets)]
-            hidden = block(hidden, block_skips, None)
-        residual = self.conv_out(nn.functional.silu(self.conv_norm_out(hidden)))
-        reconstruction = (x + residual)[..., :height, :width].clamp(0, 1)
+        reconstruction = (x + self.predict_residual(hidden))[..., :height, :width].clamp(0, 1)
 
         loss = None
         if labels is not None:
