@@ -31,30 +31,18 @@ import argparse
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 
 import torch
+
+from timing import run_times
 
 from quarf_hf.degradations import CORRUPTIONS, STOCHASTIC, RandomDegradation, degrade
 
 
 def median_time(fn, repeats: int, sync=None, setup=None) -> float:
-    """Median wall time in ms of ``fn()`` over ``repeats`` runs, after one warm-up.
-    ``setup(i)``, when given, runs untimed before run ``i`` (``-1`` for the warm-up)."""
-    times = []
-    for i in range(-1, repeats):
-        if setup:
-            setup(i)
-        if sync:
-            sync()
-        start = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        if i >= 0:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    """Median wall time in ms of ``fn()`` over ``repeats`` runs (see ``timing.run_times``)."""
+    return statistics.median(run_times(fn, repeats, sync, setup)) * 1000
 
 
 def make_images(batch: int, size: int, device: str) -> torch.Tensor:

@@ -17,12 +17,13 @@ cropped to size x size, several crops per photo) or, without them, generated ima
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from timing import run_times
 
 from quarf_hf.brisque import BrisqueFeatures
 
@@ -31,17 +32,7 @@ PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "natur
 
 def best_time(fn, repeats: int, sync=None) -> float:
     """Best wall time in seconds of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if sync:
-            sync()
-        start = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(run_times(fn, repeats, sync))
 
 
 def load_images(count: int, size: int) -> tuple[list[np.ndarray], str]:

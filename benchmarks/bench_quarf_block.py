@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_quarf import ReferenceQuARF  # noqa: E402
+from timing import run_times  # noqa: E402
 
 from quarf_hf import QuARF  # noqa: E402
 
@@ -34,13 +34,8 @@ SHAPES = {
 
 
 def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up (allocator, oneDNN primitive cache)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
+    """Best wall time in ms of ``fn()`` over ``repeats`` runs, after one warm-up."""
+    return min(run_times(fn, repeats)) * 1000
 
 
 def forward_fn(module, x, q, backward: bool):
