@@ -4,7 +4,7 @@
   measured in the same run: OpenCV's ``cv2.quality.QualityBRISQUE_computeFeatures`` in a loop
   over the same 16 images (same 8-bit pixels). On CUDA, when available, also the GPU call.
 * CONTRIQUE: ``ContriqueModel`` (random weights, eval, no grad, batch 4) images per second,
-  and its throughput relative to BRISQUE's; skipped when ``quarf_hf.modeling_contrique`` is
+  and its throughput relative to BRISQUE's; skipped when ``quarf_hf.models.modeling_contrique`` is
   not importable.
 
     python benchmarks/bench_quality.py [--repeats 5] [--batch 16] [--size 512]
@@ -25,7 +25,7 @@ from PIL import Image
 
 from timing import run_times
 
-from quarf_hf.brisque import BrisqueFeatures
+from quarf_hf.models.brisque import BrisqueFeatures
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "natural-images"
 
@@ -97,7 +97,7 @@ def bench_brisque(images: list[np.ndarray], repeats: int) -> list[tuple[str, flo
 def bench_contrique(size: int, repeats: int, batch: int = 4) -> tuple[float | None, str]:
     """Images per second of CONTRIQUE, or None and the reason it was skipped."""
     try:
-        from quarf_hf.modeling_contrique import ContriqueConfig, ContriqueModel
+        from quarf_hf.models.modeling_contrique import ContriqueConfig, ContriqueModel
     except ImportError as error:
         return None, f"skipped: modeling_contrique not available ({error})"
     model = ContriqueModel(ContriqueConfig()).eval()

@@ -7,17 +7,17 @@ marks them to be saved with their code (``auto_map``), so saved folders also loa
 
 from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
 
-from .brisque import BrisqueFeatures
-from .configuration_contrique import ContriqueConfig
-from .configuration_quarf_restoration import QuarfRestorationConfig
-from .configuration_quarf_segformer import QuarfSegformerConfig
+from .models.brisque import BrisqueFeatures
+from .models.configuration_contrique import ContriqueConfig
+from .models.configuration_quarf_restoration import QuarfRestorationConfig
+from .models.configuration_quarf_segformer import QuarfSegformerConfig
 from .insertion import insert_quarf
-from .modeling_contrique import ContriqueModel
-from .modeling_quarf_restoration import QuarfRestorationModel
-from .modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
-from .pipeline_quarf_restoration import register_image_to_image_pipeline
-from .quality import build_quality_extractor, extract_quality
-from .quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
+from .models.modeling_contrique import ContriqueModel
+from .models.modeling_quarf_restoration import QuarfRestorationModel
+from .models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
+from .models.pipeline_quarf_restoration import register_image_to_image_pipeline
+from .models.quality import build_quality_extractor, extract_quality
+from .models.quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
 
 __version__ = "0.1.0"
 

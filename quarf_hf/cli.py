@@ -1,6 +1,6 @@
 """The ``quarf-hf`` command line.
 
-Each sub-command lives in the module that owns its work; that module exposes
+Each sub-command is one module of :mod:`quarf_hf.commands`; that module exposes
 ``register(subparsers)`` which adds the parser and sets ``func``. Modules are imported
 only when the CLI starts, so ``import quarf_hf`` stays light.
 """
@@ -13,14 +13,14 @@ import sys
 
 # Modules with a ``register(subparsers)``, in the order the commands appear in ``--help``.
 COMMAND_MODULES = [
-    "quarf_hf.demo",
-    "quarf_hf.hub.build",
-    "quarf_hf.convert_contrique",
-    "quarf_hf.degradations.gallery",
-    "quarf_hf.training.cli",
-    "quarf_hf.evaluation.cli",
-    "quarf_hf.predict",
-    "quarf_hf.bench",
+    "quarf_hf.commands.demo",
+    "quarf_hf.commands.build",
+    "quarf_hf.commands.convert_contrique",
+    "quarf_hf.commands.degradations",
+    "quarf_hf.commands.train",
+    "quarf_hf.commands.evaluate",
+    "quarf_hf.commands.predict",
+    "quarf_hf.commands.bench",
 ]
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .quarf import QuARF
+from .models.quarf import QuARF
 
 PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
 
@@ -90,7 +90,7 @@ def insert_quarf(
         pixel_argument: the keyword carrying the pixels, when not the first argument.
         block_kwargs: QuARF settings; ``residual`` defaults to True (identity at insertion).
     """
-    from .quality_spec import resolve_quality
+    from .models.quality_spec import resolve_quality
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")

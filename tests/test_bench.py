@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from quarf_hf import bench
+from quarf_hf.commands import bench
 from quarf_hf.cli import main
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

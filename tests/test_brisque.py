@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from quarf_hf.brisque import FEATURE_DIM, MIN_SIZE, BrisqueFeatures
+from quarf_hf.models.brisque import FEATURE_DIM, MIN_SIZE, BrisqueFeatures
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "natural-images"
 PHOTO_SIZE = 320  # longest side; keeps the test fast
@@ -203,7 +203,7 @@ def test_module_has_no_state_and_survives_casting(brisque):
 def test_fused_add_check(monkeypatch):
     """The blur relies on torch.add(alpha=k) rounding once (as OpenCV's FMA filter); this CPU
     does so, and where a device does not, the first call on it warns."""
-    from quarf_hf import brisque as brisque_module
+    from quarf_hf.models import brisque as brisque_module
 
     assert brisque_module._add_is_fused(torch.device("cpu"))
     monkeypatch.setattr(brisque_module, "_add_is_fused", lambda device: False)

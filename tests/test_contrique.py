@@ -11,7 +11,7 @@ from remote_code import run_without_quarf_hf
 
 from quarf_hf import ContriqueConfig, ContriqueModel
 from quarf_hf.cli import main as cli_main
-from quarf_hf.convert_contrique import build_contrique_folder, convert_state_dict
+from quarf_hf.hub.convert_contrique import build_contrique_folder, convert_state_dict
 
 
 class Bottleneck(nn.Module):

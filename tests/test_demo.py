@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from quarf_hf.cli import main
-from quarf_hf.demo import ARMS, BUDGETS, HELD_OUT, arm_configs
+from quarf_hf.commands.demo import ARMS, BUDGETS, HELD_OUT, arm_configs
 from quarf_hf.training import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]

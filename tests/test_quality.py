@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from quarf_hf import BrisqueFeatures, ContriqueConfig, ContriqueModel, build_quality_extractor, extract_quality
-from quarf_hf.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, quality_spec_to_config
+from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, quality_spec_to_config
 
 SMALL_CONTRIQUE = dict(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])
 

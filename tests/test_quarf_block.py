@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from quarf_hf import QuARF, QuarfConfig, quarf_aux_loss
-from quarf_hf.quarf import load_balancing_loss
+from quarf_hf.models.quarf import load_balancing_loss
 from reference_quarf import ReferenceQuARF
 
 
@@ -305,7 +305,7 @@ def test_config_round_trip():
 def test_cpu_inference_tiles_give_the_untiled_output(monkeypatch, channels_last):
     """Soft-mode inference on a CPU runs over cache-sized tiles of images: with tiles of one and
     of two images the output equals one pass over the whole batch, in the input's memory format."""
-    import quarf_hf.quarf as quarf_module
+    import quarf_hf.models.quarf as quarf_module
 
     torch.manual_seed(10)
     block = QuARF(16, quality_dim=32).eval()

@@ -1,6 +1,6 @@
 """Robustness evaluation: metrics on clean data and on every corruption x severity.
 
-Not shipped to the Hub. ``quarf-hf evaluate`` (:mod:`quarf_hf.evaluation.cli`) wraps it.
+Not shipped to the Hub. ``quarf-hf evaluate`` (:mod:`quarf_hf.commands.evaluate`) wraps it.
 """
 
 from .metrics import RestorationMeter, SegmentationMeter

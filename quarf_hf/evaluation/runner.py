@@ -89,7 +89,7 @@ def _experts(model):
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:
         return None
-    from quarf_hf.quarf import receptive_field
+    from quarf_hf.models.quarf import receptive_field
 
     return [receptive_field(int(kernel), int(dilation)) for kernel, dilation in quarf["experts"]]
 

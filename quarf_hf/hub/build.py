@@ -16,18 +16,28 @@ import yaml
 from ..atomic import atomic_folder
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
-REPO_ROOT_HUB_CONFIGS = Path(__file__).resolve().parents[2] / "hub_configs"
+# The published variants: hub_configs/ at the top of the repository, installed with the package
+# as quarf_hf/hub_configs (a link in the source tree, package data in a wheel).
+HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
+
+
+def published_variants() -> list[str]:
+    """The names of the variants in ``hub_configs/`` (``quarf-segformer-b0``, ...), sorted."""
+    return sorted(path.stem for path in HUB_CONFIGS.glob("*.yaml"))
 
 
 def load_hub_config(path) -> dict:
     """Reads and checks one ``hub_configs/*.yaml`` file."""
     path = Path(path)
     if not path.is_file():
-        candidate = REPO_ROOT_HUB_CONFIGS / f"{path.name}.yaml"
+        candidate = HUB_CONFIGS / f"{path.name}.yaml"
         if candidate.is_file():
             path = candidate
         else:
-            raise FileNotFoundError(f"CONFIG: no such file {str(path)!r} (and no hub_configs/{path.name}.yaml)")
+            raise FileNotFoundError(
+                f"CONFIG: no such file {str(path)!r}, nor a published variant of that name "
+                f"(known: {', '.join(published_variants())})"
+            )
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
@@ -56,9 +66,9 @@ def _block_settings(data: dict) -> dict:
 
 
 def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
-    from ..configuration_quarf_segformer import QuarfSegformerConfig
-    from ..modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-    from ..quality_spec import resolve_quality
+    from ..models.configuration_quarf_segformer import QuarfSegformerConfig
+    from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
+    from ..models.quality_spec import resolve_quality
 
     stage = data.get("quarf", {}).get("stage", 0)
     quality = quality or data.get("quality", "brisque")
@@ -118,6 +128,47 @@ def _write_segformer_extras(model, data, folder: Path, base, repo_id):
     )
 
 
+def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, repo_id=None):
+    from ..models.configuration_quarf_restoration import QuarfRestorationConfig
+    from ..models.modeling_quarf_restoration import QuarfRestorationModel
+    from ..models.quality_spec import resolve_quality
+    from .model_card import write_model_card
+
+    """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
+    if base:
+        model = QuarfRestorationModel.from_pretrained(base)
+    else:
+        extractor, spec = resolve_quality(quality or data.get("quality", "brisque"))
+        config = QuarfRestorationConfig(**data.get("unet", {}), quarf=dict(data.get("quarf", {})), quality=spec)
+        model = QuarfRestorationModel(config)
+        model.quality_extractor.load_state_dict(extractor.state_dict())
+    model.save_pretrained(folder)
+    reference = repo_id or f"<your-org>/{data['name']}"
+    write_model_card(
+        folder,
+        metadata={
+            "library_name": "transformers",
+            "pipeline_tag": "image-to-image",
+            "tags": ["quarf", "image-restoration", "degraded-images", "quality-adaptive", "diffusers-blocks"],
+            "license": data.get("license", "apache-2.0"),
+        },
+        title=data["name"],
+        description=(
+            "An image-restoration UNet built from diffusers' 2D UNet blocks (no timestep), with a QuARF block "
+            "(quality-adaptive receptive fields, AAAI-25) after the input convolution, routed by a frozen "
+            f"{model.config.quality['type'].upper()} quality model, and a global residual: output = input + "
+            "predicted residual, in [0, 1], at the input's size. "
+            + ("Weights from " + str(base) + "." if base else "Weights: randomly initialised (the identity until trained).")
+        ),
+        usage_snippet=(
+            "from transformers import pipeline\n\n"
+            f'restorer = pipeline("image-to-image", model="{reference}", trust_remote_code=True)\n'
+            'restored = restorer("degraded.png")  # a PIL image of the input\'s size\n'
+        ),
+    )
+    return model
+
+
 def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False) -> Path:
     """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
     data = load_hub_config(config_path)
@@ -136,36 +187,13 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
             model.save_pretrained(staging)
             _write_segformer_extras(model, data, staging, base, push)
         elif data["model"] == "contrique":
-            from ..convert_contrique import build_contrique_folder
+            from .convert_contrique import build_contrique_folder
 
             build_contrique_folder(staging, checkpoint=base, overwrite=True, name=data["name"])
         else:
-            from ..restoration_build import build_quarf_restoration
-
             build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
     if push:
         from .publish import push_folder_to_hub
 
         push_folder_to_hub(out_dir, push, private=private)
     return out_dir
-
-
-def run_build(args) -> int:
-    folder = build(args.config, args.out, base=args.base, quality=args.quality, push=args.push,
-                   private=args.private, overwrite=args.overwrite)
-    print(f"wrote {folder}")
-    if args.push:
-        print(f"pushed to {args.push}")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("build", help="build a hub_configs/ variant into a Hub-ready folder")
-    parser.add_argument("config", help="a hub_configs/*.yaml file, or a variant name such as quarf-segformer-b0")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--base", help="base checkpoint: a SegFormer folder/Hub id, or CONTRIQUE_checkpoint25.tar")
-    parser.add_argument("--quality", help="quality extractor: brisque, contrique, or a converted CONTRIQUE folder/Hub id")
-    parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo (token from HF_TOKEN)")
-    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-    parser.set_defaults(func=run_build)

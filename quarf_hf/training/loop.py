@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
-from ..quarf import quarf_aux_loss
+from ..models.quarf import quarf_aux_loss
 from .checkpoints import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .models import build_model

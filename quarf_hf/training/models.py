@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from ..configuration_quarf_restoration import QuarfRestorationConfig
-from ..configuration_quarf_segformer import QuarfSegformerConfig
+from ..models.configuration_quarf_restoration import QuarfRestorationConfig
+from ..models.configuration_quarf_segformer import QuarfSegformerConfig
 from ..hub.build import load_hub_config
-from ..modeling_quarf_restoration import QuarfRestorationModel
-from ..modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-from ..quality_spec import resolve_quality
+from ..models.modeling_quarf_restoration import QuarfRestorationModel
+from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
+from ..models.quality_spec import resolve_quality
 
 
 def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,

@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from .atomic import atomic_path, write_text_atomic
+from ..atomic import atomic_path, write_text_atomic
 
 TINY_SEGFORMER = {"hidden_sizes": [32, 64, 96, 128], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 2, 2, 4],
                   "sr_ratios": [4, 2, 1, 1], "decoder_hidden_size": 64}
@@ -45,7 +45,7 @@ BUDGETS = {  # total minutes, steps per arm, validation images, image size
 
 def arm_configs(out_dir: Path, minutes: float, steps: int, validation_images: int, size: int, seed: int = 0) -> dict:
     """One ``TrainConfig`` per arm; identical except for model and augmentation."""
-    from .training import TrainConfig
+    from ..training import TrainConfig
 
     # Training gets ~90% of the budget (each arm needs about half its share on a quiet 2-core CPU);
     # evaluation of the three arms and start-up take the rest.
@@ -115,8 +115,8 @@ def plot_comparison(summaries: dict, path: Path) -> Path:
 
 
 def run_demo(args) -> int:
-    from .evaluation import write_report
-    from .training import train
+    from ..evaluation import write_report
+    from ..training import train
 
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError(f"--minutes: expected a positive number, found {args.minutes}")

@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args) -> int:
-    from .config import load_train_config
-    from .loop import train
+    from ..training.config import load_train_config
+    from ..training.loop import train
 
     config = load_train_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seed=args.seed)
     summary = train(config, resume=args.resume, push_to_hub=args.push_to_hub)

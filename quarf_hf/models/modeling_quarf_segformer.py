@@ -197,7 +197,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         ``pretrained_model_name_or_path``: a folder or Hub id of any SegFormer (b0-b5), fine-tuned
         (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``; the decode head is then
         initialised fresh for ``num_labels``, named by ``id2label`` when given). ``quality``: the quality extractor (see
-        :func:`quarf_hf.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
+        :func:`quarf_hf.models.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
         (residual defaults to True, so the new model starts with the SegFormer's exact logits).
         """
         from .quality_spec import resolve_quality

@@ -27,7 +27,7 @@ class QuarfSegformerConfig(SegformerConfig):
             the first patch embedding, as the paper recommends). The block's width is that
             stage's hidden size.
         quality: the frozen quality extractor, as a spec dict understood by
-            :func:`quarf_hf.quality.build_quality_extractor` (e.g. ``{"type": "brisque"}``).
+            :func:`quarf_hf.models.quality.build_quality_extractor` (e.g. ``{"type": "brisque"}``).
             Its weights are saved with the model.
         image_mean, image_std: the normalisation of ``pixel_values``; the model undoes it to give
             the quality extractor pixels in [0, 1]. They must match the image processor.

@@ -125,7 +125,7 @@ def _experts(model) -> list[dict] | None:
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:
         return None
-    from quarf_hf.quarf import receptive_field
+    from quarf_hf.models.quarf import receptive_field
 
     return [
         {"kernel_size": int(kernel), "dilation": int(dilation), "receptive_field": receptive_field(int(kernel), int(dilation))}

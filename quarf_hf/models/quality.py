@@ -3,7 +3,7 @@
 ``build_quality_extractor(spec)`` returns a frozen module (no gradients, always in eval mode)
 with ``feature_dim``, mapping pixels (B, 3, H, W) in [0, 1] to quality features (B, feature_dim):
 
-* ``"brisque"``: the 36 BRISQUE features (:class:`~quarf_hf.brisque.BrisqueFeatures`),
+* ``"brisque"``: the 36 BRISQUE features (:class:`~quarf_hf.models.brisque.BrisqueFeatures`),
   standardised with fixed constants (below) so the router sees inputs of unit scale;
 * ``"contrique"``: CONTRIQUE's 4096-d features with random weights (for tests);
 * a folder or Hub id of a converted CONTRIQUE (``quarf-hf convert-contrique``);
@@ -86,7 +86,7 @@ class StandardizedBrisque(FrozenQualityExtractor):
 
 
 class ContriqueQuality(FrozenQualityExtractor):
-    """A frozen :class:`~quarf_hf.modeling_contrique.ContriqueModel` returning its 4096-d features."""
+    """A frozen :class:`~quarf_hf.models.modeling_contrique.ContriqueModel` returning its 4096-d features."""
 
     min_size = 64
 

@@ -29,7 +29,7 @@ class QuarfRestorationConfig(PretrainedConfig):
     norm_num_groups: GroupNorm groups; must divide every width.
     mid_block_attention: self-attention in the middle block.
     quarf: the QuARF block's settings (a QuarfConfig dict); it follows the input convolution.
-    quality: the frozen quality extractor's spec (see quarf_hf.quality_spec).
+    quality: the frozen quality extractor's spec (see quarf_hf.models.quality_spec).
     loss: "l1" or "charbonnier" (sqrt(d^2 + eps^2)), used when ``labels`` are given.
     """
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_folder
-from .configuration_contrique import ContriqueConfig
-from .modeling_contrique import ContriqueModel
+from ..atomic import atomic_folder
+from ..models.configuration_contrique import ContriqueConfig
+from ..models.modeling_contrique import ContriqueModel
 
 _BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -128,17 +128,3 @@ def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, na
         card = MODEL_CARD.format(name=name, provenance=provenance, reference=reference or f"<your-org>/{name}")
         (staging / "README.md").write_text(card)
     return out_dir
-
-
-def run_convert(args) -> int:
-    folder = build_contrique_folder(args.out_dir, checkpoint=args.checkpoint, overwrite=args.overwrite)
-    print(f"wrote {folder}")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("convert-contrique", help="convert the official CONTRIQUE checkpoint to a Hub folder")
-    parser.add_argument("checkpoint", help="CONTRIQUE_checkpoint25.tar (a state dict)")
-    parser.add_argument("out_dir", help="output folder (Hub-ready: safetensors, config, code, model card)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
-    parser.set_defaults(func=run_convert)

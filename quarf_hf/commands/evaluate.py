@@ -6,7 +6,7 @@ import json
 import os
 
 from ..hub.ids import looks_like_hub_id
-from .loading import config_task, load_model, load_model_config, resolve_device
+from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
 
 
 def parse_severities(text: str) -> list[int]:
@@ -74,8 +74,8 @@ def dataset_spec(args, task: str, num_labels: int | None = None):
 
 
 def run(args) -> int:
-    from .report import markdown_table, write_report
-    from .runner import evaluate_model
+    from ..evaluation.report import markdown_table, write_report
+    from ..evaluation.runner import evaluate_model
 
     # Everything the user typed is checked before anything heavy is loaded.
     severities = parse_severities(args.severities)

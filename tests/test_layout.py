@@ -1,0 +1,87 @@
+"""The package layout: what ships with a model folder imports nothing from outside its folder,
+every command has its module, and the published variants are installed with the package."""
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "quarf_hf" / "models"
+# What a file in quarf_hf/models may import besides its siblings: what a Hub user has anyway.
+ALLOWED_TOP_LEVEL = {"torch", "transformers", "diffusers", "numpy", "PIL", "huggingface_hub", "safetensors"}
+STDLIB = set(sys.stdlib_module_names)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(level, module) for every import statement in ``path``, including ones inside functions."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(0, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.level, node.module or ""))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.py")), ids=lambda p: p.name)
+def test_shipped_files_import_only_siblings_and_allowed_libraries(path):
+    siblings = {p.stem for p in MODELS.glob("*.py")}
+    for level, module in _imports(path):
+        if level == 0:
+            top = module.split(".")[0]
+            assert top in ALLOWED_TOP_LEVEL | STDLIB, f"{path.name} imports {module!r}, which a Hub user may lack"
+        else:
+            # transformers copies single-dot imports only: `..x` or `.x.y` would break remote code.
+            assert level == 1, f"{path.name}: {'.' * level}{module} reaches outside quarf_hf/models"
+            assert module.split(".")[0] in siblings and "." not in module, f"{path.name}: .{module} is no sibling file"
+
+
+def test_every_command_has_its_module():
+    from quarf_hf.cli import COMMAND_MODULES, build_parser
+
+    commands_dir = ROOT / "quarf_hf" / "commands"
+    modules = {p.stem for p in commands_dir.glob("*.py")} - {"__init__"}
+    assert {name.rsplit(".", 1)[-1] for name in COMMAND_MODULES} == modules
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices
+    for name in ("demo", "build", "convert-contrique", "degradations", "train", "evaluate", "predict", "bench"):
+        assert name in choices
+
+
+def test_hub_configs_link_points_at_the_top_level_folder():
+    from quarf_hf.hub.build import HUB_CONFIGS, published_variants
+
+    assert HUB_CONFIGS.resolve() == (ROOT / "hub_configs").resolve()
+    assert "quarf-segformer-b0" in published_variants()
+
+
+@pytest.mark.slow
+def test_wheel_install_builds_a_published_variant(tmp_path):
+    """A normal (non-editable) install from a built wheel finds hub_configs/ as package data."""
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheel_dir), str(ROOT)], check=True, cwd=tmp_path)
+    wheel = next(wheel_dir.glob("quarf_hf-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "quarf_hf/hub_configs/quarf-segformer-b0.yaml" in names
+    # Unpack the wheel into its own site folder and run the CLI from there, outside the checkout.
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    out = tmp_path / "built"
+    code = (
+        "import sys, quarf_hf; assert quarf_hf.__file__.startswith(sys.argv[1]), quarf_hf.__file__\n"
+        "from quarf_hf.cli import main\n"
+        "sys.exit(main(['build', 'quarf-restoration-small', '--out', sys.argv[2]]))\n"
+    )
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    import os
+
+    env = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-c", code, str(site), str(out)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
