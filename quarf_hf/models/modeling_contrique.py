@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import PreTrainedModel, ResNetModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_contrique import ContriqueConfig
@@ -39,11 +40,20 @@ class ContriquePreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
 
     def _init_weights(self, module):
+        """Initialises a fresh model and every weight a checkpoint lacks: convolutions and linears
+        kaiming-normal (fan_out, ReLU), BatchNorm weight 1, bias 0, running mean 0, variance 1 and
+        count 0 (the ResNet encoder follows its own, identical, rule). Loaded weights are left alone."""
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            if module.num_batches_tracked is not None:
+                init.zeros_(module.num_batches_tracked)
 
 
 class ContriqueModel(ContriquePreTrainedModel):

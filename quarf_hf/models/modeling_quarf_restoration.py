@@ -20,8 +20,11 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
+import math
+
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_quarf_restoration import QuarfRestorationConfig
@@ -81,9 +84,30 @@ class QuarfRestorationModel(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
+        """Initialises a fresh model and every weight a checkpoint lacks.
+
+        Convolutions and linears (QuARF's experts and router included): torch's default, as
+        diffusers' blocks have it (weight kaiming-uniform with ``a=sqrt(5)``, bias uniform in
+        +-1/sqrt(fan_in)); GroupNorm/LayerNorm weight 1, bias 0; QuARF's ``residual_scale`` 0 (when
+        residual); ``conv_out`` 0, so an untrained model is the identity. Weights already loaded
+        are left alone (transformers' guarded ``init`` functions).
+        """
         if module is getattr(self, "conv_out", None):
-            nn.init.zeros_(module.weight)  # identity at init: reconstruction = input
-            nn.init.zeros_(module.bias)
+            init.zeros_(module.weight)  # identity at init: reconstruction = input
+            init.zeros_(module.bias)
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+            if module.weight is not None:
+                init.ones_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, QuARF) and module.residual_scale is not None:
+            init.zeros_(module.residual_scale)
 
     def _check_pixel_values(self, pixel_values):
         if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import SegformerForSemanticSegmentation
+from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import (
     SegformerDecodeHead,
@@ -53,6 +54,18 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     config: QuarfSegformerConfig
     _can_record_outputs = {}  # hidden states are collected by our own encoder loop
     _can_compile_fullgraph = False
+
+    def _init_weights(self, module):
+        """Initialises a fresh model and every weight a checkpoint lacks.
+
+        SegFormer's rule for its layers (transformers' default: linears and convolutions, QuARF's
+        experts and router included, ~ N(0, ``initializer_range``) with zero bias; norms weight 1,
+        bias 0), plus QuARF's ``residual_scale`` at 0, so a block without saved weights is the
+        identity. Weights already loaded are left alone (transformers' guarded ``init`` functions).
+        """
+        super()._init_weights(module)
+        if isinstance(module, QuARF) and module.residual_scale is not None:
+            init.zeros_(module.residual_scale)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
