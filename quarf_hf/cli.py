@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 
 # Modules with a ``register(subparsers)``, in the order the commands appear in ``--help``.
@@ -35,6 +37,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Our own bad-input errors start with what they name: an argument (``--out``, ``MODEL``, ``images[0]``,
+# ``data.train``), a file path, or a config key, then a colon.
+_NAMED = re.compile(r"^\s*(--?[\w-]+|[A-Z][A-Z_]*|[\w.\[\]-]+|\S*[/\\.]\S*):\s")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _raised_by_us(err: BaseException) -> bool:
+    """Whether the innermost frame that raised ``err`` is quarf_hf code (or a model's copied code)."""
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    if last is None:
+        return False
+    last = os.path.abspath(last)
+    return last.startswith(_PACKAGE_DIR + os.sep) or "transformers_modules" in last
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message for a user error, or None for anything else (a bug: full traceback).
+
+    User errors are: ``ValueError``/``TypeError``/``KeyError`` that quarf_hf raised on purpose (raised in
+    quarf_hf's code, with a message that starts with the argument, key or file it names); any
+    ``OSError`` (a missing, unreadable or damaged file; named when the error carries its name);
+    YAML errors (with their line). A ``TypeError`` or ``ValueError`` raised anywhere else, or
+    without that form, is a programming bug and keeps its traceback.
+    """
+    text = " ".join(str(err).split())
+    if isinstance(err, OSError):
+        filename = getattr(err, "filename", None)
+        if filename and str(filename) not in text:
+            text = f"{filename}: {err.strerror or text}"
+        return text or type(err).__name__
+    try:
+        import yaml
+
+        if isinstance(err, yaml.YAMLError):
+            return f"invalid YAML: {text}"
+    except ImportError:  # pragma: no cover - yaml is a dependency
+        pass
+    if isinstance(err, (ValueError, TypeError, LookupError)) and _raised_by_us(err) and _NAMED.match(text):
+        return text
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -43,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except Exception as err:  # noqa: BLE001 - sorted into user errors and bugs below
+        message = user_error_message(err)
+        if message is None:
+            raise  # a bug: the full traceback
         # Bad input is the user's to fix: a one-line message, not a traceback.
-        print(f"quarf-hf {args.command}: error: {err}", file=sys.stderr)
+        print(f"quarf-hf {args.command}: error: {message}", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -29,17 +29,40 @@ def load_model_config(model: str, trust_remote_code: bool):
 
     if not os.path.isdir(model) and (not looks_like_hub_id(model) or os.path.exists(model)):
         raise FileNotFoundError(f"MODEL: no such folder {model!r}")
+    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
+        raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
     try:
         return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except OSError as err:
-        raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({err})") from None
+        raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
+    except (ValueError, KeyError, TypeError) as err:
+        # transformers' own errors for an unknown model_type or a config field of the wrong type
+        raise ValueError(f"MODEL: {os.path.join(model, 'config.json')} is not a usable model config "
+                         f"({type(err).__name__}: {_first_line(err)})") from None
 
 
 def load_model(model: str, config, trust_remote_code: bool = False):
     from transformers import AutoModel, AutoModelForSemanticSegmentation
 
     auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
-    return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
+    if os.path.isdir(model):
+        weights = [name for name in os.listdir(model) if name.endswith((".safetensors", ".bin"))]
+        if not weights:
+            raise FileNotFoundError(f"MODEL: {model!r} has no weights (model.safetensors); expected a saved model folder")
+    try:
+        return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
+    except Exception as err:
+        if type(err).__name__ == "SafetensorError":  # truncated, random bytes, bad header
+            name = os.path.join(model, "model.safetensors") if os.path.isdir(model) else model
+            raise ValueError(f"MODEL: {name} is not a readable safetensors file ({err})") from None
+        raise
+
+
+def _first_line(err) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def config_task(config) -> str:

@@ -8,10 +8,9 @@ so a failed build leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
-
-import yaml
 
 from ..atomic import atomic_folder
 
@@ -38,18 +37,26 @@ def load_hub_config(path) -> dict:
                 f"CONFIG: no such file {str(path)!r}, nor a published variant of that name "
                 f"(known: {', '.join(published_variants())})"
             )
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    from ..yaml_files import read_yaml_mapping
+
+    data = read_yaml_mapping(path, "CONFIG")
     for key in ("name", "model"):
         if key not in data:
             raise ValueError(f"CONFIG: {path} is missing the key {key!r}")
     if data["model"] not in MODEL_KINDS:
         raise ValueError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
+    for key in ("quarf", "segformer", "unet"):
+        if key in data and not isinstance(data[key], dict):
+            raise ValueError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
     if data["model"] == "quarf_segformer":
         quarf = data.get("quarf", {})
         stage = quarf.get("stage", 0)
-        width = data["segformer"]["hidden_sizes"][stage]
+        sizes = data.get("segformer", {}).get("hidden_sizes")
+        if not isinstance(sizes, list) or not sizes or not all(isinstance(v, int) and v > 0 for v in sizes):
+            raise ValueError(f"CONFIG: segformer.hidden_sizes: expected a list of positive integers, found {sizes!r} in {path}")
+        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(sizes):
+            raise ValueError(f"CONFIG: quarf.stage: expected an integer from 0 to {len(sizes) - 1}, found {stage!r} in {path}")
+        width = sizes[stage]
         if quarf.get("width", width) != width:
             raise ValueError(
                 f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
@@ -65,6 +72,23 @@ def _block_settings(data: dict) -> dict:
     return quarf
 
 
+def _load_base(load, base):
+    """Runs ``load()``; a missing or damaged ``--base`` becomes one line that names it."""
+    try:
+        return load()
+    except OSError as err:
+        raise FileNotFoundError(f"--base: cannot load {str(base)!r} as a model folder or Hub id ({_first_line(err)})") from None
+    except Exception as err:
+        if type(err).__name__ == "SafetensorError":  # a truncated or random-bytes weights file
+            raise ValueError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None
+        raise
+
+
+def _first_line(err) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
     from ..models.configuration_quarf_segformer import QuarfSegformerConfig
     from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
@@ -74,9 +98,9 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
     quality = quality or data.get("quality", "brisque")
     segformer = dict(data["segformer"])
     if base:
-        model = QuarfSegformerForSemanticSegmentation.from_segformer(
+        model = _load_base(lambda: QuarfSegformerForSemanticSegmentation.from_segformer(
             base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **_block_settings(data)
-        )
+        ), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
                 raise ValueError(
@@ -136,7 +160,7 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
 
     """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
     if base:
-        model = QuarfRestorationModel.from_pretrained(base)
+        model = _load_base(lambda: QuarfRestorationModel.from_pretrained(base), base)
     else:
         extractor, spec = resolve_quality(quality or data.get("quality", "brisque"))
         config = QuarfRestorationConfig(**data.get("unet", {}), quarf=dict(data.get("quarf", {})), quality=spec)
@@ -172,6 +196,12 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
 def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False) -> Path:
     """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
     data = load_hub_config(config_path)
+    if base is not None:
+        from .ids import looks_like_hub_id
+
+        # A path that cannot be a Hub id must exist: say so now, not after transformers' traceback.
+        if not os.path.exists(base) and not looks_like_hub_id(str(base)):
+            raise FileNotFoundError(f"--base: no such folder or file {str(base)!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")

@@ -42,6 +42,26 @@ def official_to_hf_key(key: str) -> str | None:
     return f"{prefix}.layer.{index}.{kind}.{suffix}"
 
 
+def load_checkpoint(path) -> dict:
+    """``torch.load(path, weights_only=True)``: plain tensors only, no pickled code runs. A file that
+    is not a checkpoint, or one that would need code to load, is a one-line ``ValueError`` naming it."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise ValueError(
+                f"CHECKPOINT: {path} holds objects that would run code on loading; refused (only plain "
+                f"tensors are read)"
+            ) from None
+        raise ValueError(f"CHECKPOINT: {path} is not a PyTorch checkpoint ({first})") from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, UnicodeDecodeError, AttributeError, ImportError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(f"CHECKPOINT: {path} is not a readable PyTorch checkpoint ({type(err).__name__}: {first})") from None
+
+
 def convert_state_dict(official: dict, config: ContriqueConfig | None = None) -> ContriqueModel:
     """A ``ContriqueModel`` holding the official weights; every key is accounted for, or a ValueError says which not."""
     if not isinstance(official, dict) or not all(isinstance(k, str) for k in official):
@@ -117,7 +137,7 @@ def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, na
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"CHECKPOINT: no such file {str(checkpoint)!r}")
-        official = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        official = load_checkpoint(checkpoint)
         model = convert_state_dict(official)
         provenance = f"Weights converted from the official checkpoint `{checkpoint.name}` with `quarf-hf convert-contrique`."
     else:

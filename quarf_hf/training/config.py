@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 TASKS = ("segmentation", "restoration")
 MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
 POLICIES = ("none", "degradation")
@@ -59,6 +57,7 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected one of {allowed}, found {value!r}")
 
         check("task", self.task, TASKS)
+        _check_types(self)
         if not isinstance(self.model, dict) or "type" not in self.model:
             raise ValueError(f"model: expected a mapping with a 'type', found {self.model!r}")
         check("model.type", self.model["type"], tuple(MODEL_TYPES))
@@ -98,7 +97,9 @@ class TrainConfig:
         if self.weight_decay < 0 or self.load_balancing_weight < 0:
             raise ValueError(f"weight_decay, load_balancing_weight: expected numbers >= 0, found "
                              f"{self.weight_decay!r}, {self.load_balancing_weight!r}")
-        if self.max_minutes is not None and _number("max_minutes", self.max_minutes) <= 0:
+        if self.max_minutes is not None:
+            self.max_minutes = _number("max_minutes", self.max_minutes)  # "5" would repeat a string later
+        if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
 
     @classmethod
@@ -108,6 +109,40 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
         return cls(**data)
+
+
+def _check_types(config: "TrainConfig") -> None:
+    """Values of the wrong type (a list for a number, a number for a mapping) name their key."""
+    for name in ("model", "data", "augmentation", "evaluation"):
+        value = getattr(config, name)
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a mapping (indented key: value lines), found {value!r}")
+    for name in ("train", "validation"):
+        spec = config.data.get(name)
+        if spec is not None and not isinstance(spec, (dict, str)):
+            raise ValueError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {spec!r}")
+    if not isinstance(config.output_dir, str) or not config.output_dir.strip():
+        raise ValueError(f"output_dir: expected a folder path, found {config.output_dir!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+        raise ValueError(f"seed: expected an integer, found {config.seed!r}")
+    for name in ("push_to_hub",):
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name}: expected a Hub repo id (text) or nothing, found {value!r}")
+    if not isinstance(config.log_sample_ids, bool):
+        raise ValueError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
+    if config.max_grad_norm is not None:
+        config.max_grad_norm = _number("max_grad_norm", config.max_grad_norm)
+        if config.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm: expected a positive number or null, found {config.max_grad_norm!r}")
+    for key in ("base", "hub_config"):
+        value = config.model.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
+    for key in ("config", "quarf"):
+        value = config.model.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"model.{key}: expected a mapping, found {value!r}")
 
 
 MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
@@ -151,11 +186,8 @@ def _check_severities(name: str, value) -> None:
 
 
 def load_train_config(path, **overrides) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    from ..yaml_files import read_yaml_mapping
+
+    data = read_yaml_mapping(Path(path), "CONFIG")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data)

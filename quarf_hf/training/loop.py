@@ -140,6 +140,11 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
 
         resolve_token(None)  # no token: fail now, not after training
     output_dir = Path(config.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"output_dir: {str(output_dir)!r} exists and is not a folder; choose another output_dir")
+    for parent in output_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"output_dir: {str(parent)!r} (a parent of {str(output_dir)!r}) is a file, not a folder")
     if resume and latest_checkpoint(output_dir) is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
     if not resume and latest_checkpoint(output_dir) is not None:
