@@ -7,6 +7,7 @@ remove their temporary on failure. Not shipped to the Hub: no model code imports
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,33 @@ def _umask() -> int:
     return mask
 
 
+# tempfile's random part: 8 characters from [a-z0-9_].
+_RANDOM = r"[a-z0-9_]{8}"
+
+
+def _is_staging(name: str, destination: str | None = None) -> bool:
+    target = re.escape(destination) if destination is not None else r".+"
+    return bool(re.fullmatch(rf"\.{target}-{_RANDOM}", name) or re.fullmatch(rf"\.{target}\.{_RANDOM}\.tmp", name))
+
+
+def remove_stale_staging(folder, destination: str | None = None) -> list[Path]:
+    """Removes what a killed run left in ``folder``: the helpers' staging folders (``.NAME-xxxxxxxx``)
+    and temporary files (``.NAME.xxxxxxxx.tmp``), only those of ``destination`` when given. Returns
+    what it removed. Call it where a run starts writing, before it stages anything of its own."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if _is_staging(entry.name, destination):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
     """Yields a temporary file path next to ``path``; renamed onto ``path`` if the block succeeds.
@@ -28,6 +56,7 @@ def atomic_path(path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(path.parent, path.name)  # a killed earlier write of the same file
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual mode
@@ -50,6 +79,7 @@ def atomic_folder(path) -> Iterator[Path]:
     """Yields an empty staging folder next to ``path``; it replaces ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(path.parent, path.name)  # a killed earlier write of the same folder
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only folders; give the usual mode
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from ..hub.ids import looks_like_hub_id
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
@@ -91,7 +92,13 @@ def run(args) -> int:
 
     from quarf_hf.data import load_dataset_spec
 
+    from quarf_hf.data.checks import check_items, skipped_lines
+
     dataset = load_dataset_spec(spec)
+    # Every item is read now: a damaged image or a wrong-size mask is named before evaluation starts.
+    dataset, skipped = check_items(dataset, "--dataset", skip_bad=args.skip_bad, task=task)
+    for line in skipped_lines(skipped):
+        print(line, file=sys.stderr)
     model = load_model(args.model, config, args.trust_remote_code).to(device)
     results = evaluate_model(
         model,
@@ -104,6 +111,8 @@ def run(args) -> int:
     )
     results["model"] = args.model
     results["dataset"] = spec
+    if skipped:
+        results["skipped"] = [{"item": name, "reason": reason} for name, reason in skipped]
     paths = write_report(results, args.out, title=f"{args.model}: evaluation under corruptions")
     print(markdown_table(results))
     print(f"Wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
@@ -135,6 +144,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md and the plots")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="leave out unreadable items and masks of the wrong size (listed) instead of stopping")
     parser.set_defaults(func=run)
 
 

@@ -81,6 +81,20 @@ def _check_images(paths: list[str]) -> list[Path]:
     return checked
 
 
+def _check_readable(paths: list[Path], min_size: int) -> None:
+    """Decodes every image in full (a truncated file passes ``verify``) and checks its size against
+    the model's minimum, so a bad second image fails before the first one's outputs are written."""
+    for path in paths:
+        try:
+            pixels = load_rgb(path)
+        except Exception as err:  # noqa: BLE001 - PIL raises many kinds for damaged files
+            raise ValueError(f"IMAGE: cannot read {str(path)!r} as an image ({type(err).__name__}: {err})") from None
+        height, width = pixels.shape[-2:]
+        if min(height, width) < min_size:
+            raise ValueError(f"IMAGE: {str(path)!r} is {width}x{height} pixels; this model needs at least "
+                             f"{min_size}x{min_size}")
+
+
 def _check_degradation(corruption: str | None, severity: int | None) -> tuple[str | None, int | None]:
     from quarf_hf.degradations import CORRUPTIONS
 
@@ -176,6 +190,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     config = load_model_config(args.model, args.trust_remote_code)
     task = config_task(config)
+    # Restoration resizes small images for its quality model; segmentation models have a minimum.
+    _check_readable(paths, 1 if task == "restoration" else int(getattr(config, "min_image_size", 1) or 1))
 
     model = load_model(args.model, config, args.trust_remote_code).to(device).eval()
     mean, std = model_pixel_normalisation(model)

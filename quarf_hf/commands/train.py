@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="override the config's output_dir")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="leave out unreadable items and masks of the wrong size (listed) instead of stopping")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the final model folder (token from HF_TOKEN)")
 
 
@@ -20,7 +22,7 @@ def run_train(args) -> int:
     from ..training.loop import train
 
     config = load_train_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seed=args.seed)
-    summary = train(config, resume=args.resume, push_to_hub=args.push_to_hub)
+    summary = train(config, resume=args.resume, push_to_hub=args.push_to_hub, skip_bad=getattr(args, "skip_bad", False))
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -184,8 +184,10 @@ def evaluate_model(
         num_labels = int(config.num_labels)
         ignore_index = getattr(config, "semantic_loss_ignore_index", 255)
         dataset_labels = getattr(dataset, "num_labels", None)
-        if dataset_labels is not None and int(dataset_labels) != num_labels:
-            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts {num_labels}")
+        # A dataset whose classes are the model's first ones (its masks need not hold the top class)
+        # is scored over the model's classes; more classes than the model predicts cannot be.
+        if dataset_labels is not None and int(dataset_labels) > num_labels:
+            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts only {num_labels}")
 
     first = dataset[0]
     labels_shape = tuple(torch.as_tensor(first["labels"]).shape)

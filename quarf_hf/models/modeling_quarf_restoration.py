@@ -11,6 +11,10 @@ Data flow: pixels in [0, 1] (no normalisation) -> reflect-pad to the UNet's mult
 conv_out (zero-initialised) -> global residual: ``reconstruction = input + residual``, cropped
 back and clamped to [0, 1]. With conv_out at zero the untrained model is the identity.
 
+Any image size works: when an image is smaller than the quality extractor's minimum (14 px for
+BRISQUE, 64 for CONTRIQUE), the extractor sees a bicubic upscale of it (:func:`quality_input`);
+the network itself always runs at the input's size.
+
 Shipped to the Hub with the model: imports only torch, transformers, diffusers and flat siblings.
 """
 
@@ -117,9 +121,8 @@ class QuarfRestorationModel(PreTrainedModel):
             raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
         if not pixel_values.is_floating_point():
             raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
-        size = quality_min_size(self.config.quality)
-        if min(pixel_values.shape[-2:]) < size:
-            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+        if min(pixel_values.shape[-2:]) < 1:
+            raise ValueError(f"pixel_values: expected images of at least 1x1 pixels, found {tuple(pixel_values.shape[-2:])}")
 
     def predict_residual(self, hidden: torch.Tensor) -> torch.Tensor:
         """The UNet after the input convolution (and QuARF block): down, mid and up blocks with
@@ -142,7 +145,9 @@ class QuarfRestorationModel(PreTrainedModel):
             raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
         if quality_features is None:
             with torch.no_grad():
-                quality_features = self.quality_extractor(pixel_values.float().clamp(0, 1)).float()
+                quality_features = self.quality_extractor(
+                    quality_input(pixel_values.float().clamp(0, 1), quality_min_size(self.config.quality))
+                ).float()
         dtype = self.conv_in.weight.dtype
         height, width = pixel_values.shape[-2:]
         multiple = self.config.size_multiple
@@ -166,6 +171,19 @@ class QuarfRestorationModel(PreTrainedModel):
             loss=loss, reconstruction=reconstruction, routing_weights=routing, quality_features=quality_features
         )
         return output if return_dict is not False else output.to_tuple()
+
+
+def quality_input(pixels: torch.Tensor, min_size: int) -> torch.Tensor:
+    """The image the quality extractor sees: ``pixels`` itself, or, when its shorter side is under the
+    extractor's minimum (14 px for BRISQUE, 64 for CONTRIQUE), a bicubic upscale (clamped to [0, 1])
+    whose shorter side is exactly that minimum, aspect ratio kept. The restoration itself always runs
+    at the input's own size; only the routing's quality estimate comes from the upscaled copy."""
+    height, width = pixels.shape[-2:]
+    if min(height, width) >= min_size:
+        return pixels
+    scale = min_size / min(height, width)
+    size = (max(min_size, round(height * scale)), max(min_size, round(width * scale)))
+    return nn.functional.interpolate(pixels, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def restoration_pipeline(model: QuarfRestorationModel, **kwargs):

@@ -43,9 +43,56 @@ def list_checkpoints(output_dir) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
 
 
+def checkpoint_problem(path) -> str | None:
+    """Why the checkpoint folder ``path`` cannot be resumed from, or None when it looks intact.
+
+    Checks ``progress.json`` (a step number), that there are model weights, that every
+    safetensors file reads in full (a truncated or overwritten file fails here, named) and that
+    no other state file is empty. ``accelerator.load_state`` can still fail on a damaged pickle;
+    :func:`train` falls back past that too.
+    """
+    path = Path(path)
+    try:
+        step = json.loads((path / "progress.json").read_text())["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step {step!r}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"progress.json is missing or damaged ({type(err).__name__}: {err})"
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    if not any(p.name.startswith(("model", "pytorch_model")) for p in files):
+        return "it holds no model weights (model*.safetensors)"
+    from safetensors.torch import load_file
+
+    for file in files:
+        if file.stat().st_size == 0:
+            return f"{file.relative_to(path)} is empty"
+        if file.suffix == ".safetensors":
+            try:
+                load_file(file)
+            except Exception as err:  # noqa: BLE001 - SafetensorError and friends
+                return f"{file.relative_to(path)} is not a readable safetensors file ({err})"
+    return None
+
+
+def checkpoint_step(path) -> int:
+    return int(json.loads((Path(path) / "progress.json").read_text())["step"])
+
+
 def latest_checkpoint(output_dir) -> tuple[Path, int] | None:
-    checkpoints = list_checkpoints(output_dir)
-    if not checkpoints:
-        return None
-    latest = checkpoints[-1]
-    return latest, json.loads((latest / "progress.json").read_text())["step"]
+    """The newest checkpoint that :func:`checkpoint_problem` finds intact, with its step."""
+    for path in reversed(list_checkpoints(output_dir)):
+        if checkpoint_problem(path) is None:
+            return path, checkpoint_step(path)
+    return None
+
+
+def remove_stale_checkpoint_staging(output_dir) -> list[Path]:
+    """Removes ``.step-*.tmp`` folders that a run killed while saving left behind."""
+    root = checkpoint_dir(output_dir)
+    removed = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir() and entry.name.startswith(f".{PREFIX}") and entry.name.endswith(".tmp"):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed

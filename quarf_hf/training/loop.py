@@ -16,7 +16,7 @@ from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
 from ..models.quarf import quarf_aux_loss
-from .checkpoints import latest_checkpoint, save_checkpoint
+from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
 from .config import TrainConfig
 from .models import build_model
 
@@ -124,12 +124,45 @@ def _augmentation(config: TrainConfig):
     )
 
 
-def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None) -> dict:
+def accelerator_is_main_process_env() -> bool:
+    """Rank 0 (or a single process), before the Accelerator exists: only it cleans the folder."""
+    import os
+
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+
+
+def _resume(accelerator, output_dir: Path) -> int:
+    """Loads the newest intact checkpoint; skips damaged newer ones, saying which and why. Returns its step."""
+    skipped = []
+    for checkpoint in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            try:
+                accelerator.load_state(str(checkpoint))
+            except Exception as err:  # noqa: BLE001 - a damaged pickle: fall back to an older one
+                problem = f"loading it failed ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        if problem is not None:
+            skipped.append(checkpoint)
+            if accelerator.is_main_process:
+                print(f"--resume: skipping damaged checkpoint {checkpoint}: {problem}", flush=True)
+            continue
+        if skipped and accelerator.is_main_process:
+            print(f"--resume: resuming from {checkpoint} instead", flush=True)
+        return checkpoint_step(checkpoint)
+    raise ValueError(f"--resume: every checkpoint under {output_dir / 'checkpoints'} is damaged "
+                     f"({', '.join(p.name for p in skipped)}); start a new run in another output_dir")
+
+
+def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
     """Runs (or resumes) training; returns the run summary. Only the main process writes files.
 
     Resuming restores model, optimiser, scheduler and RNG states (``accelerator.load_state``) and
     continues the same data order: with the same seed it ends with the same weights as an
     uninterrupted run.
+
+    Every training and validation item is read before the first step (a damaged file or a mask of
+    the wrong size stops the run with its name); ``skip_bad`` leaves such items out instead and
+    lists them (printed, and in the summary's ``skipped``).
     """
     from ..data import load_dataset_spec
     from ..evaluation import model_pixel_normalisation
@@ -145,12 +178,19 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     for parent in output_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"output_dir: {str(parent)!r} (a parent of {str(output_dir)!r}) is a file, not a folder")
-    if resume and latest_checkpoint(output_dir) is None:
+    if resume and not list_checkpoints(output_dir):
         raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
-    if not resume and latest_checkpoint(output_dir) is not None:
+    if not resume and list_checkpoints(output_dir):
         # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
         raise ValueError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
                          "it, or choose another output_dir")
+    if accelerator_is_main_process_env():
+        # What a killed run left half-written in this folder (staging folders, temporary files).
+        from ..atomic import remove_stale_staging
+        from .checkpoints import remove_stale_checkpoint_staging
+
+        remove_stale_staging(output_dir)
+        remove_stale_checkpoint_staging(output_dir)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -158,8 +198,20 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
         project_dir=str(output_dir),
     )
     set_seed(config.seed)
-    train_set = load_dataset_spec(config.data["train"])
-    validation_set = load_dataset_spec(config.data["validation"]) if config.data.get("validation") else None
+    from ..data.checks import check_items, skipped_lines
+
+    task = config.task
+    train_set, skipped = check_items(load_dataset_spec(config.data["train"]), "data.train", skip_bad=skip_bad,
+                                     same_size=True, task=task)
+    validation_set, skipped_validation = None, []
+    if config.data.get("validation"):
+        validation_set, skipped_validation = check_items(load_dataset_spec(config.data["validation"]), "data.validation",
+                                                         skip_bad=skip_bad, task=task)
+    skipped = [(f"data.train {name}", reason) for name, reason in skipped] + [
+        (f"data.validation {name}", reason) for name, reason in skipped_validation]
+    if accelerator.is_main_process:
+        for line in skipped_lines(skipped):
+            print(line)
     if len(train_set) < config.batch_size * accelerator.num_processes:
         raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
                          f"the {len(train_set)} training samples")
@@ -180,8 +232,7 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
 
     step = 0
     if resume:
-        checkpoint, step = latest_checkpoint(output_dir)
-        accelerator.load_state(str(checkpoint))
+        step = _resume(accelerator, output_dir)
     # accelerate also steps at the end of the data, so a last partial accumulation counts as a step.
     steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
     seen_ids = []
@@ -247,6 +298,8 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
         write_text_atomic(ids_path, json.dumps(seen_ids))
     summary = {"steps": step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
                "evaluation": results}
+    if skipped:
+        summary["skipped"] = [{"item": name, "reason": reason} for name, reason in skipped]
     if accelerator.is_main_process:
         from .export import export_model
 
