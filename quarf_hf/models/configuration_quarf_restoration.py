@@ -22,6 +22,18 @@ CUSTOM_PIPELINES = {
 }
 
 
+def _pipeline_installed() -> bool:
+    """Whether this very package's image-to-image pipeline is registered with transformers (the
+    package is installed and imported), as opposed to this file running as a model's remote code."""
+    try:
+        from transformers.pipelines import PIPELINE_REGISTRY
+    except ImportError:  # pragma: no cover
+        return False
+    impl = PIPELINE_REGISTRY.supported_tasks.get("image-to-image", {}).get("impl")
+    package = __name__.rpartition(".")[0]
+    return impl is not None and impl.__module__ == f"{package}.pipeline_quarf_restoration"
+
+
 class QuarfRestorationConfig(PretrainedConfig):
     """Args:
     block_out_channels: widths of the UNet levels (each level after the first halves the resolution).
@@ -78,6 +90,19 @@ class QuarfRestorationConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}
+        if _pipeline_installed():
+            # With quarf_hf imported the pipeline is registered under "image-to-image": hide the
+            # remote-code entry so pipeline("image-to-image", model=...) needs no trust_remote_code.
+            # It is still written to config.json (to_dict), for users without the package.
+            self._saved_custom_pipelines = self.custom_pipelines
+            del self.custom_pipelines
+
+    def to_dict(self):
+        data = super().to_dict()
+        saved = data.pop("_saved_custom_pipelines", None)
+        if "custom_pipelines" not in data:
+            data["custom_pipelines"] = {**CUSTOM_PIPELINES, **(saved or {})}
+        return data
 
     @property
     def size_multiple(self) -> int:

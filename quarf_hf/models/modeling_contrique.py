@@ -23,6 +23,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_contrique import ContriqueConfig
+from .pixel_range import to_unit_range
 
 
 @dataclass
@@ -81,8 +82,6 @@ class ContriqueModel(ContriquePreTrainedModel):
             raise ValueError(f"pixel_values: expected a 4-D tensor (batch, 3, height, width) in [0, 1], found {found}")
         if pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        if not pixel_values.is_floating_point():
-            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
         size = self.config.min_image_size
         if min(pixel_values.shape[-2:]) < size:
             raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
@@ -94,6 +93,7 @@ class ContriqueModel(ContriquePreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
+        pixel_values = to_unit_range(pixel_values, "pixel_values")  # integers as 0-255; out of range refused
         height, width = pixel_values.shape[-2:]
         half = nn.functional.interpolate(
             pixel_values, size=(height // 2, width // 2), mode="bicubic", antialias=True, align_corners=False

@@ -32,6 +32,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_quarf_restoration import QuarfRestorationConfig
+from .pixel_range import to_unit_range
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec, quality_min_size
 
@@ -119,8 +120,6 @@ class QuarfRestorationModel(PreTrainedModel):
             raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width) in [0, 1], found {found}")
         if pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        if not pixel_values.is_floating_point():
-            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
         if min(pixel_values.shape[-2:]) < 1:
             raise ValueError(f"pixel_values: expected images of at least 1x1 pixels, found {tuple(pixel_values.shape[-2:])}")
 
@@ -141,8 +140,12 @@ class QuarfRestorationModel(PreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
-        if labels is not None and labels.shape != pixel_values.shape:
-            raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
+        pixel_values = to_unit_range(pixel_values, "pixel_values")  # integers as 0-255; out of range refused
+        if labels is not None:
+            if not isinstance(labels, torch.Tensor) or labels.shape != pixel_values.shape:
+                found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+                raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {found}")
+            labels = to_unit_range(labels, "labels")
         if quality_features is None:
             with torch.no_grad():
                 quality_features = self.quality_extractor(

@@ -29,6 +29,7 @@ from transformers.models.segformer.modeling_segformer import (
 )
 
 from .configuration_quarf_segformer import QuarfSegformerConfig
+from .pixel_range import check_float_dtype
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec
 
@@ -108,6 +109,9 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
             raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width), found {found}")
         if pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
+        check_float_dtype(pixel_values, "pixel_values", " (normalised pixels: use the image processor)")
+        if pixel_values.numel() and not bool(torch.isfinite(pixel_values).all()):
+            raise ValueError("pixel_values: expected finite values, found NaN or infinity")
         min_size = self.config.min_image_size
         if min(pixel_values.shape[-2:]) < min_size:
             raise ValueError(
@@ -245,12 +249,29 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
 def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
     """SegFormer's loss: logits upsampled to the labels' size, cross-entropy with the ignore index."""
+    check_labels(labels, logits.shape[0], config)
     upsampled = nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     if config.num_labels > 1:
         return nn.functional.cross_entropy(upsampled, labels, ignore_index=config.semantic_loss_ignore_index)
     valid = ((labels >= 0) & (labels != config.semantic_loss_ignore_index)).float()
     loss = nn.functional.binary_cross_entropy_with_logits(upsampled.squeeze(1), labels.float(), reduction="none")
     return (loss * valid).mean()
+
+
+def check_labels(labels, batch: int, config) -> None:
+    """``labels``: integer class ids (batch, H, W), each in 0..num_labels-1 or the ignore index."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels: expected a tensor of class ids, found {type(labels).__name__}")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"labels: expected integer class ids (torch.long), found {labels.dtype}")
+    if labels.ndim != 3 or labels.shape[0] != batch:
+        raise ValueError(f"labels: expected shape (batch={batch}, height, width), found {tuple(labels.shape)}")
+    ignore = config.semantic_loss_ignore_index
+    bad = ((labels < 0) | (labels >= config.num_labels)) & (labels != ignore)
+    if bool(bad.any()):
+        values = torch.unique(labels[bad])[:5].tolist()
+        raise ValueError(f"labels: expected class ids from 0 to {config.num_labels - 1} (num_labels={config.num_labels}) "
+                         f"or the ignore index {ignore}, found {values}")
 
 
 def _processor_normalisation(path_or_id):

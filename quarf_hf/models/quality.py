@@ -32,6 +32,7 @@ from torch import nn
 
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
+from .pixel_range import to_unit_range
 
 BRISQUE_FEATURE_MEAN = (
     1.72, 0.246, 0.600, -0.0175, 0.133, 0.0919, 0.597, -0.0042, 0.129, 0.0966, 0.611, -0.0242,
@@ -152,17 +153,16 @@ def _to_tensor(image, index: int) -> torch.Tensor:
 
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGBA") if image.mode in ("P", "LA") else image)
+    name = f"images[{index}]"
     if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        elif not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"images[{index}]: expected uint8 or float pixels, found {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if image.dtype.kind not in "biufc":
+            raise TypeError(f"{name}: expected integer (0-255) or float ([0, 1]) pixels, found {image.dtype}")
+        array = image.astype(np.int64) if image.dtype.kind == "u" and image.dtype != np.uint8 else image
+        tensor = to_unit_range(torch.from_numpy(np.ascontiguousarray(array)), name).float()
         if tensor.ndim == 3:
             tensor = tensor.permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
-        tensor = image.float() if image.dtype != torch.uint8 else image.float() / 255.0
+        tensor = to_unit_range(image, name).float()  # one rule: integers as 0-255, floats in [0, 1]
     else:
         raise TypeError(f"images[{index}]: expected a PIL image, numpy array or tensor, found {type(image).__name__}")
     if tensor.ndim == 2:
@@ -176,9 +176,7 @@ def _to_tensor(image, index: int) -> torch.Tensor:
         tensor = tensor[:3] * alpha + (1 - alpha)
     if tensor.numel() == 0:
         raise ValueError(f"images[{index}]: the image is empty, shape {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"images[{index}]: contains NaN or infinite values")
-    return tensor.clamp(0, 1)
+    return tensor
 
 
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:

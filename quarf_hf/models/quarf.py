@@ -291,6 +291,8 @@ class QuARF(nn.Module):
             raise ValueError(f"x: expected a 4-D tensor (batch, {self.in_channels}, height, width), found {found}")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x: expected {self.in_channels} channels, found shape {tuple(x.shape)}")
+        if x.dtype == torch.bool or x.is_complex() or not x.is_floating_point():
+            raise TypeError(f"x: expected a floating-point feature map, found {x.dtype}")
         if not isinstance(quality_features, torch.Tensor):
             raise TypeError(f"quality_features: expected a tensor, found {type(quality_features).__name__}")
         expected = (x.shape[0], self.config.quality_dim)
@@ -299,11 +301,16 @@ class QuARF(nn.Module):
                 f"quality_features: expected shape {expected} (batch of x, quality_dim), "
                 f"found {tuple(quality_features.shape)}"
             )
-        if not quality_features.is_floating_point():
+        if quality_features.is_complex() or not quality_features.is_floating_point():
             raise TypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
 
     def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
         self._check_inputs(x, quality_features)
+        if x.shape[0] == 0:  # an empty batch gives an empty output, in both modes
+            self.aux_loss = None
+            out = x.new_empty((0, self.out_channels, *x.shape[-2:]))
+            empty_weights = quality_features.new_empty((0, self.num_groups, self.num_experts))
+            return (out, empty_weights) if return_routing else out
         router_dtype = self.router.route_linear.weight.dtype
         weights, logits, noisy_logits, noise_std = self.router(quality_features.to(router_dtype))
 
