@@ -180,7 +180,9 @@ def test_input_errors():
     model = small_model()
     with pytest.raises(ValueError, match="pixel_values: expected a 4-D tensor"):
         model(torch.rand(3, 20, 20))
-    with pytest.raises(ValueError, match="pixel_values: expected images of at least 14x14"):
-        model(torch.rand(1, 3, 10, 40))
+    # Below the quality model's 14 px the model still runs (issue 16): the quality model sees an upscale.
+    assert model(torch.rand(1, 3, 10, 40)).reconstruction.shape == (1, 3, 10, 40)
+    with pytest.raises(ValueError, match="pixel_values: expected float values in \\[0, 1\\]"):
+        model(torch.rand(1, 3, 20, 20) * 255)
     with pytest.raises(ValueError, match="labels: expected clean images of shape"):
         model(torch.rand(1, 3, 20, 20), labels=torch.rand(1, 3, 20, 21))

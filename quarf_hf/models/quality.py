@@ -130,7 +130,7 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         except (OSError, ValueError) as err:
             raise ValueError(
                 f"spec: expected 'brisque', 'contrique', a converted CONTRIQUE folder or Hub id, or a spec dict; "
-                f"could not load {str(spec)!r}: {err}"
+                f"could not load {str(spec)!r}: {' '.join(str(err).split())[:300]}"
             ) from err
         return ContriqueQuality(model)
     raise ValueError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {spec!r}")
