@@ -810,3 +810,15 @@ def test_16bit_png_extract_quality(tmp_path):
     with Image.open(tmp_path / "deep.png") as image:
         features = extract_quality(image)
     torch.testing.assert_close(features, extract_quality(grey[None].expand(3, -1, -1)), atol=1e-3, rtol=1e-3)
+
+
+def test_train_skip_bad_lists_what_it_skipped(world, tmp_path, capsys):
+    from quarf_hf.training import TrainConfig, train
+
+    data = train_config(world, data={"train": {"type": "folder", "path": str(world["ds_text"]), "split": "train",
+                                              "num_labels": 3}}, batch_size=1)
+    data["output_dir"] = str(tmp_path / "run")
+    summary = train(TrainConfig.from_dict(data), skip_bad=True)
+    assert summary["steps"] == 1
+    assert [Path(entry["item"].split()[-1]).name for entry in summary["skipped"]] == ["b.png"]
+    assert "skipped data.train" in capsys.readouterr().out
