@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Our own bad-input errors start with what they name: an argument (``--out``, ``MODEL``, ``images[0]``,
 # ``data.train``), a file path, or a config key, then a colon.
-_NAMED = re.compile(r"^\s*(--?[\w-]+|[A-Z][A-Z_]*|[\w.\[\]-]+|\S*[/\\.]\S*):\s")
+_NAME = r"(?:--?[\w-]+|[\w.\[\]-]+|\S*[/\\.]\S*)"
+# One name, a comma-separated list of names ("weight_decay, load_balancing_weight:"), or a name and a
+# qualifier ("folder spec:", "experts[0] dilation:"); Python's own messages have longer prefixes.
+_NAMED = re.compile(rf"^\s*{_NAME}(?:,\s*{_NAME})*(?:\s+[\w.\[\]-]+)?:\s")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
