@@ -30,7 +30,7 @@ def _to_pil(image) -> Image.Image:
             raise ValueError(f"images: expected a non-empty image, found shape {image.shape}")
         # The package's one pixel rule: integers as 0-255, floats in [0, 1], nothing else.
         array = image.astype(np.int64) if image.dtype.kind == "u" and image.dtype != np.uint8 else image
-        unit = to_unit_range(torch.from_numpy(np.ascontiguousarray(array)), "images")
+        unit = to_unit_range(torch.from_numpy(np.array(array)), "images")
         array = (unit.float().numpy() * 255).round().astype(np.uint8)
         image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
     if not isinstance(image, Image.Image):

@@ -158,7 +158,7 @@ def _to_tensor(image, index: int) -> torch.Tensor:
         if image.dtype.kind not in "biufc":
             raise TypeError(f"{name}: expected integer (0-255) or float ([0, 1]) pixels, found {image.dtype}")
         array = image.astype(np.int64) if image.dtype.kind == "u" and image.dtype != np.uint8 else image
-        tensor = to_unit_range(torch.from_numpy(np.ascontiguousarray(array)), name).float()
+        tensor = to_unit_range(torch.from_numpy(np.array(array)), name).float()
         if tensor.ndim == 3:
             tensor = tensor.permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
