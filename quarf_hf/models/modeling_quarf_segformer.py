@@ -27,7 +27,8 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
-from .configuration_quarf_segformer import QuarfSegformerConfig
+from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
+from .image_utils import processor_normalisation
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec
 
@@ -125,6 +126,7 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         all_hidden_states = ()
         routing = None
         hidden_states = pixel_values
@@ -139,12 +141,14 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
             if stage.reshape:
                 hidden_states = hidden_states.reshape(hidden_states.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
             all_hidden_states += (hidden_states,)
-        return QuarfSegformerModelOutput(
+        output = QuarfSegformerModelOutput(
             last_hidden_state=hidden_states,
-            hidden_states=all_hidden_states,
+            hidden_states=all_hidden_states if output_hidden_states else None,
             routing_weights=routing,
             quality_features=quality_features,
         )
+        # As transformers' SegformerModel: a tuple of the fields that are not None.
+        return output if return_dict else output.to_tuple()
 
     def _apply_quarf(self, tokens, height, width, quality_features):
         batch, _, channels = tokens.shape
@@ -171,7 +175,10 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
     ):
         if labels is not None and self.config.num_labels < 1:
             raise ValueError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
-        outputs = self.segformer(pixel_values, quality_features=quality_features)
+        # The decode head needs every stage's output, whatever the caller asked for.
+        outputs = self.segformer(
+            pixel_values, quality_features=quality_features, output_hidden_states=True, return_dict=True
+        )
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
@@ -212,7 +219,11 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):
             base_config.pop(key, None)
-        image_mean, image_std = _processor_normalisation(pretrained_model_name_or_path)
+        # The base's saved processor says how its pixel_values are normalised (do_normalize=False:
+        # not at all); the model undoes exactly that before the quality extractor.
+        image_mean, image_std = processor_normalisation(pretrained_model_name_or_path) or (
+            list(IMAGENET_MEAN), list(IMAGENET_STD)
+        )
         quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}
         config = QuarfSegformerConfig(
             **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std
@@ -238,19 +249,6 @@ def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.
     valid = ((labels >= 0) & (labels != config.semantic_loss_ignore_index)).float()
     loss = nn.functional.binary_cross_entropy_with_logits(upsampled.squeeze(1), labels.float(), reduction="none")
     return (loss * valid).mean()
-
-
-def _processor_normalisation(path_or_id):
-    """The image mean/std of the SegFormer's saved image processor, ImageNet's if there is none."""
-    try:
-        from transformers import AutoImageProcessor
-
-        processor = AutoImageProcessor.from_pretrained(path_or_id)
-        return list(processor.image_mean), list(processor.image_std)
-    except (OSError, ValueError, AttributeError):
-        from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD
-
-        return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 
 __all__ = [
