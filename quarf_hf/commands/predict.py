@@ -1,6 +1,7 @@
 """``quarf-hf predict``: run a segmentation or restoration model on image files and save what it sees.
 
-For each IMAGE (any PIL mode, converted to RGB) the command optionally degrades it with
+For each IMAGE (any PIL mode, read to RGB by :func:`quarf_hf.models.image_utils.load_image`:
+16-bit PNGs at full depth, transparency composited on white) the command optionally degrades it with
 :func:`quarf_hf.degradations.degrade` (``--corruption`` / ``--severity`` / ``--seed``; the
 degraded image is saved as ``<stem>_input.png``), runs the model at the image's own size and
 writes, into ``--out``:
@@ -36,6 +37,7 @@ from PIL import Image
 from quarf_hf.atomic import atomic_path, write_text_atomic
 from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
 from quarf_hf.evaluation.metrics import psnr_per_image
+from quarf_hf.models.image_utils import load_image
 
 BLEND_ALPHA = 0.5  # weight of the class colour in <stem>_segmentation.png
 
@@ -96,10 +98,10 @@ def _check_degradation(corruption: str | None, severity: int | None) -> tuple[st
 
 
 def load_rgb(path) -> torch.Tensor:
-    """An image file (any PIL mode) as a (1, 3, H, W) float32 tensor in [0, 1]."""
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    """An image file (any PIL mode) as a (1, 3, H, W) float32 tensor in [0, 1], read by
+    :func:`quarf_hf.models.image_utils.load_image` (16-bit PNGs scaled by 65535, transparency
+    composited on white), as every entry point of quarf-hf reads images."""
+    return load_image(path, "IMAGE")[None]
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -262,7 +264,7 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="a local model folder or a Hub repo id")
-    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any mode; read as RGB)")
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any mode; read as RGB, transparency on white)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the output images and predictions.json")
     parser.add_argument("--corruption", default=None, metavar="NAME", help="degrade each image with this corruption first")
     parser.add_argument("--severity", type=int, default=None, metavar="N", help="severity 1..5 of --corruption (default: 3)")

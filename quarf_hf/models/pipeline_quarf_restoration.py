@@ -1,10 +1,13 @@
 """An ``image-to-image`` pipeline (transformers 5 no longer ships one) for QuARF restoration models.
 
 ``pipeline("image-to-image", model=folder_or_repo_id, trust_remote_code=True)`` returns a PIL
-image of the input's size for each input: PIL images, paths and numpy arrays (HWC/HW, uint8 or
-floats in [0, 1]), one or a list. Grayscale and RGBA are converted to RGB.
+image of the input's size for each input: PIL images (any mode, 16-bit included), paths, numpy
+arrays (HWC/HW, uint8, uint16 or floats in [0, 1]) and tensors, one or a list. They are read by
+:func:`image_utils.image_to_tensor`, as every entry point of quarf-hf reads images: grayscale is
+repeated to RGB and transparency composited on white.
 
-Shipped to the Hub with the model: imports only torch, numpy, PIL and transformers.
+Shipped to the Hub with the model: imports only torch, numpy, PIL, transformers and its sibling
+``image_utils``.
 """
 
 from __future__ import annotations
@@ -14,23 +17,7 @@ import torch
 from PIL import Image
 from transformers import Pipeline
 
-
-def _to_pil(image) -> Image.Image:
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        image = Image.open(image)
-    if isinstance(image, np.ndarray):
-        array = image
-        if np.issubdtype(array.dtype, np.floating):
-            array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
-        image = Image.fromarray(array)
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"images: expected a PIL image, a path or a numpy array, found {type(image).__name__}")
-    if image.mode in ("RGBA", "LA", "P"):  # composite on white, as a viewer shows it
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        rgba = image.convert("RGBA")
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+from .image_utils import image_to_tensor
 
 
 class QuarfImageToImagePipeline(Pipeline):
@@ -38,9 +25,7 @@ class QuarfImageToImagePipeline(Pipeline):
         return {}, {}, {}
 
     def preprocess(self, image):
-        pil = _to_pil(image)
-        pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        return {"pixel_values": pixels}
+        return {"pixel_values": image_to_tensor(image, "images")[None]}
 
     def _forward(self, model_inputs):
         with torch.no_grad():

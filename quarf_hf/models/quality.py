@@ -19,8 +19,8 @@ per-feature mean and standard deviation over 528 generated images (procedural gr
 and textures, clean and with Gaussian noise, box blur and JPEG at several strengths), measured
 once with this module's BRISQUE. They only need to be of the right scale, not exact.
 
-Shipped to the Hub with the models: imports only torch and flat siblings (plus PIL/numpy inside
-``extract_quality``, which models never call).
+Shipped to the Hub with the models: imports only torch and flat siblings (plus PIL/numpy, through
+``image_utils``, inside ``extract_quality``, which models never call).
 """
 
 from __future__ import annotations
@@ -145,48 +145,14 @@ def quality_spec_to_config(module: nn.Module) -> dict:
     )
 
 
-def _to_tensor(image, index: int) -> torch.Tensor:
-    """One image (PIL, numpy HWC/HW, tensor CHW/HW) -> float (3, H, W) in [0, 1]."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGBA") if image.mode in ("P", "LA") else image)
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        elif not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"images[{index}]: expected uint8 or float pixels, found {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if tensor.ndim == 3:
-            tensor = tensor.permute(2, 0, 1)
-    elif isinstance(image, torch.Tensor):
-        tensor = image.float() if image.dtype != torch.uint8 else image.float() / 255.0
-    else:
-        raise TypeError(f"images[{index}]: expected a PIL image, numpy array or tensor, found {type(image).__name__}")
-    if tensor.ndim == 2:
-        tensor = tensor[None]
-    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
-        raise ValueError(f"images[{index}]: expected (H, W), (H, W, C) or (C, H, W) with 1, 3 or 4 channels, found {tuple(tensor.shape)}")
-    if tensor.shape[0] == 1:
-        tensor = tensor.expand(3, -1, -1)
-    elif tensor.shape[0] == 4:  # RGBA: composite on white, as a viewer would show it
-        alpha = tensor[3:4]
-        tensor = tensor[:3] * alpha + (1 - alpha)
-    if tensor.numel() == 0:
-        raise ValueError(f"images[{index}]: the image is empty, shape {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"images[{index}]: contains NaN or infinite values")
-    return tensor.clamp(0, 1)
-
-
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
     """Quality features of images of any type and size: returns (N, feature_dim).
 
-    ``images``: a PIL image, numpy array (HWC/HW, uint8 or float in [0, 1]) or tensor
-    (CHW/HW, or BCHW for a batch), or a list of these. Grayscale is repeated to RGB; RGBA is
-    composited on white. Images of equal size are run together, ``batch_size`` at a time.
+    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW, uint8,
+    uint16 or float in [0, 1]) or tensor (CHW/HW, or BCHW for a batch), or a list of these, read
+    by :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf
+    reads images: grayscale is repeated to RGB, transparency is composited on white. Images of
+    equal size are run together, ``batch_size`` at a time.
     """
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         images = list(images)
@@ -194,8 +160,10 @@ def extract_quality(images, extractor="brisque", device=None, batch_size: int = 
         images = [images]
     if len(images) == 0:
         raise ValueError("images: expected at least one image, found an empty list")
+    from .image_utils import image_to_tensor
+
     module = build_quality_extractor(extractor)
-    tensors = [_to_tensor(image, index) for index, image in enumerate(images)]
+    tensors = [image_to_tensor(image, f"images[{index}]") for index, image in enumerate(images)]
     for index, tensor in enumerate(tensors):
         if min(tensor.shape[-2:]) < module.min_size:
             raise ValueError(
