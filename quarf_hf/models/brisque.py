@@ -130,11 +130,30 @@ def _add_is_fused(device: torch.device) -> bool:
 
 
 class BrisqueFeatures(nn.Module):
-    """The 36 BRISQUE features of each image in a batch, as OpenCV computes them.
+    r"""
+    The 36 BRISQUE features of each image in a batch, as OpenCV computes them, in batched torch.
+    See the module docstring for their definitions and the remaining differences from OpenCV.
+    The module takes no arguments and has no parameters and no state-dict entries. To feed
+    QuARF, use :func:`quarf_hf.build_quality_extractor` ``("brisque")``, which standardises them.
 
-    ``forward(pixel_values)`` takes ``(B, 1 | 3, H, W)`` floats in [0, 1] (RGB) and returns
-    ``(B, 36)`` in the input's dtype. See the module docstring for definitions and the
-    remaining differences from OpenCV. The module has no parameters and no state-dict entries.
+    ``forward(pixel_values)``:
+
+    Args:
+        pixel_values (`torch.Tensor` of shape `(batch, 1 or 3, height, width)`):
+            Floats in [0, 1] (RGB or grey), at least 14x14 pixels.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, 36)`, in the input's dtype (no gradient).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import BrisqueFeatures
+    >>> features = BrisqueFeatures()(torch.rand(2, 3, 64, 64))
+    >>> features.shape
+    torch.Size([2, 36])
+    ```
     """
 
     feature_dim = FEATURE_DIM

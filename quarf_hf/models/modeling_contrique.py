@@ -47,6 +47,32 @@ class ContriquePreTrainedModel(PreTrainedModel):
 
 
 class ContriqueModel(ContriquePreTrainedModel):
+    r"""
+    CONTRIQUE (Madhusudana et al., IEEE TIP 2022): a ResNet encoder whose pooled features, at full
+    and half scale, describe image quality, and the projector used in its contrastive training.
+    Convert the published weights with ``quarf-hf convert-contrique``.
+
+    Args:
+        config ([`ContriqueConfig`]):
+            The architecture; weights are initialised randomly (load them with ``from_pretrained``).
+
+    ``forward(pixel_values, return_projections=False, return_dict=None)``: ``pixel_values``
+    (B, 3, H, W) floats in [0, 1] (not normalised), at least ``config.min_image_size`` pixels.
+    Returns a ``ContriqueOutput`` with ``quality_features`` (B, ``config.feature_dim``) and, when
+    ``return_projections=True``, ``projections`` (B, 2, projection_dim); a tuple when
+    ``return_dict=False``.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import ContriqueConfig, ContriqueModel
+    >>> model = ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).eval()
+    >>> model(torch.rand(1, 3, 64, 64)).quality_features.shape
+    torch.Size([1, 32])
+    ```
+    """
+
     def __init__(self, config: ContriqueConfig):
         super().__init__(config)
         self.encoder = ResNetModel(config.resnet_config())

@@ -40,6 +40,36 @@ class QuarfRestorationOutput(ModelOutput):
 
 
 class QuarfRestorationModel(PreTrainedModel):
+    r"""
+    QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input
+    convolution, routed by the frozen quality extractor of the input; a global residual makes
+    the untrained model the identity (see the module docstring). ``pipeline("image-to-image",
+    model=folder, trust_remote_code=True)`` runs a saved model on images.
+
+    Args:
+        config ([`QuarfRestorationConfig`]):
+            The architecture, the QuARF block and the quality extractor.
+
+    ``forward(pixel_values, labels=None, quality_features=None, return_dict=None)``:
+    ``pixel_values`` (B, 3, H, W) in [0, 1], any size (reflect-padded internally); ``labels``
+    (B, 3, H, W) clean images for the loss; ``quality_features`` (B, quality_dim) to skip the
+    extractor. Returns a ``QuarfRestorationOutput`` with ``reconstruction`` (B, 3, H, W) in
+    [0, 1], ``loss``, ``routing_weights`` (B, groups, experts) and ``quality_features``; a tuple
+    when ``return_dict=False``.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
+    >>> model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32])).eval()
+    >>> images = torch.rand(1, 3, 37, 53)
+    >>> out = model(images)
+    >>> out.reconstruction.shape, torch.allclose(out.reconstruction, images)  # the identity at init
+    (torch.Size([1, 3, 37, 53]), True)
+    ```
+    """
+
     config_class = QuarfRestorationConfig
     config: QuarfRestorationConfig
     base_model_prefix = "restoration"

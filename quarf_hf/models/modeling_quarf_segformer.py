@@ -78,6 +78,35 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
 
 
 class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
+    r"""
+    The QuARF-SegFormer encoder: transformers' SegFormer encoder (module for module, so every
+    SegFormer weight loads) with the frozen quality extractor and a QuARF block after the patch
+    embedding of stage ``config.quarf_stage``.
+
+    Args:
+        config ([`QuarfSegformerConfig`]):
+            The encoder, the QuARF block and the quality extractor.
+
+    ``forward(pixel_values, quality_features=None, output_hidden_states=None, return_dict=None)``:
+    ``pixel_values`` (B, 3, H, W) normalised with ``config.image_mean`` / ``image_std`` (as the
+    image processor does); ``quality_features`` (B, quality_dim) to skip the extractor. Returns a
+    ``QuarfSegformerModelOutput``: ``last_hidden_state``, ``hidden_states`` (every stage's
+    output, only with ``output_hidden_states=True``), ``routing_weights`` (B, groups, experts)
+    and ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`,
+    in that order, as transformers' `SegformerModel`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfSegformerConfig, QuarfSegformerModel
+    >>> model = QuarfSegformerModel(QuarfSegformerConfig(quality="brisque")).eval()
+    >>> out = model(torch.randn(1, 3, 64, 64), output_hidden_states=True)
+    >>> out.last_hidden_state.shape, len(out.hidden_states), out.routing_weights.shape
+    (torch.Size([1, 256, 2, 2]), 4, torch.Size([1, 4, 4]))
+    ```
+    """
+
     def __init__(self, config: QuarfSegformerConfig):
         super().__init__(config)
         drop_path_decays = [
@@ -158,6 +187,35 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
 
 
 class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
+    r"""
+    QuARF-SegFormer for semantic segmentation: [`QuarfSegformerModel`] and SegFormer's all-MLP
+    decode head, with transformers' SegFormer names, loss and outputs (plus the routing). Build one
+    from any pretrained SegFormer with :meth:`from_segformer`; ``pipeline("image-segmentation")``
+    and ``AutoModelForSemanticSegmentation`` load saved ones.
+
+    Args:
+        config ([`QuarfSegformerConfig`]):
+            The encoder, head, QuARF block and quality extractor.
+
+    ``forward(pixel_values, labels=None, quality_features=None, output_hidden_states=None,
+    return_dict=None)``: ``pixel_values`` normalised as ``config.image_mean`` / ``image_std``
+    say; ``labels`` (B, H, W) class ids (``config.semantic_loss_ignore_index`` ignored). Returns
+    a ``QuarfSemanticSegmenterOutput``: ``loss``, ``logits`` (B, num_labels, H/4, W/4),
+    ``hidden_states`` (with ``output_hidden_states=True``), ``routing_weights`` and
+    ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+    >>> model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(quality="brisque", num_labels=5)).eval()
+    >>> out = model(torch.randn(1, 3, 64, 64), labels=torch.randint(0, 5, (1, 64, 64)))
+    >>> out.logits.shape, out.loss.ndim
+    (torch.Size([1, 5, 16, 16]), 0)
+    ```
+    """
+
     def __init__(self, config: QuarfSegformerConfig):
         super().__init__(config)
         self.segformer = QuarfSegformerModel(config)
@@ -199,13 +257,35 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
                        id2label=None, **block_kwargs):
-        """A QuARF-SegFormer holding every weight of a pretrained SegFormer.
+        r"""
+        A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
+        identity initialisation it gives that SegFormer's logits exactly.
 
-        ``pretrained_model_name_or_path``: a folder or Hub id of any SegFormer (b0-b5), fine-tuned
-        (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``; the decode head is then
-        initialised fresh for ``num_labels``, named by ``id2label`` when given). ``quality``: the quality extractor (see
-        :func:`quarf_hf.models.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
-        (residual defaults to True, so the new model starts with the SegFormer's exact logits).
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                A folder or Hub id of any SegFormer (b0-b5): fine-tuned
+                (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``, whose decode
+                head is then initialised fresh). Its saved image processor's normalisation
+                (``do_normalize=False``: none) becomes ``config.image_mean`` / ``image_std``;
+                ImageNet's without a processor.
+            quality (`str`, `dict` or `nn.Module`, *optional*, defaults to `"brisque"`):
+                The quality extractor (see :func:`quarf_hf.build_quality_extractor`).
+            quarf_stage (`int`, *optional*, defaults to 0):
+                The stage whose patch embedding the block follows.
+            num_labels (`int`, *optional*):
+                A new head for this many classes (named by ``id2label`` when given); the
+                SegFormer's own head otherwise.
+            id2label (`dict[int, str]`, *optional*):
+                Class names of the new head.
+            **block_kwargs:
+                QuARF settings (:class:`QuarfConfig` fields); ``residual`` defaults to `True`.
+
+        Example:
+
+        ```python
+        >>> model = QuarfSegformerForSemanticSegmentation.from_segformer(
+        ...     "nvidia/segformer-b0-finetuned-ade-512-512", quality="brisque")  # doctest: +SKIP
+        ```
         """
         from .quality_spec import resolve_quality
 
