@@ -89,6 +89,7 @@ def test_saved_with_code_auto_map_and_pipeline(saved_folder):
     assert config["auto_map"]["AutoModel"] == "modeling_quarf_restoration.QuarfRestorationModel"
     assert config["custom_pipelines"]["image-to-image"]["impl"] == "pipeline_quarf_restoration.QuarfImageToImagePipeline"
     assert (folder / "pipeline_quarf_restoration.py").exists()
+    assert (folder / "image_utils.py").exists()  # the pipeline's image loader travels with it
     assert isinstance(AutoModel.from_pretrained(folder), QuarfRestorationModel)
 
 
