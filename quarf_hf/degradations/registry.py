@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from ..models.input_checks import check_pixel_range, check_pixel_values
+
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
 from .digital import brightness, contrast, jpeg_compression, pixelate, saturate
 from .noise import gaussian_noise, impulse_noise, shot_noise, speckle_noise
@@ -59,25 +61,13 @@ def check_severity(severity) -> None:
 
 
 def check_images(images) -> None:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images: expected a torch.Tensor (B, 3, H, W), found {type(images).__name__}")
-    if images.ndim != 4:
-        raise ValueError(f"images: expected 4 dimensions (B, 3, H, W), found shape {tuple(images.shape)}")
-    if images.shape[1] != 3:
-        raise ValueError(f"images: expected 3 channels (B, 3, H, W), found shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"images: expected a floating-point tensor with values in [0, 1], found dtype {images.dtype}")
+    """The structural checks of a batch: a float (B, 3, H, W) tensor (no pass over the data)."""
+    check_pixel_values(images, name="images")
 
 
 def check_values(images: torch.Tensor) -> None:
     """The value checks (a pass over the data), after the cheap structural ones."""
-    if images.numel() == 0:
-        return
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images: expected finite values in [0, 1], found NaN or inf")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"images: expected values in [0, 1], found range [{lo:.4g}, {hi:.4g}] (normalised input?)")
+    check_pixel_range(images, name="images", hint=" (normalised input?)")
 
 
 def check_generator(generator, images: torch.Tensor) -> None:
