@@ -81,20 +81,6 @@ def _check_images(paths: list[str]) -> list[Path]:
     return checked
 
 
-def _check_degradation(corruption: str | None, severity: int | None) -> tuple[str | None, int | None]:
-    from quarf_hf.degradations import CORRUPTIONS
-
-    if severity is not None and not 1 <= severity <= 5:
-        raise ValueError(f"--severity: expected an integer from 1 to 5, found {severity}")
-    if corruption is None:
-        if severity is not None:
-            raise ValueError("--severity: only meaningful with --corruption")
-        return None, None
-    if corruption not in CORRUPTIONS:
-        raise ValueError(f"--corruption: unknown {corruption!r}; known corruptions: {', '.join(sorted(CORRUPTIONS))}")
-    return corruption, 3 if severity is None else severity
-
-
 def load_rgb(path) -> torch.Tensor:
     """An image file (any PIL mode) as a (1, 3, H, W) float32 tensor in [0, 1]."""
     with Image.open(path) as image:
@@ -164,12 +150,13 @@ def _label_name(config, class_id: int) -> str:
 
 def run(args) -> int:
     from quarf_hf.degradations import degrade
+    from quarf_hf.degradations.registry import check_degradation
     from quarf_hf.evaluation import model_pixel_normalisation
     from quarf_hf.evaluation.runner import degradation_seed
 
     # Everything the user typed is checked before the model is loaded or anything is written.
     paths = _check_images(args.images)
-    corruption, severity = _check_degradation(args.corruption, args.severity)
+    corruption, severity = check_degradation(args.corruption, args.severity, arguments=("--corruption", "--severity"))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")

@@ -44,28 +44,11 @@ def degradation_seed(seed: int, corruption: str, severity: int, index: int) -> i
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def _corruption_table():
-    from quarf_hf.degradations import CORRUPTIONS
-
-    return CORRUPTIONS
-
-
 def _validate(corruptions, severities, seed, batch_size, dataset):
-    known = _corruption_table()
-    if isinstance(corruptions, str):
-        corruptions = [corruptions]
-    corruptions = list(dict.fromkeys(corruptions))
-    unknown = [name for name in corruptions if name not in known]
-    if unknown:
-        raise ValueError(f"corruptions: unknown {unknown}; known corruptions: {sorted(known)}")
-    if isinstance(severities, int):
-        severities = [severities]
-    severities = list(dict.fromkeys(severities))
-    for value in severities:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-            raise ValueError(f"severities: expected integers from 1 to 5, found {value!r}")
-    if corruptions and not severities:
-        raise ValueError("severities: expected at least one severity from 1 to 5, found none")
+    from quarf_hf.degradations.registry import check_corruptions, check_severities
+
+    corruptions = check_corruptions(corruptions, "corruptions", allow_empty=True)
+    severities = check_severities(severities, "severities", allow_empty=not corruptions)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, found {seed!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -76,7 +59,7 @@ def _validate(corruptions, severities, seed, batch_size, dataset):
         raise ValueError(f"dataset: expected a sized, indexable dataset, found {type(dataset).__name__}") from None
     if size == 0:
         raise ValueError("dataset: expected at least one image, found an empty dataset")
-    return corruptions, sorted(severities)
+    return corruptions, severities
 
 
 def _model_device(model) -> torch.device:
