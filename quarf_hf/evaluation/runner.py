@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .metrics import RestorationMeter, SegmentationMeter
 from .pixels import model_pixel_normalisation, model_task
+from .routing import expert_fields, routing_per_image
 
 MAIN_METRIC = {"segmentation": "mIoU", "restoration": "psnr"}
 SECONDARY_METRIC = {"segmentation": "pixel_accuracy", "restoration": "ssim"}
@@ -69,12 +70,8 @@ def _model_device(model) -> torch.device:
 
 
 def _experts(model):
-    quarf = getattr(model.config, "quarf", None)
-    if not isinstance(quarf, dict) or "experts" not in quarf:
-        return None
-    from quarf_hf.models.quarf import receptive_field
-
-    return [receptive_field(int(kernel), int(dilation)) for kernel, dilation in quarf["experts"]]
+    experts = expert_fields(model)
+    return None if experts is None else [expert["receptive_field"] for expert in experts]
 
 
 def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
@@ -106,8 +103,7 @@ class _Condition:
         self.count += batch
         if routing is None:
             return
-        per_image = routing.detach().double().reshape(routing.shape[0], -1, routing.shape[-1]).mean(1).sum(0).cpu()
-        self.routing_sum = self.routing_sum + per_image
+        self.routing_sum = self.routing_sum + routing_per_image(routing).sum(0)
 
     def compute(self, accelerator) -> dict:
         metrics = self.meter.compute(accelerator)
