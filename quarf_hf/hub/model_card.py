@@ -78,20 +78,25 @@ def usage_snippet(model_type: str, reference: str) -> str:
 
 def eval_results(results: dict, model_type: str, dataset: str, split: str = "validation") -> list[EvalResult]:
     """``evaluate_model``'s results as Hub ``EvalResult`` entries (the card's ``model-index``): one
-    dataset entry per condition (clean, each corruption at each severity, the mean over them)."""
-    conditions = [("clean", {}, results.get("clean", {}))]
+    dataset entry per condition (clean, each corruption at each severity, the mean over them).
+
+    The Hub groups results by task, dataset type, config and split, so each condition is a
+    dataset config (``clean``, ``shot_noise-2``, ``mean-corrupted``) with its own name.
+    """
+    conditions = [("clean", "clean", None, results.get("clean", {}))]
     for name, by_severity in results.get("corruptions", {}).items():
         for severity, metrics in by_severity.items():
-            conditions.append((f"{name}, severity {severity}", {"corruption": name, "severity": int(severity)}, metrics))
+            conditions.append((f"{name}, severity {severity}", f"{name}-{severity}",
+                               {"corruption": name, "severity": int(severity)}, metrics))
     if results.get("mean_corrupted"):
-        conditions.append(("mean over corruptions", {"corruption": "mean"}, results["mean_corrupted"]))
+        conditions.append(("mean over corruptions", "mean-corrupted", None, results["mean_corrupted"]))
     entries = []
-    for label, arguments, metrics in conditions:
+    for label, subset, arguments, metrics in conditions:
         for key, (metric_type, metric_name) in METRICS.items():
             if isinstance(metrics.get(key), (int, float)):
                 entries.append(EvalResult(
                     task_type=PIPELINE_TAGS[model_type], dataset_type=dataset, dataset_name=f"{dataset} ({label})",
-                    dataset_split=split, dataset_args=arguments or None, metric_type=metric_type,
+                    dataset_config=subset, dataset_split=split, dataset_args=arguments, metric_type=metric_type,
                     metric_name=metric_name, metric_value=float(metrics[key]),
                 ))
     return entries
