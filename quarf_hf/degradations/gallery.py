@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
 from ..models.image_utils import image_to_tensor
-from .registry import CORRUPTIONS, SEVERITIES, check_images, check_name, check_severity, check_values, degrade
+from .registry import SEVERITIES, check_corruptions, check_images, check_severity, check_values, degrade
 
 LABEL_WIDTH = 130  # left column with the kind names
 HEADER_HEIGHT = 20  # top row with "clean", "1" .. "5"
@@ -30,9 +30,7 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
     severities]}``. Each call uses a generator seeded with ``seed`` (reproducible)."""
     check_images(images)
     check_values(images)
-    names = list(CORRUPTIONS) if names is None else list(names)
-    for name in names:
-        check_name(name)
+    names = check_corruptions(names, "names", allow_empty=True)
     for s in severities:
         check_severity(s)
     table = {}
@@ -107,11 +105,7 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
     its short side. The PNG is (LABEL_WIDTH + (1 + len(severities)) * W) x
     (HEADER_HEIGHT + len(names) * H) pixels, written atomically (temporary file, then rename).
     """
-    names = list(CORRUPTIONS) if names is None else list(names)
-    if not names:
-        raise ValueError("names: expected at least one corruption name, found none")
-    for name in names:
-        check_name(name)
+    names = check_corruptions(names, "names")
     severities = list(severities)
     for s in severities:
         check_severity(s)

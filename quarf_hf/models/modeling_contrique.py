@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, ResNetModel
 from transformers.utils import ModelOutput
 
 from .configuration_contrique import ContriqueConfig
+from .input_checks import check_pixel_values
 
 
 @dataclass
@@ -92,16 +93,7 @@ class ContriqueModel(ContriquePreTrainedModel):
         return self.config.feature_dim
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, 3, height, width) in [0, 1], found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        if not pixel_values.is_floating_point():
-            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
-        size = self.config.min_image_size
-        if min(pixel_values.shape[-2:]) < size:
-            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size)
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalised global-average encoder features, (B, hidden)."""

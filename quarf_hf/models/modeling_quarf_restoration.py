@@ -25,6 +25,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_quarf_restoration import QuarfRestorationConfig
+from .input_checks import check_pixel_values
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec, quality_min_size
 
@@ -116,16 +117,7 @@ class QuarfRestorationModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width) in [0, 1], found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        if not pixel_values.is_floating_point():
-            raise TypeError(f"pixel_values: expected floats in [0, 1], found {pixel_values.dtype}")
-        size = quality_min_size(self.config.quality)
-        if min(pixel_values.shape[-2:]) < size:
-            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=quality_min_size(self.config.quality))
 
     def predict_residual(self, hidden: torch.Tensor) -> torch.Tensor:
         """The UNet after the input convolution (and QuARF block): down, mid and up blocks with

@@ -29,6 +29,7 @@ from transformers.models.segformer.modeling_segformer import (
 
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
+from .input_checks import check_pixel_values
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec
 
@@ -120,17 +121,9 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         self.post_init()
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width), found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        min_size = self.config.min_image_size
-        if min(pixel_values.shape[-2:]) < min_size:
-            raise ValueError(
-                f"pixel_values: images must be at least {min_size}x{min_size} pixels for this encoder and "
-                f"quality extractor, found {tuple(pixel_values.shape[-2:])}"
-            )
+        # Normalised pixels (any sign), so no [0, 1] or dtype check here; the extractor checks its own input.
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size,
+                           floating=False, size_reason="for this encoder and quality extractor")
 
     def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Quality features of normalised ``pixel_values``: un-normalise to [0, 1], run the frozen extractor."""
