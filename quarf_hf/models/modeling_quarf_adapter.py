@@ -355,6 +355,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         for block, spec in zip(self.blocks, self.config.attachments):
             host = host_module(model, spec["after"])
             host.add_module(attribute_name(spec["after"]), block)
+            block.train(host.training)  # the network's mode, as if the block had always been in it
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
             attachment.handles.append(target.register_forward_hook(self._block_hook(block, spec["after"], attachment.state)))
