@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from quarf_hf import QuarfAdapter, QuarfSegformerForSemanticSegmentation, insert_quarf
+from quarf_hf import QuarfAdapter, QuarfAdapterConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
 from quarf_hf.models.quality import ContriqueQuality
 
 # Base networks defined in code, run here and in the subprocesses (the same source in both).
@@ -313,6 +313,8 @@ def test_insert_quarf_argument_errors(tmp_path):
         insert_quarf(cnn, adapter=42)
     with pytest.raises(ValueError, match=r"channels: expected 2 values"):
         insert_quarf(cnn, after=["stem", "head"], channels=[16])
+    with pytest.raises(ValueError, match="no attachments"):
+        QuarfAdapter(QuarfAdapterConfig()).attach(cnn)
     assert _unchanged(cnn, list(TinyCNN().state_dict()))  # noqa: F821
 
 

@@ -296,6 +296,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         the network's class name differs from the one the adapter was made for. Changes nothing."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+        if not self.config.attachments:
+            raise ValueError("adapter: its config lists no attachments (no QuARF blocks to attach)")
         if self._attachment is not None:
             raise ValueError(
                 f"model: this adapter is already attached to a {type(self._attachment.model).__name__}; detach() it first"
