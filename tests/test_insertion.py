@@ -191,3 +191,15 @@ def test_insert_into_an_nn_sequential():
     insertion.remove(model)
     assert list(model.state_dict()) == keys
     torch.testing.assert_close(model(pixels), before, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_extractor_follows_model_cuda():
+    """On a GPU machine: model.cuda() takes the CONTRIQUE extractor along, and a forward runs there."""
+    from quarf_hf.models.quality import ContriqueQuality
+
+    model = TwoConvs()
+    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique()))
+    model.cuda()
+    assert {p.device.type for p in adapter.quality_extractor.parameters()} == {"cuda"}
+    assert model(torch.rand(2, 3, 64, 64, device="cuda")).device.type == "cuda"
