@@ -334,6 +334,9 @@ def test_adapter_from_a_folder_through_insert_quarf(tmp_path):
         loaded = insert_quarf(fresh, adapter=tmp_path / "adapter")
         torch.testing.assert_close(fresh(x), expected, atol=0, rtol=0)
     assert loaded.attached_to is fresh and set(loaded.last_routing_weights) == {"0"}
+    block = loaded.block_model(0).eval()  # the block on its own, as a QuarfBlockModel
+    features, quality = torch.randn(1, 8, 4, 4), loaded(pixel_values=x).quality_features
+    torch.testing.assert_close(block(features, quality).last_hidden_state, loaded.block(features, quality), atol=0, rtol=0)
 
 
 def test_push_to_hub_uploads_the_adapter_with_its_card(tmp_path, monkeypatch):

@@ -286,6 +286,14 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         """The first block (the only one for a single-module adapter)."""
         return self.blocks[0]
 
+    def block_model(self, index: int = 0):
+        """Block ``index`` on its own, as a :class:`~quarf_hf.models.modeling_quarf.QuarfBlockModel` (a copy)."""
+        from .modeling_quarf import QuarfBlockModel
+
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.blocks):
+            raise ValueError(f"index: expected an integer from 0 to {len(self.blocks) - 1}, found {index!r}")
+        return QuarfBlockModel.from_block(self.blocks[index])
+
     @property
     def attribute(self) -> str:
         """The attribute the first block is registered under in the network."""
