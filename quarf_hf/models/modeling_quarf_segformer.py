@@ -313,6 +313,41 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
         return model
 
+    def to_adapter(self, base_model: str | None = None):
+        """The QuARF block and quality extractor as a :class:`~quarf_hf.QuarfAdapter` for the plain
+        ``SegformerForSemanticSegmentation`` this model was built from.
+
+        Attached to that SegFormer (``adapter.attach(segformer)``), the adapter gives this model's
+        logits, as long as the SegFormer weights are the ones this model holds (the usual case when
+        only the block was trained; otherwise share the whole model).
+
+        Args:
+            base_model (`str`, *optional*): the Hub id or path of that SegFormer, for the model card.
+        """
+        import copy
+
+        from .configuration_quarf_adapter import QuarfAdapterConfig
+        from .modeling_quarf_adapter import QuarfAdapter, parameter_shapes
+
+        config = self.config
+        after = f"segformer.stages.{config.quarf_stage}.patch_embeddings"
+        block = self.segformer.quarf
+        adapter_config = QuarfAdapterConfig(
+            quality=config.quality,
+            attachments=[{
+                "after": after, "in_channels": block.in_channels, "out_channels": block.out_channels,
+                "quarf": block.config.to_dict(),
+                "parameter_shapes": parameter_shapes(self.segformer.stages[config.quarf_stage].patch_embeddings),
+            }],
+            pixel_mean=config.image_mean, pixel_std=config.image_std, pixel_argument="pixel_values",
+            base_model=base_model, base_model_class="transformers.SegformerForSemanticSegmentation",
+        )
+        adapter = QuarfAdapter(adapter_config, quality_extractor=copy.deepcopy(self.segformer.quality_extractor))
+        reference = next(block.parameters())
+        adapter.blocks.to(device=reference.device, dtype=reference.dtype)
+        adapter.blocks[0].load_state_dict(block.state_dict())
+        return adapter
+
 
 def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
     """SegFormer's loss: logits upsampled to the labels' size, cross-entropy with the ignore index."""

@@ -106,6 +106,10 @@ class ContriqueQuality(FrozenQualityExtractor):
 def build_quality_extractor(spec="brisque") -> nn.Module:
     """A frozen quality extractor from a name, folder, Hub id, spec dict or module (see the module doc)."""
     if isinstance(spec, nn.Module):
+        from .modeling_contrique import ContriqueModel
+
+        if isinstance(spec, ContriqueModel):  # a bare CONTRIQUE: its features through the frozen wrapper
+            return ContriqueQuality(spec)
         if not isinstance(getattr(spec, "feature_dim", None), int):
             raise ValueError(f"spec: a module must have an integer feature_dim, {type(spec).__name__} has none")
         if isinstance(spec, FrozenQualityExtractor):
