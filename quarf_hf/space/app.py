@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import logging
 import tempfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 
 from . import inference, plots
@@ -32,8 +35,8 @@ try:  # ZeroGPU: the functions that run models get a GPU for the call; elsewhere
     import spaces  # type: ignore[import-not-found]
 
     _gpu = spaces.GPU
-except ImportError:  # no `spaces` package: CPU (or a dedicated GPU), nothing to decorate
-    spaces = None
+except (ImportError, AttributeError):  # no `spaces` package (or only this repository's spaces/ folder,
+    spaces = None                       # which imports as an empty namespace package): nothing to decorate
 
     def _gpu(function):
         return function
@@ -56,6 +59,35 @@ class UploadImage(gr.Image):
         if payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
         return super().preprocess(payload)  # pasted / base64 images
+
+
+class PngStore:
+    """Output images as PNG files in gradio's cache folder, named by their content and written
+    under a temporary name then renamed.
+
+    Returned as paths, gradio serves them as they are. (Returned as arrays, gradio writes each
+    into its cache under a content hash in place: two concurrent requests with the same answer
+    rewrite the file while it is being downloaded, and a client receives a truncated image.)
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def __call__(self, array: np.ndarray | None) -> str | None:
+        from PIL import Image
+
+        from quarf_hf.atomic import atomic_path
+
+        if array is None:
+            return None
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        data = buffer.getvalue()
+        path = self.folder / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+        if not path.is_file():
+            with atomic_path(path) as temporary:
+                temporary.write_bytes(data)
+        return str(path)
 
 
 def _page_errors(function):
@@ -134,8 +166,10 @@ def find_natural_images() -> Path | None:
 class SpaceLogic:
     """The page's handlers, bound to one set of models (plain methods: testable without a server)."""
 
-    def __init__(self, models: SpaceModels):
+    def __init__(self, models: SpaceModels, save_image=None):
         self.models = models
+        # how output images leave a handler: arrays by default, PNG paths in the served page
+        self.image = save_image or (lambda array: array)
 
     @property
     def min_side(self) -> int:
@@ -158,7 +192,7 @@ class SpaceLogic:
         details = {"size": [int(image.shape[-1]), int(image.shape[-2])], "corruption": corruption,
                    "severity": int(severity), "downscaled": notice is not None, "models": {}}
         overlays, mious, shown = {}, {}, {}
-        routing_image = None
+        routing_table = None
         for model in self.models.segmenters:
             result = inference.segment(model, torch.cat([image, degraded]))
             clean_mask, mask = result["masks"][0], result["masks"][1]
@@ -173,9 +207,8 @@ class SpaceLogic:
                 entry["routing"] = weights.tolist()
                 entry["clean_routing"] = result["routing"][0].tolist()
                 entry["experts"] = labels
-                title = f"{model.title} routing: {corruption}, severity {int(severity)}" if int(severity) else f"{model.title} routing: clean image"
-                if model.role == "quarf" or routing_image is None:
-                    routing_image = plots.routing_chart(weights.numpy(), labels, title)
+                if model.role == "quarf" or routing_table is None:
+                    routing_table = plots.routing_frame(weights.numpy(), labels)
             if result["quality"] is not None:
                 entry["quality_norm"] = float(result["quality"][1].norm())
                 entry["clean_quality_norm"] = float(result["quality"][0].norm())
@@ -184,13 +217,13 @@ class SpaceLogic:
         if not self.models.segmenters:
             notes.append(f"No segmentation model is loaded: only the degraded input is shown (see the note above; `{GET_A_MODEL}`).")
         return [
-            inference.to_uint8(degraded),
-            overlays.get("quarf"),
-            overlays.get("baseline"),
+            self.image(inference.to_uint8(degraded)),
+            self.image(overlays.get("quarf")),
+            self.image(overlays.get("baseline")),
             inference.legend_html(shown),
             mious.get("quarf"),
             mious.get("baseline"),
-            routing_image,
+            routing_table,
             "\n\n".join(notes),
             details,
         ]
@@ -215,7 +248,7 @@ class SpaceLogic:
                 routing = torch.stack(weights).numpy()
                 labels = inference.expert_labels(model, routing.shape[1])
                 numbers["routing"] = {"model": model.title, "experts": labels, "mean_weight": routing.tolist()}
-        return plots.sweep_plot(SEVERITIES, routing, labels, miou, corruption), numbers
+        return self.image(plots.sweep_plot(SEVERITIES, routing, labels, miou, corruption)), numbers
 
     def restore(self, path, corruption: str, severity):
         """Degraded, restored, clean images, the PSNRs and the restoration model's routing."""
@@ -233,9 +266,23 @@ class SpaceLogic:
         chart = None
         if result["routing"] is not None:
             weights = result["routing"][0]
-            chart = plots.routing_chart(weights.numpy(), inference.expert_labels(model, weights.shape[-1]),
-                                        f"restoration routing: {corruption}, severity {int(severity)}")
-        return inference.to_uint8(degraded), inference.to_uint8(restored), inference.to_uint8(image), text, chart
+            chart = plots.routing_frame(weights.numpy(), inference.expert_labels(model, weights.shape[-1]))
+        images = [self.image(inference.to_uint8(x)) for x in (degraded, restored, image)]
+        return *images, text, chart
+
+
+def routing_plot(model, label: str, elem_id: str):
+    """A stacked ``gr.BarPlot`` of routing weights, its groups and expert colours fixed by ``model``."""
+    quarf = getattr(getattr(model, "model", None), "config", None)
+    quarf = getattr(quarf, "quarf", None) if quarf is not None else None
+    if model is None or not isinstance(quarf, dict) or not model.experts:
+        return gr.BarPlot(visible=False, elem_id=elem_id)
+    labels = inference.expert_labels(model, len(model.experts))
+    return gr.BarPlot(
+        x="channel group", y="weight", color="expert", label=label, elem_id=elem_id, y_lim=[0, 1],
+        sort=plots.group_names(int(quarf["num_groups"])), y_title="routing weight",
+        color_map={name: plots.EXPERT_COLOURS[e % len(plots.EXPERT_COLOURS)] for e, name in enumerate(labels)},
+    )
 
 
 def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | None = None,
@@ -249,7 +296,7 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
     from quarf_hf.degradations import CORRUPTIONS
 
     models = load_space_models() if models is None else models
-    logic = SpaceLogic(models)
+    logic = SpaceLogic(models, save_image=PngStore(Path(gr.utils.get_upload_folder()) / "quarf-space"))
     examples_dir = Path(examples_dir) if examples_dir else Path(tempfile.mkdtemp(prefix="quarf-space-examples-"))
     natural_images = Path(natural_images) if natural_images else find_natural_images()
     has_quarf, has_baseline = models.quarf is not None, models.baseline is not None
@@ -270,10 +317,10 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
         gr.Markdown(status_markdown(models), elem_id="quarf-status")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UploadImage(
-                    type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="quarf-input",
-                    label=f"Image (PNG, JPEG, WebP, grey, RGBA, 16-bit; larger than {MAX_SIDE} px is downscaled)",
-                )
+                image = UploadImage(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                    elem_id="quarf-input", label="Image")
+                gr.Markdown(f"PNG, JPEG, WebP, ...; grey, RGBA and 16-bit too. Images larger than {MAX_SIDE} pixels "
+                            "on the longer side are downscaled (the page says so).", elem_id="quarf-input-note")
                 corruption = gr.Dropdown(list(CORRUPTIONS), value="gaussian_noise", label="Corruption",
                                          elem_id="quarf-corruption")
                 severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0 = clean)", elem_id="quarf-severity")
@@ -299,9 +346,9 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
                                                       precision=3, interactive=False, elem_id="quarf-miou-baseline",
                                                       visible=has_baseline)
                         legend = gr.HTML(label="legend", elem_id="quarf-legend")
-                        routing = gr.Image(label="routing: weight per expert (by receptive field) per channel group",
-                                           format="png", interactive=False, elem_id="quarf-routing",
-                                           visible=bool(models.segmenters))
+                        routing = routing_plot(models.quarf or (models.baseline if models.segmenters else None),
+                                               "QuARF routing: weight per expert (by receptive field) per channel group",
+                                               elem_id="quarf-routing")
                         sweep_button = gr.Button("Sweep severity 0-5 (routing and mIoU)", elem_id="quarf-sweep-button",
                                                  visible=bool(models.segmenters))
                         sweep_plot = gr.Image(label="severity sweep", format="png", interactive=False,
@@ -318,7 +365,8 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
                                     gr.Image(label=label, format="png", interactive=False, elem_id=f"quarf-restore-{key}")
                                     for key, label in (("degraded", "degraded"), ("restored", "restored"), ("clean", "clean"))
                                 ]
-                            restore_routing = gr.Image(label="restoration routing", format="png", interactive=False)
+                            restore_routing = routing_plot(models.restoration, "restoration routing: weight per expert per channel group",
+                                                           elem_id="quarf-restore-routing")
                         restore_button.click(restore, [image, corruption, severity],
                                              [*restore_outputs, psnr, restore_routing], api_name="restore")
 

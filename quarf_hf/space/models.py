@@ -4,7 +4,7 @@ Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space 
 the environment variables ``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL``, and the
 folders ``quarf-hf demo`` writes (``outputs/demo/quarf/model``, and as the baseline the
 augmentation arm, ``outputs/demo/augmentation/model``, else ``outputs/demo/baseline/model``),
-looked up under the working directory and under the source checkout.
+looked up under ``$QUARF_DEMO_DIR`` if set, else under the working directory and the source checkout.
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ def project_roots() -> list[Path]:
 
 
 def demo_folders() -> dict[str, str]:
-    """The model folders of the newest ``quarf-hf demo`` run that exist, by role."""
-    for root in project_roots():
-        demo = root / DEMO_DIR
+    """The model folders of a ``quarf-hf demo`` run that exist, by role: under ``$QUARF_DEMO_DIR``
+    when it is set (``quarf-hf demo --out`` elsewhere), else under ``outputs/demo`` of the first
+    of :func:`project_roots` that has them."""
+    override = os.environ.get("QUARF_DEMO_DIR")
+    for demo in [Path(override)] if override else [root / DEMO_DIR for root in project_roots()]:
         found = {}
         if (demo / "quarf" / "model" / "config.json").is_file():
             found["quarf"] = str(demo / "quarf" / "model")

@@ -1,5 +1,6 @@
-"""The page's two plots, drawn with matplotlib's object API (no pyplot: thread-safe under the
-queue's concurrency) and returned as (H, W, 3) uint8 arrays for ``gr.Image``."""
+"""The page's plots: the routing of one image as a table that ``gr.BarPlot`` draws in the browser,
+and the severity sweep drawn with matplotlib's object API (no pyplot: thread-safe under the queue's
+concurrency) as an (H, W, 3) uint8 array for ``gr.Image``."""
 
 from __future__ import annotations
 
@@ -16,30 +17,22 @@ def _to_array(figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def routing_chart(weights: np.ndarray, labels: list[str], title: str) -> np.ndarray:
-    """Stacked bars: one bar per channel group (and their mean), the weight of each expert.
+def routing_frame(weights: np.ndarray, labels: list[str]):
+    """Routing as a table for ``gr.BarPlot`` (drawn in the browser, stacked by expert): one row per
+    (channel group, expert), plus the groups' mean.
 
     ``weights``: (groups, experts), each row summing to 1 (soft routing) or one-hot (hard).
     """
-    from matplotlib.figure import Figure
+    import pandas as pd
 
-    groups, experts = weights.shape
     rows = np.concatenate([weights, weights.mean(0, keepdims=True)], axis=0)
-    names = [f"g{g + 1}" for g in range(groups)] + ["mean"]
-    figure = Figure(figsize=(6.4, 3.4), dpi=100)
-    axis = figure.subplots()
-    bottom = np.zeros(len(rows))
-    for e in range(experts):
-        axis.bar(names, rows[:, e], bottom=bottom, color=EXPERT_COLOURS[e % len(EXPERT_COLOURS)], label=labels[e],
-                 edgecolor="white", linewidth=0.5)
-        bottom += rows[:, e]
-    axis.set_ylim(0, max(1.0, float(bottom.max())) * 1.02)
-    axis.set_ylabel("routing weight")
-    axis.set_xlabel("channel group")
-    axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="expert", title_fontsize=8)
-    figure.tight_layout()
-    return _to_array(figure)
+    names = group_names(weights.shape[0])
+    return pd.DataFrame([{"channel group": names[g], "expert": labels[e], "weight": float(rows[g, e])}
+                         for g in range(rows.shape[0]) for e in range(rows.shape[1])])
+
+
+def group_names(groups: int) -> list[str]:
+    return [f"g{g + 1}" for g in range(groups)] + ["mean"]
 
 
 def sweep_plot(severities: list[int], routing: np.ndarray | None, labels: list[str], miou: dict[str, list[float]],
@@ -73,8 +66,8 @@ def sweep_plot(severities: list[int], routing: np.ndarray | None, labels: list[s
         axis.set_title("segmentation held against clean", fontsize=10)
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.93))  # room at the top for the page's label over the image
     return _to_array(figure)
 
 
-__all__ = ["routing_chart", "sweep_plot"]
+__all__ = ["routing_frame", "group_names", "sweep_plot", "EXPERT_COLOURS"]
