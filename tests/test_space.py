@@ -317,6 +317,13 @@ def test_space_readme_header():
     assert str(header["sdk_version"]).count(".") == 2
 
 
+def test_space_command_checks_its_arguments_first(capsys):
+    from quarf_hf.cli import main
+
+    assert main(["space", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+
+
 # --- subprocesses: the commands a user types --------------------------------------------------------
 
 
