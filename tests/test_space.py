@@ -5,7 +5,7 @@
   from a numpy confusion matrix, PSNR), every corruption kind, routing that moves with severity,
   bad uploads answered with a message while the worker lives on, 8 concurrent clients equal to
   sequential calls, the sweep, the restoration tab;
-- the image loader on 16-bit / grey / RGBA / JPEG / WebP files against independent conversions;
+- the image loader on 16-bit grey and RGB / grey / RGBA / JPEG / WebP files against independent conversions;
 - `python spaces/quarf-demo/app.py` with no model (the page says how to get one) and
   `quarf-hf space` picking up the demo's folders (and naming a model that fails to load), as
   subprocesses;
@@ -234,6 +234,12 @@ def test_loader_reads_every_kind_of_image(tmp_path):
     alpha = rgba[..., 3:].astype(np.float64) / 255
     over_white = rgba[..., :3] * alpha + 255 * (1 - alpha)
     assert np.abs(load_image(tmp_path / "rgba.png")[0].permute(1, 2, 0).numpy() * 255 - over_white).max() <= 1.01
+
+    # 16-bit RGB (48-bit PNG, written by OpenCV, BGR order): Pillow reads it at 8 bits, so within 1/255
+    cv2 = pytest.importorskip("cv2")
+    rgb16 = rng.integers(0, 65536, (40, 50, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16[..., ::-1])
+    assert np.abs(load_image(tmp_path / "rgb16.png")[0].permute(1, 2, 0).numpy() - rgb16 / 65535.0).max() <= 1 / 255 + 1e-6
 
     rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "image.webp", lossless=True)

@@ -187,7 +187,8 @@ class SpaceLogic:
         if path is None:  # a cleared input: clear the outputs, no error
             return [None] * 6 + [None, "Upload an image or pick an example.", {}]
         image, notice = self._input(path)
-        degraded = inference.degraded_image(image, corruption, int(severity))
+        degraded = inference.degraded_image(image, corruption, severity)
+        severity = int(severity)  # validated above: a whole number 0-5
         notes = [notice] if notice else []
         details = {"size": [int(image.shape[-1]), int(image.shape[-2])], "corruption": corruption,
                    "severity": int(severity), "downscaled": notice is not None, "models": {}}
@@ -256,7 +257,7 @@ class SpaceLogic:
         if model is None:
             raise ValueError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
         image, notice = self._input(path)
-        degraded = inference.degraded_image(image, corruption, int(severity))
+        degraded = inference.degraded_image(image, corruption, severity)
         result = inference.restore(model, degraded)
         restored = result["reconstruction"]
         before, after = inference.psnr(degraded, image), inference.psnr(restored, image)
