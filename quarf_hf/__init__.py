@@ -9,10 +9,14 @@ from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
 
 from .models.brisque import BrisqueFeatures
 from .models.configuration_contrique import ContriqueConfig
+from .models.configuration_quarf import QuarfBlockConfig
+from .models.configuration_quarf_adapter import QuarfAdapterConfig
 from .models.configuration_quarf_restoration import QuarfRestorationConfig
 from .models.configuration_quarf_segformer import QuarfSegformerConfig
 from .insertion import insert_quarf
 from .models.modeling_contrique import ContriqueModel
+from .models.modeling_quarf import QuarfBlockModel
+from .models.modeling_quarf_adapter import QuarfAdapter
 from .models.modeling_quarf_restoration import QuarfRestorationModel
 from .models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
 from .models.pipeline_quarf_restoration import register_image_to_image_pipeline
@@ -30,6 +34,10 @@ def _register_auto_classes() -> None:
     AutoModelForSemanticSegmentation.register(QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, exist_ok=True)
     AutoConfig.register(QuarfRestorationConfig.model_type, QuarfRestorationConfig, exist_ok=True)
     AutoModel.register(QuarfRestorationConfig, QuarfRestorationModel, exist_ok=True)
+    AutoConfig.register(QuarfBlockConfig.model_type, QuarfBlockConfig, exist_ok=True)
+    AutoModel.register(QuarfBlockConfig, QuarfBlockModel, exist_ok=True)
+    AutoConfig.register(QuarfAdapterConfig.model_type, QuarfAdapterConfig, exist_ok=True)
+    AutoModel.register(QuarfAdapterConfig, QuarfAdapter, exist_ok=True)
     # save_pretrained then writes auto_map and copies the code files next to the weights.
     ContriqueConfig.register_for_auto_class()
     ContriqueModel.register_for_auto_class("AutoModel")
@@ -38,6 +46,10 @@ def _register_auto_classes() -> None:
     QuarfSegformerForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
     QuarfRestorationConfig.register_for_auto_class()
     QuarfRestorationModel.register_for_auto_class("AutoModel")
+    QuarfBlockConfig.register_for_auto_class()
+    QuarfBlockModel.register_for_auto_class("AutoModel")
+    QuarfAdapterConfig.register_for_auto_class()
+    QuarfAdapter.register_for_auto_class("AutoModel")
     register_image_to_image_pipeline()
 
 
@@ -46,6 +58,10 @@ _register_auto_classes()
 __all__ = [
     "QuARF",
     "QuarfConfig",
+    "QuarfBlockConfig",
+    "QuarfBlockModel",
+    "QuarfAdapterConfig",
+    "QuarfAdapter",
     "quarf_aux_loss",
     "quarf_blocks",
     "receptive_field",

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "quarf_hf.commands.evaluate",
     "quarf_hf.commands.predict",
     "quarf_hf.commands.bench",
+    "quarf_hf.commands.space",
 ]
 
 

@@ -349,7 +349,7 @@ API = [
     ("contrique 3-D", "ContriqueModel", _contrique(rand(3, 64, 64)), ValueError, "pixel_values"),
     ("contrique channels", "ContriqueModel", _contrique(rand(1, 2, 64, 64)), ValueError, "pixel_values"),
     ("contrique small", "ContriqueModel", _contrique(rand(1, 3, 32, 32)), ValueError, "pixel_values"),
-    ("contrique list", "ContriqueModel", _contrique([[0.5]]), ValueError, "pixel_values"),
+    ("contrique list", "ContriqueModel", _contrique([[0.5]]), TypeError, "pixel_values"),
     # --- restoration
     ("restoration float 0-255", "QuarfRestorationModel", _res_forward(rand(1, 3, 32, 32) * 255), ValueError, "divide by 255"),
     ("restoration +inf", "QuarfRestorationModel", _res_forward(torch.full((1, 3, 32, 32), float("inf"))), ValueError, "+inf"),
@@ -362,7 +362,7 @@ API = [
     ("restoration empty", "QuarfRestorationModel", _res_forward(rand(1, 3, 0, 32)), ValueError, "pixel_values"),
     ("restoration labels shape", "QuarfRestorationModel", _res_forward(rand(1, 3, 32, 32), rand(1, 3, 16, 16)), ValueError, "labels"),
     ("restoration labels 0-255", "QuarfRestorationModel", _res_forward(rand(1, 3, 32, 32), rand(1, 3, 32, 32) * 255), ValueError, "labels"),
-    ("restoration labels list", "QuarfRestorationModel", _res_forward(rand(1, 3, 32, 32), [1.0]), ValueError, "labels"),
+    ("restoration labels list", "QuarfRestorationModel", _res_forward(rand(1, 3, 32, 32), [1.0]), TypeError, "labels"),
     # --- QuARF-SegFormer
     ("segformer int pixels", "QuarfSegformer", _seg_forward(torch.ones(1, 3, 32, 32, dtype=torch.int64)), TypeError, "pixel_values"),
     ("segformer uint8 pixels", "QuarfSegformer", _seg_forward(torch.ones(1, 3, 32, 32, dtype=torch.uint8)), TypeError, "pixel_values"),
@@ -397,7 +397,7 @@ API = [
     ("quality complex tensor", "extract_quality", _quality(torch.ones(3, 32, 32, dtype=torch.complex64)), TypeError, "images[0]"),
     ("quality bool array", "extract_quality", _quality(np.ones((32, 32, 3), dtype=bool)), TypeError, "images[0]"),
     ("quality object array", "extract_quality", _quality(np.array([[object()]])), TypeError, "images[0]"),
-    ("quality string", "extract_quality", _quality(["image.png"]), TypeError, "images[0]"),
+    ("quality missing path", "extract_quality", _quality(["no-such-image.png"]), FileNotFoundError, "images[0]: no such file 'no-such-image.png'"),
     ("quality five channels", "extract_quality", _quality(torch.rand(5, 32, 32)), ValueError, "images[0]"),
     ("quality too small", "extract_quality", _quality(torch.rand(3, 10, 10)), ValueError, "images[0]"),
     ("quality second bad", "extract_quality", _quality([torch.rand(3, 32, 32), torch.full((3, 32, 32), 2.0)]), ValueError, "images[1]"),
@@ -406,7 +406,7 @@ API = [
     ("quality extractor module", "build_quality_extractor", lambda w, out: build_quality_extractor(torch.nn.Linear(2, 2)), ValueError, "spec"),
     # --- image-to-image pipeline
     ("pipeline missing file", "pipeline", _pipeline(lambda w: str(w["root"] / "nope.png")), FileNotFoundError, "nope.png"),
-    ("pipeline text png", "pipeline", _pipeline(lambda w: str(w["text_png"])), OSError, "text.png"),
+    ("pipeline text png", "pipeline", _pipeline(lambda w: str(w["text_png"])), ValueError, "text.png"),
     ("pipeline float 0-255", "pipeline", _pipeline(np.full((16, 16, 3), 200.0)), ValueError, "divide by 255"),
     ("pipeline NaN array", "pipeline", _pipeline(np.full((16, 16, 3), np.nan)), ValueError, "NaN"),
     ("pipeline int 300", "pipeline", _pipeline(np.full((16, 16, 3), 300, dtype=np.int64)), ValueError, "images"),
@@ -766,8 +766,8 @@ def _cli_command(row) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# 16-bit PNGs: read as what they show (not as near-white). The shared image loader of issue 10
-# does this; until it lands on this branch these are expected to fail.
+# 16-bit PNGs: read as what they show (not as near-white), by the shared image loader
+# (quarf_hf/models/image_utils.py), whichever entry point reads them.
 
 
 def _png16(path, seed=0):
@@ -779,10 +779,6 @@ def _png16(path, seed=0):
     return torch.from_numpy(values.astype(np.float64) / 65535).float()
 
 
-SIXTEEN = pytest.mark.xfail(strict=False, reason="shared loader lands with issue 10")
-
-
-@SIXTEEN
 def test_16bit_png_predict_restoration(world, tmp_path):
     """The untrained restoration model is the identity: its output must be the image, not white."""
     grey = _png16(tmp_path / "deep.png")
@@ -791,7 +787,6 @@ def test_16bit_png_predict_restoration(world, tmp_path):
     assert np.abs(restored - grey.numpy()).max() <= 1 / 255 + 1e-6
 
 
-@SIXTEEN
 def test_16bit_png_dataset_loader(world, tmp_path):
     from quarf_hf.data import load_dataset_spec
 
@@ -804,7 +799,6 @@ def test_16bit_png_dataset_loader(world, tmp_path):
     torch.testing.assert_close(item["pixel_values"][0], grey, atol=1 / 255, rtol=0)
 
 
-@SIXTEEN
 def test_16bit_png_extract_quality(tmp_path):
     grey = _png16(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as image:

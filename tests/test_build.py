@@ -75,7 +75,7 @@ def test_build_from_base_checkpoint_keeps_its_logits(tmp_path):
     model = AutoModel.from_pretrained(out).eval()
     pixels = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        ours = model(pixels).hidden_states
+        ours = model(pixels, output_hidden_states=True).hidden_states
         theirs = base(pixels, output_hidden_states=True).hidden_states
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

@@ -132,7 +132,8 @@ def test_plain_folder_flat_and_with_splits(tmp_path):
 
 
 def test_grayscale_and_rgba_become_rgb(tmp_path):
-    """L images give three equal channels equal to the grey value; RGBA keeps its RGB, drops alpha."""
+    """L images give three equal channels equal to the grey value; RGBA is composited on white
+    (quarf_hf.models.image_utils' alpha rule, the same at every entry point; issue 10)."""
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     grey = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
@@ -146,7 +147,9 @@ def test_grayscale_and_rgba_become_rgb(tmp_path):
     assert g.shape == r.shape == (3, 5, 7)
     expected_grey = torch.from_numpy(grey).float() / 255
     assert all(torch.allclose(g[c], expected_grey) for c in range(3))
-    assert torch.allclose(r, torch.from_numpy(rgba[..., :3]).permute(2, 0, 1).float() / 255)
+    alpha = torch.from_numpy(rgba[..., 3]).float()[None] / 255
+    expected_rgba = torch.from_numpy(rgba[..., :3]).permute(2, 0, 1).float() / 255 * alpha + (1 - alpha)
+    assert torch.allclose(r, expected_rgba)
 
 
 def test_size_resizes_image_and_nearest_mask(tmp_path):

@@ -1,12 +1,13 @@
 """``quarf-hf demo``: the three arms, end to end, on a short budget."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from quarf_hf.cli import main
+from quarf_hf.cli import build_parser, main
 from quarf_hf.commands.demo import ARMS, BUDGETS, HELD_OUT, arm_configs
 from quarf_hf.training import load_train_config
 
@@ -45,6 +46,10 @@ def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys
     assert not (out / "baseline" / "evaluation" / "routing_vs_severity.png").exists()
     folder = out / "quarf" / "model"
     assert f'from_pretrained("{folder}", trust_remote_code=True)' in printed
+    # the closing lines open these models in the Space: a `quarf-hf space` line the CLI accepts
+    space_line = next(line.strip() for line in printed.splitlines() if line.strip().startswith("quarf-hf space"))
+    space_args = build_parser().parse_args(shlex.split(space_line)[1:])
+    assert Path(space_args.model) == folder and (Path(space_args.baseline) / "config.json").is_file()
     model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True)
     assert model.config.model_type == "quarf_segformer" and model.config.quality["type"] == "brisque"
     segments = pipeline("image-segmentation", model=str(folder), trust_remote_code=True)(Image.new("RGB", (48, 48)))

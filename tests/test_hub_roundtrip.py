@@ -6,7 +6,14 @@ import torch
 from PIL import Image
 from transformers import SegformerImageProcessor
 
-from quarf_hf import ContriqueConfig, ContriqueModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+from quarf_hf import (
+    ContriqueConfig,
+    ContriqueModel,
+    QuarfBlockConfig,
+    QuarfBlockModel,
+    QuarfSegformerConfig,
+    QuarfSegformerForSemanticSegmentation,
+)
 
 TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16, num_labels=3)
 
@@ -89,6 +96,41 @@ print(json.dumps({"module": type(model).__module__}))
     assert info["module"].startswith("quarf_hf") is (not block_quarf_hf)
     with torch.no_grad():
         torch.testing.assert_close(torch.load(tmp_path / "features.pt"), model(images).quality_features, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("block_quarf_hf", [False, True], ids=["with-quarf_hf", "remote-code-only"])
+def test_quarf_block_by_repo_id(local_hub, tmp_path, block_quarf_hf):
+    """A single QuARF block (QuarfBlockModel) from the local Hub through AutoModel: the same output and routing."""
+    torch.manual_seed(0)
+    model = QuarfBlockModel(QuarfBlockConfig(in_channels=16, quality_dim=36, residual=True, top_k=2)).eval()
+    with torch.no_grad():
+        model.quarf.residual_scale.fill_(0.5)
+    model.save_pretrained(tmp_path / "block")
+    local_hub.publish(tmp_path / "block", "quarf-test/tiny-quarf-block")
+    x, q = torch.randn(2, 16, 8, 8), torch.randn(2, 36)
+    torch.save({"x": x, "q": q}, tmp_path / "inputs.pt")
+    code = """
+import json, torch
+from transformers import AutoModel
+try:
+    import quarf_hf
+    kwargs = {}
+except ImportError:
+    kwargs = {"trust_remote_code": True}
+model = AutoModel.from_pretrained("quarf-test/tiny-quarf-block", **kwargs).eval()
+inputs = torch.load("inputs.pt")
+with torch.no_grad():
+    out = model(inputs["x"], inputs["q"])
+torch.save({"out": out.last_hidden_state, "routing": out.routing_weights}, "out.pt")
+print(json.dumps({"module": type(model).__module__, "class": type(model).__name__}))
+"""
+    info = local_hub.run(code, block_quarf_hf=block_quarf_hf, cwd=tmp_path)
+    assert info["module"].startswith("quarf_hf") is (not block_quarf_hf) and info["class"] == "QuarfBlockModel"
+    got = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        expected = model(x, q)
+    torch.testing.assert_close(got["out"], expected.last_hidden_state, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got["routing"], expected.routing_weights, atol=1e-6, rtol=0)
 
 
 def test_unknown_repo_gives_a_clear_error(local_hub, tmp_path):

@@ -109,3 +109,97 @@ def test_unet_with_inserted_block_trains():
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert insertion.block.residual_scale.abs().sum() > 0, "the block's gate moved away from identity"
+
+
+def tiny_contrique():
+    from quarf_hf import ContriqueConfig, ContriqueModel
+
+    torch.manual_seed(5)
+    return ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])).eval()
+
+
+class TwoConvs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.stem(x)))
+
+
+def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_parameters():
+    """Issue 10: a CONTRIQUE extractor used to stay float32 on its device after model.to(float64)/.half().
+
+    Compared: the extractor's dtype/device after each move with the block's (which was always
+    moved); its parameters against model.parameters() and model.state_dict(); its gradients after
+    a backward pass through the model. The device move is to PyTorch's "meta" device, a real
+    device change that needs no GPU (this machine has none).
+    """
+    model = TwoConvs()
+    from quarf_hf.models.quality import ContriqueQuality
+
+    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique()))
+    extractor_parameters = list(adapter.quality_extractor.parameters())
+    assert extractor_parameters and all(not p.requires_grad for p in extractor_parameters)
+    model_parameters = {id(p) for p in model.parameters()}
+    assert not any(id(p) in model_parameters for p in extractor_parameters), "the optimizer must not see the extractor"
+    assert not any("quality" in name for name in model.state_dict()), "the extractor is not saved with the base model"
+    assert any(id(p) in model_parameters for p in adapter.block.parameters())
+
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model.train()
+    model(pixels).square().mean().backward()
+    assert all(p.grad is None for p in extractor_parameters)
+    assert adapter.block.residual_scale.grad is not None
+    model.requires_grad_(True)  # "unfreeze everything" does not reach the frozen extractor
+    assert all(not p.requires_grad for p in extractor_parameters)
+
+    model.eval().to(torch.float64)
+    assert {p.dtype for p in adapter.quality_extractor.parameters()} == {torch.float64}
+    assert adapter.block.router.route_linear.weight.dtype == torch.float64
+    assert model(pixels.double()).dtype == torch.float64  # quality computed by the float64 extractor
+    model.half()
+    assert {p.dtype for p in adapter.quality_extractor.parameters()} == {torch.float16}
+    assert {b.dtype for b in adapter.quality_extractor.buffers() if b.is_floating_point()} == {torch.float16}
+    model.to("meta")
+    assert {p.device.type for p in adapter.quality_extractor.parameters()} == {"meta"}
+    assert adapter.block.router.route_linear.weight.device.type == "meta"
+
+
+def test_insert_into_an_nn_sequential():
+    """Issue 14: nn.Sequential called the block registered on it as one more layer (missing quality features).
+
+    Compared: outputs right after insertion with the Sequential's own outputs (identity gate),
+    after training with them (they must differ), and after remove() with them again (bit for bit).
+    """
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    before = model(pixels)
+    keys = list(model.state_dict())
+    insertion = insert_quarf(model, after="0", quality="brisque")
+    assert len(model) == 3, "the Sequential still has its three layers"
+    torch.testing.assert_close(model(pixels), before, atol=0, rtol=0)
+    optimizer = torch.optim.Adam([p for p in insertion.parameters() if p.requires_grad], lr=0.05)
+    for _ in range(3):
+        loss = (model(pixels) - 1).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not torch.allclose(model(pixels), before)
+    insertion.remove(model)
+    assert list(model.state_dict()) == keys
+    torch.testing.assert_close(model(pixels), before, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_extractor_follows_model_cuda():
+    """On a GPU machine: model.cuda() takes the CONTRIQUE extractor along, and a forward runs there."""
+    from quarf_hf.models.quality import ContriqueQuality
+
+    model = TwoConvs()
+    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique()))
+    model.cuda()
+    assert {p.device.type for p in adapter.quality_extractor.parameters()} == {"cuda"}
+    assert model(torch.rand(2, 3, 64, 64, device="cuda")).device.type == "cuda"

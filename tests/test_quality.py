@@ -98,8 +98,9 @@ def test_extract_quality_rgba_composites_on_white():
         ([np.zeros((8, 8, 3), np.uint8)], ValueError, r"images\[0\]: expected at least 14x14 pixels"),
         ([np.zeros((32, 32, 3), np.float32), np.full((32, 32, 3), np.nan, np.float32)], ValueError, r"images\[1\]: expected finite values in \[0, 1\], found NaN"),
         ([np.zeros((32, 0, 3), np.uint8)], ValueError, r"images\[0\]"),
-        (["not an image"], TypeError, r"images\[0\]: expected a PIL image"),
-        ([np.zeros((32, 32, 2), np.uint8)], ValueError, r"images\[0\]: expected \(H, W\)"),
+        ([3], TypeError, r"images\[0\]: expected a path, a PIL image"),
+        (["no-such-image.png"], FileNotFoundError, r"images\[0\]: no such file 'no-such-image.png'"),
+        ([np.zeros((32, 32, 5), np.uint8)], ValueError, r"images\[0\]: expected \(H, W\)"),
     ],
 )
 def test_extract_quality_errors(images, error, message):

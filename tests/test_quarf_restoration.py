@@ -89,6 +89,7 @@ def test_saved_with_code_auto_map_and_pipeline(saved_folder):
     assert config["auto_map"]["AutoModel"] == "modeling_quarf_restoration.QuarfRestorationModel"
     assert config["custom_pipelines"]["image-to-image"]["impl"] == "pipeline_quarf_restoration.QuarfImageToImagePipeline"
     assert (folder / "pipeline_quarf_restoration.py").exists()
+    assert (folder / "image_utils.py").exists()  # the pipeline's image loader travels with it
     assert isinstance(AutoModel.from_pretrained(folder), QuarfRestorationModel)
 
 
@@ -182,7 +183,7 @@ def test_input_errors():
         model(torch.rand(3, 20, 20))
     # Below the quality model's 14 px the model still runs (issue 16): the quality model sees an upscale.
     assert model(torch.rand(1, 3, 10, 40)).reconstruction.shape == (1, 3, 10, 40)
-    with pytest.raises(ValueError, match="pixel_values: expected float values in \\[0, 1\\]"):
+    with pytest.raises(ValueError, match="pixel_values: expected values in \\[0, 1\\], found min .*; they look like 0-255 values: divide by 255"):
         model(torch.rand(1, 3, 20, 20) * 255)
     with pytest.raises(ValueError, match="labels: expected clean images of shape"):
         model(torch.rand(1, 3, 20, 20), labels=torch.rand(1, 3, 20, 21))

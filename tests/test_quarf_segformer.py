@@ -103,7 +103,7 @@ def test_from_backbone_only_checkpoint(tmp_path):
     model = QuarfSegformerForSemanticSegmentation.from_segformer(tmp_path, quality="brisque", num_labels=5).eval()
     pixels = pixel_batch()
     with torch.no_grad():
-        ours = model.segformer(pixels).hidden_states
+        ours = model.segformer(pixels, output_hidden_states=True).hidden_states
         theirs = backbone(pixels, output_hidden_states=True).hidden_states
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
@@ -204,3 +204,80 @@ def test_too_small_images_get_a_clear_message():
         model(torch.randn(1, 3, 16, 16))
     with pytest.raises(ValueError, match="pixel_values: expected 3 channels"):
         model(torch.randn(1, 1, 64, 64))
+
+
+# --- issue 10 defects: one normalisation reader (a), return_dict / output_hidden_states (c) ---
+
+
+def test_from_segformer_honours_do_normalize_false(tmp_path):
+    """A base whose processor has do_normalize=False: the quality model must see the processor's
+    pixels as they are. Compares the model's quality features with the extractor run directly on
+    the image / 255 (what SegformerImageProcessor gives without normalisation), and the two
+    readers of the processor (from_segformer's config and evaluation's model_pixel_normalisation)
+    with each other. Before the fix from_segformer stored ImageNet's mean/std and 'un-normalised'
+    already un-normalised pixels."""
+    from quarf_hf.evaluation import model_pixel_normalisation
+    from quarf_hf.models.image_utils import processor_normalisation
+
+    torch.manual_seed(4)
+    base = SegformerForSemanticSegmentation(SegformerConfig(**TINY)).eval()
+    base.save_pretrained(tmp_path)
+    processor = SegformerImageProcessor(size={"height": 64, "width": 64}, do_normalize=False)
+    processor.save_pretrained(tmp_path)
+    model = QuarfSegformerForSemanticSegmentation.from_segformer(tmp_path, quality="brisque").eval()
+    assert list(model.config.image_mean) == [0.0, 0.0, 0.0] and list(model.config.image_std) == [1.0, 1.0, 1.0]
+    plain = SegformerForSemanticSegmentation.from_pretrained(tmp_path)
+    assert model_pixel_normalisation(plain) == processor_normalisation(tmp_path) == ([0.0] * 3, [1.0] * 3)
+
+    image = (np.random.default_rng(5).random((64, 64, 3)) * 255).astype(np.uint8)
+    pixel_values = processor(Image.fromarray(image), return_tensors="pt")["pixel_values"]
+    expected_pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    torch.testing.assert_close(pixel_values, expected_pixels)
+    with torch.no_grad():
+        out = model(pixel_values)
+        direct = model.segformer.quality_extractor(expected_pixels)
+    torch.testing.assert_close(out.quality_features, direct, atol=1e-4, rtol=1e-4)
+
+
+def test_processor_normalisation_reads_mean_std_and_falls_back(tmp_path):
+    """The one reader: a processor's own mean/std; None where no processor is saved."""
+    from quarf_hf.models.image_utils import processor_normalisation
+
+    SegformerImageProcessor(image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3]).save_pretrained(tmp_path / "a")
+    assert processor_normalisation(tmp_path / "a") == ([0.5, 0.4, 0.3], [0.2, 0.25, 0.3])
+    (tmp_path / "empty").mkdir()
+    assert processor_normalisation(tmp_path / "empty") is None
+
+
+def _assert_same_outputs(ours, theirs, extra):
+    """Ours is theirs plus ``extra`` trailing fields (routing weights, quality features)."""
+    assert isinstance(ours, tuple) == isinstance(theirs, tuple)
+    if isinstance(theirs, tuple):
+        assert len(ours) == len(theirs) + extra
+        pairs = zip(ours, theirs)
+    else:
+        assert set(ours.keys()) - {"routing_weights", "quality_features"} == set(theirs.keys())
+        pairs = ((ours[key], theirs[key]) for key in theirs.keys())
+    for a, b in pairs:
+        if isinstance(b, tuple):
+            assert isinstance(a, tuple) and len(a) == len(b)
+            for x, y in zip(a, b):
+                torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
+        else:
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("return_dict", [None, True, False])
+@pytest.mark.parametrize("output_hidden_states", [None, False, True])
+def test_return_dict_and_hidden_states_as_transformers_segformer(plain_segformer_folder, return_dict, output_hidden_states):
+    """return_dict=False gives a tuple and output_hidden_states=True the encoder's hidden states,
+    field for field as transformers' SegformerModel / SegformerForSemanticSegmentation with the
+    same weights (the QuARF block is the identity at init). Before the fix QuarfSegformerModel
+    ignored both (always a ModelOutput, always the hidden states)."""
+    folder, original = plain_segformer_folder
+    model = QuarfSegformerForSemanticSegmentation.from_segformer(folder, quality="brisque").eval()
+    kwargs = {k: v for k, v in (("return_dict", return_dict), ("output_hidden_states", output_hidden_states)) if v is not None}
+    pixels = pixel_batch()
+    with torch.no_grad():
+        _assert_same_outputs(model.segformer(pixels, **kwargs), original.segformer(pixels, **kwargs), extra=2)
+        _assert_same_outputs(model(pixels, **kwargs), original(pixels, **kwargs), extra=2)

@@ -153,6 +153,10 @@ def run_demo(args) -> int:
           f'    model = AutoModelForSemanticSegmentation.from_pretrained("{quarf_folder}", trust_remote_code=True)\n'
           f'    segmenter = pipeline("image-segmentation", model="{quarf_folder}", trust_remote_code=True)')
     print(f"done in {(time.monotonic() - started) / 60:.1f} minutes")
+    baseline_folder = out_dir / "augmentation" / "model"
+    print("open these models in the Space (pip install 'quarf-hf[space]'), QuARF next to the augmentation arm:\n"
+          f"    quarf-hf space --model {quarf_folder} --baseline {baseline_folder}\n"
+          f"    QUARF_MODEL={quarf_folder} BASELINE_MODEL={baseline_folder} python spaces/quarf-demo/app.py")
     return 0
 
 

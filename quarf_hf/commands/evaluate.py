@@ -6,42 +6,9 @@ import json
 import os
 import sys
 
+from ..degradations.registry import parse_corruptions, parse_severities
 from ..hub.ids import looks_like_hub_id
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
-
-
-def parse_severities(text: str) -> list[int]:
-    """"1-5", "1,3,5", "3" or a mix ("1-2,5") -> sorted unique severities in 1..5."""
-    values: set[int] = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                low, high = (int(v) for v in part.split("-", 1))
-                if low > high:
-                    raise ValueError
-                values.update(range(low, high + 1))
-            else:
-                values.add(int(part))
-    except ValueError:
-        raise ValueError(f"--severities: expected '1-5', '1,3,5' or '3', found {text!r}") from None
-    if not values or min(values) < 1 or max(values) > 5:
-        raise ValueError(f"--severities: expected severities from 1 to 5, found {text!r}")
-    return sorted(values)
-
-
-def parse_corruptions(text: str) -> list[str]:
-    from quarf_hf.degradations import CORRUPTIONS
-
-    if str(text).strip().lower() == "all":
-        return sorted(CORRUPTIONS)
-    names = [name.strip() for name in str(text).split(",") if name.strip()]
-    if not names:
-        raise ValueError(f"--corruptions: expected 'all' or a comma-separated list, found {text!r}")
-    unknown = [name for name in names if name not in CORRUPTIONS]
-    if unknown:
-        raise ValueError(f"--corruptions: unknown {unknown}; known corruptions: {', '.join(sorted(CORRUPTIONS))}")
-    return list(dict.fromkeys(names))
 
 
 def dataset_spec(args, task: str, num_labels: int | None = None):

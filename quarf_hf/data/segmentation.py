@@ -11,6 +11,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from ..models.image_utils import image_to_tensor
 from .sources import resolve_source
 
 MASK_COLUMN_CANDIDATES = ("label", "mask", "annotation", "semantic_segmentation", "segmentation")
@@ -61,21 +62,10 @@ def _cell_name(value, fallback: str) -> str:
 
 
 def _image_tensor(image) -> torch.Tensor:
-    if isinstance(image, PIL.Image.Image):
-        # grayscale, palette, RGBA, CMYK...: all to RGB (alpha is dropped)
-        array = np.asarray(image.convert("RGB"))
-        return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
-        array = array.transpose(1, 2, 0)  # CHW -> HWC
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image_column: expected an (H, W), (H, W, C) or (C, H, W) image, found shape {array.shape}")
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    tensor = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1)
-    return tensor.float().div_(255) if array.dtype == np.uint8 else tensor.float().clamp_(0, 1)
+    """A stored image (PIL of any mode, array) as (3, H, W) float32 in [0, 1], read as every entry
+    point of quarf-hf reads images (:func:`quarf_hf.models.image_utils.image_to_tensor`: 16-bit
+    at full depth, transparency composited on white)."""
+    return image_to_tensor(image, "image_column")
 
 
 def _mask_array(mask, name: str) -> np.ndarray:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .registry import CORRUPTIONS, check_generator, check_images, check_name, check_severity, check_values, degrade
+from .registry import check_corruptions, check_generator, check_images, check_severity, check_values, degrade
 
 
 class RandomDegradation:
@@ -20,17 +20,7 @@ class RandomDegradation:
     """
 
     def __init__(self, names: Sequence[str] | None = None, severities=(1, 5), p: float = 0.5):
-        if names is None:
-            names = list(CORRUPTIONS)
-        elif isinstance(names, str):
-            names = [names]
-        else:
-            names = list(names)
-        if not names:
-            raise ValueError("names: expected at least one corruption name, found an empty sequence")
-        for name in names:
-            check_name(name)
-        self.names = list(dict.fromkeys(names))  # drop duplicates, keep order
+        self.names = check_corruptions(names, "names")  # None: all; duplicates dropped, order kept
 
         if isinstance(severities, tuple) and len(severities) == 2:
             low, high = severities

@@ -11,7 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
-from .registry import CORRUPTIONS, SEVERITIES, check_images, check_name, check_severity, check_values, degrade
+from ..models.image_utils import image_to_tensor
+from .registry import SEVERITIES, check_corruptions, check_images, check_severity, check_values, degrade
 
 LABEL_WIDTH = 130  # left column with the kind names
 HEADER_HEIGHT = 20  # top row with "clean", "1" .. "5"
@@ -29,9 +30,7 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
     severities]}``. Each call uses a generator seeded with ``seed`` (reproducible)."""
     check_images(images)
     check_values(images)
-    names = list(CORRUPTIONS) if names is None else list(names)
-    for name in names:
-        check_name(name)
+    names = check_corruptions(names, "names", allow_empty=True)
     for s in severities:
         check_severity(s)
     table = {}
@@ -45,29 +44,38 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
 
 
 def load_image(path, size: int | None = None) -> torch.Tensor:
-    """An RGB image file as a (1, 3, H, W) float tensor in [0, 1], short side resized to ``size``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image: no such file {str(path)!r}")
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except OSError as err:  # PIL.UnidentifiedImageError and truncated files
-        raise ValueError(f"image: cannot read {str(path)!r} as an image ({err})") from err
-    return _to_tensor(image, size)
+    """An image file as a (1, 3, H, W) float tensor in [0, 1], short side resized to ``size``.
+
+    Read by :func:`quarf_hf.models.image_utils.load_image`, as every entry point of quarf-hf
+    reads images (16-bit PNGs at full depth, transparency composited on white)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"image: expected a path, found {type(path).__name__}")
+    return _to_tensor(path, size)
+
+
+def _resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, H, W) in [0, 1] -> (3, h, w) with the short side ``size``, PIL's bicubic.
+
+    Pixels that are exact 8-bit values (an opaque 8-bit file) are resized as an 8-bit RGB image,
+    bit for bit as the gallery always did (the severity calibration was measured that way); any
+    other image (16-bit, composited transparency) per channel in float ("F" mode), keeping its depth."""
+    h, w = image.shape[-2:]
+    scale = size / min(w, h)
+    new_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    levels = image * 255.0
+    if torch.equal(levels, levels.round()):
+        rgb = Image.fromarray(levels.round().to(torch.uint8).permute(1, 2, 0).numpy()).resize(new_size, Image.BICUBIC)
+        return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    channels = [np.asarray(Image.fromarray(c.numpy()).resize(new_size, Image.BICUBIC)) for c in image]
+    return torch.from_numpy(np.stack(channels)).clamp_(0, 1)
 
 
 def _to_tensor(image, size: int | None) -> torch.Tensor:
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image, size)
-    if isinstance(image, Image.Image):
-        image = image.convert("RGB")
+    if isinstance(image, (str, os.PathLike, Image.Image)):
+        t = image_to_tensor(image, "image")
         if size is not None:
-            w, h = image.size
-            scale = size / min(w, h)
-            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
-        arr = np.asarray(image, dtype=np.float32) / 255.0
-        return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+            t = _resize_short_side(t, size)
+        return t[None].contiguous()
     if isinstance(image, torch.Tensor):
         t = image[None] if image.ndim == 3 else image
         check_images(t)
@@ -97,11 +105,7 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
     its short side. The PNG is (LABEL_WIDTH + (1 + len(severities)) * W) x
     (HEADER_HEIGHT + len(names) * H) pixels, written atomically (temporary file, then rename).
     """
-    names = list(CORRUPTIONS) if names is None else list(names)
-    if not names:
-        raise ValueError("names: expected at least one corruption name, found none")
-    for name in names:
-        check_name(name)
+    names = check_corruptions(names, "names")
     severities = list(severities)
     for s in severities:
         check_severity(s)

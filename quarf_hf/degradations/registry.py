@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from ..models.input_checks import check_pixel_range, check_pixel_values
+
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
 from .digital import brightness, contrast, jpeg_compression, pixelate, saturate
 from .noise import gaussian_noise, impulse_noise, shot_noise, speckle_noise
@@ -43,41 +45,111 @@ STOCHASTIC = frozenset(
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
-def check_name(name) -> None:
+# The checks of corruption names and severities: every entry point (degrade, RandomDegradation,
+# the gallery, evaluate_model, the training config, the evaluate and predict commands) uses
+# these, with its own argument name in the messages.
+
+
+def check_name(name, argument: str = "name") -> None:
+    """One corruption name: a str that ``CORRUPTIONS`` knows."""
     if not isinstance(name, str):
-        raise TypeError(f"name: expected a str naming a corruption, found {type(name).__name__}")
+        raise TypeError(f"{argument}: expected a str naming a corruption, found {type(name).__name__}")
     if name not in CORRUPTIONS:
-        raise ValueError(f"name: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+        raise ValueError(f"{argument}: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
 
 
-def check_severity(severity) -> None:
+def check_severity(severity, argument: str = "severity") -> None:
+    """One severity: an int from 1 to 5."""
     # bool is an int subclass but True/False as a severity is a bug in the caller
     if isinstance(severity, bool) or not isinstance(severity, int):
-        raise TypeError(f"severity: expected an int in 1..5, found {type(severity).__name__} {severity!r}")
+        raise TypeError(f"{argument}: expected an int in 1..5, found {type(severity).__name__} {severity!r}")
     if not 1 <= severity <= 5:
-        raise ValueError(f"severity: expected an int in 1..5, found {severity}")
+        raise ValueError(f"{argument}: expected an int in 1..5, found {severity}")
+
+
+def check_corruptions(names, argument: str = "corruptions", *, allow_empty: bool = False) -> list[str]:
+    """``None`` or ``"all"`` -> every corruption (registry order); a name or a sequence of names ->
+    those names, checked, duplicates dropped, order kept."""
+    if names is None or (isinstance(names, str) and names == "all"):
+        return list(CORRUPTIONS)
+    if isinstance(names, str):
+        names = [names]
+    try:
+        names = list(names)
+    except TypeError:
+        raise TypeError(f"{argument}: expected 'all', a corruption name or a list of names, found {names!r}") from None
+    if not names and not allow_empty:
+        raise ValueError(f"{argument}: expected at least one corruption name, found an empty sequence")
+    for name in names:
+        check_name(name, argument)
+    return list(dict.fromkeys(names))
+
+
+def check_severities(severities, argument: str = "severities", *, allow_empty: bool = False) -> list[int]:
+    """A severity or a sequence of severities -> the sorted distinct severities, each checked."""
+    if isinstance(severities, int) and not isinstance(severities, bool):
+        severities = [severities]
+    if isinstance(severities, str) or not hasattr(severities, "__iter__"):
+        raise TypeError(f"{argument}: expected a list of ints in 1..5, found {severities!r}")
+    severities = list(severities)
+    if not severities and not allow_empty:
+        raise ValueError(f"{argument}: expected at least one severity from 1 to 5, found none")
+    for severity in severities:
+        check_severity(severity, argument)
+    return sorted(set(severities))
+
+
+def check_degradation(corruption, severity, *, default_severity: int = 3,
+                      arguments: tuple[str, str] = ("corruption", "severity")) -> tuple[str | None, int | None]:
+    """An optional (corruption, severity) pair: ``(None, None)`` for none, else the checked pair,
+    ``default_severity`` when only the corruption is given. ``arguments`` name the two in messages."""
+    corruption_argument, severity_argument = arguments
+    if severity is not None:
+        check_severity(severity, severity_argument)
+    if corruption is None:
+        if severity is not None:
+            raise ValueError(f"{severity_argument}: only meaningful with {corruption_argument}")
+        return None, None
+    check_name(corruption, corruption_argument)
+    return corruption, default_severity if severity is None else severity
+
+
+def parse_corruptions(text: str, argument: str = "--corruptions") -> list[str]:
+    """Command-line text: ``"all"`` (every corruption, sorted by name) or ``"a,b"``."""
+    if str(text).strip().lower() == "all":
+        return sorted(CORRUPTIONS)
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"{argument}: expected 'all' or a comma-separated list, found {text!r}")
+    return check_corruptions(names, argument)
+
+
+def parse_severities(text: str, argument: str = "--severities") -> list[int]:
+    """Command-line text: ``"1-5"``, ``"1,3,5"``, ``"3"`` or a mix (``"1-2,5"``) -> sorted distinct severities."""
+    values: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-", 1))
+                if low > high:
+                    raise ValueError
+                values.extend(range(low, high + 1))
+            else:
+                values.append(int(part))
+    except ValueError:
+        raise ValueError(f"{argument}: expected '1-5', '1,3,5' or '3', found {text!r}") from None
+    return check_severities(values, argument)
 
 
 def check_images(images) -> None:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images: expected a torch.Tensor (B, 3, H, W), found {type(images).__name__}")
-    if images.ndim != 4:
-        raise ValueError(f"images: expected 4 dimensions (B, 3, H, W), found shape {tuple(images.shape)}")
-    if images.shape[1] != 3:
-        raise ValueError(f"images: expected 3 channels (B, 3, H, W), found shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"images: expected a floating-point tensor with values in [0, 1], found dtype {images.dtype}")
+    """The structural checks of a batch: a float (B, 3, H, W) tensor (no pass over the data)."""
+    check_pixel_values(images, name="images")
 
 
 def check_values(images: torch.Tensor) -> None:
     """The value checks (a pass over the data), after the cheap structural ones."""
-    if images.numel() == 0:
-        return
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images: expected finite values in [0, 1], found NaN or inf")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"images: expected values in [0, 1], found range [{lo:.4g}, {hi:.4g}] (normalised input?)")
+    check_pixel_range(images, name="images", hint=" (normalised input?)")
 
 
 def check_generator(generator, images: torch.Tensor) -> None:

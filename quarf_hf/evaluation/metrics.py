@@ -25,6 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..models.input_checks import check_pixel_values
+
 MIN_MSE = 1e-10  # PSNR cap: 10 * log10(1 / 1e-10) = 100 dB
 
 
@@ -133,15 +135,14 @@ class RestorationMeter:
         self.sums.zero_()
 
     def update(self, reconstruction: torch.Tensor, clean: torch.Tensor) -> None:
-        if not isinstance(reconstruction, torch.Tensor) or not isinstance(clean, torch.Tensor):
-            raise TypeError("reconstruction, clean: expected tensors")
-        if reconstruction.ndim != 4 or reconstruction.shape != clean.shape:
+        check_pixel_values(reconstruction, name="reconstruction", channels=None, floating=False, min_size=6,
+                           size_reason="for SSIM")
+        check_pixel_values(clean, name="clean", channels=None, floating=False)
+        if reconstruction.shape != clean.shape:
             raise ValueError(
-                f"reconstruction: expected a (batch, channels, height, width) tensor of the clean images' shape "
-                f"{tuple(clean.shape)}, found {tuple(reconstruction.shape)}"
+                f"reconstruction: expected a tensor of the clean images' shape {tuple(clean.shape)}, "
+                f"found {tuple(reconstruction.shape)}"
             )
-        if min(reconstruction.shape[-2:]) < 6:
-            raise ValueError(f"reconstruction: expected images of at least 6x6 pixels for SSIM, found {tuple(reconstruction.shape[-2:])}")
         psnr = psnr_per_image(reconstruction, clean)
         ssim = ssim_per_image(reconstruction, clean)
         update = torch.stack([psnr.sum(), ssim.sum(), torch.tensor(float(len(psnr)), dtype=torch.float64, device=psnr.device)])

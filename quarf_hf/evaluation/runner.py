@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .metrics import RestorationMeter, SegmentationMeter
 from .pixels import model_pixel_normalisation, model_task
+from .routing import expert_fields, routing_per_image
 
 MAIN_METRIC = {"segmentation": "mIoU", "restoration": "psnr"}
 SECONDARY_METRIC = {"segmentation": "pixel_accuracy", "restoration": "ssim"}
@@ -44,28 +46,11 @@ def degradation_seed(seed: int, corruption: str, severity: int, index: int) -> i
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def _corruption_table():
-    from quarf_hf.degradations import CORRUPTIONS
-
-    return CORRUPTIONS
-
-
 def _validate(corruptions, severities, seed, batch_size, dataset):
-    known = _corruption_table()
-    if isinstance(corruptions, str):
-        corruptions = [corruptions]
-    corruptions = list(dict.fromkeys(corruptions))
-    unknown = [name for name in corruptions if name not in known]
-    if unknown:
-        raise ValueError(f"corruptions: unknown {unknown}; known corruptions: {sorted(known)}")
-    if isinstance(severities, int):
-        severities = [severities]
-    severities = list(dict.fromkeys(severities))
-    for value in severities:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-            raise ValueError(f"severities: expected integers from 1 to 5, found {value!r}")
-    if corruptions and not severities:
-        raise ValueError("severities: expected at least one severity from 1 to 5, found none")
+    from quarf_hf.degradations.registry import check_corruptions, check_severities
+
+    corruptions = check_corruptions(corruptions, "corruptions", allow_empty=True)
+    severities = check_severities(severities, "severities", allow_empty=not corruptions)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, found {seed!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -76,7 +61,7 @@ def _validate(corruptions, severities, seed, batch_size, dataset):
         raise ValueError(f"dataset: expected a sized, indexable dataset, found {type(dataset).__name__}") from None
     if size == 0:
         raise ValueError("dataset: expected at least one image, found an empty dataset")
-    return corruptions, sorted(severities)
+    return corruptions, severities
 
 
 def _model_device(model) -> torch.device:
@@ -86,12 +71,8 @@ def _model_device(model) -> torch.device:
 
 
 def _experts(model):
-    quarf = getattr(model.config, "quarf", None)
-    if not isinstance(quarf, dict) or "experts" not in quarf:
-        return None
-    from quarf_hf.models.quarf import receptive_field
-
-    return [receptive_field(int(kernel), int(dilation)) for kernel, dilation in quarf["experts"]]
+    experts = expert_fields(model)
+    return None if experts is None else [expert["receptive_field"] for expert in experts]
 
 
 def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
@@ -123,8 +104,7 @@ class _Condition:
         self.count += batch
         if routing is None:
             return
-        per_image = routing.detach().double().reshape(routing.shape[0], -1, routing.shape[-1]).mean(1).sum(0).cpu()
-        self.routing_sum = self.routing_sum + per_image
+        self.routing_sum = self.routing_sum + routing_per_image(routing).sum(0)
 
     def compute(self, accelerator) -> dict:
         metrics = self.meter.compute(accelerator)
@@ -148,6 +128,128 @@ def _mean_metrics(entries: list[dict]) -> dict:
         else:
             mean[key] = sum(entry[key] for entry in entries) / len(entries)
     return mean
+
+
+@dataclass
+class Evaluation:
+    """What :func:`setup_evaluation` fixes for a run: the checked arguments, the model's task,
+    normalisation and experts, this process's share of the images and the conditions."""
+
+    model: torch.nn.Module
+    dataset: object
+    task: str
+    corruptions: list[str]
+    severities: list[int]
+    seed: int
+    batch_size: int
+    accelerator: object
+    device: torch.device
+    mean: torch.Tensor
+    std: torch.Tensor
+    num_labels: int
+    ignore_index: int | None
+    experts: list[int] | None
+    indices: list[int]
+    conditions: list[tuple[str | None, int | None]]
+
+    def new_condition(self) -> _Condition:
+        """Empty meters for one condition."""
+        return _Condition(self.task, self.num_labels, self.ignore_index, None if self.experts is None else len(self.experts))
+
+    def batches(self):
+        """This process's images in batches (see :func:`_batches`)."""
+        return _batches(self.indices, self.dataset, self.batch_size, self.task)
+
+
+def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_noise",),
+                     severities: Sequence[int] = SEVERITIES, seed: int = 0, batch_size: int = 8,
+                     accelerator=None) -> Evaluation:
+    """Checks the arguments and the dataset against the model (before the model runs) and fixes
+    the conditions, the normalisation, the device and this process's images."""
+    corruptions, severities = _validate(corruptions, severities, seed, batch_size, dataset)
+    task = model_task(model)
+    config = model.config
+    num_labels, ignore_index = 0, None
+    if task == "segmentation":
+        num_labels = int(config.num_labels)
+        ignore_index = getattr(config, "semantic_loss_ignore_index", 255)
+        dataset_labels = getattr(dataset, "num_labels", None)
+        # A dataset whose classes are the model's first ones (its masks need not hold the top class)
+        # is scored over the model's classes; more classes than the model predicts cannot be.
+        if dataset_labels is not None and int(dataset_labels) > num_labels:
+            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts only {num_labels}")
+
+    first = dataset[0]
+    labels_shape = tuple(torch.as_tensor(first["labels"]).shape)
+    if task == "restoration" and len(labels_shape) != 3:
+        raise ValueError(
+            f"dataset: restoration evaluation needs items whose labels are clean (3, H, W) images, found labels of shape {labels_shape}"
+        )
+    if task == "segmentation" and len(labels_shape) != 2:
+        raise ValueError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
+
+    mean, std = model_pixel_normalisation(model)
+    device = accelerator.device if accelerator is not None else _model_device(model)
+    rank = int(getattr(accelerator, "process_index", 0)) if accelerator is not None else 0
+    world = int(getattr(accelerator, "num_processes", 1)) if accelerator is not None else 1
+    return Evaluation(
+        model=model, dataset=dataset, task=task, corruptions=corruptions, severities=severities, seed=seed,
+        batch_size=batch_size, accelerator=accelerator, device=device,
+        mean=torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+        std=torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+        num_labels=num_labels, ignore_index=ignore_index, experts=_experts(model),
+        indices=list(range(rank, len(dataset), world)),
+        conditions=[(None, None)] + [(name, severity) for name in corruptions for severity in severities],
+    )
+
+
+def evaluate_batch(run: Evaluation, state: _Condition, batch, name: str | None, severity: int | None) -> None:
+    """One batch under one condition: degrade each image (seeded by its index, on the CPU), run
+    the model and add the scores and routing to ``state``. Call under ``torch.no_grad()``."""
+    from quarf_hf.degradations import degrade
+
+    images = []
+    for index, source, _ in batch:
+        image = source.to(dtype=torch.float32).unsqueeze(0)
+        if name is not None:
+            # On the CPU with a CPU generator: the same images on every device.
+            generator = torch.Generator().manual_seed(degradation_seed(run.seed, name, severity, index))
+            image = degrade(image.cpu(), name, severity, generator=generator)
+        images.append(image.to(run.device))
+    pixels = torch.cat(images)
+    labels = torch.stack([labels for _, _, labels in batch]).to(run.device)
+    output = run.model(pixel_values=(pixels - run.mean) / run.std)
+    if run.task == "segmentation":
+        logits = output.logits.float()
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        state.meter.update(logits.argmax(1), labels.long())
+    else:
+        state.meter.update(output.reconstruction.float(), labels.float())
+    state.add_routing(getattr(output, "routing_weights", None), len(batch))
+
+
+def finish_evaluation(run: Evaluation, results: dict) -> dict:
+    """``results`` (``{"clean": metrics, name: {"severity": metrics}}``) -> the JSON-serialisable
+    dict :func:`evaluate_model` returns (means over corruptions, image count over processes)."""
+    accelerator = run.accelerator
+    count = torch.tensor(float(len(run.indices)), dtype=torch.float64)
+    if accelerator is not None:
+        count = accelerator.reduce(count.to(accelerator.device), "sum").cpu()
+    corrupted = {name: results[name] for name in run.corruptions}
+    out = {
+        "task": run.task,
+        "metric": MAIN_METRIC[run.task],
+        "secondary_metric": SECONDARY_METRIC[run.task],
+        "clean": results["clean"],
+        "corruptions": corrupted,
+        "mean_corrupted": _mean_metrics([entry for by_severity in corrupted.values() for entry in by_severity.values()]),
+        "severities": run.severities,
+        "num_images": int(round(float(count))),
+        "seed": run.seed,
+    }
+    if run.experts is not None:
+        out["experts"] = run.experts
+    return out
 
 
 def evaluate_model(
@@ -175,73 +277,25 @@ def evaluate_model(
 
     Segmentation metrics: ``mIoU``, ``pixel_accuracy``, ``per_class_iou``; restoration:
     ``psnr`` (dB), ``ssim``. See the module docstring for how images are degraded and sharded.
+    The steps are :func:`setup_evaluation`, :func:`evaluate_batch` per batch and condition, and
+    :func:`finish_evaluation`.
     """
-    corruptions, severities = _validate(corruptions, severities, seed, batch_size, dataset)
-    task = model_task(model)
-    config = model.config
-    num_labels, ignore_index = 0, None
-    if task == "segmentation":
-        num_labels = int(config.num_labels)
-        ignore_index = getattr(config, "semantic_loss_ignore_index", 255)
-        dataset_labels = getattr(dataset, "num_labels", None)
-        # A dataset whose classes are the model's first ones (its masks need not hold the top class)
-        # is scored over the model's classes; more classes than the model predicts cannot be.
-        if dataset_labels is not None and int(dataset_labels) > num_labels:
-            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts only {num_labels}")
-
-    first = dataset[0]
-    labels_shape = tuple(torch.as_tensor(first["labels"]).shape)
-    if task == "restoration" and len(labels_shape) != 3:
-        raise ValueError(
-            f"dataset: restoration evaluation needs items whose labels are clean (3, H, W) images, found labels of shape {labels_shape}"
-        )
-    if task == "segmentation" and len(labels_shape) != 2:
-        raise ValueError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
-
-    from quarf_hf.degradations import degrade
-
-    mean, std = model_pixel_normalisation(model)
-    device = accelerator.device if accelerator is not None else _model_device(model)
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-
-    rank = int(getattr(accelerator, "process_index", 0)) if accelerator is not None else 0
-    world = int(getattr(accelerator, "num_processes", 1)) if accelerator is not None else 1
-    indices = list(range(rank, len(dataset), world))
-    conditions = [(None, None)] + [(name, severity) for name in corruptions for severity in severities]
-
-    experts = _experts(model)
+    run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed,
+                           batch_size=batch_size, accelerator=accelerator)
     show = progress and (accelerator is None or getattr(accelerator, "is_main_process", True))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(conditions) * len(indices), desc="evaluate", unit="img", disable=not show)
+    bar = tqdm(total=len(run.conditions) * len(run.indices), desc="evaluate", unit="img", disable=not show)
     was_training = model.training
     model.eval()
     results: dict = {}
     try:
         with torch.no_grad():
-            for name, severity in conditions:
+            for name, severity in run.conditions:
                 bar.set_postfix_str("clean" if name is None else f"{name} s{severity}")
-                state = _Condition(task, num_labels, ignore_index, None if experts is None else len(experts))
-                for batch in _batches(indices, dataset, batch_size, task):
-                    images = []
-                    for index, source, _ in batch:
-                        image = source.to(dtype=torch.float32).unsqueeze(0)
-                        if name is not None:
-                            # On the CPU with a CPU generator: the same images on every device.
-                            generator = torch.Generator().manual_seed(degradation_seed(seed, name, severity, index))
-                            image = degrade(image.cpu(), name, severity, generator=generator)
-                        images.append(image.to(device))
-                    pixels = torch.cat(images)
-                    labels = torch.stack([labels for _, _, labels in batch]).to(device)
-                    output = model(pixel_values=(pixels - mean_t) / std_t)
-                    if task == "segmentation":
-                        logits = output.logits.float()
-                        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-                        state.meter.update(logits.argmax(1), labels.long())
-                    else:
-                        state.meter.update(output.reconstruction.float(), labels.float())
-                    state.add_routing(getattr(output, "routing_weights", None), len(batch))
+                state = run.new_condition()
+                for batch in run.batches():
+                    evaluate_batch(run, state, batch, name, severity)
                     bar.update(len(batch))
                 metrics = state.compute(accelerator)
                 if name is None:
@@ -251,25 +305,7 @@ def evaluate_model(
     finally:
         bar.close()
         model.train(was_training)
-
-    count = torch.tensor(float(len(indices)), dtype=torch.float64)
-    if accelerator is not None:
-        count = accelerator.reduce(count.to(accelerator.device), "sum").cpu()
-    corrupted = {name: results[name] for name in corruptions}
-    out = {
-        "task": task,
-        "metric": MAIN_METRIC[task],
-        "secondary_metric": SECONDARY_METRIC[task],
-        "clean": results["clean"],
-        "corruptions": corrupted,
-        "mean_corrupted": _mean_metrics([entry for by_severity in corrupted.values() for entry in by_severity.values()]),
-        "severities": severities,
-        "num_images": int(round(float(count))),
-        "seed": seed,
-    }
-    if experts is not None:
-        out["experts"] = experts
-    return out
+    return finish_evaluation(run, results)
 
 
-__all__ = ["evaluate_model", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]
+__all__ = ["evaluate_model", "setup_evaluation", "evaluate_batch", "finish_evaluation", "Evaluation", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]

@@ -65,11 +65,12 @@ def load_hub_config(path) -> dict:
     return data
 
 
-def _block_settings(data: dict) -> dict:
+def block_settings(data: dict) -> tuple[int, dict]:
+    """A hub config's ``quarf`` section -> (the stage it follows, the QuARF block's own settings)."""
     quarf = dict(data.get("quarf", {}))
-    quarf.pop("stage", None)
-    quarf.pop("width", None)
-    return quarf
+    stage = quarf.pop("stage", 0)
+    quarf.pop("width", None)  # checked against the stage's width by load_hub_config; not a block setting
+    return stage, quarf
 
 
 def _load_base(load, base):
@@ -89,17 +90,43 @@ def _first_line(err) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
+def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
+    """A newly initialised QuARF model from its config's keyword arguments plus a quality spec.
+
+    ``model_type``: ``"quarf_segformer"`` or ``"quarf_restoration"``. ``quality``: anything
+    :func:`~quarf_hf.models.quality_spec.resolve_quality` takes (``"brisque"``, ``"contrique"``, a
+    converted CONTRIQUE folder or Hub id, a spec dict, an extractor module); its spec goes into the
+    config and its weights into the model's frozen extractor.
+    """
+    from ..models.configuration_quarf_restoration import QuarfRestorationConfig
     from ..models.configuration_quarf_segformer import QuarfSegformerConfig
+    from ..models.modeling_quarf_restoration import QuarfRestorationModel
     from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
     from ..models.quality_spec import resolve_quality
 
-    stage = data.get("quarf", {}).get("stage", 0)
+    # model type -> config class, model class, where the model keeps its quality extractor
+    classes = {
+        "quarf_segformer": (QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, "segformer.quality_extractor"),
+        "quarf_restoration": (QuarfRestorationConfig, QuarfRestorationModel, "quality_extractor"),
+    }
+    if model_type not in classes:
+        raise ValueError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
+    config_class, model_class, extractor_path = classes[model_type]
+    extractor, spec = resolve_quality(quality)
+    model = model_class(config_class(**config_kwargs, quality=spec))
+    model.get_submodule(extractor_path).load_state_dict(extractor.state_dict())
+    return model
+
+
+def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
+    from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
+
+    stage, settings = block_settings(data)
     quality = quality or data.get("quality", "brisque")
     segformer = dict(data["segformer"])
     if base:
         model = _load_base(lambda: QuarfSegformerForSemanticSegmentation.from_segformer(
-            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **_block_settings(data)
+            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **settings
         ), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
@@ -108,11 +135,7 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
                     f"{data['name']}'s {list(segformer[key])}"
                 )
         return model, True
-    extractor, spec = resolve_quality(quality)
-    config = QuarfSegformerConfig(**segformer, quarf=_block_settings(data), quarf_stage=stage, quality=spec)
-    model = QuarfSegformerForSemanticSegmentation(config)
-    model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
-    return model, False
+    return new_quarf_model("quarf_segformer", quality, **segformer, quarf=settings, quarf_stage=stage), False
 
 
 def _write_segformer_extras(model, data, folder: Path, base, repo_id):
@@ -124,71 +147,29 @@ def _write_segformer_extras(model, data, folder: Path, base, repo_id):
     SegformerImageProcessor(
         size={"height": size, "width": size}, image_mean=model.config.image_mean, image_std=model.config.image_std
     ).save_pretrained(folder)
-    reference = repo_id or f"<your-org>/{data['name']}"
-    quality = model.config.quality["type"].upper()
     write_model_card(
-        folder,
-        metadata={
-            "library_name": "transformers",
-            "pipeline_tag": "image-segmentation",
-            "tags": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
-            "base_model": data.get("base_model") if base else None,
-            "license": data.get("license", "other"),
-        },
-        title=data["name"],
-        description=(
-            f"SegFormer with a QuARF block (quality-adaptive receptive fields, AAAI-25) after encoder stage "
-            f"{model.config.quarf_stage}'s patch embedding. A frozen {quality} quality model describes each input "
-            f"image and a router weights {len(model.config.quarf['experts'])} dilated-convolution experts per "
-            f"channel group. "
-            + ("Weights: the base SegFormer's, the QuARF block at identity init." if base else
-               "Weights: randomly initialised (no base checkpoint was given): fine-tune before use.")
-        ),
-        usage_snippet=(
-            "from transformers import pipeline\n\n"
-            f'segmenter = pipeline("image-segmentation", model="{reference}", trust_remote_code=True)\n'
-            'segments = segmenter("image.png")  # a list of {"label", "mask"}\n'
-        ),
+        folder, model.config, title=data["name"], reference=repo_id or f"<your-org>/{data['name']}",
+        provenance=("Weights: the base SegFormer's, the QuARF block at identity init." if base else
+                    "Weights: randomly initialised (no base checkpoint was given): fine-tune before use."),
+        base_model=data.get("base_model") if base else None, license=data.get("license", "other"),
     )
 
 
 def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, repo_id=None):
-    from ..models.configuration_quarf_restoration import QuarfRestorationConfig
+    """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
     from ..models.modeling_quarf_restoration import QuarfRestorationModel
-    from ..models.quality_spec import resolve_quality
     from .model_card import write_model_card
 
-    """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
     if base:
         model = _load_base(lambda: QuarfRestorationModel.from_pretrained(base), base)
     else:
-        extractor, spec = resolve_quality(quality or data.get("quality", "brisque"))
-        config = QuarfRestorationConfig(**data.get("unet", {}), quarf=dict(data.get("quarf", {})), quality=spec)
-        model = QuarfRestorationModel(config)
-        model.quality_extractor.load_state_dict(extractor.state_dict())
+        model = new_quarf_model("quarf_restoration", quality or data.get("quality", "brisque"),
+                                **data.get("unet", {}), quarf=dict(data.get("quarf", {})))
     model.save_pretrained(folder)
-    reference = repo_id or f"<your-org>/{data['name']}"
     write_model_card(
-        folder,
-        metadata={
-            "library_name": "transformers",
-            "pipeline_tag": "image-to-image",
-            "tags": ["quarf", "image-restoration", "degraded-images", "quality-adaptive", "diffusers-blocks"],
-            "license": data.get("license", "apache-2.0"),
-        },
-        title=data["name"],
-        description=(
-            "An image-restoration UNet built from diffusers' 2D UNet blocks (no timestep), with a QuARF block "
-            "(quality-adaptive receptive fields, AAAI-25) after the input convolution, routed by a frozen "
-            f"{model.config.quality['type'].upper()} quality model, and a global residual: output = input + "
-            "predicted residual, in [0, 1], at the input's size. "
-            + ("Weights from " + str(base) + "." if base else "Weights: randomly initialised (the identity until trained).")
-        ),
-        usage_snippet=(
-            "from transformers import pipeline\n\n"
-            f'restorer = pipeline("image-to-image", model="{reference}", trust_remote_code=True)\n'
-            'restored = restorer("degraded.png")  # a PIL image of the input\'s size\n'
-        ),
+        folder, model.config, title=data["name"], reference=repo_id or f"<your-org>/{data['name']}",
+        provenance=f"Weights from {base}." if base else "Weights: randomly initialised (the identity until trained).",
+        license=data.get("license"),
     )
     return model
 

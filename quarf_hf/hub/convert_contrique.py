@@ -17,6 +17,7 @@ import torch
 from ..atomic import atomic_folder
 from ..models.configuration_contrique import ContriqueConfig
 from ..models.modeling_contrique import ContriqueModel
+from .model_card import write_model_card
 
 _BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -94,39 +95,6 @@ def convert_state_dict(official: dict, config: ContriqueConfig | None = None) ->
     return model.eval()
 
 
-MODEL_CARD = """---
-library_name: transformers
-pipeline_tag: image-feature-extraction
-license: mit
-tags:
-- contrique
-- image-quality-assessment
-- quarf
----
-
-# {name}
-
-CONTRIQUE (Madhusudana, Birkbeck, Wang, Adsumilli, Bovik: *Image Quality Assessment using
-Contrastive Learning*, IEEE TIP 2022) as a transformers model. It maps an RGB image in [0, 1]
-(at least 64x64 pixels) to a 4096-d quality representation: L2-normalised global-average
-ResNet-50 features of the image and of a half-size copy. QuARF models use it as their frozen
-quality extractor.
-
-{provenance}
-
-## Usage
-
-```python
-import torch
-from transformers import AutoModel
-
-model = AutoModel.from_pretrained("{reference}", trust_remote_code=True).eval()
-with torch.no_grad():
-    features = model(pixel_values=torch.rand(1, 3, 256, 256)).quality_features  # (1, 4096)
-```
-"""
-
-
 def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, name: str = "contrique-resnet50",
                            reference: str | None = None) -> Path:
     """Writes a Hub-ready folder: converted official weights, or random ones when ``checkpoint`` is None."""
@@ -145,6 +113,6 @@ def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, na
         provenance = "Weights: randomly initialised (no checkpoint given). Convert the official one before use."
     with atomic_folder(out_dir) as staging:
         model.save_pretrained(staging)
-        card = MODEL_CARD.format(name=name, provenance=provenance, reference=reference or f"<your-org>/{name}")
-        (staging / "README.md").write_text(card)
+        write_model_card(staging, model.config, title=name, provenance=provenance,
+                         reference=reference or f"<your-org>/{name}")
     return out_dir

@@ -1,27 +1,143 @@
-"""Model cards: README.md with the Hub's YAML metadata, validated by huggingface_hub."""
+"""Model cards: the one writer of every README.md that quarf-hf puts in a model folder.
+
+``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE), ``quarf-hf convert-contrique`` and
+the end of a training run all call :func:`write_model_card`. The card's YAML metadata is
+huggingface_hub's :class:`~huggingface_hub.ModelCardData` (``library_name``, ``pipeline_tag``,
+``tags``, ``license``, ``base_model``, and a ``model-index`` of
+:class:`~huggingface_hub.EvalResult` when there are evaluation results); what the model is, its
+tags and the usage snippet follow from the model's config, so the same model gets the same card
+whichever command wrote it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..atomic import atomic_path
 
+# model_type -> the pipeline that serves it, its Hub tags and default license.
+PIPELINE_TAGS = {
+    "quarf_segformer": "image-segmentation",
+    "segformer": "image-segmentation",
+    "quarf_restoration": "image-to-image",
+    "contrique": "image-feature-extraction",
+}
+TAGS = {
+    "quarf_segformer": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
+    "segformer": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
+    "quarf_restoration": ["quarf", "image-restoration", "degraded-images", "quality-adaptive", "diffusers-blocks"],
+    "contrique": ["contrique", "image-quality-assessment", "quarf"],
+}
+LICENSES = {"contrique": "mit"}
+DEFAULT_LICENSE = "apache-2.0"
+# Metric keys of evaluate_model's results -> (Hub metric type, display name).
+METRICS = {"mIoU": ("mean_iou", "mIoU"), "pixel_accuracy": ("accuracy", "pixel accuracy"),
+           "psnr": ("psnr", "PSNR (dB)"), "ssim": ("ssim", "SSIM")}
 
-def write_model_card(folder, *, metadata: dict, title: str, description: str, usage_snippet: str,
-                     extra_sections: dict | None = None) -> Path:
-    """Writes ``folder/README.md`` (atomically) and returns its path.
 
-    ``metadata``: Hub card fields (library_name, pipeline_tag, tags, base_model, license,
-    datasets, ...); None values are dropped. ``extra_sections``: heading -> Markdown text.
+def describe(config) -> str:
+    """What the model is, in a few sentences, from its config."""
+    kind = config.model_type
+    if kind == "quarf_segformer":
+        return (f"SegFormer with a QuARF block (quality-adaptive receptive fields, AAAI-25) after encoder stage "
+                f"{config.quarf_stage}'s patch embedding. A frozen {config.quality['type'].upper()} quality model "
+                f"describes each input image and a router weights {len(config.quarf['experts'])} dilated-convolution "
+                f"experts per channel group.")
+    if kind == "quarf_restoration":
+        return ("An image-restoration UNet built from diffusers' 2D UNet blocks (no timestep), with a QuARF block "
+                "(quality-adaptive receptive fields, AAAI-25) after the input convolution, routed by a frozen "
+                f"{config.quality['type'].upper()} quality model, and a global residual: output = input + "
+                "predicted residual, in [0, 1], at the input's size.")
+    if kind == "contrique":
+        return ("CONTRIQUE (Madhusudana, Birkbeck, Wang, Adsumilli, Bovik: *Image Quality Assessment using "
+                "Contrastive Learning*, IEEE TIP 2022) as a transformers model. It maps an RGB image in [0, 1] "
+                f"(at least {config.min_image_size}x{config.min_image_size} pixels) to a {config.feature_dim}-d "
+                "quality representation: L2-normalised global-average ResNet-50 features of the image and of a "
+                "half-size copy. QuARF models use it as their frozen quality extractor.")
+    return "A plain SegFormer (the baseline arm of the QuARF comparison)."
+
+
+def usage_snippet(model_type: str, reference: str) -> str:
+    """Python that loads ``reference`` (a Hub id or folder) and runs it on an image file."""
+    remote = "" if model_type == "segformer" else ", trust_remote_code=True"
+    if model_type == "quarf_restoration":
+        return ("from transformers import pipeline\n\n"
+                f'restorer = pipeline("image-to-image", model="{reference}"{remote})\n'
+                'restored = restorer("degraded.png")  # a PIL image of the input\'s size\n')
+    if model_type == "contrique":
+        return ("import torch\nfrom transformers import AutoModel\n\n"
+                f'model = AutoModel.from_pretrained("{reference}"{remote}).eval()\n'
+                "with torch.no_grad():\n"
+                "    features = model(pixel_values=torch.rand(1, 3, 256, 256)).quality_features  # (1, 4096)\n")
+    return ("from transformers import pipeline\n\n"
+            f'segmenter = pipeline("image-segmentation", model="{reference}"{remote})\n'
+            'segments = segmenter("image.png")  # a list of {"label", "mask"}\n')
+
+
+def eval_results(results: dict, model_type: str, dataset: str, split: str = "validation") -> list[EvalResult]:
+    """``evaluate_model``'s results as Hub ``EvalResult`` entries (the card's ``model-index``): one
+    dataset entry per condition (clean, each corruption at each severity, the mean over them).
+
+    The Hub groups results by task, dataset type, config and split, so each condition is a
+    dataset config (``clean``, ``shot_noise-2``, ``mean-corrupted``) with its own name.
     """
-    data = ModelCardData(**{key: value for key, value in metadata.items() if value is not None})
-    sections = [f"# {title}", description.strip(), "## Usage", f"```python\n{usage_snippet.strip()}\n```"]
-    for heading, text in (extra_sections or {}).items():
-        sections += [f"## {heading}", text.strip()]
+    conditions = [("clean", "clean", None, results.get("clean", {}))]
+    for name, by_severity in results.get("corruptions", {}).items():
+        for severity, metrics in by_severity.items():
+            conditions.append((f"{name}, severity {severity}", f"{name}-{severity}",
+                               {"corruption": name, "severity": int(severity)}, metrics))
+    if results.get("mean_corrupted"):
+        conditions.append(("mean over corruptions", "mean-corrupted", None, results["mean_corrupted"]))
+    entries = []
+    for label, subset, arguments, metrics in conditions:
+        for key, (metric_type, metric_name) in METRICS.items():
+            if isinstance(metrics.get(key), (int, float)):
+                entries.append(EvalResult(
+                    task_type=PIPELINE_TAGS[model_type], dataset_type=dataset, dataset_name=f"{dataset} ({label})",
+                    dataset_config=subset, dataset_split=split, dataset_args=arguments, metric_type=metric_type,
+                    metric_name=metric_name, metric_value=float(metrics[key]),
+                ))
+    return entries
+
+
+def write_model_card(folder, config, *, title: str, provenance: str, reference: str, base_model: str | None = None,
+                     license: str | None = None, evaluation: dict | None = None, dataset: str | None = None) -> Path:
+    """Writes ``folder/README.md`` (atomically) for a model with ``config``; returns its path.
+
+    Args:
+        folder (`str` or `Path`): the model folder.
+        config (`PretrainedConfig`): the model's config; its ``model_type`` picks the pipeline tag,
+            tags, default license, description and usage snippet.
+        title (`str`): the card's heading (and the ``model-index`` name).
+        provenance (`str`): where the weights come from (appended to the description).
+        reference (`str`): the Hub id or folder the usage snippet loads.
+        base_model (`str`, *optional*): the checkpoint the weights start from.
+        license (`str`, *optional*): defaults to ``mit`` for CONTRIQUE, ``apache-2.0`` otherwise.
+        evaluation (`dict`, *optional*): ``evaluate_model``'s results: an "Evaluation" table and a ``model-index``.
+        dataset (`str`, *optional*, defaults to `"validation"`): the evaluation data's name in the ``model-index``.
+    """
+    kind = config.model_type
+    sections = [f"# {title}", f"{describe(config)} {provenance}".strip(), "## Usage",
+                f"```python\n{usage_snippet(kind, reference).strip()}\n```"]
+    results = None
+    if evaluation:
+        from ..evaluation import markdown_table
+
+        sections += ["## Evaluation",
+                     "On the validation data, clean and degraded (fixed seeds):\n\n" + markdown_table(evaluation).strip()]
+        results = eval_results(evaluation, kind, dataset or "validation") or None
+    data = ModelCardData(
+        library_name="transformers", pipeline_tag=PIPELINE_TAGS[kind], tags=list(TAGS[kind]),
+        license=license or LICENSES.get(kind, DEFAULT_LICENSE), base_model=base_model,
+        model_name=title if results else None, eval_results=results,
+    )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     path = Path(folder) / "README.md"
     with atomic_path(path) as temporary:
         card.save(temporary)
     return path
+
+
+__all__ = ["write_model_card", "describe", "usage_snippet", "eval_results"]

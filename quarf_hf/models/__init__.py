@@ -16,3 +16,7 @@ from .modeling_quarf_restoration import QuarfRestorationModel
 from .modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
 from .quality import build_quality_extractor, extract_quality
 from .quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
+from .configuration_quarf import QuarfBlockConfig
+from .configuration_quarf_adapter import QuarfAdapterConfig
+from .modeling_quarf import QuarfBlockModel
+from .modeling_quarf_adapter import QuarfAdapter

@@ -71,6 +71,8 @@ import warnings
 import torch
 from torch import nn
 
+from .input_checks import check_pixel_range, check_pixel_values
+
 FEATURE_DIM = 36
 # Both sides of the half-size image must hold the 7x7 Gaussian window.
 MIN_SIZE = 14
@@ -130,11 +132,30 @@ def _add_is_fused(device: torch.device) -> bool:
 
 
 class BrisqueFeatures(nn.Module):
-    """The 36 BRISQUE features of each image in a batch, as OpenCV computes them.
+    r"""
+    The 36 BRISQUE features of each image in a batch, as OpenCV computes them, in batched torch.
+    See the module docstring for their definitions and the remaining differences from OpenCV.
+    The module takes no arguments and has no parameters and no state-dict entries. To feed
+    QuARF, use :func:`quarf_hf.build_quality_extractor` ``("brisque")``, which standardises them.
 
-    ``forward(pixel_values)`` takes ``(B, 1 | 3, H, W)`` floats in [0, 1] (RGB) and returns
-    ``(B, 36)`` in the input's dtype. See the module docstring for definitions and the
-    remaining differences from OpenCV. The module has no parameters and no state-dict entries.
+    ``forward(pixel_values)``:
+
+    Args:
+        pixel_values (`torch.Tensor` of shape `(batch, 1 or 3, height, width)`):
+            Floats in [0, 1] (RGB or grey), at least 14x14 pixels.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, 36)`, in the input's dtype (no gradient).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import BrisqueFeatures
+    >>> features = BrisqueFeatures()(torch.rand(2, 3, 64, 64))
+    >>> features.shape
+    torch.Size([2, 36])
+    ```
     """
 
     feature_dim = FEATURE_DIM
@@ -170,24 +191,8 @@ class BrisqueFeatures(nn.Module):
 
 
 def _check_pixel_values(pixel_values: torch.Tensor) -> None:
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"pixel_values: expected a torch.Tensor, found {type(pixel_values).__name__}")
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"pixel_values: expected a floating dtype (values in [0, 1]), found {pixel_values.dtype}")
-    shape = tuple(pixel_values.shape)
-    if pixel_values.ndim != 4:
-        raise ValueError(f"pixel_values: expected 4 dims (B, C, H, W), found shape {shape}")
-    if shape[1] not in (1, 3):
-        raise ValueError(f"pixel_values: expected 1 or 3 channels (dim 1), found shape {shape}")
-    if shape[0] == 0 or min(shape[2:]) < MIN_SIZE:
-        raise ValueError(f"pixel_values: expected B >= 1 and H, W >= {MIN_SIZE}, found shape {shape}")
-    # Reduce in memory order (a channels-last batch is not copied first): one pass, one sync.
-    in_memory_order = pixel_values.permute(sorted(range(4), key=lambda dim: -pixel_values.stride(dim)))
-    low, high = torch.stack(torch.aminmax(in_memory_order)).tolist()
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"pixel_values: expected finite values, found min {low}, max {high}")
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise ValueError(f"pixel_values: expected values in [0, 1], found min {low:.4g}, max {high:.4g}")
+    check_pixel_values(pixel_values, channels=(1, 3), min_size=MIN_SIZE, min_batch=1)
+    check_pixel_range(pixel_values, tolerance=RANGE_TOLERANCE)
 
 
 def _opencv_gray(pixel_values: torch.Tensor) -> torch.Tensor:

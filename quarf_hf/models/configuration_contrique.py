@@ -9,10 +9,38 @@ ARCHITECTURE_KEYS = ("num_channels", "embedding_size", "hidden_sizes", "depths",
 
 
 class ContriqueConfig(PretrainedConfig):
-    """A ResNet-50 encoder (torchvision layout: stride on the 3x3 convolution) and CONTRIQUE's projector.
+    r"""
+    Configuration of [`ContriqueModel`], the CONTRIQUE image-quality model: a ResNet encoder
+    (torchvision's layout: stride on the 3x3 convolution; ResNet-50 by default) and CONTRIQUE's
+    projector. Quality features are the L2-normalised global-average encoder features of the
+    image and of a half-size copy, concatenated: ``feature_dim = 2 * hidden_sizes[-1]`` (4096 for
+    ResNet-50).
 
-    Quality features are the L2-normalised global-average encoder features of the image and of a
-    half-size copy, concatenated: ``feature_dim = 2 * hidden_sizes[-1]`` (4096 for ResNet-50).
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Channels of the images.
+        embedding_size (`int`, *optional*, defaults to 64):
+            Width of the ResNet stem.
+        hidden_sizes (`list[int]`, *optional*, defaults to `(256, 512, 1024, 2048)`):
+            Output widths of the ResNet stages (bottleneck blocks).
+        depths (`list[int]`, *optional*, defaults to `(3, 4, 6, 3)`):
+            Blocks per stage; one per entry of ``hidden_sizes``.
+        projection_dim (`int`, *optional*, defaults to 128):
+            Output width of the contrastive projector (used in training only).
+        min_image_size (`int`, *optional*, defaults to 64):
+            The smallest height/width the model accepts.
+
+    Example:
+
+    ```python
+    >>> from quarf_hf import ContriqueConfig, ContriqueModel
+    >>> ContriqueConfig().feature_dim  # ResNet-50
+    4096
+    >>> tiny = ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+    >>> tiny.feature_dim
+    32
+    >>> model = ContriqueModel(tiny)
+    ```
     """
 
     model_type = "contrique"

@@ -35,14 +35,42 @@ def _pipeline_installed() -> bool:
 
 
 class QuarfRestorationConfig(PretrainedConfig):
-    """Args:
-    block_out_channels: widths of the UNet levels (each level after the first halves the resolution).
-    layers_per_block: ResNet blocks per down level (up levels get one more, as in diffusers' UNets).
-    norm_num_groups: GroupNorm groups; must divide every width.
-    mid_block_attention: self-attention in the middle block.
-    quarf: the QuARF block's settings (a QuarfConfig dict); it follows the input convolution.
-    quality: the frozen quality extractor's spec (see quarf_hf.models.quality_spec).
-    loss: "l1" or "charbonnier" (sqrt(d^2 + eps^2)), used when ``labels`` are given.
+    r"""
+    Configuration of a [`QuarfRestorationModel`]: a UNet of diffusers' 2D blocks (no time
+    embedding) with a QuARF block after its input convolution, routed by a frozen quality
+    extractor. Saved configs carry ``auto_map`` and the ``image-to-image`` custom pipeline.
+
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Channels of the images.
+        block_out_channels (`list[int]`, *optional*, defaults to `(32, 64, 128)`):
+            Widths of the UNet levels; each level after the first halves the resolution.
+        layers_per_block (`int`, *optional*, defaults to 1):
+            ResNet blocks per down level (up levels get one more, as in diffusers' UNets).
+        norm_num_groups (`int`, *optional*, defaults to 8):
+            GroupNorm groups; must divide every width.
+        mid_block_attention (`bool`, *optional*, defaults to `False`):
+            Self-attention in the middle block.
+        quarf (`dict`, *optional*):
+            The QuARF block's settings (a [`QuarfConfig`] dict); ``quality_dim`` defaults to the
+            quality extractor's width and ``residual`` to `True`. ``num_groups`` must divide
+            ``block_out_channels[0]``.
+        quality (`str` or `dict`, *optional*, defaults to `"brisque"`):
+            The frozen quality extractor's spec (see :func:`quarf_hf.build_quality_extractor`).
+        loss (`str`, *optional*, defaults to `"charbonnier"`):
+            ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
+        charbonnier_eps (`float`, *optional*, defaults to 1e-3):
+            The ``eps`` of the Charbonnier loss.
+
+    Example:
+
+    ```python
+    >>> from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
+    >>> config = QuarfRestorationConfig(block_out_channels=[16, 32], quality="brisque")
+    >>> config.quarf["quality_dim"], config.size_multiple
+    (36, 2)
+    >>> model = QuarfRestorationModel(config)
+    ```
     """
 
     model_type = "quarf_restoration"

@@ -18,19 +18,43 @@ AUTO_MAP = {
 
 
 class QuarfSegformerConfig(SegformerConfig):
-    """``SegformerConfig`` plus the QuARF settings.
+    r"""
+    Configuration of a QuARF-SegFormer: transformers' [`SegformerConfig`] plus the QuARF block and
+    its frozen quality extractor. It takes every argument of `SegformerConfig` (``num_channels``,
+    ``num_encoder_blocks``, ``depths``, ``sr_ratios``, ``hidden_sizes``, ``patch_sizes``,
+    ``strides``, ``num_attention_heads``, ``mlp_ratios``, ``decoder_hidden_size``, ``num_labels``,
+    ...) with its defaults (SegFormer-B0's), and:
 
-    Args (beyond SegFormer's):
-        quarf: the block's settings, a :class:`~quarf_hf.QuarfConfig` as a dict. Its
-            ``quality_dim`` must equal the quality extractor's feature width.
-        quarf_stage: the encoder stage whose patch embedding is followed by the block (0: after
-            the first patch embedding, as the paper recommends). The block's width is that
-            stage's hidden size.
-        quality: the frozen quality extractor, as a spec dict understood by
-            :func:`quarf_hf.models.quality.build_quality_extractor` (e.g. ``{"type": "brisque"}``).
-            Its weights are saved with the model.
-        image_mean, image_std: the normalisation of ``pixel_values``; the model undoes it to give
-            the quality extractor pixels in [0, 1]. They must match the image processor.
+    Args:
+        quarf (`dict`, *optional*):
+            The block's settings, a [`QuarfConfig`] as a dict; missing fields take their
+            defaults, except ``quality_dim`` (the quality extractor's feature width, which it
+            must equal if given) and ``residual`` (`True`: the block starts as the identity).
+            Stored as the full dict.
+        quarf_stage (`int`, *optional*, defaults to 0):
+            The encoder stage whose patch embedding is followed by the block (0: after the first
+            one, as the paper recommends); the block's width is that stage's hidden size, which
+            ``quarf["num_groups"]`` must divide.
+        quality (`str` or `dict`, *optional*, defaults to `"brisque"`):
+            The frozen quality extractor, as a spec understood by
+            :func:`quarf_hf.build_quality_extractor` (``"brisque"``, ``"contrique"``,
+            ``{"type": "contrique", "config": {...}}``); stored as a spec dict. Its weights are
+            saved with the model.
+        image_mean (`list[float]`, *optional*, defaults to ImageNet's `[0.485, 0.456, 0.406]`):
+            The mean the image processor subtracts from ``pixel_values``; the model undoes the
+            normalisation to give the quality extractor pixels in [0, 1]. Must match the processor.
+        image_std (`list[float]`, *optional*, defaults to ImageNet's `[0.229, 0.224, 0.225]`):
+            The standard deviation the processor divides by (positive; one per channel).
+
+    Example:
+
+    ```python
+    >>> from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+    >>> config = QuarfSegformerConfig(quality="brisque", num_labels=3, quarf={"top_k": 2})
+    >>> config.quarf["quality_dim"], config.quarf["top_k"], config.quarf["residual"]
+    (36, 2, True)
+    >>> model = QuarfSegformerForSemanticSegmentation(config)  # SegFormer-B0 with a QuARF block
+    ```
     """
 
     model_type = "quarf_segformer"

@@ -23,7 +23,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_contrique import ContriqueConfig
-from .pixel_range import to_unit_range
+from .input_checks import check_pixel_values, to_unit_range
 
 
 @dataclass
@@ -58,6 +58,32 @@ class ContriquePreTrainedModel(PreTrainedModel):
 
 
 class ContriqueModel(ContriquePreTrainedModel):
+    r"""
+    CONTRIQUE (Madhusudana et al., IEEE TIP 2022): a ResNet encoder whose pooled features, at full
+    and half scale, describe image quality, and the projector used in its contrastive training.
+    Convert the published weights with ``quarf-hf convert-contrique``.
+
+    Args:
+        config ([`ContriqueConfig`]):
+            The architecture; weights are initialised randomly (load them with ``from_pretrained``).
+
+    ``forward(pixel_values, return_projections=False, return_dict=None)``: ``pixel_values``
+    (B, 3, H, W) floats in [0, 1] (not normalised), at least ``config.min_image_size`` pixels.
+    Returns a ``ContriqueOutput`` with ``quality_features`` (B, ``config.feature_dim``) and, when
+    ``return_projections=True``, ``projections`` (B, 2, projection_dim); a tuple when
+    ``return_dict=False``.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import ContriqueConfig, ContriqueModel
+    >>> model = ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])).eval()
+    >>> model(torch.rand(1, 3, 64, 64)).quality_features.shape
+    torch.Size([1, 32])
+    ```
+    """
+
     def __init__(self, config: ContriqueConfig):
         super().__init__(config)
         self.encoder = ResNetModel(config.resnet_config())
@@ -77,14 +103,9 @@ class ContriqueModel(ContriquePreTrainedModel):
         return self.config.feature_dim
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, 3, height, width) in [0, 1], found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        size = self.config.min_image_size
-        if min(pixel_values.shape[-2:]) < size:
-            raise ValueError(f"pixel_values: expected images of at least {size}x{size} pixels, found {tuple(pixel_values.shape[-2:])}")
+        # Integers are 0-255 (see input_checks.to_unit_range), so the dtype is checked by the rule, in forward.
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size,
+                           floating=False)
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalised global-average encoder features, (B, hidden)."""
@@ -93,7 +114,7 @@ class ContriqueModel(ContriquePreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
-        pixel_values = to_unit_range(pixel_values, "pixel_values")  # integers as 0-255; out of range refused
+        pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
         height, width = pixel_values.shape[-2:]
         half = nn.functional.interpolate(
             pixel_values, size=(height // 2, width // 2), mode="bicubic", antialias=True, align_corners=False

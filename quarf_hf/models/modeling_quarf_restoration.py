@@ -20,19 +20,18 @@ Shipped to the Hub with the model: imports only torch, transformers, diffusers a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
-import math
-
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_quarf_restoration import QuarfRestorationConfig
-from .pixel_range import to_unit_range
+from .input_checks import check_pixel_values, to_unit_range
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec, quality_min_size
 
@@ -48,6 +47,36 @@ class QuarfRestorationOutput(ModelOutput):
 
 
 class QuarfRestorationModel(PreTrainedModel):
+    r"""
+    QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input
+    convolution, routed by the frozen quality extractor of the input; a global residual makes
+    the untrained model the identity (see the module docstring). ``pipeline("image-to-image",
+    model=folder, trust_remote_code=True)`` runs a saved model on images.
+
+    Args:
+        config ([`QuarfRestorationConfig`]):
+            The architecture, the QuARF block and the quality extractor.
+
+    ``forward(pixel_values, labels=None, quality_features=None, return_dict=None)``:
+    ``pixel_values`` (B, 3, H, W) in [0, 1], any size (reflect-padded internally); ``labels``
+    (B, 3, H, W) clean images for the loss; ``quality_features`` (B, quality_dim) to skip the
+    extractor. Returns a ``QuarfRestorationOutput`` with ``reconstruction`` (B, 3, H, W) in
+    [0, 1], ``loss``, ``routing_weights`` (B, groups, experts) and ``quality_features``; a tuple
+    when ``return_dict=False``.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
+    >>> model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32])).eval()
+    >>> images = torch.rand(1, 3, 37, 53)
+    >>> out = model(images)
+    >>> out.reconstruction.shape, torch.allclose(out.reconstruction, images)  # the identity at init
+    (torch.Size([1, 3, 37, 53]), True)
+    ```
+    """
+
     config_class = QuarfRestorationConfig
     config: QuarfRestorationConfig
     base_model_prefix = "restoration"
@@ -115,13 +144,9 @@ class QuarfRestorationModel(PreTrainedModel):
             init.zeros_(module.residual_scale)
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width) in [0, 1], found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        if min(pixel_values.shape[-2:]) < 1:
-            raise ValueError(f"pixel_values: expected images of at least 1x1 pixels, found {tuple(pixel_values.shape[-2:])}")
+        # Any size: images under the quality model's minimum reach it upscaled (see quality_input).
+        # Integers are 0-255 (see input_checks.to_unit_range), so the dtype is checked by the rule, in forward.
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=1, floating=False)
 
     def predict_residual(self, hidden: torch.Tensor) -> torch.Tensor:
         """The UNet after the input convolution (and QuARF block): down, mid and up blocks with
@@ -140,12 +165,14 @@ class QuarfRestorationModel(PreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
-        pixel_values = to_unit_range(pixel_values, "pixel_values")  # integers as 0-255; out of range refused
+        pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
         if labels is not None:
-            if not isinstance(labels, torch.Tensor) or labels.shape != pixel_values.shape:
-                found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-                raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {found}")
-            labels = to_unit_range(labels, "labels")
+            if not isinstance(labels, torch.Tensor):
+                raise TypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
+                                f"found {type(labels).__name__}")
+            if labels.shape != pixel_values.shape:
+                raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
+            labels = to_unit_range(labels, name="labels")
         if quality_features is None:
             with torch.no_grad():
                 quality_features = self.quality_extractor(

@@ -28,8 +28,9 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
-from .configuration_quarf_segformer import QuarfSegformerConfig
-from .pixel_range import check_float_dtype
+from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
+from .image_utils import processor_normalisation
+from .input_checks import check_finite, check_pixel_values
 from .quarf import QuARF
 from .quality_spec import build_quality_extractor_from_spec
 
@@ -91,6 +92,35 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
 
 
 class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
+    r"""
+    The QuARF-SegFormer encoder: transformers' SegFormer encoder (module for module, so every
+    SegFormer weight loads) with the frozen quality extractor and a QuARF block after the patch
+    embedding of stage ``config.quarf_stage``.
+
+    Args:
+        config ([`QuarfSegformerConfig`]):
+            The encoder, the QuARF block and the quality extractor.
+
+    ``forward(pixel_values, quality_features=None, output_hidden_states=None, return_dict=None)``:
+    ``pixel_values`` (B, 3, H, W) normalised with ``config.image_mean`` / ``image_std`` (as the
+    image processor does); ``quality_features`` (B, quality_dim) to skip the extractor. Returns a
+    ``QuarfSegformerModelOutput``: ``last_hidden_state``, ``hidden_states`` (every stage's
+    output, only with ``output_hidden_states=True``), ``routing_weights`` (B, groups, experts)
+    and ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`,
+    in that order, as transformers' `SegformerModel`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfSegformerConfig, QuarfSegformerModel
+    >>> model = QuarfSegformerModel(QuarfSegformerConfig(quality="brisque")).eval()
+    >>> out = model(torch.randn(1, 3, 64, 64), output_hidden_states=True)
+    >>> out.last_hidden_state.shape, len(out.hidden_states), out.routing_weights.shape
+    (torch.Size([1, 256, 2, 2]), 4, torch.Size([1, 4, 4]))
+    ```
+    """
+
     def __init__(self, config: QuarfSegformerConfig):
         super().__init__(config)
         drop_path_decays = [
@@ -104,20 +134,10 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         self.post_init()
 
     def _check_pixel_values(self, pixel_values):
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            found = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"pixel_values: expected a 4-D tensor (batch, {self.config.num_channels}, height, width), found {found}")
-        if pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"pixel_values: expected {self.config.num_channels} channels, found shape {tuple(pixel_values.shape)}")
-        check_float_dtype(pixel_values, "pixel_values", " (normalised pixels: use the image processor)")
-        if pixel_values.numel() and not bool(torch.isfinite(pixel_values).all()):
-            raise ValueError("pixel_values: expected finite values, found NaN or infinity")
-        min_size = self.config.min_image_size
-        if min(pixel_values.shape[-2:]) < min_size:
-            raise ValueError(
-                f"pixel_values: images must be at least {min_size}x{min_size} pixels for this encoder and "
-                f"quality extractor, found {tuple(pixel_values.shape[-2:])}"
-            )
+        # Normalised pixels (any sign): floats and finite, no [0, 1] check; the extractor checks its own input.
+        check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size,
+                           values="normalised by the image processor", size_reason="for this encoder and quality extractor")
+        check_finite(pixel_values, name="pixel_values", expected="finite normalised values")
 
     def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Quality features of normalised ``pixel_values``: un-normalise to [0, 1], run the frozen extractor."""
@@ -142,6 +162,7 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         all_hidden_states = ()
         routing = None
         hidden_states = pixel_values
@@ -156,12 +177,14 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
             if stage.reshape:
                 hidden_states = hidden_states.reshape(hidden_states.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
             all_hidden_states += (hidden_states,)
-        return QuarfSegformerModelOutput(
+        output = QuarfSegformerModelOutput(
             last_hidden_state=hidden_states,
-            hidden_states=all_hidden_states,
+            hidden_states=all_hidden_states if output_hidden_states else None,
             routing_weights=routing,
             quality_features=quality_features,
         )
+        # As transformers' SegformerModel: a tuple of the fields that are not None.
+        return output if return_dict else output.to_tuple()
 
     def _apply_quarf(self, tokens, height, width, quality_features):
         batch, _, channels = tokens.shape
@@ -171,6 +194,35 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
 
 
 class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
+    r"""
+    QuARF-SegFormer for semantic segmentation: [`QuarfSegformerModel`] and SegFormer's all-MLP
+    decode head, with transformers' SegFormer names, loss and outputs (plus the routing). Build one
+    from any pretrained SegFormer with :meth:`from_segformer`; ``pipeline("image-segmentation")``
+    and ``AutoModelForSemanticSegmentation`` load saved ones.
+
+    Args:
+        config ([`QuarfSegformerConfig`]):
+            The encoder, head, QuARF block and quality extractor.
+
+    ``forward(pixel_values, labels=None, quality_features=None, output_hidden_states=None,
+    return_dict=None)``: ``pixel_values`` normalised as ``config.image_mean`` / ``image_std``
+    say; ``labels`` (B, H, W) class ids (``config.semantic_loss_ignore_index`` ignored). Returns
+    a ``QuarfSemanticSegmenterOutput``: ``loss``, ``logits`` (B, num_labels, H/4, W/4),
+    ``hidden_states`` (with ``output_hidden_states=True``), ``routing_weights`` and
+    ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+    >>> model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(quality="brisque", num_labels=5)).eval()
+    >>> out = model(torch.randn(1, 3, 64, 64), labels=torch.randint(0, 5, (1, 64, 64)))
+    >>> out.logits.shape, out.loss.ndim
+    (torch.Size([1, 5, 16, 16]), 0)
+    ```
+    """
+
     def __init__(self, config: QuarfSegformerConfig):
         super().__init__(config)
         self.segformer = QuarfSegformerModel(config)
@@ -188,7 +240,10 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
     ):
         if labels is not None and self.config.num_labels < 1:
             raise ValueError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
-        outputs = self.segformer(pixel_values, quality_features=quality_features)
+        # The decode head needs every stage's output, whatever the caller asked for.
+        outputs = self.segformer(
+            pixel_values, quality_features=quality_features, output_hidden_states=True, return_dict=True
+        )
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
@@ -209,13 +264,35 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
                        id2label=None, **block_kwargs):
-        """A QuARF-SegFormer holding every weight of a pretrained SegFormer.
+        r"""
+        A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
+        identity initialisation it gives that SegFormer's logits exactly.
 
-        ``pretrained_model_name_or_path``: a folder or Hub id of any SegFormer (b0-b5), fine-tuned
-        (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``; the decode head is then
-        initialised fresh for ``num_labels``, named by ``id2label`` when given). ``quality``: the quality extractor (see
-        :func:`quarf_hf.models.quality.build_quality_extractor`). ``block_kwargs``: QuARF settings
-        (residual defaults to True, so the new model starts with the SegFormer's exact logits).
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                A folder or Hub id of any SegFormer (b0-b5): fine-tuned
+                (``SegformerForSemanticSegmentation``) or backbone-only (``mit-b*``, whose decode
+                head is then initialised fresh). Its saved image processor's normalisation
+                (``do_normalize=False``: none) becomes ``config.image_mean`` / ``image_std``;
+                ImageNet's without a processor.
+            quality (`str`, `dict` or `nn.Module`, *optional*, defaults to `"brisque"`):
+                The quality extractor (see :func:`quarf_hf.build_quality_extractor`).
+            quarf_stage (`int`, *optional*, defaults to 0):
+                The stage whose patch embedding the block follows.
+            num_labels (`int`, *optional*):
+                A new head for this many classes (named by ``id2label`` when given); the
+                SegFormer's own head otherwise.
+            id2label (`dict[int, str]`, *optional*):
+                Class names of the new head.
+            **block_kwargs:
+                QuARF settings (:class:`QuarfConfig` fields); ``residual`` defaults to `True`.
+
+        Example:
+
+        ```python
+        >>> model = QuarfSegformerForSemanticSegmentation.from_segformer(
+        ...     "nvidia/segformer-b0-finetuned-ade-512-512", quality="brisque")  # doctest: +SKIP
+        ```
         """
         from .quality_spec import resolve_quality
 
@@ -229,7 +306,11 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):
             base_config.pop(key, None)
-        image_mean, image_std = _processor_normalisation(pretrained_model_name_or_path)
+        # The base's saved processor says how its pixel_values are normalised (do_normalize=False:
+        # not at all); the model undoes exactly that before the quality extractor.
+        image_mean, image_std = processor_normalisation(pretrained_model_name_or_path) or (
+            list(IMAGENET_MEAN), list(IMAGENET_STD)
+        )
         quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}
         config = QuarfSegformerConfig(
             **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std
@@ -245,6 +326,41 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
             )
         model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
         return model
+
+    def to_adapter(self, base_model: str | None = None):
+        """The QuARF block and quality extractor as a :class:`~quarf_hf.QuarfAdapter` for the plain
+        ``SegformerForSemanticSegmentation`` this model was built from.
+
+        Attached to that SegFormer (``adapter.attach(segformer)``), the adapter gives this model's
+        logits, as long as the SegFormer weights are the ones this model holds (the usual case when
+        only the block was trained; otherwise share the whole model).
+
+        Args:
+            base_model (`str`, *optional*): the Hub id or path of that SegFormer, for the model card.
+        """
+        import copy
+
+        from .configuration_quarf_adapter import QuarfAdapterConfig
+        from .modeling_quarf_adapter import QuarfAdapter, parameter_shapes
+
+        config = self.config
+        after = f"segformer.stages.{config.quarf_stage}.patch_embeddings"
+        block = self.segformer.quarf
+        adapter_config = QuarfAdapterConfig(
+            quality=config.quality,
+            attachments=[{
+                "after": after, "in_channels": block.in_channels, "out_channels": block.out_channels,
+                "quarf": block.config.to_dict(),
+                "parameter_shapes": parameter_shapes(self.segformer.stages[config.quarf_stage].patch_embeddings),
+            }],
+            pixel_mean=config.image_mean, pixel_std=config.image_std, pixel_argument="pixel_values",
+            base_model=base_model, base_model_class="transformers.SegformerForSemanticSegmentation",
+        )
+        adapter = QuarfAdapter(adapter_config, quality_extractor=copy.deepcopy(self.segformer.quality_extractor))
+        reference = next(block.parameters())
+        adapter.blocks.to(device=reference.device, dtype=reference.dtype)
+        adapter.blocks[0].load_state_dict(block.state_dict())
+        return adapter
 
 
 def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
@@ -272,19 +388,6 @@ def check_labels(labels, batch: int, config) -> None:
         values = torch.unique(labels[bad])[:5].tolist()
         raise ValueError(f"labels: expected class ids from 0 to {config.num_labels - 1} (num_labels={config.num_labels}) "
                          f"or the ignore index {ignore}, found {values}")
-
-
-def _processor_normalisation(path_or_id):
-    """The image mean/std of the SegFormer's saved image processor, ImageNet's if there is none."""
-    try:
-        from transformers import AutoImageProcessor
-
-        processor = AutoImageProcessor.from_pretrained(path_or_id)
-        return list(processor.image_mean), list(processor.image_std)
-    except (OSError, ValueError, AttributeError):
-        from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD
-
-        return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 
 __all__ = [

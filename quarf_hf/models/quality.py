@@ -19,8 +19,8 @@ per-feature mean and standard deviation over 528 generated images (procedural gr
 and textures, clean and with Gaussian noise, box blur and JPEG at several strengths), measured
 once with this module's BRISQUE. They only need to be of the right scale, not exact.
 
-Shipped to the Hub with the models: imports only torch and flat siblings (plus PIL/numpy inside
-``extract_quality``, which models never call).
+Shipped to the Hub with the models: imports only torch and flat siblings (plus PIL/numpy, through
+``image_utils``, inside ``extract_quality``, which models never call).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from torch import nn
 
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
-from .pixel_range import to_unit_range
 
 BRISQUE_FEATURE_MEAN = (
     1.72, 0.246, 0.600, -0.0175, 0.133, 0.0919, 0.597, -0.0042, 0.129, 0.0966, 0.611, -0.0242,
@@ -107,6 +106,10 @@ class ContriqueQuality(FrozenQualityExtractor):
 def build_quality_extractor(spec="brisque") -> nn.Module:
     """A frozen quality extractor from a name, folder, Hub id, spec dict or module (see the module doc)."""
     if isinstance(spec, nn.Module):
+        from .modeling_contrique import ContriqueModel
+
+        if isinstance(spec, ContriqueModel):  # a bare CONTRIQUE: its features through the frozen wrapper
+            return ContriqueQuality(spec)
         if not isinstance(getattr(spec, "feature_dim", None), int):
             raise ValueError(f"spec: a module must have an integer feature_dim, {type(spec).__name__} has none")
         if isinstance(spec, FrozenQualityExtractor):
@@ -146,45 +149,14 @@ def quality_spec_to_config(module: nn.Module) -> dict:
     )
 
 
-def _to_tensor(image, index: int) -> torch.Tensor:
-    """One image (PIL, numpy HWC/HW, tensor CHW/HW) -> float (3, H, W) in [0, 1]."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGBA") if image.mode in ("P", "LA") else image)
-    name = f"images[{index}]"
-    if isinstance(image, np.ndarray):
-        if image.dtype.kind not in "biufc":
-            raise TypeError(f"{name}: expected integer (0-255) or float ([0, 1]) pixels, found {image.dtype}")
-        array = image.astype(np.int64) if image.dtype.kind == "u" and image.dtype != np.uint8 else image
-        tensor = to_unit_range(torch.from_numpy(np.array(array)), name).float()
-        if tensor.ndim == 3:
-            tensor = tensor.permute(2, 0, 1)
-    elif isinstance(image, torch.Tensor):
-        tensor = to_unit_range(image, name).float()  # one rule: integers as 0-255, floats in [0, 1]
-    else:
-        raise TypeError(f"images[{index}]: expected a PIL image, numpy array or tensor, found {type(image).__name__}")
-    if tensor.ndim == 2:
-        tensor = tensor[None]
-    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
-        raise ValueError(f"images[{index}]: expected (H, W), (H, W, C) or (C, H, W) with 1, 3 or 4 channels, found {tuple(tensor.shape)}")
-    if tensor.shape[0] == 1:
-        tensor = tensor.expand(3, -1, -1)
-    elif tensor.shape[0] == 4:  # RGBA: composite on white, as a viewer would show it
-        alpha = tensor[3:4]
-        tensor = tensor[:3] * alpha + (1 - alpha)
-    if tensor.numel() == 0:
-        raise ValueError(f"images[{index}]: the image is empty, shape {tuple(tensor.shape)}")
-    return tensor
-
-
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
     """Quality features of images of any type and size: returns (N, feature_dim).
 
-    ``images``: a PIL image, numpy array (HWC/HW, uint8 or float in [0, 1]) or tensor
-    (CHW/HW, or BCHW for a batch), or a list of these. Grayscale is repeated to RGB; RGBA is
-    composited on white. Images of equal size are run together, ``batch_size`` at a time.
+    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW, uint8,
+    uint16 or float in [0, 1]) or tensor (CHW/HW, or BCHW for a batch), or a list of these, read
+    by :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf
+    reads images: grayscale is repeated to RGB, transparency is composited on white. Images of
+    equal size are run together, ``batch_size`` at a time.
     """
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         images = list(images)
@@ -192,8 +164,10 @@ def extract_quality(images, extractor="brisque", device=None, batch_size: int = 
         images = [images]
     if len(images) == 0:
         raise ValueError("images: expected at least one image, found an empty list")
+    from .image_utils import image_to_tensor
+
     module = build_quality_extractor(extractor)
-    tensors = [_to_tensor(image, index) for index, image in enumerate(images)]
+    tensors = [image_to_tensor(image, f"images[{index}]") for index, image in enumerate(images)]
     for index, tensor in enumerate(tensors):
         if min(tensor.shape[-2:]) < module.min_size:
             raise ValueError(

@@ -64,7 +64,7 @@ def resolve_quality(quality):
     """
     from .quality import build_quality_extractor, quality_spec_to_config
 
-    module = quality if isinstance(quality, nn.Module) else build_quality_extractor(quality)
+    module = build_quality_extractor(quality)  # modules come back frozen (a bare ContriqueModel wrapped)
     return module, normalize_quality_spec(quality_spec_to_config(module))
 
 

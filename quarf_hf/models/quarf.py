@@ -53,11 +53,51 @@ def _default_experts(num_experts: int = 4) -> tuple[tuple[int, int], ...]:
 
 @dataclass(frozen=True)
 class QuarfConfig:
-    """Settings of one QuARF block (everything but its channel counts).
+    r"""
+    Settings of one QuARF block (everything but its channel counts), a frozen dataclass. Model
+    configs store it as a dict (``to_dict`` / ``from_dict``).
 
     Defaults equal the published reference: 4096-d CONTRIQUE features, four 3x3 experts with
-    dilations 1, 2, 4, 8, four channel groups, top-4 (dense) soft routing with a linear,
-    noisy router.
+    dilations 1, 2, 4, 8, four channel groups, top-4 (dense) soft routing with a linear, noisy
+    router.
+
+    Args:
+        quality_dim (`int`, *optional*, defaults to 4096):
+            Width of the quality features the router reads (36 for BRISQUE, 4096 for CONTRIQUE).
+        experts (`tuple[tuple[int, int], ...]`, *optional*, defaults to `((3, 1), (3, 2), (3, 4), (3, 8))`):
+            One ``(kernel_size, dilation)`` per expert convolution; the receptive field of an
+            expert is ``(kernel_size - 1) * dilation + 1``.
+        num_groups (`int`, *optional*, defaults to 4):
+            Channel groups, each routed separately; must divide the block's channel counts.
+        top_k (`int`, *optional*):
+            Experts kept per group; `None` keeps every expert (the reference's ``top_k=4`` with
+            four experts).
+        mode (`str`, *optional*, defaults to `"soft"`):
+            ``"soft"``: the weighted sum of the experts; ``"hard"``: the one expert of highest weight.
+        router (`str`, *optional*, defaults to `"linear"`):
+            ``"linear"``, or ``"mlp"`` (Linear -> GELU -> Linear).
+        router_hidden_dim (`int`, *optional*, defaults to 256):
+            Hidden width of the ``"mlp"`` router (unused by the linear one).
+        router_noise (`bool`, *optional*, defaults to `True`):
+            Learned Gaussian noise on the routing logits, in training only.
+        residual (`bool`, *optional*, defaults to `False`):
+            ``x + gamma * block(x)`` with ``gamma`` zero at init, so the block starts as the identity.
+        hard_gradient (`str`, *optional*, defaults to `"straight_through"`):
+            Gradient of ``mode="hard"``: ``"straight_through"`` (one-hot forward, soft gradient) or
+            ``"gate"`` (the chosen expert's output times its weight).
+        bias (`bool`, *optional*, defaults to `True`):
+            Whether the expert convolutions have biases.
+
+    Example:
+
+    ```python
+    >>> from quarf_hf import QuarfConfig
+    >>> config = QuarfConfig(quality_dim=36, num_groups=2, top_k=2)
+    >>> config.num_experts, config.effective_top_k
+    (4, 2)
+    >>> QuarfConfig.from_dict(config.to_dict()) == config
+    True
+    ```
     """
 
     quality_dim: int = 4096
@@ -206,15 +246,67 @@ def load_balancing_loss(weights, logits, noisy_logits, noise_std, top_k: int) ->
 
 
 class QuARF(nn.Module):
-    """Quality-adaptive receptive-field convolution block.
+    r"""
+    Quality-adaptive receptive-field convolution block: a router maps the image's quality
+    features to weights over expert convolutions of different receptive fields (per channel
+    group), and the block applies them to a feature map.
 
-    ``QuARF(in_channels, quality_dim=4096, num_experts=4, top_k=4, num_groups=4, mode="soft")``
-    keeps the reference's signature; every other setting of :class:`QuarfConfig` can be given
-    as a keyword, or a whole ``config``.
+    **Three ways to give its settings**, which can be combined:
+
+    1. *positional*, the reference implementation's signature:
+       ``QuARF(in_channels, quality_dim, num_experts, top_k, num_groups, mode)``;
+    2. ``config=``: a whole :class:`QuarfConfig` (or its dict form, as stored in model configs);
+    3. *keywords*: any :class:`QuarfConfig` field by name (``experts=``, ``residual=``, ``router=``, ...).
+
+    Settings are resolved as: start from ``config`` (or :class:`QuarfConfig`'s defaults), then
+    every setting given positionally or as a keyword replaces that field. ``num_experts`` is not
+    a config field: it sets ``experts`` to that many 3x3 experts with dilations 1, 2, 4, ...
+    unless ``experts`` is given too (whose length it must then equal). An unknown keyword is a
+    `TypeError`; an invalid value a `ValueError` naming it. The resolved settings are
+    ``block.config``.
+
+    Args:
+        in_channels (`int`):
+            Channels of the input feature map.
+        quality_dim (`int`, *optional*, defaults to 4096):
+            Width of the quality features (36 for BRISQUE, 4096 for CONTRIQUE).
+        num_experts (`int`, *optional*, defaults to 4):
+            Number of default experts (3x3, dilations 1, 2, 4, ...); see above.
+        top_k (`int`, *optional*):
+            Experts kept per group; `None` (the default) keeps every expert.
+        num_groups (`int`, *optional*, defaults to 4):
+            Channel groups, each routed separately; must divide ``in_channels`` and ``out_channels``.
+        mode (`str`, *optional*, defaults to `"soft"`):
+            ``"soft"`` (weighted sum of the experts) or ``"hard"`` (the expert of highest weight).
+        out_channels (`int`, *optional*, keyword only, defaults to ``in_channels``):
+            Channels of the output; must equal ``in_channels`` when ``residual=True``.
+        config (`QuarfConfig` or `dict`, *optional*, keyword only):
+            The starting settings (see above).
+        **config_overrides:
+            Any other :class:`QuarfConfig` field (``experts``, ``router``, ``router_hidden_dim``,
+            ``router_noise``, ``residual``, ``hard_gradient``, ``bias``).
 
     ``forward(x, quality_features, return_routing=False)``: ``x`` (B, in_channels, H, W),
     ``quality_features`` (B, quality_dim). Returns (B, out_channels, H, W), and with
-    ``return_routing=True`` also the weights actually applied, (B, groups, experts).
+    ``return_routing=True`` also the weights actually applied, (B, groups, experts). In training
+    the load-balancing loss of the call is kept in ``block.aux_loss`` (see :func:`quarf_aux_loss`).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuARF, QuarfConfig
+    >>> a = QuARF(16, 36, 4, 2, 4, "soft")  # 1. positional, as the reference
+    >>> b = QuARF(16, config=QuarfConfig(quality_dim=36, top_k=2))  # 2. a config
+    >>> c = QuARF(16, quality_dim=36, top_k=2)  # 3. keywords
+    >>> a.config == b.config == c.config
+    True
+    >>> QuARF(16, config=b.config, residual=True).config.residual  # a keyword replaces a config field
+    True
+    >>> out, routing = c(torch.randn(2, 16, 8, 8), torch.randn(2, 36), return_routing=True)
+    >>> out.shape, routing.shape
+    (torch.Size([2, 16, 8, 8]), torch.Size([2, 4, 4]))
+    ```
     """
 
     def __init__(

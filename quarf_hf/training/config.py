@@ -73,10 +73,9 @@ class TrainConfig:
         if not 0 <= p <= 1:
             raise ValueError(f"augmentation.p: expected a probability in [0, 1], found {p!r}")
         # Checked now, not when they are first used: a typo must not cost a whole training run.
-        _check_corruptions("augmentation.corruptions", self.augmentation.get("corruptions", "all"))
-        _check_severities("augmentation.severities", self.augmentation.get("severities", [1, 5]))
-        _check_corruptions("evaluation.corruptions", self.evaluation.get("corruptions", []))
-        _check_severities("evaluation.severities", self.evaluation.get("severities", [3]))
+        _check_degradations("augmentation", self.augmentation.get("corruptions", "all"),
+                            self.augmentation.get("severities", [1, 5]))
+        _check_degradations("evaluation", self.evaluation.get("corruptions", []), self.evaluation.get("severities", [3]))
         check("schedule", self.schedule, SCHEDULES)
         check("mixed_precision", self.mixed_precision, PRECISIONS)
         check("tracker", self.tracker, TRACKERS)
@@ -167,22 +166,16 @@ def _number(name: str, value) -> float:
         raise ValueError(f"{name}: expected a number, found {value!r}") from None
 
 
-def _check_corruptions(name: str, value) -> None:
-    from ..degradations import CORRUPTIONS
+def _check_degradations(section: str, corruptions, severities) -> None:
+    """A section's corruptions and severities, checked as everywhere else (quarf_hf.degradations);
+    a wrong type is reported as a ValueError, like every other config error."""
+    from ..degradations.registry import check_corruptions, check_severities
 
-    if value == "all":
-        return
-    names = [value] if isinstance(value, str) else value
-    unknown = [n for n in names if n not in CORRUPTIONS] if isinstance(names, list) else [names]
-    if unknown:
-        raise ValueError(f"{name}: unknown {unknown}; expected 'all' or names from {sorted(CORRUPTIONS)}")
-
-
-def _check_severities(name: str, value) -> None:
-    values = [value] if isinstance(value, int) else value
-    if (not isinstance(values, (list, tuple)) or not values
-            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5 for v in values)):
-        raise ValueError(f"{name}: expected severities from 1 to 5, found {value!r}")
+    try:
+        check_corruptions(corruptions, f"{section}.corruptions", allow_empty=True)
+        check_severities(severities, f"{section}.severities")
+    except TypeError as err:
+        raise ValueError(str(err)) from None
 
 
 def load_train_config(path, **overrides) -> TrainConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -124,6 +125,28 @@ def _augmentation(config: TrainConfig):
     )
 
 
+@dataclass
+class TrainingRun:
+    """Everything :func:`setup_training` prepares for the loop: the accelerator, the prepared model,
+    optimiser, scheduler and data loader, the data, the pixel normalisation and the augmentation."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loader: DataLoader
+    train_set: object
+    validation_set: object | None
+    mean: torch.Tensor
+    std: torch.Tensor
+    augmentation: object | None
+    output_dir: Path
+    push_to_hub: str | None
+    step: int = 0  # optimiser steps done (restored by resume)
+    skipped: list = field(default_factory=list)  # (item, reason) left out by skip_bad
+
+
 def accelerator_is_main_process_env() -> bool:
     """Rank 0 (or a single process), before the Accelerator exists: only it cleans the folder."""
     import os
@@ -153,17 +176,15 @@ def _resume(accelerator, output_dir: Path) -> int:
                      f"({', '.join(p.name for p in skipped)}); start a new run in another output_dir")
 
 
-def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
-    """Runs (or resumes) training; returns the run summary. Only the main process writes files.
+def setup_training(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None,
+                   skip_bad: bool = False) -> TrainingRun:
+    """Checks the output folder (and the token when pushing), then builds the accelerator, data,
+    model, optimiser and scheduler, prepares them and, with ``resume``, restores the newest intact
+    checkpoint (skipping damaged newer ones, saying which and why).
 
-    Resuming restores model, optimiser, scheduler and RNG states (``accelerator.load_state``) and
-    continues the same data order: with the same seed it ends with the same weights as an
-    uninterrupted run.
-
-    Every training and validation item is read before the first step (a damaged file or a mask of
-    the wrong size stops the run with its name); ``skip_bad`` leaves such items out instead and
-    lists them (printed, and in the summary's ``skipped``).
-    """
+    Every training and validation item is read first (a damaged file or a mask of the wrong size
+    stops the run with its name); ``skip_bad`` leaves such items out instead and lists them
+    (printed, and in ``run.skipped``)."""
     from ..data import load_dataset_spec
     from ..evaluation import model_pixel_normalisation
 
@@ -229,85 +250,116 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if config.tracker != "none":
         accelerator.init_trackers("quarf", config={k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, bool))})
-
-    step = 0
+    run = TrainingRun(config=config, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
+                      loader=loader, train_set=train_set, validation_set=validation_set, mean=mean, std=std,
+                      augmentation=augmentation, output_dir=output_dir, push_to_hub=push_to_hub, skipped=skipped)
     if resume:
-        step = _resume(accelerator, output_dir)
+        run.step = _resume(accelerator, output_dir)
+    return run
+
+
+def training_step(run: TrainingRun, batch: dict, epoch: int, batch_in_epoch: int) -> torch.Tensor:
+    """One batch: degrade (seeded by its position), forward, backward and, at the end of an
+    accumulation, the optimiser and scheduler steps. Returns the batch's loss."""
+    config, accelerator, model = run.config, run.accelerator, run.model
+    pixels, labels = batch["pixel_values"], batch["labels"]
+    # All randomness of a batch (degradations, router noise, dropout) is seeded by its
+    # position, not by the RNG's history: a resumed run draws exactly the same numbers
+    # although creating the data iterator again consumes global random state.
+    position = (config.seed, epoch, batch_in_epoch, accelerator.process_index)
+    torch.manual_seed(_mixed_seed(*position, 1))
+    if run.augmentation is not None:
+        pixels = run.augmentation(pixels, generator=_generator(pixels.device, *position, 2))
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            out = model(pixel_values=(pixels - run.mean) / run.std, labels=labels)
+        loss = out.loss
+        if config.load_balancing_weight:
+            aux = quarf_aux_loss(model)
+            if aux is not None:
+                loss = loss + config.load_balancing_weight * aux
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+    return loss
+
+
+def finish_training(run: TrainingRun, stopped_early: bool, seen_ids: list[int]) -> dict:
+    """The final evaluation, the sample-id log, the exported model folder and ``summary.json``
+    (main process only); returns the run summary."""
+    config, accelerator = run.config, run.accelerator
+    results = _evaluate(run.model, run.validation_set, config, accelerator) if run.validation_set is not None else {}
+    if config.log_sample_ids:
+        ids_path = run.output_dir / f"sample_ids_rank{accelerator.process_index}.json"
+        write_text_atomic(ids_path, json.dumps(seen_ids))
+    summary = {"steps": run.step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
+               "evaluation": results}
+    if run.skipped:
+        summary["skipped"] = [{"item": name, "reason": reason} for name, reason in run.skipped]
+    if accelerator.is_main_process:
+        from .export import export_model
+
+        image_size = tuple(int(n) for n in run.train_set[0]["pixel_values"].shape[-2:])
+        export_model(accelerator.unwrap_model(run.model), run.output_dir / "model", config, summary,
+                     push_to_hub=run.push_to_hub, image_size=image_size)
+        write_text_atomic(run.output_dir / "summary.json", json.dumps(summary, indent=2))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
+    """Runs (or resumes) training; returns the run summary. Only the main process writes files.
+
+    Resuming restores model, optimiser, scheduler and RNG states (``accelerator.load_state``) and
+    continues the same data order: with the same seed it ends with the same weights as an
+    uninterrupted run. The steps are :func:`setup_training`, :func:`training_step` per batch and
+    :func:`finish_training`; this function is the loop over epochs, logging, periodic
+    evaluation and checkpoints, and the time budget. ``skip_bad``: leave out (and list, in the
+    summary's ``skipped``) unreadable items and masks of the wrong size instead of stopping.
+    """
+    run = setup_training(config, resume, push_to_hub, skip_bad)
+    accelerator, loader = run.accelerator, run.loader
     # accelerate also steps at the end of the data, so a last partial accumulation counts as a step.
     steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
     seen_ids = []
     start_time = time.monotonic()
-    progress = tqdm(total=config.max_steps, initial=step, disable=not accelerator.is_local_main_process,
+    progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
                     desc="training", mininterval=1.0)
-    model.train()
+    run.model.train()
     stopped_early = False
-    while step < config.max_steps and not stopped_early:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+    while run.step < config.max_steps and not stopped_early:
+        epoch, done_in_epoch = divmod(run.step, steps_per_epoch)
         loader.set_epoch(epoch)
         skip = done_in_epoch * config.gradient_accumulation_steps
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch_in_epoch, batch in enumerate(epoch_loader, start=skip):
-            pixels, labels = batch["pixel_values"], batch["labels"]
             if config.log_sample_ids:
                 seen_ids.extend(batch["index"].tolist())
-            # All randomness of a batch (degradations, router noise, dropout) is seeded by its
-            # position, not by the RNG's history: a resumed run draws exactly the same numbers
-            # although creating the data iterator again consumes global random state.
-            position = (config.seed, epoch, batch_in_epoch, accelerator.process_index)
-            torch.manual_seed(_mixed_seed(*position, 1))
-            if augmentation is not None:
-                pixels = augmentation(pixels, generator=_generator(pixels.device, *position, 2))
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    out = model(pixel_values=(pixels - mean) / std, labels=labels)
-                loss = out.loss
-                if config.load_balancing_weight:
-                    aux = quarf_aux_loss(model)
-                    if aux is not None:
-                        loss = loss + config.load_balancing_weight * aux
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+            loss = training_step(run, batch, epoch, batch_in_epoch)
             if not accelerator.sync_gradients:
                 continue
-            step += 1
+            run.step += 1
+            step = run.step
             progress.update(1)
             mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
             progress.set_postfix(loss=f"{mean_loss:.4f}")
             if config.tracker != "none":
-                accelerator.log({"train/loss": mean_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
-            if config.eval_every and step % config.eval_every == 0 and validation_set is not None and step < config.max_steps:
-                metrics = _evaluate(model, validation_set, config, accelerator)
+                accelerator.log({"train/loss": mean_loss, "lr": run.scheduler.get_last_lr()[0]}, step=step)
+            if (config.eval_every and step % config.eval_every == 0 and run.validation_set is not None
+                    and step < config.max_steps):
+                metrics = _evaluate(run.model, run.validation_set, config, accelerator)
                 if config.tracker != "none":
                     accelerator.log(_flat_metrics(metrics), step=step)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
-                save_checkpoint(accelerator, output_dir, step, config.keep_checkpoints)
+                save_checkpoint(accelerator, run.output_dir, step, config.keep_checkpoints)
             over_budget = config.max_minutes is not None and (time.monotonic() - start_time) > 60 * config.max_minutes
             # Every process must agree to stop at the same step.
             stopped_early = accelerator.reduce(torch.tensor(float(over_budget), device=accelerator.device), "sum").item() > 0
             if step >= config.max_steps or stopped_early:
                 break
     progress.close()
-
-    results = _evaluate(model, validation_set, config, accelerator) if validation_set is not None else {}
-    if config.log_sample_ids:
-        ids_path = output_dir / f"sample_ids_rank{accelerator.process_index}.json"
-        write_text_atomic(ids_path, json.dumps(seen_ids))
-    summary = {"steps": step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
-               "evaluation": results}
-    if skipped:
-        summary["skipped"] = [{"item": name, "reason": reason} for name, reason in skipped]
-    if accelerator.is_main_process:
-        from .export import export_model
-
-        image_size = tuple(int(n) for n in train_set[0]["pixel_values"].shape[-2:])
-        export_model(accelerator.unwrap_model(model), output_dir / "model", config, summary,
-                     push_to_hub=push_to_hub, image_size=image_size)
-        write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2))
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
-
+    return finish_training(run, stopped_early, seen_ids)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from ..models.configuration_quarf_restoration import QuarfRestorationConfig
-from ..models.configuration_quarf_segformer import QuarfSegformerConfig
-from ..hub.build import load_hub_config
+from ..hub.build import block_settings, load_hub_config, new_quarf_model
 from ..models.modeling_quarf_restoration import QuarfRestorationModel
 from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-from ..models.quality_spec import resolve_quality
 
 
 def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
@@ -27,9 +24,7 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
     if model_section.get("hub_config"):
         hub = load_hub_config(model_section["hub_config"])
         architecture.update(hub.get("segformer", hub.get("unet", {})))
-        hub_quarf = dict(hub.get("quarf", {}))
-        stage = hub_quarf.pop("stage", 0)
-        hub_quarf.pop("width", None)
+        stage, hub_quarf = block_settings(hub)
         quarf = {**hub_quarf, **quarf}
     architecture.update(model_section.get("config", {}))
     labels = {}
@@ -57,15 +52,8 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
             if ignore_index is not None:
                 model.config.semantic_loss_ignore_index = int(ignore_index)
             return model
-        extractor, spec = resolve_quality(quality)
-        config = QuarfSegformerConfig(**architecture, **labels, quarf=quarf, quarf_stage=stage, quality=spec)
-        model = QuarfSegformerForSemanticSegmentation(config)
-        model.segformer.quality_extractor.load_state_dict(extractor.state_dict())
-        return model
+        return new_quarf_model("quarf_segformer", quality, **architecture, **labels, quarf=quarf, quarf_stage=stage)
     if base:
         return QuarfRestorationModel.from_pretrained(base)
-    extractor, spec = resolve_quality(quality)
-    model = QuarfRestorationModel(QuarfRestorationConfig(**architecture, quarf=quarf, quality=spec))
-    model.quality_extractor.load_state_dict(extractor.state_dict())
-    return model
+    return new_quarf_model("quarf_restoration", quality, **architecture, quarf=quarf)
 

@@ -1,0 +1,43 @@
+"""``quarf-hf space``: serve the Gradio Space (``spaces/quarf-demo``) locally.
+
+Models, in order: ``--model`` / ``--baseline`` / ``--restoration``, the environment variables
+``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL``, then the folders ``quarf-hf demo``
+wrote under ``outputs/demo/``. With none the page opens and says how to get one.
+"""
+
+from __future__ import annotations
+
+
+def run_space(args) -> int:
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ValueError(f"--port: expected a port number from 1 to 65535, found {args.port}")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ValueError("quarf-hf space needs gradio: pip install 'quarf-hf[space]' (or pip install gradio)") from None
+    from ..space import launch
+
+    launch(model=args.model, baseline=args.baseline, restoration=args.restoration, host=args.host, port=args.port,
+           share=args.share)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "space",
+        help="serve the Gradio page: degrade an image, watch the segmentation and QuARF's routing",
+        description=(
+            "Serve the Space of spaces/quarf-demo locally: upload or pick an image, degrade it with any corruption "
+            "at severity 0-5, and compare QuARF's segmentation and routing with a baseline's."
+        ),
+    )
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="QuARF segmentation model, folder or Hub id (default: $QUARF_MODEL, else outputs/demo/quarf/model)")
+    parser.add_argument("--baseline", default=None, metavar="MODEL",
+                        help="model shown next to it (default: $BASELINE_MODEL, else the demo's augmentation arm)")
+    parser.add_argument("--restoration", default=None, metavar="MODEL",
+                        help="a QuARF restoration model for the restoration tab (default: $RESTORATION_MODEL)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860 or the next free one)")
+    parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    parser.set_defaults(func=run_space)

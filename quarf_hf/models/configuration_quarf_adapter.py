@@ -1,0 +1,120 @@
+"""Configuration of a QuARF adapter: QuARF blocks plus their quality model, for someone else's network.
+
+Shipped to the Hub with every adapter: imports only transformers and flat siblings.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from .quarf import QuarfConfig
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
+    "AutoModel": "modeling_quarf_adapter.QuarfAdapter",
+}
+ATTACHMENT_KEYS = {"after", "in_channels", "out_channels", "quarf", "parameter_shapes"}
+
+
+def _floats(name: str, value) -> list[float]:
+    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number or a list of numbers, found {value!r}") from None
+    if not values:
+        raise ValueError(f"{name}: expected a number or a non-empty list of numbers, found {value!r}")
+    return values
+
+
+class QuarfAdapterConfig(PretrainedConfig):
+    """Configuration of a :class:`~quarf_hf.models.modeling_quarf_adapter.QuarfAdapter`.
+
+    Args:
+        quality (`dict`, *optional*): the frozen quality extractor as a spec dict
+            (``{"type": "brisque"}`` or ``{"type": "contrique", "config": {...}}``); BRISQUE by default.
+        attachments (`list[dict]`): one entry per QuARF block, in order:
+            ``after`` (dotted name of the base-network module whose output the block transforms),
+            ``in_channels``, ``out_channels``, ``quarf`` (the block's
+            :class:`~quarf_hf.QuarfConfig` as a dict) and ``parameter_shapes`` (the shapes of that
+            module's parameters when the adapter was made, checked when attaching).
+        pixel_mean, pixel_std (`float` or `list[float]`, *optional*, default 0 and 1): how the base
+            network's pixel input is normalised: ``pixels_01 = input * std + mean``.
+        pixel_argument (`str`, *optional*): the keyword of the base network's forward that carries
+            the pixels; by default the first of ``pixel_values``, ``sample``, ``images``, ``x``,
+            ``input`` given, else the first positional argument.
+        base_model (`str`, *optional*): the Hub id or path of the base network.
+        base_model_class (`str`, *optional*): its class, ``module.ClassName``.
+
+    Example:
+
+    ```python
+    >>> from quarf_hf import QuarfAdapterConfig
+    >>> config = QuarfAdapterConfig(attachments=[{"after": "conv_in", "in_channels": 32}], pixel_mean=0.5, pixel_std=0.5)
+    >>> config.attachments[0]["quarf"]["quality_dim"]   # BRISQUE's width, filled in
+    36
+    ```
+    """
+
+    model_type = "quarf_adapter"
+
+    quality: dict | None = None
+    attachments: list | None = None
+    pixel_mean: list | tuple | float | int = 0.0
+    pixel_std: list | tuple | float | int = 1.0
+    pixel_argument: str | None = None
+    base_model: str | None = None
+    base_model_class: str | None = None
+
+    def __post_init__(self, **kwargs):
+        from .quality_spec import normalize_quality_spec, quality_feature_dim
+
+        self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
+        feature_dim = quality_feature_dim(self.quality)
+        self.attachments = [self._attachment(i, a, feature_dim) for i, a in enumerate(self.attachments or [])]
+        names = [a["after"] for a in self.attachments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"attachments: expected one block per module, found several after {duplicates}")
+        self.pixel_mean = _floats("pixel_mean", self.pixel_mean)
+        self.pixel_std = _floats("pixel_std", self.pixel_std)
+        if min(self.pixel_std) <= 0:
+            raise ValueError(f"pixel_std: expected positive values, found {self.pixel_std}")
+        for name in ("pixel_argument", "base_model", "base_model_class"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name}: expected a string or None, found {value!r}")
+        super().__post_init__(**kwargs)
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+
+    @staticmethod
+    def _attachment(index: int, attachment, feature_dim: int) -> dict:
+        where = f"attachments[{index}]"
+        if not isinstance(attachment, dict) or not isinstance(attachment.get("after"), str) or not attachment["after"]:
+            raise ValueError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
+        unknown = sorted(set(attachment) - ATTACHMENT_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")
+        in_channels = attachment.get("in_channels")
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
+            raise ValueError(f"{where}.in_channels: expected a positive integer, found {in_channels!r}")
+        out_channels = attachment.get("out_channels") or in_channels
+        quarf = dict(attachment.get("quarf") or {})
+        quarf.setdefault("quality_dim", feature_dim)
+        quarf.setdefault("residual", True)
+        block = QuarfConfig.from_dict(quarf)  # validates every block setting
+        if block.quality_dim != feature_dim:
+            raise ValueError(
+                f"{where}.quarf.quality_dim: expected the quality extractor's feature width {feature_dim}, found {block.quality_dim}"
+            )
+        shapes = attachment.get("parameter_shapes") or {}
+        return {
+            "after": attachment["after"],
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "quarf": block.to_dict(),
+            "parameter_shapes": {str(k): [int(d) for d in v] for k, v in shapes.items()},
+        }
+
+
+__all__ = ["QuarfAdapterConfig"]

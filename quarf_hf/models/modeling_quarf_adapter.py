@@ -1,0 +1,539 @@
+"""QuARF adapters: trained QuARF blocks and their quality model, shared apart from the network they sit in.
+
+A :class:`QuarfAdapter` holds a frozen quality extractor, one or more QuARF blocks and, in its
+config, where each block attaches (module names of the base network), how the base network's
+pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
+a network with two kinds of forward hooks:
+
+* a pre-hook on the network reads its pixel input, un-normalises it to [0, 1] and runs the
+  extractor once per forward;
+* a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
+  ``(tokens (B, H*W, C), H, W)``) through that module's block.
+
+The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
+``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
+``.cuda()`` too, but stays out of the network's parameters, state dict and gradients.
+``detach()`` takes all of it out again. ``save_pretrained`` / ``push_to_hub`` write the adapter
+only (its weights, config, code and a model card naming the base network), a few kB to MB next
+to the base network's weights, like a LoRA adapter.
+
+Shipped to the Hub with every adapter: imports only torch, transformers, huggingface_hub and
+flat siblings, so ``AutoModel.from_pretrained(id, trust_remote_code=True).attach(model)`` works
+where quarf_hf is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_quarf_adapter import QuarfAdapterConfig
+from .modeling_quarf import init_quarf_block
+from .quality_spec import build_quality_extractor_from_spec
+from .quarf import QuARF
+
+PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
+# Modules whose forward runs (or whose owner iterates) their children: a block registered on
+# one of them would be called as one more layer, without its quality features.
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+# At most this many parameter shapes of a module are recorded (and checked when attaching).
+MAX_RECORDED_SHAPES = 64
+
+
+@dataclass
+class QuarfAdapterOutput(ModelOutput):
+    """``quality_features`` (B, feature_dim): the frozen extractor's features of the pixels."""
+
+    quality_features: torch.FloatTensor | None = None
+
+
+class QuarfExtractorHolder(nn.Module):
+    """Carries a frozen quality extractor along with the network it is attached to.
+
+    ``Module.to`` / ``half`` / ``double`` / ``cuda`` reach submodules through ``_apply``, which
+    this module forwards to the extractor. The extractor is not one of its submodules, so it is
+    not in the network's ``parameters()`` (nor an optimizer built from them), ``state_dict()``
+    or ``requires_grad_()``. The holder itself has no parameters and is never called.
+    """
+
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        object.__setattr__(self, "extractor", extractor)
+
+    def _apply(self, fn, recurse=True):
+        self.extractor._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("QuarfExtractorHolder is not a layer; QuARF adapters call the extractor from a hook")
+
+    def extra_repr(self) -> str:
+        return f"extractor={type(self.extractor).__name__}"
+
+
+@dataclass
+class _Attachment:
+    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that."""
+
+    model: nn.Module
+    hosted: list = field(default_factory=list)  # (host module, attribute name)
+    handles: list = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+
+
+def find_channels(module: nn.Module) -> int | None:
+    """The output channels a module declares (``out_channels``, ``num_features``, ``hidden_size``), or None."""
+    for attribute in ("out_channels", "num_features", "hidden_size"):
+        value = getattr(module, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def parameter_shapes(module: nn.Module) -> dict:
+    """``{name: shape}`` of a module's parameters (the first ``MAX_RECORDED_SHAPES``)."""
+    shapes = {}
+    for name, parameter in module.named_parameters():
+        if len(shapes) == MAX_RECORDED_SHAPES:
+            break
+        shapes[name] = list(parameter.shape)
+    return shapes
+
+
+def attribute_name(after: str) -> str:
+    """The attribute a block is registered under: ``quarf_`` + the module name, dots as underscores."""
+    return "quarf_" + after.replace(".", "_")
+
+
+def host_module(model: nn.Module, after: str) -> nn.Module:
+    """The module that holds the block attached after ``after``: the network itself, unless it is
+    a container (``nn.Sequential`` would call the block as one more layer); then the first
+    non-container module on the way to ``after``, or inside it."""
+    if not isinstance(model, CONTAINERS):
+        return model
+    module = model
+    for part in after.split("."):
+        module = module.get_submodule(part)
+        if not isinstance(module, CONTAINERS):
+            return module
+    for inner in module.modules():
+        if not isinstance(inner, CONTAINERS):
+            return inner
+    raise ValueError(f"after: {after!r} holds only containers (nn.Sequential/ModuleList/ModuleDict); name a layer inside it")
+
+
+def _pixel_input(args, kwargs, pixel_argument):
+    if pixel_argument is not None:
+        if isinstance(kwargs.get(pixel_argument), torch.Tensor):
+            return kwargs[pixel_argument]
+        if args and isinstance(args[0], torch.Tensor):
+            return args[0]
+        raise ValueError(f"pixel_argument: the model was called without {pixel_argument!r}")
+    for key in PIXEL_KEYWORDS:
+        if isinstance(kwargs.get(key), torch.Tensor):
+            return kwargs[key]
+    if args and isinstance(args[0], torch.Tensor):
+        return args[0]
+    raise ValueError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
+
+
+def _is_hub_id(value) -> bool:
+    return isinstance(value, str) and not os.path.exists(value) and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value) is not None
+
+
+class QuarfAdapterPreTrainedModel(PreTrainedModel):
+    config_class = QuarfAdapterConfig
+    config: QuarfAdapterConfig
+    base_model_prefix = "quarf_adapter"
+    main_input_name = "pixel_values"
+    _can_compile_fullgraph = False
+
+    def _init_weights(self, module):
+        # Only the blocks: the extractor is frozen and comes with its own weights.
+        if isinstance(module, QuARF):
+            init_quarf_block(module)
+
+
+class QuarfAdapter(QuarfAdapterPreTrainedModel):
+    """QuARF blocks and their frozen quality extractor, to attach to a base network.
+
+    Args:
+        config ([`QuarfAdapterConfig`]): the quality extractor, the blocks and where they attach.
+        quality_extractor (`nn.Module`, *optional*): an extractor with the config's architecture
+            to use as it is (its weights are kept); by default one is built from ``config.quality``.
+
+    Made by :func:`quarf_hf.insert_quarf` (which also attaches it), by
+    :meth:`QuarfAdapter.for_model`, by ``QuarfSegformerForSemanticSegmentation.to_adapter()``,
+    or loaded with ``from_pretrained``. ``forward(pixel_values)`` returns the quality features of
+    the base network's (normalised) pixel input; the blocks run inside the base network.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from quarf_hf import QuarfAdapter
+    >>> cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 3, 1))
+    >>> adapter = QuarfAdapter.for_model(cnn, after="0", quality="brisque").attach(cnn)
+    >>> cnn(torch.rand(1, 3, 32, 32)).shape        # the block runs after cnn[0]
+    torch.Size([1, 3, 32, 32])
+    >>> model = adapter.detach()                     # cnn is exactly as before
+    ```
+    """
+
+    def __init__(self, config: QuarfAdapterConfig, quality_extractor: nn.Module | None = None):
+        super().__init__(config)
+        self.quality_extractor = (
+            quality_extractor if quality_extractor is not None else build_quality_extractor_from_spec(config.quality)
+        )
+        self.blocks = nn.ModuleList(
+            QuARF(a["in_channels"], out_channels=a["out_channels"], config=a["quarf"]) for a in config.attachments
+        )
+        self._attachment: _Attachment | None = None
+        self.post_init()
+
+    # ------------------------------------------------------------------ making one
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        after,
+        quality="brisque",
+        *,
+        channels=None,
+        pixel_mean=0.0,
+        pixel_std=1.0,
+        pixel_argument: str | None = None,
+        base_model: str | None = None,
+        **block_kwargs,
+    ) -> "QuarfAdapter":
+        """A new (untrained) adapter for ``model``, with a block after each module named in ``after``.
+
+        Args:
+            model (`nn.Module`): the base network (not changed here; see :meth:`attach`).
+            after (`str` or `list[str]`): dotted name(s) of the modules whose output (a (B, C, H, W)
+                map, or ``(tokens, H, W)`` as SegFormer's patch embeddings return) each block transforms.
+            quality: the extractor: ``"brisque"``, ``"contrique"``, a converted CONTRIQUE folder or
+                Hub id, a spec dict, or a BRISQUE/CONTRIQUE extractor module.
+            channels (`int`, `list[int]` or `dict[str, int]`, *optional*): the modules' output
+                channels, where a module does not declare them (``out_channels``, ``num_features``).
+            pixel_mean, pixel_std: the base network's input normalisation
+                (``pixels_01 = input * std + mean``): 0/1 for [0, 1] input, 0.5/0.5 for [-1, 1]
+                (diffusers), the image processor's mean/std for transformers vision models.
+            pixel_argument (`str`, *optional*): the keyword carrying the pixels.
+            base_model (`str`, *optional*): Hub id or path of the base network, for the model
+                card; read from ``model.name_or_path`` / ``model.config._name_or_path`` when unset.
+            block_kwargs: QuARF settings for every block; ``residual`` defaults to True (the
+                network's outputs are unchanged until the blocks are trained).
+        """
+        from .quality_spec import resolve_quality
+
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+        names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"after: expected a module name or a non-empty list of them, found {after!r}")
+        if isinstance(channels, (list, tuple)):
+            if len(channels) != len(names):
+                raise ValueError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
+            channels = dict(zip(names, channels))
+        attachments = []
+        for name in names:
+            try:
+                target = model.get_submodule(name)
+            except AttributeError as err:
+                raise ValueError(f"after: {name!r} is not a submodule of {type(model).__name__}") from err
+            if hasattr(host_module(model, name), attribute_name(name)):
+                raise ValueError(f"after: a QuARF block is already inserted after {name!r}")
+            count = channels.get(name) if isinstance(channels, dict) else channels
+            count = count if count is not None else find_channels(target)
+            if count is None:
+                raise ValueError(
+                    f"channels: could not infer the output channels of {name!r} ({type(target).__name__}); pass channels="
+                )
+            attachments.append({"after": name, "in_channels": count, "parameter_shapes": parameter_shapes(target)})
+
+        extractor, spec = resolve_quality(quality)
+        block_kwargs.setdefault("residual", True)
+        block_kwargs.setdefault("quality_dim", extractor.feature_dim)
+        for attachment in attachments:  # QuARF's own argument handling, then its settings as a dict
+            probe = QuARF(attachment["in_channels"], **block_kwargs)
+            attachment.update(out_channels=probe.out_channels, quarf=probe.config.to_dict())
+        if base_model is None:
+            base_model = getattr(model, "name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", None)
+        config = QuarfAdapterConfig(
+            quality=spec, attachments=attachments, pixel_mean=pixel_mean, pixel_std=pixel_std,
+            pixel_argument=pixel_argument, base_model=str(base_model) if base_model else None,
+            base_model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+        )
+        return cls(config, quality_extractor=extractor)
+
+    # ------------------------------------------------------------------ attaching
+    @property
+    def attached_to(self) -> nn.Module | None:
+        """The network the adapter is attached to, or None."""
+        return self._attachment.model if self._attachment is not None else None
+
+    @property
+    def block(self) -> QuARF:
+        """The first block (the only one for a single-module adapter)."""
+        return self.blocks[0]
+
+    def block_model(self, index: int = 0):
+        """Block ``index`` on its own, as a :class:`~quarf_hf.models.modeling_quarf.QuarfBlockModel` (a copy)."""
+        from .modeling_quarf import QuarfBlockModel
+
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.blocks):
+            raise ValueError(f"index: expected an integer from 0 to {len(self.blocks) - 1}, found {index!r}")
+        return QuarfBlockModel.from_block(self.blocks[index])
+
+    @property
+    def attribute(self) -> str:
+        """The attribute the first block is registered under in the network."""
+        return attribute_name(self.config.attachments[0]["after"])
+
+    def check_compatible(self, model: nn.Module) -> None:
+        """Raises a ValueError naming the problem if the blocks cannot go into ``model``; warns if only
+        the network's class name differs from the one the adapter was made for. Changes nothing."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+        if not self.config.attachments:
+            raise ValueError("adapter: its config lists no attachments (no QuARF blocks to attach)")
+        if self._attachment is not None:
+            raise ValueError(
+                f"model: this adapter is already attached to a {type(self._attachment.model).__name__}; detach() it first"
+            )
+        recorded = self.config.base_model_class
+        found_class = type(model).__name__
+        mismatch_note = ""
+        if recorded and recorded.rsplit(".", 1)[-1] != found_class:
+            mismatch_note = f" (the adapter was made for a {recorded.rsplit('.', 1)[-1]}, this is a {found_class})"
+        for attachment in self.config.attachments:
+            name = attachment["after"]
+            try:
+                target = model.get_submodule(name)
+            except AttributeError:
+                raise ValueError(
+                    f"model: {found_class} has no module {name!r}, which the adapter attaches a QuARF block after{mismatch_note}"
+                ) from None
+            channels = find_channels(target)
+            if channels is not None and channels != attachment["in_channels"]:
+                raise ValueError(
+                    f"model: {name!r} outputs {channels} channels, the adapter's block takes {attachment['in_channels']}{mismatch_note}"
+                )
+            found_shapes = dict(target.named_parameters())
+            for parameter, shape in attachment["parameter_shapes"].items():
+                found = list(found_shapes[parameter].shape) if parameter in found_shapes else None
+                if found != shape:
+                    raise ValueError(
+                        f"model: {name}.{parameter} has shape {found}, the adapter was made for {shape}{mismatch_note}"
+                    )
+            if hasattr(host_module(model, name), attribute_name(name)):
+                raise ValueError(f"model: a QuARF block is already inserted after {name!r}")
+        if mismatch_note:
+            warnings.warn(
+                f"model: the adapter was made for a {recorded}, attaching it to a {type(model).__module__}.{found_class} "
+                f"whose modules have the recorded names and shapes",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def attach(self, model: nn.Module) -> "QuarfAdapter":
+        """Puts the blocks into ``model`` after their modules; returns the adapter.
+
+        Every check runs first (:meth:`check_compatible`); nothing is changed when one fails. The
+        blocks move to the network's device and dtype, the extractor to its device.
+        """
+        self.check_compatible(model)
+        reference = next(model.parameters(), None)
+        if reference is not None:
+            self.blocks.to(device=reference.device, dtype=reference.dtype)
+            self.quality_extractor.to(device=reference.device)
+        attachment = _Attachment(model=model)
+        # The extractor: once, next to the first block (the old `quarf_<name>_quality` attribute).
+        first = self.config.attachments[0]["after"]
+        holder_host = host_module(model, first)
+        holder_host.add_module(attribute_name(first) + "_quality", QuarfExtractorHolder(self.quality_extractor))
+        attachment.hosted.append((holder_host, attribute_name(first) + "_quality"))
+        for block, spec in zip(self.blocks, self.config.attachments):
+            host = host_module(model, spec["after"])
+            host.add_module(attribute_name(spec["after"]), block)
+            block.train(host.training)  # the network's mode, as if the block had always been in it
+            attachment.hosted.append((host, attribute_name(spec["after"])))
+            target = model.get_submodule(spec["after"])
+            attachment.handles.append(target.register_forward_hook(self._block_hook(block, spec["after"], attachment.state)))
+        attachment.handles.append(model.register_forward_pre_hook(self._quality_hook(attachment.state), with_kwargs=True))
+        self._attachment = attachment
+        return self
+
+    def detach(self) -> nn.Module:
+        """Takes the blocks, the extractor and the hooks out of the network; returns it, as it was."""
+        if self._attachment is None:
+            raise ValueError("adapter: not attached to any model")
+        attachment, self._attachment = self._attachment, None
+        for handle in attachment.handles:
+            handle.remove()
+        for host, name in attachment.hosted:
+            delattr(host, name)
+        attachment.state.clear()
+        return attachment.model
+
+    def remove(self, model: nn.Module | None = None) -> None:
+        """``detach()``, for callers of the earlier ``QuarfInsertion.remove(model)``."""
+        if model is not None and self._attachment is not None and model is not self._attachment.model:
+            raise ValueError(f"model: this adapter is attached to another {type(self._attachment.model).__name__}")
+        self.detach()
+
+    @property
+    def handles(self) -> list:
+        """The hook handles of the current attachment (empty when detached)."""
+        return list(self._attachment.handles) if self._attachment is not None else []
+
+    @property
+    def last_routing_weights(self) -> dict:
+        """``{module name: (B, groups, experts)}`` routing weights of the network's last forward (detached)."""
+        if self._attachment is None:
+            return {}
+        return dict(self._attachment.state.get("routing", {}))
+
+    def _quality_hook(self, state: dict):
+        def compute_quality(_module, args, kwargs):
+            pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
+            state["quality"] = self.compute_quality_features(pixels)
+            state["routing"] = {}
+
+        return compute_quality
+
+    def _block_hook(self, block: QuARF, after: str, state: dict):
+        def apply_block(_module, _args, output):
+            quality = state.get("quality")
+            if quality is None:
+                raise RuntimeError(f"QuARF adapter: {after!r} ran outside a forward of the model it is attached to")
+            features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+            if isinstance(features, torch.Tensor) and features.ndim == 4:
+                mixed, routing = block(features, quality.to(features.dtype), return_routing=True)
+            elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
+                  and all(isinstance(v, int) for v in rest[:2])):
+                # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
+                batch, _, channels = features.shape
+                feature_map = features.transpose(1, 2).reshape(batch, channels, rest[0], rest[1])
+                mixed, routing = block(feature_map, quality.to(features.dtype), return_routing=True)
+                mixed = mixed.flatten(2).transpose(1, 2)
+            else:
+                found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+                raise ValueError(
+                    f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
+                )
+            state.setdefault("routing", {})[after] = routing.detach()
+            return (mixed, *rest) if isinstance(output, tuple) else mixed
+
+        return apply_block
+
+    # ------------------------------------------------------------------ quality
+    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Quality features (float32) of the base network's normalised pixel input, without gradients."""
+        parameter = next(self.quality_extractor.parameters(), None)
+        dtype = parameter.dtype if parameter is not None else torch.float32
+        mean = torch.tensor(self.config.pixel_mean, device=pixel_values.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.config.pixel_std, device=pixel_values.device).view(1, -1, 1, 1)
+        with torch.no_grad():
+            pixels = (pixel_values.float() * std + mean).clamp(0, 1)
+            return self.quality_extractor(pixels.to(dtype)).float()
+
+    def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
+        quality_features = self.compute_quality_features(pixel_values)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output = QuarfAdapterOutput(quality_features=quality_features)
+        return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------------------ sharing
+    def model_card(self, repo_id: str | None = None):
+        """A ``huggingface_hub.ModelCard`` naming the base network, the blocks and how to attach them."""
+        from huggingface_hub import ModelCard, ModelCardData
+
+        base = self.config.base_model
+        data = ModelCardData(
+            library_name="transformers",
+            base_model=base if _is_hub_id(base) else None,
+            tags=["quarf", "quarf-adapter", "image-quality", "adapter"],
+        )
+        base_class = self.config.base_model_class or "unknown"
+        rows = "\n".join(
+            f"| `{a['after']}` | {a['in_channels']} | {len(a['quarf']['experts'])} | {a['quarf']['num_groups']} | {a['quarf']['mode']} |"
+            for a in self.config.attachments
+        )
+        load = repo_id or "THIS_REPO"
+        size = sum(t.numel() * t.element_size() for t in self.state_dict().values())
+        text = f"""---
+{data.to_yaml()}
+---
+
+# QuARF adapter for `{base or base_class}`
+
+QuARF blocks (Quality-Adaptive Receptive Fields, AAAI-25) and the frozen
+`{self.config.quality['type']}` quality model that routes them, trained inside
+**{f'`{base}`' if base else 'a base network'}** (`{base_class}`). This repository holds only
+the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.
+
+| attached after | channels | experts | groups | mode |
+|---|---|---|---|---|
+{rows}
+
+Pixel input normalisation of the base network: mean {self.config.pixel_mean}, std {self.config.pixel_std}.
+
+## Use
+
+```python
+from transformers import AutoModel
+
+base = ...  # load `{base or base_class}` as usual
+adapter = AutoModel.from_pretrained("{load}", trust_remote_code=True)  # or quarf_hf.QuarfAdapter
+adapter.attach(base)      # the trained blocks now run inside `base`
+base = adapter.detach()   # the original network again
+```
+"""
+        return ModelCard(text)
+
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        """``PreTrainedModel.save_pretrained`` (adapter weights, config, code) plus a model card (README.md)."""
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            path = os.path.join(save_directory, "README.md")
+            handle, temporary = tempfile.mkstemp(dir=save_directory, prefix=".README.md.")
+            os.close(handle)
+            try:
+                self.model_card(repo_id).save(temporary)
+                os.replace(temporary, path)
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+        if push_to_hub:
+            self.push_to_hub(repo_id or os.path.basename(os.path.normpath(save_directory)))
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    commit_message: str = "Upload QuARF adapter", revision: str | None = None,
+                    create_pr: bool = False, **kwargs):
+        """Creates ``repo_id`` if needed and uploads the adapter folder, model card included.
+
+        (transformers' own ``push_to_hub`` would replace the card with a generic one.)
+        """
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        created = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        repo_id = getattr(created, "repo_id", repo_id)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, repo_id=repo_id)
+            return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model",
+                                     commit_message=commit_message, revision=revision, create_pr=create_pr)
+
+
+__all__ = ["QuarfAdapter", "QuarfAdapterPreTrainedModel", "QuarfAdapterOutput", "QuarfExtractorHolder"]

@@ -1,0 +1,78 @@
+"""Reading an uploaded image for the Space: any PIL mode and bit depth -> RGB float in [0, 1],
+downscaled to the page's size cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..models.image_utils import image_to_tensor
+
+# Longest side, in pixels, the page works at; larger uploads are downscaled (and the page says so).
+MAX_SIDE = 1024
+# Refuse files whose decoded size alone would exhaust a small Space (PIL's own bomb guard is ~179 MP).
+MAX_PIXELS = 50_000_000
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """An image file as a (1, 3, H, W) float32 tensor in [0, 1].
+
+    Pixels as every entry point of quarf-hf reads them
+    (:func:`quarf_hf.models.image_utils.image_to_tensor`: 16-bit at full depth, transparency
+    composited on white); in addition EXIF orientation is applied and animated formats give
+    their first frame.
+
+    Raises:
+        ValueError: the file is not an image PIL can read, or is larger than ``MAX_PIXELS``.
+    """
+    name = Path(path).name
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                too_large = f"image: expected at most {MAX_PIXELS:,} pixels, found {width}x{height} in {name!r}"
+                raise OverflowError(too_large)
+            image.seek(0)
+            image = ImageOps.exif_transpose(image)
+            pixels = image_to_tensor(image, "image")
+    except UnidentifiedImageError:
+        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), {name!r} is not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt image data
+        reason = str(err).replace(str(path), name)
+        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), cannot read {name!r} ({reason})") from None
+    except OverflowError as err:  # raised above, before decoding
+        raise ValueError(str(err)) from None
+    except Image.DecompressionBombError:
+        raise ValueError(f"image: expected at most {MAX_PIXELS:,} pixels, {name!r} is larger") from None
+    return pixels.unsqueeze(0).contiguous()
+
+
+def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> tuple[torch.Tensor, str | None]:
+    """Downscale ``image`` (1, 3, H, W) so that its longer side is at most ``max_side``.
+
+    Returns the image and a notice for the page (``None`` when nothing changed).
+
+    Raises:
+        ValueError: the image (after downscaling) is smaller than ``min_side`` on a side, which
+            the models cannot take (a 1x1 image, or a 10000x10 strip).
+    """
+    height, width = image.shape[-2:]
+    scale = min(1.0, max_side / max(height, width))
+    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    if min(new_height, new_width) < min_side:
+        after = f", {new_width}x{new_height} after downscaling to the {max_side}-pixel cap" if scale < 1 else ""
+        raise ValueError(
+            f"image: expected at least {min_side}x{min_side} pixels on each side, found {width}x{height}{after}"
+        )
+    if scale == 1.0:
+        return image, None
+    resized = torch.nn.functional.interpolate(image, size=(new_height, new_width), mode="bilinear",
+                                              antialias=True, align_corners=False).clamp(0, 1)
+    notice = (f"The image is {width}x{height} pixels; it was downscaled to {new_width}x{new_height} "
+              f"(this page works on at most {max_side} pixels on the longer side).")
+    return resized, notice
+
+
+__all__ = ["load_image", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]

@@ -1,0 +1,154 @@
+"""What the page computes, without the page: degrade, segment, compare with the clean image's
+prediction, read the routing and the quality features, restore.
+
+Every function runs under ``torch.inference_mode`` and is deterministic: the degradation of a
+request is seeded from (corruption, severity) as ``quarf-hf evaluate`` seeds image 0, so equal
+requests give equal answers, however many run at once.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import LoadedModel
+
+BLEND_ALPHA = 0.5   # weight of the class colour in the overlay
+SEED = 0
+
+
+def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch.Tensor:
+    """``image`` (1, 3, H, W) in [0, 1] degraded by ``corruption`` at ``severity``; severity 0 is the image."""
+    from quarf_hf.degradations import CORRUPTIONS, degrade
+    from quarf_hf.evaluation.runner import degradation_seed
+
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"corruption: expected one of {', '.join(CORRUPTIONS)}, found {corruption!r}")
+    if isinstance(severity, float) and severity.is_integer():
+        severity = int(severity)
+    if not isinstance(severity, int) or not 0 <= severity <= 5:
+        raise ValueError(f"severity: expected an integer from 0 (clean) to 5, found {severity!r}")
+    if severity == 0:
+        return image.clone()
+    generator = torch.Generator().manual_seed(degradation_seed(SEED, corruption, severity, 0))
+    return degrade(image.cpu(), corruption, severity, generator=generator).float().clamp(0, 1)
+
+
+def per_group(routing: torch.Tensor) -> torch.Tensor:
+    """Routing weights as (B, groups, experts); a per-pixel router's (B, groups, ..., experts) is
+    averaged over the pixels."""
+    routing = routing.detach().float().cpu()
+    if routing.ndim > 3:
+        routing = routing.reshape(routing.shape[0], routing.shape[1], -1, routing.shape[-1]).mean(2)
+    return routing
+
+
+@torch.inference_mode()
+def segment(model: LoadedModel, images: torch.Tensor) -> dict:
+    """Class ids at the images' size, routing (B, groups, experts) and quality features (B, D) or None."""
+    pixels = (images.to(model.device, torch.float32) - model.mean) / model.std
+    output = model.model(pixel_values=pixels)
+    logits = F.interpolate(output.logits.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    routing = getattr(output, "routing_weights", None)
+    quality = getattr(output, "quality_features", None)
+    return {
+        "masks": logits.argmax(1).cpu(),
+        "routing": None if routing is None else per_group(routing),
+        "quality": None if quality is None else quality.detach().float().cpu(),
+    }
+
+
+@torch.inference_mode()
+def restore(model: LoadedModel, images: torch.Tensor) -> dict:
+    output = model.model(pixel_values=images.to(model.device, torch.float32))
+    routing = getattr(output, "routing_weights", None)
+    return {
+        "reconstruction": output.reconstruction.float().clamp(0, 1).cpu(),
+        "routing": None if routing is None else per_group(routing),
+        "quality": None if output.quality_features is None else output.quality_features.float().cpu(),
+    }
+
+
+def mean_iou(prediction: torch.Tensor, reference: torch.Tensor, num_labels: int) -> float:
+    """mIoU of ``prediction`` against ``reference`` (here: the clean image's prediction)."""
+    from quarf_hf.evaluation import SegmentationMeter
+
+    meter = SegmentationMeter(num_labels, ignore_index=None)
+    meter.update(prediction, reference)
+    return meter.compute()["mIoU"]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    from quarf_hf.evaluation.metrics import psnr_per_image
+
+    return float(psnr_per_image(a.reshape(1, -1), b.reshape(1, -1)))
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
+    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def num_labels(model: LoadedModel) -> int:
+    return int(getattr(model.model.config, "num_labels", 0) or len(model.id2label) or 1)
+
+
+def colours(count: int) -> np.ndarray:
+    from quarf_hf.commands.predict import palette
+
+    return palette(max(count, 1))
+
+
+def overlay(image: torch.Tensor, mask: torch.Tensor, count: int) -> np.ndarray:
+    """Class colours blended over the image, (H, W, 3) uint8, the image's size."""
+    base = to_uint8(image).astype(np.float32)
+    blended = (1.0 - BLEND_ALPHA) * base + BLEND_ALPHA * colours(count)[mask.numpy()].astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def legend_html(model_masks: dict[str, tuple[LoadedModel, torch.Tensor]]) -> str:
+    """A legend of the classes on screen: colour swatch, class name, share of pixels per model."""
+    rows, seen = [], {}
+    for title, (model, mask) in model_masks.items():
+        counts = np.bincount(mask.reshape(-1).numpy(), minlength=num_labels(model))
+        for class_id in np.flatnonzero(counts):
+            entry = seen.setdefault(int(class_id), {"name": model.id2label.get(int(class_id), str(class_id)), "share": {}})
+            entry["share"][title] = counts[class_id] / mask.numel()
+    count = max((num_labels(m) for m, _ in model_masks.values()), default=1)
+    palette = colours(count)
+    titles = list(model_masks)
+    for class_id in sorted(seen):
+        r, g, b = (int(v) for v in palette[class_id])
+        shares = "".join(f"<td>{100 * seen[class_id]['share'].get(t, 0.0):.1f}%</td>" for t in titles)
+        rows.append(
+            f'<tr><td><span class="quarf-swatch" style="display:inline-block;width:1em;height:1em;'
+            f'border:1px solid #888;background:rgb({r},{g},{b})"></span></td>'
+            f"<td>{html.escape(seen[class_id]['name'])}</td>{shares}</tr>"
+        )
+    header = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+    return (f'<table class="quarf-legend"><tr><th></th><th>class</th>{header}</tr>{"".join(rows)}</table>'
+            if rows else "")
+
+
+def expert_labels(model: LoadedModel, count: int) -> list[str]:
+    if model.experts and len(model.experts) == count:
+        return [f"RF {rf} ({k}x{k}, dilation {d})" for k, d, rf in model.experts]
+    return [f"expert {e}" for e in range(count)]
+
+
+def quality_summary(model: LoadedModel, features: torch.Tensor, clean_features: torch.Tensor) -> str:
+    """One line: what the router sees (the extractor's feature vector) and how far it moved from clean."""
+    name = {"brisque": "BRISQUE (36 standardised features)", "contrique": "CONTRIQUE (4096 features)"}.get(
+        model.quality or "", f"{model.quality or 'quality'} features")
+    norm, clean_norm = float(features.norm()), float(clean_features.norm())
+    shift = float((features - clean_features).norm())
+    return (f"**What the router sees**: {name}: norm {norm:.2f} (clean image: {clean_norm:.2f}); "
+            f"distance from the clean image's features {shift:.2f}.")
+
+
+__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html", "to_uint8",
+           "expert_labels", "quality_summary"]

@@ -1,0 +1,200 @@
+"""Which models the Space shows, and loading them once per process.
+
+Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space --model ...``),
+the environment variables ``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL``, and the
+folders ``quarf-hf demo`` writes (``outputs/demo/quarf/model``, and as the baseline the
+augmentation arm, ``outputs/demo/augmentation/model``, else ``outputs/demo/baseline/model``),
+looked up under ``$QUARF_DEMO_DIR`` if set, else under the working directory and the source checkout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEMO_DIR = Path("outputs") / "demo"
+# The command a visitor runs when no model is configured (writes the folders above in ~2 minutes).
+GET_A_MODEL = "quarf-hf demo --quick"
+ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL"}
+TITLES = {"quarf": "QuARF", "baseline": "baseline"}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the page: eval mode, on its device, with what the page needs to show it."""
+
+    role: str                 # "quarf", "baseline" or "restoration"
+    source: str               # the folder or Hub id it came from
+    model: torch.nn.Module
+    task: str                 # "segmentation" or "restoration"
+    mean: torch.Tensor        # (1, 3, 1, 1): pixel_values = (pixels - mean) / std
+    std: torch.Tensor
+    min_side: int             # smallest image side the model accepts
+    experts: list[tuple[int, int, int]] | None = None   # (kernel, dilation, receptive field) per expert
+    quality: str | None = None                          # the quality extractor's type, for QuARF models
+    id2label: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.role, self.role)
+
+
+@dataclass
+class SpaceModels:
+    """The models of one page; ``errors`` maps a role to why its model did not load."""
+
+    quarf: LoadedModel | None = None
+    baseline: LoadedModel | None = None
+    restoration: LoadedModel | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def segmenters(self) -> list[LoadedModel]:
+        return [m for m in (self.quarf, self.baseline) if m is not None]
+
+    @property
+    def empty(self) -> bool:
+        return not self.segmenters and self.restoration is None
+
+
+def project_roots() -> list[Path]:
+    """Where ``outputs/demo`` may be: the working directory, then the source checkout (if any)."""
+    roots = [Path.cwd()]
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and checkout not in roots:
+        roots.append(checkout)
+    return roots
+
+
+def demo_folders() -> dict[str, str]:
+    """The model folders of a ``quarf-hf demo`` run that exist, by role: under ``$QUARF_DEMO_DIR``
+    when it is set (``quarf-hf demo --out`` elsewhere), else under ``outputs/demo`` of the first
+    of :func:`project_roots` that has them."""
+    override = os.environ.get("QUARF_DEMO_DIR")
+    for demo in [Path(override)] if override else [root / DEMO_DIR for root in project_roots()]:
+        found = {}
+        if (demo / "quarf" / "model" / "config.json").is_file():
+            found["quarf"] = str(demo / "quarf" / "model")
+        for arm in ("augmentation", "baseline"):  # the fair comparison first: same augmentation
+            if (demo / arm / "model" / "config.json").is_file():
+                found["baseline"] = str(demo / arm / "model")
+                break
+        if found:
+            return found
+    return {}
+
+
+def resolve_sources(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None) -> dict[str, str]:
+    """Role -> folder or Hub id: arguments, then environment variables, then the demo's folders."""
+    given = {"quarf": quarf, "baseline": baseline, "restoration": restoration}
+    sources = {}
+    for role, value in given.items():
+        value = value or os.environ.get(ENV_VARS[role]) or None
+        if value:
+            sources[role] = value
+    if "quarf" not in sources and "baseline" not in sources:
+        sources.update(demo_folders())
+    return sources
+
+
+def _experts(model) -> list[tuple[int, int, int]] | None:
+    from quarf_hf.models.quarf import receptive_field
+
+    quarf = getattr(model.config, "quarf", None)
+    if not isinstance(quarf, dict) or "experts" not in quarf:
+        return None
+    return [(int(k), int(d), receptive_field(int(k), int(d))) for k, d in quarf["experts"]]
+
+
+def _min_side(model) -> int:
+    from quarf_hf.models.quality_spec import quality_min_size
+
+    config = model.config
+    minimum = getattr(config, "min_image_size", None)
+    if minimum is None:
+        stride = 1
+        for s in getattr(config, "strides", None) or []:
+            stride *= int(s)
+        minimum = stride
+        if getattr(config, "quality", None):
+            minimum = max(minimum, quality_min_size(config.quality))
+    return max(int(minimum), 1)
+
+
+def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.device = "cpu",
+            processor_source: str | None = None) -> LoadedModel:
+    """Wrap a loaded model for the page (eval mode, on ``device``, normalisation and experts read once).
+
+    ``processor_source``: the folder or Hub id whose saved image processor gives a plain
+    SegFormer's normalisation (default: the model's ``name_or_path``; ImageNet's when none).
+    """
+    from quarf_hf.evaluation import model_pixel_normalisation, model_task
+
+    model = model.to(device).eval()
+    task = model_task(model)
+    expected = "restoration" if role == "restoration" else "segmentation"
+    if task != expected:
+        raise ValueError(f"{ENV_VARS[role]}: expected a {expected} model, found a {task} model ({model.config.model_type})")
+    mean, std = model_pixel_normalisation(model, processor_source)
+    id2label = {int(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
+    quality = getattr(model.config, "quality", None)
+    return LoadedModel(
+        role=role, source=source, model=model, task=task,
+        mean=torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+        std=torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1),
+        min_side=_min_side(model), experts=_experts(model),
+        quality=quality.get("type") if isinstance(quality, dict) else None, id2label=id2label,
+    )
+
+
+def load_one(role: str, source: str, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a folder or Hub id (with the package's classes registered; remote code trusted, as
+    the Space's owner chose the model)."""
+    from quarf_hf.evaluation.loading import load_model, load_model_config
+
+    config = load_model_config(source, trust_remote_code=True)
+    return prepare(role, source, load_model(source, config, trust_remote_code=True), device, processor_source=source)
+
+
+_CACHE: dict[tuple, SpaceModels] = {}
+_LOCK = threading.Lock()
+
+
+def load_space_models(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None,
+                      device: str | torch.device | None = None) -> SpaceModels:
+    """The page's models, loaded once per process (later calls with the same sources reuse them).
+
+    A model that fails to load is left out and its error kept in ``errors`` for the page; this
+    never raises for a bad model, so the page always opens.
+    """
+    sources = resolve_sources(quarf, baseline, restoration)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    key = (tuple(sorted(sources.items())), str(device))
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        loaded = SpaceModels(sources=dict(sources))
+        for role, source in sources.items():
+            try:
+                setattr(loaded, role, load_one(role, source, device))
+            except Exception as err:  # noqa: BLE001 - any failure is shown in the page instead
+                logger.warning("could not load the %s model %r: %s", role, source, err)
+                loaded.errors[role] = f"{type(err).__name__}: {err}"
+        _CACHE[key] = loaded
+        return loaded
+
+
+__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "demo_folders", "GET_A_MODEL"]
