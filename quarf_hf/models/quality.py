@@ -152,11 +152,13 @@ def quality_spec_to_config(module: nn.Module) -> dict:
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
     """Quality features of images of any type and size: returns (N, feature_dim).
 
-    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW, uint8,
-    uint16 or float in [0, 1]) or tensor (CHW/HW, or BCHW for a batch), or a list of these, read
-    by :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf
-    reads images: grayscale is repeated to RGB, transparency is composited on white. Images of
-    equal size are run together, ``batch_size`` at a time.
+    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW) or tensor
+    (CHW/HW, or BCHW for a batch), or a list of these, read by
+    :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf reads
+    images, under the one pixel rule of ``input_checks`` (integers as 0-255, ``uint16`` as 16-bit,
+    floats in [0, 1]; anything else refused, naming ``images[i]``): grayscale is repeated to RGB,
+    transparency is composited on white. Images of equal size are run together, ``batch_size`` at
+    a time.
     """
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         images = list(images)
