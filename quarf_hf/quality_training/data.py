@@ -115,6 +115,7 @@ class QualityImages(torch.utils.data.Dataset):
             raise ValueError(f"{argument}: expected at least one dataset spec, found an empty list")
         self.image_size, self.seed, self.argument = image_size, seed, argument
         self.items: list[tuple[object, int]] = []  # (dataset, index in it)
+        self.groups: list[int] = []  # one id per underlying image: its tiles share it
         self.descriptions = []
         for number, spec in enumerate(specs):
             source = _source(spec, number)
@@ -128,7 +129,9 @@ class QualityImages(torch.utils.data.Dataset):
                     where = dataset.describe(item) if hasattr(dataset, "describe") else f"{description} item {item}"
                     raise ValueError(f"image_size: {where} is {size[0]}x{size[1]} pixels, smaller than the "
                                      f"{image_size}x{image_size} tiles; lower image_size or use larger images")
+            first = len(set(self.groups))
             self.items += [(dataset, i) for i in range(len(dataset)) for _ in range(repeats)]
+            self.groups += [first + i for i in range(len(dataset)) for _ in range(repeats)]
             self.descriptions.append(f"{description} ({len(dataset)} x {repeats})")
         if not self.items:
             raise ValueError(f"{argument}: no images found (every source was optional and absent)")

@@ -16,10 +16,11 @@ def probe_section(probe: dict) -> str:
     from .probe import probe_table
 
     setup = probe["setup"]
-    return (f"Measured by `quarf-hf evaluate-quality` on {setup['images']} held-out images "
-            f"({setup['image_size'][0]}x{setup['image_size'][1]}) and corruption kinds never seen in training "
+    return (f"Measured by `quarf-hf evaluate-quality` on {setup['images']} held-out images (tiles of "
+            f"{setup.get('source_images', setup['images'])} source images, "
+            f"{setup['image_size'][0]}x{setup['image_size'][1]}) and corruption kinds never seen in training "
             f"({', '.join(setup['corruptions'])}; severities {setup['severities']} and clean), probes fitted on "
-            f"half of the images and scored on the other half, next to BRISQUE's 36 features on the same images:\n\n"
+            f"half of the source images and scored on the other half, next to BRISQUE's 36 features on the same images:\n\n"
             + probe_table(probe) + "\n\n![probe](probe.png)")
 
 

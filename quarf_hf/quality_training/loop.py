@@ -65,6 +65,7 @@ def train_quality(config: QualityTrainConfig, resume: bool = False, push_to_hub:
                          "it, or choose another output_dir")
     # Everything the user can get wrong is checked before the first step.
     train_set = QualityImages(config.data["train"], config.image_size, seed=config.seed)
+    set_seed(config.seed)  # the initial weights follow the seed
     model = build_encoder(config)
     probe_data = None
     if config.probe:
@@ -76,7 +77,6 @@ def train_quality(config: QualityTrainConfig, resume: bool = False, push_to_hub:
     if len(train_set) < config.batch_size * accelerator.num_processes:
         raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
                          f"the {len(train_set)} training images")
-    set_seed(config.seed)
     table = class_table(config.corruption_names, config.severities, config.clean_class)
     authentic = round(config.batch_size * config.authentic_fraction)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)

@@ -1,8 +1,8 @@
 """What quality features carry, measured on held-out images and corruption kinds.
 
 For every probe image, the clean image and each held-out corruption at each severity are
-encoded. Images are split in two halves (even / odd index), so every figure is measured on
-image content that the probes were not fitted on:
+encoded. Images are split in two halves by source image (even / odd; tiles of one photo stay
+together), so every figure is measured on image content that the probes were not fitted on:
 
 * kind accuracy: a multinomial logistic regression (L2, fitted by L-BFGS on standardised
   features) predicting the corruption kind of the degraded images;
@@ -25,8 +25,8 @@ from ..degradations import degrade
 DEFAULT_PROBE_DATA = {"type": "quarf-shapes", "num_samples": 48, "seed": 1000}
 
 
-def probe_images(probe: dict, image_size: int, min_size: int = 64, seed: int = 0) -> torch.Tensor:
-    """The probe's images as one (N, 3, S, S) tensor (default: 48 quarf-shapes scenes of seed 1000)."""
+def probe_images(probe: dict, image_size: int, min_size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe's images, (N, 3, S, S), and each one's source-image id, (N,) (default: 48 quarf-shapes scenes of seed 1000)."""
     from .data import QualityImages
 
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < min_size:
@@ -34,9 +34,9 @@ def probe_images(probe: dict, image_size: int, min_size: int = 64, seed: int = 0
                          f"found {image_size!r}")
     specs = probe.get("data") or [dict(DEFAULT_PROBE_DATA, size=image_size)]
     dataset = QualityImages(specs, image_size, seed=seed + 7919, argument="probe.data")
-    if len(dataset) < 4:
-        raise ValueError(f"probe.data: expected at least 4 images (two halves of two), found {len(dataset)}")
-    return torch.stack([dataset[i]["pixel_values"] for i in range(len(dataset))])
+    if len(set(dataset.groups)) < 4:
+        raise ValueError(f"probe.data: expected at least 4 distinct images (two halves of two), found {len(set(dataset.groups))}")
+    return torch.stack([dataset[i]["pixel_values"] for i in range(len(dataset))]), torch.tensor(dataset.groups)
 
 
 def _seed(*parts) -> int:
@@ -47,11 +47,12 @@ def _seed(*parts) -> int:
 
 
 @torch.no_grad()
-def extract_probe_features(extractors: dict, images: torch.Tensor, corruptions: list[str], severities: list[int],
-                           seed: int = 0, batch_size: int = 32, progress: bool = True) -> dict:
+def extract_probe_features(extractors: dict, images: torch.Tensor, groups: torch.Tensor, corruptions: list[str],
+                           severities: list[int], seed: int = 0, batch_size: int = 32, progress: bool = True) -> dict:
     """Features of clean and degraded probe images for each extractor, plus their labels.
 
-    Returns ``{"features": {name: (M, D)}, "kind": (M,) (-1: clean), "severity": (M,), "image": (M,)}``.
+    Returns ``{"features": {name: (M, D)}, "kind": (M,) (-1: clean), "severity": (M,), "image": (M,)}``,
+    ``image`` being the source-image id (``groups``).
     """
     conditions = [("clean", 0)] + [(k, s) for k in corruptions for s in severities]
     features = {name: [] for name in extractors}
@@ -68,7 +69,7 @@ def extract_probe_features(extractors: dict, images: torch.Tensor, corruptions: 
                 features[name].append(extractor(chunk).float().cpu())
             kinds.append(torch.full((len(chunk),), -1 if kind == "clean" else corruptions.index(kind)))
             levels.append(torch.full((len(chunk),), severity))
-            ids.append(torch.arange(start, start + len(chunk)))
+            ids.append(groups[start:start + len(chunk)])
     return {"features": {n: torch.cat(f) for n, f in features.items()}, "kind": torch.cat(kinds),
             "severity": torch.cat(levels), "image": torch.cat(ids)}
 
@@ -147,21 +148,28 @@ def probe_metrics(features: torch.Tensor, kind: torch.Tensor, severity: torch.Te
     return result
 
 
-def run_probe(model, images: torch.Tensor, corruptions: list[str], severities=(1, 2, 3, 4, 5), seed: int = 0,
+def run_probe(model, images, corruptions: list[str], severities=(1, 2, 3, 4, 5), seed: int = 0,
               progress: bool = True, return_features: bool = False) -> dict:
-    """The probe on a ContriqueModel and, as the reference, on BRISQUE; a JSON-ready dict."""
+    """The probe on a ContriqueModel and, as the reference, on BRISQUE; a JSON-ready dict.
+
+    ``images``: ``(pixels (N, 3, S, S), source ids (N,))`` as :func:`probe_images` returns, or pixels
+    alone (each image its own source).
+    """
     from ..models.quality import ContriqueQuality, build_quality_extractor
 
     if len(corruptions) < 2:
         raise ValueError(f"corruptions: the kind probe needs at least 2 corruption kinds, found {corruptions!r}")
     severities = list(severities)
+    images, groups = images if isinstance(images, tuple) else (images, torch.arange(len(images)))
     model = model.eval()
     encoder = ContriqueQuality(model) if not hasattr(model, "min_size") else model
     extractors = {"encoder": encoder, "brisque": build_quality_extractor("brisque")}
-    data = extract_probe_features(extractors, images, list(corruptions), severities, seed=seed, progress=progress)
+    data = extract_probe_features(extractors, images, groups, list(corruptions), severities, seed=seed,
+                                  progress=progress)
     results = {
         "setup": {"images": len(images), "image_size": list(images.shape[-2:]), "corruptions": list(corruptions),
-                  "severities": severities, "samples": len(data["kind"]), "split": "even image index: fit; odd: test",
+                  "severities": severities, "source_images": len(groups.unique()),
+                  "samples": len(data["kind"]), "split": "source images of even id: fit; odd: test",
                   "chance": {"kind_accuracy": 1 / len(corruptions), "severity_accuracy": 1 / (len(severities) + 1)}},
     }
     for name, features in data["features"].items():
