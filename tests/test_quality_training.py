@@ -24,7 +24,7 @@ from quarf_hf.quality_training.objective import supervised_contrastive_loss
 from quarf_hf.quality_training.probe import logistic_probe_accuracy, spearman
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_ENCODER = {"embedding_size": 8, "hidden_sizes": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "projection_dim": 16}
+TINY_ENCODER = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 64], "depths": [1, 1, 1, 1], "projection_dim": 32}
 
 
 def tiny_config(tmp_path, name="run", **overrides) -> dict:
@@ -46,10 +46,10 @@ def tiny_config(tmp_path, name="run", **overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One 40-step run of a tiny encoder (about 15 s on one CPU thread), with a probe at the end."""
+    """One 80-step run of a small encoder (about 15 s on one CPU thread), with a probe at the end."""
     tmp_path = tmp_path_factory.mktemp("quality")
     config = QualityTrainConfig.from_dict(tiny_config(
-        tmp_path, probe={"corruptions": ["shot_noise", "defocus_blur"], "image_size": 64,
+        tmp_path, max_steps=80, probe={"corruptions": ["shot_noise", "defocus_blur"], "image_size": 64,
                          "data": [{"type": "quarf-shapes", "num_samples": 8, "size": 64, "seed": 5}]}))
     summary = train_quality(config)
     return summary, Path(config.output_dir) / "model"
@@ -75,11 +75,14 @@ def test_loss_falls_on_a_tiny_run(trained):
     from accelerate.utils import set_seed
 
     summary, folder = trained
-    assert summary["steps"] == 40 and len(summary["losses"]) == 40
+    losses = summary["losses"]
+    assert summary["steps"] == 80 and len(losses) == 80
+    assert sum(losses[-10:]) < 0.9 * sum(losses[:10]), "the training loss, first 10 steps against last 10"
     set_seed(0)
     initial = ContriqueModel(QualityTrainConfig.from_dict(tiny_config(Path("unused"))).contrique_config())
     before, after = _fixed_batch_loss(initial), _fixed_batch_loss(ContriqueModel.from_pretrained(folder))
-    assert after < 0.9 * before, f"loss on a fixed batch: {before:.3f} at initialisation, {after:.3f} after 40 steps"
+    # Measured: 9.67 -> 8.57 (a random encoder sits near 9.7; the lowest possible is about 2 log 3 = 2.2).
+    assert after < 0.95 * before, f"loss on a fixed batch: {before:.3f} at initialisation, {after:.3f} after 80 steps"
 
 
 def _crop_similarities(model) -> tuple[float, float]:
@@ -99,11 +102,11 @@ def _crop_similarities(model) -> tuple[float, float]:
 
 
 def test_crops_of_one_degraded_image_are_closer_than_other_kinds(trained):
-    """After 40 steps, two crops of one noisy image are closer than a crop of the same scene blurred:
-    a margin (0.07 measured) that a random encoder of the same architecture does not have."""
+    """After 80 steps, two crops of one noisy image are closer than a crop of the same scene blurred:
+    a margin (0.23 measured) that a random encoder of the same architecture does not have."""
     _, folder = trained
     same, other = _crop_similarities(ContriqueModel.from_pretrained(folder))
-    assert same - other > 0.03, (same, other)
+    assert same - other > 0.1, (same, other)
     torch.manual_seed(0)
     random_same, random_other = _crop_similarities(ContriqueModel(QualityTrainConfig.from_dict(
         tiny_config(Path("unused"))).contrique_config()))
@@ -122,7 +125,7 @@ def test_trained_folder_is_hub_ready_with_recipe_probe_and_card(trained):
     assert recipe["probe_corruptions"] == ["shot_noise", "defocus_blur"]
     probe = json.loads((folder / "probe.json").read_text())
     assert set(probe) == {"setup", "encoder", "brisque"} and probe["brisque"]["feature_dim"] == 36
-    assert probe["encoder"]["feature_dim"] == 64 and 0 <= probe["encoder"]["kind_accuracy"] <= 1
+    assert probe["encoder"]["feature_dim"] == 128 and 0 <= probe["encoder"]["kind_accuracy"] <= 1
     card = ModelCard.load(folder / "README.md")
     assert card.data.pipeline_tag == "image-feature-extraction" and "contrique" in card.data.tags
     assert "| kind accuracy (linear probe) |" in card.text and "![probe](probe.png)" in card.text
@@ -324,7 +327,7 @@ def test_build_of_the_trained_variant(tmp_path, capsys):
     text = (out / "README.md").read_text()
     assert text.count("<your-org>/quarf-quality-small") >= 2 and "# quarf-quality-small" in text
     assert ContriqueModel.from_pretrained(out).feature_dim == 512
-    with pytest.raises(ValueError, match=r"--base: its hidden_sizes \[8, 16, 16, 32\] do not match"):
+    with pytest.raises(ValueError, match=r"--base: its hidden_sizes \[16, 32, 64, 64\] do not match"):
         tiny = QualityTrainConfig.from_dict(tiny_config(tmp_path, name="tiny", max_steps=1))
         train_quality(tiny)
         build("quarf-quality-small", tmp_path / "out2", base=str(tmp_path / "tiny" / "model"))
@@ -350,7 +353,7 @@ def test_quality_folder_plugs_in_wherever_a_quality_spec_is_taken(trained, tmp_p
     segformer = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(
         hidden_sizes=[8, 16, 16, 16], depths=[1] * 4, num_attention_heads=[1] * 4, decoder_hidden_size=16,
         num_labels=3, quality=str(source))).eval()
-    assert segformer.config.quality["source"] == str(source) and segformer.config.quarf["quality_dim"] == 64
+    assert segformer.config.quality["source"] == str(source) and segformer.config.quarf["quality_dim"] == 128
     restoration = QuarfRestorationModel(QuarfRestorationConfig(
         block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4, mid_block_attention=False,
         quality=str(source))).eval()
