@@ -429,3 +429,23 @@ def test_accelerate_launch_runs_the_module(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert '"steps": 2' in result.stdout
     assert (Path(data["output_dir"]) / "model" / "model.safetensors").is_file()
+
+
+def test_recipe_holds_out_the_demos_held_out_kinds():
+    """The published encoder must not have seen the corruptions the demo evaluates as held out."""
+    from quarf_hf.commands.demo import HELD_OUT
+
+    config = load_quality_config("quarf-quality-small")
+    assert sorted(config.probe["corruptions"]) == sorted(HELD_OUT["corruptions"])
+    assert not set(HELD_OUT["corruptions"]) & set(config.corruption_names)
+
+
+def test_readme_quality_config_is_valid(tmp_path):
+    """The README's example config (a YAML block, not run by test_readme) is a valid QualityTrainConfig."""
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    example = [b for b in blocks if "authentic_fraction" in b]
+    assert len(example) == 1
+    config = QualityTrainConfig.from_dict(yaml.safe_load(example[0]))
+    assert config.num_classes == 4 * 5 + 1 and config.contrique_config().feature_dim == 512
