@@ -66,7 +66,9 @@ def extract_probe_features(extractors: dict, images: torch.Tensor, groups: torch
                 generator = torch.Generator().manual_seed(_seed(seed, corruptions.index(kind), severity, start))
                 chunk = degrade(chunk, kind, severity, generator=generator)
             for name, extractor in extractors.items():
-                features[name].append(extractor(chunk).float().cpu())
+                # each extractor where it lives (a trained encoder may be on the GPU, BRISQUE on the CPU)
+                device = next(iter([*extractor.parameters(), *extractor.buffers()]), chunk).device
+                features[name].append(extractor(chunk.to(device)).float().cpu())
             kinds.append(torch.full((len(chunk),), -1 if kind == "clean" else corruptions.index(kind)))
             levels.append(torch.full((len(chunk),), severity))
             ids.append(groups[start:start + len(chunk)])
