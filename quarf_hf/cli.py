@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "quarf_hf.commands.convert_contrique",
     "quarf_hf.commands.degradations",
     "quarf_hf.commands.train",
+    "quarf_hf.commands.train_quality",
+    "quarf_hf.commands.evaluate_quality",
     "quarf_hf.commands.evaluate",
     "quarf_hf.commands.predict",
     "quarf_hf.commands.bench",

@@ -816,3 +816,12 @@ def test_train_skip_bad_lists_what_it_skipped(world, tmp_path, capsys):
     assert summary["steps"] == 1
     assert [Path(entry["item"].split()[-1]).name for entry in summary["skipped"]] == ["b.png"]
     assert "skipped data.train" in capsys.readouterr().out
+
+
+def test_16bit_png_quality_training_photos(tmp_path):
+    """train-quality's photo folder reads a 16-bit PNG through the shared loader (values / 65535)."""
+    from quarf_hf.quality_training.data import PhotoFolder
+
+    grey = _png16(tmp_path / "deep.png")
+    item = PhotoFolder(tmp_path)[0]["pixel_values"]
+    torch.testing.assert_close(item, grey[None].expand(3, -1, -1), atol=1e-6, rtol=0)

@@ -9,6 +9,7 @@ so a failed build leaves nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -174,6 +175,39 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
     return model
 
 
+def check_trained_encoder(data: dict, base) -> None:
+    """A trained variant (a ``training`` recipe) is published from the folder its training wrote."""
+    if not base:
+        raise ValueError(
+            f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train-quality "
+            f"{data['name']}` and pass the folder it writes (outputs/{data['name']}/model) as --base"
+        )
+    if not Path(base).is_dir():
+        raise FileNotFoundError(f"--base: no such folder {str(base)!r} (the model/ folder of a train-quality run)")
+
+
+def build_trained_encoder(data: dict, folder: Path, base, repo_id=None) -> None:
+    """Copies a train-quality ``model/`` folder whose architecture is the variant's; the card names the repo."""
+    import shutil
+
+    from ..models.modeling_contrique import ContriqueModel
+
+    model = _load_base(lambda: ContriqueModel.from_pretrained(base), base)
+    for key, expected in data.get("contrique", {}).items():
+        found = getattr(model.config, key)
+        if (list(found) if isinstance(found, (list, tuple)) else found) != expected:
+            raise ValueError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
+    for path in Path(base).iterdir():
+        if path.is_file():
+            shutil.copy2(path, folder / path.name)
+    card = folder / "README.md"
+    if card.is_file():
+        reference = repo_id or f"<your-org>/{data['name']}"
+        text = re.sub(r'from_pretrained\("[^"]*"', f'from_pretrained("{reference}"', card.read_text())
+        text = re.sub(r'quality="[^"]*"', f'quality="{reference}"', text)
+        card.write_text(re.sub(r"^# .*$", f"# {data['name']}", text, count=1, flags=re.M))
+
+
 def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False) -> Path:
     """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
     data = load_hub_config(config_path)
@@ -186,6 +220,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
+    if data["model"] == "contrique" and "training" in data:
+        check_trained_encoder(data, base)
     if push:
         from .publish import resolve_token
 
@@ -197,6 +233,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
                 warnings.warn(f"{data['name']}: no --base given, the model is randomly initialised", stacklevel=2)
             model.save_pretrained(staging)
             _write_segformer_extras(model, data, staging, base, push)
+        elif data["model"] == "contrique" and "training" in data:
+            build_trained_encoder(data, staging, base, push)
         elif data["model"] == "contrique":
             from .convert_contrique import build_contrique_folder
 

@@ -6,9 +6,10 @@ with ``feature_dim``, mapping pixels (B, 3, H, W) in [0, 1] to quality features 
 * ``"brisque"``: the 36 BRISQUE features (:class:`~quarf_hf.models.brisque.BrisqueFeatures`),
   standardised with fixed constants (below) so the router sees inputs of unit scale;
 * ``"contrique"``: CONTRIQUE's 4096-d features with random weights (for tests);
-* a folder or Hub id of a converted CONTRIQUE (``quarf-hf convert-contrique``);
-* a spec dict (``{"type": "brisque"}``, ``{"type": "contrique", "config": {...}}``), as stored
-  in QuARF model configs;
+* a folder or Hub id of a saved ContriqueModel: a converted CONTRIQUE (``quarf-hf
+  convert-contrique``) or an encoder trained by ``quarf-hf train-quality``;
+* a spec dict (``{"type": "brisque"}``, ``{"type": "contrique", "config": {...}}``, optionally
+  with a ``"source"`` folder/Hub id whose weights it loads), as stored in QuARF model configs;
 * an ``nn.Module`` with ``feature_dim``, frozen as it is.
 
 Why a fixed standardisation for BRISQUE: its features mix shape parameters (about 0.2-10),
@@ -125,6 +126,10 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
     if spec == "contrique":
         return ContriqueQuality(ContriqueModel(ContriqueConfig()))
     if isinstance(spec, dict) and spec.get("type") == "contrique":
+        # A named source brings its weights, except on the meta device (from_pretrained), where the
+        # model's own checkpoint fills them: loading a published QuARF model never needs the source.
+        if spec.get("source") and torch.empty(0).device.type != "meta":
+            return build_quality_extractor(spec["source"])
         config = {k: v for k, v in (spec.get("config") or {}).items() if k != "model_type"}
         return ContriqueQuality(ContriqueModel(ContriqueConfig(**config)))
     if isinstance(spec, (str, os.PathLike)):

@@ -5,12 +5,20 @@ the extractor's architecture in its config as a spec dict, so ``from_pretrained`
 without any network access:
 
 * ``{"type": "brisque"}``: 36 BRISQUE features, no weights;
-* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``.
+* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet (ResNet-50 by default) with that
+  ``ContriqueConfig``;
+* ``{"type": "contrique", "config": {...}, "source": "folder-or-hub-id"}``: the same, named by a
+  saved ContriqueModel (a converted CONTRIQUE, or an encoder from ``quarf-hf train-quality``).
+  A model built directly from such a config loads the source's weights; ``from_pretrained`` (which
+  builds on the meta device) takes them from its own checkpoint and never reads the source.
+  A folder path or Hub id given as the spec is turned into this form (only its config.json is read).
 
 Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
 """
 
 from __future__ import annotations
+
+import os
 
 from torch import nn
 
@@ -19,20 +27,49 @@ from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 CONTRIQUE_MIN_SIZE = 64
 
 
+def _source_spec(source) -> dict:
+    """A folder or Hub id of a saved ContriqueModel -> its spec dict (reads config.json only)."""
+    from .configuration_contrique import ContriqueConfig
+
+    text = os.fspath(source)
+    if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith(".") or text.count("/") > 1):
+        raise ValueError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
+                         f"folder/Hub id of a ContriqueModel)")
+    try:
+        config, _ = ContriqueConfig.get_config_dict(text)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"quality: expected 'brisque', 'contrique', a spec dict, or a folder/Hub id of a ContriqueModel; "
+            f"could not read the config of {os.fspath(source)!r}: {err}"
+        ) from err
+    if config.get("model_type") != "contrique":
+        raise ValueError(f"quality: {os.fspath(source)!r} holds a {config.get('model_type')!r} model, expected a "
+                         f"ContriqueModel (model_type 'contrique')")
+    return {"type": "contrique", "config": config, "source": os.fspath(source)}
+
+
 def normalize_quality_spec(spec) -> dict:
-    """``"brisque"`` / ``"contrique"`` / a spec dict -> a complete spec dict (no weights loaded)."""
+    """``"brisque"`` / ``"contrique"`` / a ContriqueModel folder or Hub id / a spec dict -> a complete spec dict.
+
+    No weights are loaded; a folder or Hub id has its config.json read.
+    """
     if isinstance(spec, str) and spec in ("brisque", "contrique"):
         spec = {"type": spec}
+    elif isinstance(spec, (str, os.PathLike)):
+        spec = _source_spec(spec)
     if not isinstance(spec, dict) or spec.get("type") not in ("brisque", "contrique"):
         raise ValueError(
             f"quality: expected 'brisque', 'contrique' or a spec dict with type 'brisque'/'contrique', found {spec!r}"
         )
     spec = dict(spec)
     if spec["type"] == "contrique":
-        from .configuration_contrique import ContriqueConfig
+        from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
         config = spec.get("config") or {}
-        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k != "model_type"}).architecture_dict()
+        # Only the architecture: a config.json read from a folder carries much else (auto_map, dtype, ...).
+        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE_KEYS}).architecture_dict()
+        if "source" in spec and not isinstance(spec["source"], str):
+            raise ValueError(f"quality.source: expected a folder path or Hub id (a string), found {spec['source']!r}")
     return spec
 
 
@@ -50,7 +87,8 @@ def quality_min_size(spec) -> int:
 
 
 def build_quality_extractor_from_spec(spec) -> nn.Module:
-    """A frozen extractor with the spec's architecture (CONTRIQUE weights random until loaded)."""
+    """A frozen extractor with the spec's architecture (CONTRIQUE weights: the ``source``'s, else random
+    until loaded; never read on the meta device, where ``from_pretrained`` builds models)."""
     from .quality import build_quality_extractor
 
     return build_quality_extractor(normalize_quality_spec(spec))

@@ -1,0 +1,188 @@
+"""The quality-encoder training config: a validated dataclass read from YAML or a hub_configs/ variant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ..training.config import _check_keys, _number
+
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("no", "bf16", "fp16")
+MODEL_KEYS = ("config", "base")
+PROBE_KEYS = ("data", "corruptions", "severities", "image_size")
+# A CPU-sized encoder: what a config without ``model.config`` trains.
+SMALL_CONTRIQUE = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1], "projection_dim": 64}
+
+
+@dataclass
+class QualityTrainConfig:
+    """Everything a quality-encoder run needs (CONTRIQUE's contrastive objective).
+
+    model: ``config`` (a :class:`~quarf_hf.ContriqueConfig` as a dict: ResNet depth and width;
+        ``{}`` for CONTRIQUE's ResNet-50) or ``base`` (a ContriqueModel folder/Hub id to start from).
+    data: ``train``, one dataset spec or a list of them: ``"quarf-shapes"``, any
+        :func:`quarf_hf.data.load_dataset_spec` dict, or ``{"type": "images", "path": FOLDER}``
+        (a folder of photos; see :mod:`quarf_hf.quality_training.data`).
+    image_size: each training image is a square tile of this size; crop_size: the two crops
+        (views) taken from each (degraded) tile.
+    corruptions / severities: the synthetic classes: every (corruption, severity) pair, plus the
+        pristine image as one more class when ``clean_class``.
+    images_per_class: synthetic images in a batch that share a class (positives across images).
+    authentic_fraction: share of each batch left undegraded with each image its own class
+        (CONTRIQUE's authentic part); 1.0 trains on the data's own distortions only.
+    probe: held-out ``corruptions`` and ``data`` measured at the end (see ``quarf-hf evaluate-quality``).
+    """
+
+    model: dict = field(default_factory=lambda: {"config": dict(SMALL_CONTRIQUE)})
+    data: dict = field(default_factory=dict)
+    image_size: int = 128
+    crop_size: int = 96
+    corruptions: list | str = "all"
+    severities: list = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    clean_class: bool = True
+    images_per_class: int = 2
+    authentic_fraction: float = 0.0
+    temperature: float = 0.1
+    output_dir: str = "outputs/train-quality"
+    seed: int = 0
+    max_steps: int = 200
+    max_minutes: float | None = None
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    mixed_precision: str = "no"
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    probe: dict | None = None
+    push_to_hub: str | None = None
+    name: str | None = None  # the model card's title (a published variant's name)
+
+    def __post_init__(self):
+        from ..degradations import CORRUPTIONS
+
+        _check_keys("model", self.model, MODEL_KEYS)
+        if "config" in self.model and not isinstance(self.model["config"], dict):
+            raise ValueError(f"model.config: expected a mapping of ContriqueConfig settings, found {self.model['config']!r}")
+        if not isinstance(self.data, dict) or "train" not in self.data:
+            raise ValueError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
+        _check_keys("data", self.data, ("train",))
+        for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints"):
+            _positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "checkpoint_every", "num_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, found {value!r}")
+        if self.crop_size > self.image_size:
+            raise ValueError(f"crop_size: expected at most image_size ({self.image_size}), found {self.crop_size}")
+        if self.corruptions != "all":
+            names = self.corruptions if isinstance(self.corruptions, list) else None
+            if not names or any(n not in CORRUPTIONS for n in names):
+                raise ValueError(f"corruptions: expected 'all' or a list of names from {sorted(CORRUPTIONS)}, "
+                                 f"found {self.corruptions!r}")
+        _check_severity_list("severities", self.severities)
+        self.authentic_fraction = _number("authentic_fraction", self.authentic_fraction)
+        if not 0 <= self.authentic_fraction <= 1:
+            raise ValueError(f"authentic_fraction: expected a number in [0, 1], found {self.authentic_fraction!r}")
+        synthetic = self.batch_size - round(self.batch_size * self.authentic_fraction)
+        if synthetic % self.images_per_class:
+            raise ValueError(f"images_per_class: the {synthetic} synthetic images of a batch of {self.batch_size} "
+                             f"must split into groups of {self.images_per_class}")
+        if synthetic // self.images_per_class > self.num_classes:
+            raise ValueError(f"batch_size: {synthetic // self.images_per_class} classes per batch needed but only "
+                             f"{self.num_classes} synthetic classes exist; lower batch_size or raise images_per_class")
+        self.temperature = _number("temperature", self.temperature)
+        self.learning_rate = _number("learning_rate", self.learning_rate)
+        self.weight_decay = _number("weight_decay", self.weight_decay)
+        if self.temperature <= 0 or self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError(f"temperature, learning_rate: expected positive numbers and weight_decay >= 0, found "
+                             f"{self.temperature!r}, {self.learning_rate!r}, {self.weight_decay!r}")
+        if self.max_minutes is not None and _number("max_minutes", self.max_minutes) <= 0:
+            raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"mixed_precision: expected one of {PRECISIONS}, found {self.mixed_precision!r}")
+        if self.probe is not None:
+            _check_keys("probe", self.probe, PROBE_KEYS)
+            probe_kinds = self.probe.get("corruptions", [])
+            if not isinstance(probe_kinds, list) or any(n not in CORRUPTIONS for n in probe_kinds):
+                raise ValueError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {probe_kinds!r}")
+            shared = sorted(set(probe_kinds) & set(self.corruption_names))
+            if shared:
+                raise ValueError(f"probe.corruptions: {shared} are also trained on; the probe measures held-out kinds")
+        # The model config is checked now, not after the data is loaded.
+        self.contrique_config()
+
+    @property
+    def corruption_names(self) -> list[str]:
+        from ..degradations import CORRUPTIONS
+
+        return list(CORRUPTIONS) if self.corruptions == "all" else list(self.corruptions)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.corruption_names) * len(self.severities) + int(bool(self.clean_class))
+
+    def contrique_config(self):
+        from ..models.configuration_contrique import ContriqueConfig
+
+        if self.model.get("base"):
+            return None
+        settings = self.model.get("config", {})
+        try:
+            config = ContriqueConfig(**{k: v for k, v in settings.items() if k != "model_type"})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"model.config: {err}") from None
+        if self.crop_size < config.min_image_size:
+            raise ValueError(f"crop_size: expected at least the model's min_image_size {config.min_image_size}, "
+                             f"found {self.crop_size}")
+        return config
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QualityTrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+
+def _positive_int(name, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+
+
+def _check_severity_list(name, value) -> None:
+    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5 for v in value)):
+        raise ValueError(f"{name}: expected a list of distinct severities from 1 to 5, found {value!r}")
+
+
+def load_quality_config(path, **overrides) -> QualityTrainConfig:
+    """A YAML training config, or a hub_configs/ variant name (its ``training`` section)."""
+    from ..hub.build import HUB_CONFIGS
+
+    path = Path(path)
+    if not path.is_file() and (HUB_CONFIGS / f"{path.name}.yaml").is_file():
+        path = HUB_CONFIGS / f"{path.name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}, nor a hub_configs/ variant of that name")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    if "training" in data and "model" in data and data.get("model") == "contrique":
+        # A published variant: its recipe plus the architecture it publishes.
+        recipe = dict(data["training"])
+        recipe.setdefault("model", {"config": dict(data.get("contrique", {}))})
+        recipe.setdefault("output_dir", f"outputs/{data['name']}")
+        recipe.setdefault("name", data["name"])
+        data = recipe
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return QualityTrainConfig.from_dict(data)
