@@ -381,7 +381,7 @@ API = [
     ("segformer labels 2-D", "QuarfSegformer", _seg_forward(rand(1, 3, 32, 32), torch.zeros(32, 32, dtype=torch.long)), ValueError, "labels"),
     # --- configs
     ("segformer config stage", "configs", lambda w, out: QuarfSegformerConfig(**TINY_SEG, quarf_stage=7), ValueError, "quarf_stage"),
-    ("segformer config quality", "configs", lambda w, out: QuarfSegformerConfig(**TINY_SEG, quality="niqe"), ValueError, "quality"),
+    ("segformer config quality", "configs", lambda w, out: QuarfSegformerConfig(**TINY_SEG, quality="./niqe"), ValueError, "quality: no such folder './niqe'"),
     ("restoration config loss", "configs", lambda w, out: QuarfRestorationConfig(**TINY_UNET, loss="l3"), ValueError, "loss"),
     ("restoration config groups", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=[8, 12], norm_num_groups=8), ValueError, "norm_num_groups"),
     ("restoration config widths", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=[], norm_num_groups=4), ValueError, "block_out_channels"),

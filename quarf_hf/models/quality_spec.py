@@ -40,7 +40,7 @@ def _source_spec(source) -> dict:
     except (OSError, ValueError) as err:
         raise ValueError(
             f"quality: expected 'brisque', 'contrique', a spec dict, or a folder/Hub id of a ContriqueModel; "
-            f"could not read the config of {os.fspath(source)!r}: {err}"
+            f"could not read the config of {os.fspath(source)!r}: {' '.join(str(err).split())[:300]}"
         ) from err
     if config.get("model_type") != "contrique":
         raise ValueError(f"quality: {os.fspath(source)!r} holds a {config.get('model_type')!r} model, expected a "
