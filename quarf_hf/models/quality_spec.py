@@ -5,7 +5,8 @@ the extractor's architecture in its config as a spec dict, so ``from_pretrained`
 without any network access:
 
 * ``{"type": "brisque"}``: 36 BRISQUE features, no weights;
-* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``.
+* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``;
+* either with ``"max_side": N``: quality computed on a copy downscaled to longer side N (speed).
 
 Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
 """
