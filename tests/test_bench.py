@@ -68,3 +68,13 @@ def test_quarf_block_quick_runs(capsys):
     printed = capsys.readouterr().out
     assert "ref/ours" in printed
     assert re.search(r"\d+\.\d+x", printed)
+
+
+@pytest.mark.slow
+def test_end_to_end_quick_runs(capsys):
+    """The end-to-end benchmark's smoke run prints a ratio for inference, the training step and the profile."""
+    assert main(["bench", "end_to_end", "--", "--quick", "--qualities", "brisque", "--no-memory"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"infer b1\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+x", printed)
+    assert re.search(r"train b1\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+x", printed)
+    assert "quality extraction" in printed and "block (incl. router)" in printed

@@ -103,7 +103,9 @@ def eval_results(results: dict, model_type: str, dataset: str, split: str = "val
 
 
 def write_model_card(folder, config, *, title: str, provenance: str, reference: str, base_model: str | None = None,
-                     license: str | None = None, evaluation: dict | None = None, dataset: str | None = None) -> Path:
+                     license: str | None = None, evaluation: dict | None = None, dataset: str | None = None,
+                     description: str | None = None, extra_tags: list[str] | None = None,
+                     extra_sections: dict | None = None) -> Path:
     """Writes ``folder/README.md`` (atomically) for a model with ``config``; returns its path.
 
     Args:
@@ -117,10 +119,16 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
         license (`str`, *optional*): defaults to ``mit`` for CONTRIQUE, ``apache-2.0`` otherwise.
         evaluation (`dict`, *optional*): ``evaluate_model``'s results: an "Evaluation" table and a ``model-index``.
         dataset (`str`, *optional*, defaults to `"validation"`): the evaluation data's name in the ``model-index``.
+        description (`str`, *optional*): replaces the description made from ``config`` (e.g. a
+            quality encoder trained by ``quarf-hf train-quality`` rather than CONTRIQUE itself).
+        extra_tags (`list[str]`, *optional*): Hub tags added to the model type's.
+        extra_sections (`dict`, *optional*): heading -> Markdown text, after the usage section.
     """
     kind = config.model_type
-    sections = [f"# {title}", f"{describe(config)} {provenance}".strip(), "## Usage",
+    sections = [f"# {title}", f"{description or describe(config)} {provenance}".strip(), "## Usage",
                 f"```python\n{usage_snippet(kind, reference).strip()}\n```"]
+    for heading, text in (extra_sections or {}).items():
+        sections += [f"## {heading}", text.strip()]
     results = None
     if evaluation:
         from ..evaluation import markdown_table
@@ -129,7 +137,8 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
                      "On the validation data, clean and degraded (fixed seeds):\n\n" + markdown_table(evaluation).strip()]
         results = eval_results(evaluation, kind, dataset or "validation") or None
     data = ModelCardData(
-        library_name="transformers", pipeline_tag=PIPELINE_TAGS[kind], tags=list(TAGS[kind]),
+        library_name="transformers", pipeline_tag=PIPELINE_TAGS[kind],
+        tags=list(dict.fromkeys([*TAGS[kind], *(extra_tags or [])])),
         license=license or LICENSES.get(kind, DEFAULT_LICENSE), base_model=base_model,
         model_name=title if results else None, eval_results=results,
     )

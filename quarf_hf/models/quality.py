@@ -47,10 +47,28 @@ BRISQUE_FEATURE_STD = (
 
 
 class FrozenQualityExtractor(nn.Module):
-    """Base of the extractors: parameters frozen, eval mode kept even under ``.train()``."""
+    """Base of the extractors: parameters frozen, eval mode kept even under ``.train()``.
+
+    ``max_side`` (None: off) makes the extractor see a downscaled copy of larger images, longer
+    side ``max_side`` (antialiased bilinear, aspect kept): a speed option for large inputs, whose
+    effect on the features is measured in ``benchmarks/bench_end_to_end.py --quality-error``.
+    """
 
     feature_dim: int
     min_size: int
+    max_side: int | None = None
+
+    def downscale(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``pixel_values`` resized so that its longer side is at most ``max_side`` (never below ``min_size``)."""
+        height, width = pixel_values.shape[-2:]
+        if self.max_side is None or max(height, width) <= self.max_side:
+            return pixel_values
+        scale = self.max_side / max(height, width)
+        size = (max(round(height * scale), self.min_size), max(round(width * scale), self.min_size))
+        return nn.functional.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+    def _spec_options(self) -> dict:
+        return {} if self.max_side is None else {"max_side": self.max_side}
 
     def freeze(self):
         for parameter in self.parameters():
@@ -74,7 +92,7 @@ class StandardizedBrisque(FrozenQualityExtractor):
         self.freeze()
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        features = self.brisque(pixel_values.float())
+        features = self.brisque(self.downscale(pixel_values.float()))
         # A constant image has no texture to fit: OpenCV (and BrisqueFeatures) give NaN there.
         features = torch.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0)
         # Constants made per call, not buffers: buffers made at meta-device init would be empty.
@@ -83,7 +101,7 @@ class StandardizedBrisque(FrozenQualityExtractor):
         return (features - mean) / std
 
     def spec(self) -> dict:
-        return {"type": "brisque"}
+        return {"type": "brisque", **self._spec_options()}
 
 
 class ContriqueQuality(FrozenQualityExtractor):
@@ -98,14 +116,27 @@ class ContriqueQuality(FrozenQualityExtractor):
         self.freeze()
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).quality_features
+        return self.model(pixel_values=self.downscale(pixel_values)).quality_features
 
     def spec(self) -> dict:
-        return {"type": "contrique", "config": self.model.config.architecture_dict()}
+        return {"type": "contrique", "config": self.model.config.architecture_dict(), **self._spec_options()}
 
 
 def build_quality_extractor(spec="brisque") -> nn.Module:
-    """A frozen quality extractor from a name, folder, Hub id, spec dict or module (see the module doc)."""
+    """A frozen quality extractor from a name, folder, Hub id, spec dict or module (see the module doc).
+
+    A spec dict may carry ``max_side`` (see :class:`FrozenQualityExtractor`).
+    """
+    if isinstance(spec, dict) and spec.get("max_side") is not None:
+        max_side = spec["max_side"]
+        extractor = build_quality_extractor({key: value for key, value in spec.items() if key != "max_side"})
+        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < extractor.min_size:
+            raise ValueError(
+                f"quality: max_side: expected an integer of at least {extractor.min_size} (the extractor's "
+                f"smallest image), found {max_side!r}"
+            )
+        extractor.max_side = max_side
+        return extractor
     if isinstance(spec, nn.Module):
         from .modeling_contrique import ContriqueModel
 

@@ -12,6 +12,7 @@ without any network access:
   A model built directly from such a config loads the source's weights; ``from_pretrained`` (which
   builds on the meta device) takes them from its own checkpoint and never reads the source.
   A folder path or Hub id given as the spec is turned into this form (only its config.json is read).
+* either with ``"max_side": N``: quality computed on a copy downscaled to longer side N (speed).
 
 Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
 """

@@ -8,7 +8,6 @@ from pathlib import Path
 from ..atomic import atomic_folder
 from ..hub.model_card import write_model_card
 
-TAGS = ["contrique", "image-quality-assessment", "quarf", "contrastive-learning"]
 TRAINING_FILE = "quality_training.json"  # what the encoder was trained on: evaluate-quality reads it
 
 
@@ -47,10 +46,8 @@ def export_encoder(model, folder, config, summary: dict, probe: dict | None = No
         reference = push_to_hub or str(folder)
         width = model.config.feature_dim
         write_model_card(
-            staging,
-            metadata={"library_name": "transformers", "pipeline_tag": "image-feature-extraction", "tags": TAGS,
-                      "license": "apache-2.0"},
-            title=name or folder.name,
+            staging, model.config, title=name or folder.name, reference=reference, license="apache-2.0",
+            extra_tags=["contrastive-learning"], extra_sections=sections,
             description=(
                 f"A quality encoder (CONTRIQUE's architecture: a ResNet with bottleneck blocks, depths "
                 f"{list(model.config.depths)}, widths {list(model.config.hidden_sizes)}) trained by quarf-hf with "
@@ -59,14 +56,8 @@ def export_encoder(model, folder, config, summary: dict, probe: dict | None = No
                 f"{len(summary['severities'])} severities{', plus clean' if config.clean_class else ''}), two crops "
                 f"per image at full and half scale. Input: RGB in [0, 1], at least {model.config.min_image_size}"
                 f"x{model.config.min_image_size} pixels; output: {width}-d quality features. Use it wherever "
-                f"quarf-hf takes a quality model: `quality=\"{reference}\"`.\n\nTrained on: "
-                + "; ".join(summary["data"]) + "."),
-            usage_snippet=(
-                "import torch\nfrom transformers import AutoModel\n\n"
-                f'encoder = AutoModel.from_pretrained("{reference}", trust_remote_code=True).eval()\n'
-                "with torch.no_grad():\n"
-                f"    features = encoder(pixel_values=torch.rand(1, 3, 128, 128)).quality_features  # (1, {width})\n"),
-            extra_sections=sections,
+                f"quarf-hf takes a quality model: `quality=\"{reference}\"`."),
+            provenance="Trained on: " + "; ".join(summary["data"]) + ".",
         )
     if push_to_hub:
         from ..hub.publish import push_folder_to_hub
