@@ -7,7 +7,8 @@ with ``feature_dim``, mapping pixels (B, 3, H, W) in [0, 1] to quality features 
   standardised with fixed constants (below) so the router sees inputs of unit scale;
 * ``"contrique"``: CONTRIQUE's 4096-d features with random weights (for tests);
 * a folder or Hub id of a converted CONTRIQUE (``quarf-hf convert-contrique``);
-* a spec dict (``{"type": "brisque"}``, ``{"type": "contrique", "config": {...}}``), as stored
+* ``"constant"``: ones whatever the image (:class:`ConstantQuality`, the static-mixture control);
+* a spec dict (``{"type": "brisque"}``, ``{"type": "constant", "dim": 36}``, ``{"type": "contrique", "config": {...}}``), as stored
   in QuARF model configs;
 * an ``nn.Module`` with ``feature_dim``, frozen as it is.
 
@@ -85,6 +86,28 @@ class StandardizedBrisque(FrozenQualityExtractor):
         return {"type": "brisque"}
 
 
+class ConstantQuality(FrozenQualityExtractor):
+    """The same vector of ones for every image: a control for quality routing.
+
+    A QuARF block fed by it has every parameter of a quality-routed block, but its router sees no
+    image, so it can only learn one fixed mixture of the experts (per channel group). Comparing
+    it with a quality-routed block of the same shape isolates what the quality input adds.
+    """
+
+    min_size = 1
+
+    def __init__(self, dim: int = 36):
+        super().__init__()
+        self.feature_dim = int(dim)
+        self.freeze()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pixel_values.new_ones(pixel_values.shape[0], self.feature_dim, dtype=torch.float32)
+
+    def spec(self) -> dict:
+        return {"type": "constant", "dim": self.feature_dim}
+
+
 class ContriqueQuality(FrozenQualityExtractor):
     """A frozen :class:`~quarf_hf.models.modeling_contrique.ContriqueModel` returning its 4096-d features."""
 
@@ -115,6 +138,10 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         return spec.eval()
     if spec == "brisque" or (isinstance(spec, dict) and spec.get("type") == "brisque"):
         return StandardizedBrisque()
+    if spec == "constant" or (isinstance(spec, dict) and spec.get("type") == "constant"):
+        from .quality_spec import normalize_quality_spec
+
+        return ConstantQuality(normalize_quality_spec(spec)["dim"])
     from .configuration_contrique import ContriqueConfig
     from .modeling_contrique import ContriqueModel
 
@@ -223,5 +250,6 @@ __all__ = [
     "quality_spec_to_config",
     "StandardizedBrisque",
     "ContriqueQuality",
+    "ConstantQuality",
     "FrozenQualityExtractor",
 ]

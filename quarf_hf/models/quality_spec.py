@@ -5,7 +5,9 @@ the extractor's architecture in its config as a spec dict, so ``from_pretrained`
 without any network access:
 
 * ``{"type": "brisque"}``: 36 BRISQUE features, no weights;
-* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``.
+* ``{"type": "contrique", "config": {...}}``: a CONTRIQUE ResNet-50 with that ``ContriqueConfig``;
+* ``{"type": "constant", "dim": 36}``: a vector of ones whatever the image (the *static mixture*
+  control: the same block and router parameters, but the router can only learn one fixed mixture).
 
 Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
 """
@@ -17,17 +19,27 @@ from torch import nn
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 
 CONTRIQUE_MIN_SIZE = 64
+QUALITY_TYPES = ("brisque", "contrique", "constant")
 
 
 def normalize_quality_spec(spec) -> dict:
-    """``"brisque"`` / ``"contrique"`` / a spec dict -> a complete spec dict (no weights loaded)."""
-    if isinstance(spec, str) and spec in ("brisque", "contrique"):
+    """``"brisque"`` / ``"contrique"`` / ``"constant"`` / a spec dict -> a complete spec dict (no weights loaded)."""
+    if isinstance(spec, str) and spec in QUALITY_TYPES:
         spec = {"type": spec}
-    if not isinstance(spec, dict) or spec.get("type") not in ("brisque", "contrique"):
+    if not isinstance(spec, dict) or spec.get("type") not in QUALITY_TYPES:
         raise ValueError(
-            f"quality: expected 'brisque', 'contrique' or a spec dict with type 'brisque'/'contrique', found {spec!r}"
+            f"quality: expected 'brisque', 'contrique', 'constant' or a spec dict with one of these types, found {spec!r}"
         )
     spec = dict(spec)
+    if spec["type"] == "constant":
+        # As wide as BRISQUE by default: the static control then has exactly BRISQUE-QuARF's parameters.
+        dim = spec.get("dim", 36)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"quality.dim: expected a positive integer, found {dim!r}")
+        unknown = sorted(set(spec) - {"type", "dim"})
+        if unknown:
+            raise ValueError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
+        return {"type": "constant", "dim": dim}
     if spec["type"] == "contrique":
         from .configuration_contrique import ContriqueConfig
 
@@ -40,13 +52,16 @@ def quality_feature_dim(spec) -> int:
     spec = normalize_quality_spec(spec)
     if spec["type"] == "brisque":
         return 36
+    if spec["type"] == "constant":
+        return spec["dim"]
     from .configuration_contrique import ContriqueConfig
 
     return ContriqueConfig(**{k: v for k, v in spec["config"].items() if k != "model_type"}).feature_dim
 
 
 def quality_min_size(spec) -> int:
-    return BRISQUE_MIN_SIZE if normalize_quality_spec(spec)["type"] == "brisque" else CONTRIQUE_MIN_SIZE
+    kind = normalize_quality_spec(spec)["type"]
+    return {"brisque": BRISQUE_MIN_SIZE, "constant": 1}.get(kind, CONTRIQUE_MIN_SIZE)
 
 
 def build_quality_extractor_from_spec(spec) -> nn.Module:
