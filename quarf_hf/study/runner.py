@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -64,6 +66,17 @@ def plan_jobs(config: StudyConfig, out_dir: Path) -> list[dict]:
     return jobs
 
 
+def _stop_on_sigterm():
+    """SIGTERM ends the study like the time cap: running workers are stopped, finished runs kept."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise StudyAborted("stopped by SIGTERM; run the same command again to resume")
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
     """Runs every missing (arm, seed) job; returns ``{"done": n, "skipped": m}``. Raises
     :class:`StudyAborted` at the time cap or when a run fails (its log is named)."""
@@ -85,6 +98,7 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
     running: list[tuple[subprocess.Popen, dict, object]] = []
     queue = list(jobs)
     bar = tqdm(total=len(jobs), desc=f"study ({workers} at once)", unit="run", disable=not progress)
+    previous_handler = _stop_on_sigterm()
     try:
         while queue or running:
             while queue and len(running) < workers:
@@ -121,4 +135,6 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
                 process.kill()
             log.close()
         bar.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     return {"done": len(jobs), "skipped": total - len(jobs)}
