@@ -33,7 +33,7 @@ def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys)
     from transformers import AutoModelForSemanticSegmentation, pipeline
 
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--steps", "20", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--steps", "20", "--max-minutes", "60", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = json.loads((out / "comparison.json").read_text())
     assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "static mixture + data augmentation",

@@ -45,8 +45,8 @@ ARMS = {
 ARM_TITLES = {"baseline": "baseline", "augmentation": "data augmentation",
               "static": "static mixture + data augmentation", "quarf": "QuARF + data augmentation"}
 BUDGETS = {  # default wall-clock cap (minutes), steps per arm, validation images, image size
-    "full": (15.0, 1500, 128, 64),
-    "quick": (4.0, 300, 32, 48),
+    "full": (30.0, 1500, 128, 64),
+    "quick": (10.0, 300, 32, 48),
 }
 # What the study (five seeds, kinds never used for choices) found; README "Results" has the table.
 STUDY_FINDING = ("see README 'Results': the five-seed study (quarf-hf study configs/study.yaml) is what to "
@@ -191,7 +191,7 @@ def register(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="a short version (300 steps, smaller images and validation set)")
     parser.add_argument("--steps", type=int, help="training steps of every arm (default 1500, or 300 with --quick)")
     parser.add_argument("--max-minutes", type=float,
-                        help="wall-clock cap on the whole demo; hitting it aborts the demo (default 15, or 4 with --quick)")
+                        help="wall-clock cap on the whole demo; hitting it aborts the demo (default 30, or 10 with --quick)")
     parser.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_run_demo)
