@@ -52,6 +52,11 @@ def write_config(tmp_path, study) -> Path:
     ({"arms": {"a": {"augmentation": {"policy": "degradation", "corruptions": ["fog"]}}, "b": {}}},
      "arms.a.augmentation.corruptions: ['fog'] are not in kinds.augmentation"),
     ({"kinds": {**KINDS, "test": ["shot_noise", "defocus_blur", "fog", "jpeg_compresion"]}}, "kinds.test: unknown"),
+    ({"base": {"task": "segmentation", "data": {"train": {"type": "quarf-shapes", "num_samples": 4}}}},
+     "base.data.validation: expected a dataset spec"),
+    ({"base": {"task": "segmentation", "max_minutes": 3, "data": {"train": {"type": "quarf-shapes", "num_samples": 4},
+                                                                  "validation": {"type": "quarf-shapes", "num_samples": 2}}}},
+     "base: ['max_minutes'] are set by the study"),
 ])
 def test_bad_configs_are_refused_before_any_run(tmp_path, capsys, change, message):
     path = write_config(tmp_path, tiny_study(**change))

@@ -71,6 +71,8 @@ class StudyConfig:
 
         if not isinstance(self.base, dict):
             raise ValueError(f"base: expected a mapping (a training config), found {self.base!r}")
+        if not isinstance(self.base.get("data"), dict) or not self.base["data"].get("validation"):
+            raise ValueError("base.data.validation: expected a dataset spec to evaluate every run on, found none")
         owned = sorted(set(self.base) & set(STUDY_OWNED))
         if owned:
             raise ValueError(f"base: {owned} are set by the study for every run; remove them")
