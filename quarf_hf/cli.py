@@ -16,6 +16,7 @@ import sys
 # Modules with a ``register(subparsers)``, in the order the commands appear in ``--help``.
 COMMAND_MODULES = [
     "quarf_hf.commands.demo",
+    "quarf_hf.commands.study",
     "quarf_hf.commands.build",
     "quarf_hf.commands.convert_contrique",
     "quarf_hf.commands.degradations",

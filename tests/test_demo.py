@@ -1,4 +1,4 @@
-"""``quarf-hf demo``: the three arms, end to end, on a short budget."""
+"""``quarf-hf demo``: the four arms, end to end, on a short budget; a hit time cap aborts."""
 
 import json
 import shlex
@@ -17,10 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("arm", sorted(ARMS))
 def test_demo_arms_are_the_configs_arms(arm, tmp_path):
     """The full demo trains what configs/ describes: same model, augmentation, data, held-out
-    evaluation and recipe (only the output folder, time cap and checkpointing differ)."""
+    evaluation and recipe (only the output folder and checkpointing differ)."""
     config = load_train_config(REPO / "configs" / f"{arm}.yaml")
-    minutes, steps, validation_images, size = BUDGETS["full"]
-    demo = arm_configs(tmp_path, minutes, steps, validation_images, size)[arm]
+    _, steps, validation_images, size = BUDGETS["full"]
+    demo = arm_configs(tmp_path, steps, validation_images, size)[arm]
+    assert demo.max_minutes is None  # no per-arm time cap: every arm trains all its steps
     assert config.model == ARMS[arm]["model"] and config.augmentation == ARMS[arm]["augmentation"]
     assert config.evaluation == HELD_OUT
     for key in ("task", "model", "augmentation", "evaluation", "data", "seed", "max_steps", "batch_size",
@@ -29,21 +30,25 @@ def test_demo_arms_are_the_configs_arms(arm, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys):
+def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys):
     from transformers import AutoModelForSemanticSegmentation, pipeline
 
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--minutes", "0.4", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--steps", "20", "--max-minutes", "60", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = json.loads((out / "comparison.json").read_text())
-    assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "QuARF + data augmentation"]
+    assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "static mixture + data augmentation",
+                                            "QuARF + data augmentation"]
+    assert "one run (one seed)" in printed and "Over five seeds" in printed
     for row in rows:
-        assert row["steps"] >= 1 and 0 <= row["clean"] <= 1 and 0 <= row["degraded"] <= 1
+        assert row["steps"] == 20 and 0 <= row["clean"] <= 1 and 0 <= row["degraded"] <= 1
         assert set(HELD_OUT["corruptions"]) <= set(row)
     assert (out / "comparison.md").read_text().strip() in printed
     assert Image.open(out / "comparison.png").size[0] > 100
     assert (out / "quarf" / "evaluation" / "routing_vs_severity.png").is_file()
     assert not (out / "baseline" / "evaluation" / "routing_vs_severity.png").exists()
+    static = AutoModelForSemanticSegmentation.from_pretrained(out / "static" / "model", trust_remote_code=True)
+    assert static.config.quality == {"type": "constant", "dim": 36}
     folder = out / "quarf" / "model"
     assert f'from_pretrained("{folder}", trust_remote_code=True)' in printed
     # the closing lines open these models in the Space: a `quarf-hf space` line the CLI accepts
@@ -56,7 +61,16 @@ def test_demo_runs_three_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys
     assert segments and {"label", "mask"} <= set(segments[0])
 
 
-def test_demo_rejects_a_bad_budget(tmp_path, capsys):
-    assert main(["demo", "--minutes", "-1", "--out", str(tmp_path / "x")]) == 2
-    assert "--minutes" in capsys.readouterr().err
+@pytest.mark.parametrize("flag, value", [("--max-minutes", "-1"), ("--steps", "0")])
+def test_demo_rejects_a_bad_budget(tmp_path, capsys, flag, value):
+    assert main(["demo", flag, value, "--out", str(tmp_path / "x")]) == 2
+    assert flag in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_hit_time_cap_aborts_the_demo_instead_of_comparing_unequal_arms(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--steps", "1000", "--max-minutes", "0.001", "--out", str(out)]) == 3
+    printed = capsys.readouterr().out
+    assert "the arms would be unequally trained" in printed and "of 1000 steps of arm 'baseline'" in printed
+    assert not (out / "comparison.json").exists() and not (out / "augmentation").exists()

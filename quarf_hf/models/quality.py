@@ -8,7 +8,9 @@ with ``feature_dim``, mapping pixels (B, 3, H, W) in [0, 1] to quality features 
 * ``"contrique"``: CONTRIQUE's 4096-d features with random weights (for tests);
 * a folder or Hub id of a saved ContriqueModel: a converted CONTRIQUE (``quarf-hf
   convert-contrique``) or an encoder trained by ``quarf-hf train-quality``;
-* a spec dict (``{"type": "brisque"}``, ``{"type": "contrique", "config": {...}}``, optionally
+* ``"constant"``: ones whatever the image (:class:`ConstantQuality`, the static-mixture control);
+* a spec dict (``{"type": "brisque"}``, ``{"type": "constant", "dim": 36}``,
+  ``{"type": "contrique", "config": {...}}``, optionally
   with a ``"source"`` folder/Hub id whose weights it loads), as stored in QuARF model configs;
 * an ``nn.Module`` with ``feature_dim``, frozen as it is.
 
@@ -104,6 +106,28 @@ class StandardizedBrisque(FrozenQualityExtractor):
         return {"type": "brisque", **self._spec_options()}
 
 
+class ConstantQuality(FrozenQualityExtractor):
+    """The same vector of ones for every image: a control for quality routing.
+
+    A QuARF block fed by it has every parameter of a quality-routed block, but its router sees no
+    image, so it can only learn one fixed mixture of the experts (per channel group). Comparing
+    it with a quality-routed block of the same shape isolates what the quality input adds.
+    """
+
+    min_size = 1
+
+    def __init__(self, dim: int = 36):
+        super().__init__()
+        self.feature_dim = int(dim)
+        self.freeze()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pixel_values.new_ones(pixel_values.shape[0], self.feature_dim, dtype=torch.float32)
+
+    def spec(self) -> dict:
+        return {"type": "constant", "dim": self.feature_dim}
+
+
 class ContriqueQuality(FrozenQualityExtractor):
     """A frozen :class:`~quarf_hf.models.modeling_contrique.ContriqueModel` returning its 4096-d features."""
 
@@ -151,6 +175,10 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         return spec.eval()
     if spec == "brisque" or (isinstance(spec, dict) and spec.get("type") == "brisque"):
         return StandardizedBrisque()
+    if spec == "constant" or (isinstance(spec, dict) and spec.get("type") == "constant"):
+        from .quality_spec import normalize_quality_spec
+
+        return ConstantQuality(normalize_quality_spec(spec)["dim"])
     from .configuration_contrique import ContriqueConfig
     from .modeling_contrique import ContriqueModel
 
@@ -233,5 +261,6 @@ __all__ = [
     "quality_spec_to_config",
     "StandardizedBrisque",
     "ContriqueQuality",
+    "ConstantQuality",
     "FrozenQualityExtractor",
 ]

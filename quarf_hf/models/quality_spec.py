@@ -13,6 +13,8 @@ without any network access:
   builds on the meta device) takes them from its own checkpoint and never reads the source.
   A folder path or Hub id given as the spec is turned into this form (only its config.json is read).
 * either with ``"max_side": N``: quality computed on a copy downscaled to longer side N (speed).
+* ``{"type": "constant", "dim": 36}``: a vector of ones whatever the image (the *static mixture*
+  control: the same block and router parameters, but the router can only learn one fixed mixture).
 
 Shipped to the Hub with the models: imports only torch, transformers and flat siblings.
 """
@@ -26,6 +28,7 @@ from torch import nn
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 
 CONTRIQUE_MIN_SIZE = 64
+QUALITY_TYPES = ("brisque", "contrique", "constant")
 
 
 def _source_spec(source) -> dict:
@@ -50,19 +53,29 @@ def _source_spec(source) -> dict:
 
 
 def normalize_quality_spec(spec) -> dict:
-    """``"brisque"`` / ``"contrique"`` / a ContriqueModel folder or Hub id / a spec dict -> a complete spec dict.
+    """``"brisque"`` / ``"contrique"`` / ``"constant"`` / a ContriqueModel folder or Hub id / a spec dict -> a
+    complete spec dict.
 
     No weights are loaded; a folder or Hub id has its config.json read.
     """
-    if isinstance(spec, str) and spec in ("brisque", "contrique"):
+    if isinstance(spec, str) and spec in QUALITY_TYPES:
         spec = {"type": spec}
     elif isinstance(spec, (str, os.PathLike)):
         spec = _source_spec(spec)
-    if not isinstance(spec, dict) or spec.get("type") not in ("brisque", "contrique"):
+    if not isinstance(spec, dict) or spec.get("type") not in QUALITY_TYPES:
         raise ValueError(
-            f"quality: expected 'brisque', 'contrique' or a spec dict with type 'brisque'/'contrique', found {spec!r}"
+            f"quality: expected 'brisque', 'contrique', 'constant' or a spec dict with one of these types, found {spec!r}"
         )
     spec = dict(spec)
+    if spec["type"] == "constant":
+        # As wide as BRISQUE by default: the static control then has exactly BRISQUE-QuARF's parameters.
+        dim = spec.get("dim", 36)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"quality.dim: expected a positive integer, found {dim!r}")
+        unknown = sorted(set(spec) - {"type", "dim"})
+        if unknown:
+            raise ValueError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
+        return {"type": "constant", "dim": dim}
     if spec["type"] == "contrique":
         from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
@@ -78,13 +91,16 @@ def quality_feature_dim(spec) -> int:
     spec = normalize_quality_spec(spec)
     if spec["type"] == "brisque":
         return 36
+    if spec["type"] == "constant":
+        return spec["dim"]
     from .configuration_contrique import ContriqueConfig
 
     return ContriqueConfig(**{k: v for k, v in spec["config"].items() if k != "model_type"}).feature_dim
 
 
 def quality_min_size(spec) -> int:
-    return BRISQUE_MIN_SIZE if normalize_quality_spec(spec)["type"] == "brisque" else CONTRIQUE_MIN_SIZE
+    kind = normalize_quality_spec(spec)["type"]
+    return {"brisque": BRISQUE_MIN_SIZE, "constant": 1}.get(kind, CONTRIQUE_MIN_SIZE)
 
 
 def build_quality_extractor_from_spec(spec) -> nn.Module:
