@@ -27,14 +27,14 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import interleaved_medians, peak_rss_growth  # noqa: E402
 
 from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation  # noqa: E402
 from quarf_hf.hub.build import load_hub_config  # noqa: E402
@@ -101,7 +101,7 @@ def quality_error(size: int, max_side: int, repeats: int) -> list[dict]:
         small.load_state_dict(full.state_dict())
         with torch.inference_mode():
             exact, approx = full(batch), small(batch)
-            times = interleaved({"full": lambda: full(batch), "downscaled": lambda: small(batch)}, repeats)
+            times = interleaved_medians({"full": lambda: full(batch), "downscaled": lambda: small(batch)}, repeats)
         relative = ((approx - exact).norm(dim=1) / exact.norm(dim=1)).tolist()
         cosine = torch.nn.functional.cosine_similarity(approx, exact, dim=1).tolist()
         rows.append({"quality": name, "images": len(images), "size": size, "max_side": max_side,
@@ -110,26 +110,10 @@ def quality_error(size: int, max_side: int, repeats: int) -> list[dict]:
     return rows
 
 
-def interleaved(functions: dict, repeats: int, sync=None) -> dict:
-    """Median seconds of each function, called round-robin ``repeats`` times after one warm-up each."""
-    times = {name: [] for name in functions}
-    for round_index in range(-1, repeats):
-        for name, fn in functions.items():
-            if sync:
-                sync()
-            start = time.perf_counter()
-            fn()
-            if sync:
-                sync()
-            if round_index >= 0:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def inference_times(plain, quarf, batch, size, repeats, device, sync):
     images = torch.randn(batch, 3, size, size, device=device)
     with torch.inference_mode():
-        return interleaved({"plain": lambda: plain(pixel_values=images), "quarf": lambda: quarf(pixel_values=images)},
+        return interleaved_medians({"plain": lambda: plain(pixel_values=images), "quarf": lambda: quarf(pixel_values=images)},
                            repeats, sync)
 
 
@@ -155,7 +139,7 @@ def training_times(plain, quarf, batch, size, repeats, device, sync):
             optimizer.zero_grad(set_to_none=True)
 
         steps[name] = step
-    result = interleaved(steps, repeats, sync)
+    result = interleaved_medians(steps, repeats, sync)
     plain.eval(), quarf.eval()
     return result
 
@@ -177,25 +161,9 @@ def peak_memory_of_forward(variant, quality, batch, size, which) -> float:
             model(pixel_values=images)
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
-    import psutil
-
     with torch.inference_mode():
         model(pixel_values=images)  # warm-up: allocator caches and one-time buffers
-    process = psutil.Process()
-    baseline, peak, done = process.memory_info().rss, [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    with torch.inference_mode():
-        model(pixel_values=images)
-    done.set()
-    sampler.join()
-    return max(peak[0], process.memory_info().rss) - baseline
+        return peak_rss_growth(lambda: model(pixel_values=images))
 
 
 def peak_memory_in_subprocess(variant, quality, batch, size, which) -> float:
@@ -230,7 +198,7 @@ def profile_extra_time(quarf, batch, size, repeats, device, sync) -> dict:
             "block (incl. router)": lambda: block(feature_map, quality),
             "layout in/out": lambda: block_layout(tokens, batch, channels, height, width),
         }
-        times = interleaved(pieces, repeats, sync)
+        times = interleaved_medians(pieces, repeats, sync)
     return {name: seconds * 1000 for name, seconds in times.items()}
 
 

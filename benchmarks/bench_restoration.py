@@ -18,6 +18,8 @@ import sys
 import time
 
 import torch
+from timing import peak_rss_growth
+
 from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
 from quarf_hf.hub.build import load_hub_config
 
@@ -64,27 +66,10 @@ def measure(variant: str, with_quarf: bool, size: int, batch: int, repeats: int,
 
 def cpu_peak_of_one_forward(variant, with_quarf, size, batch) -> float:
     """Peak RSS growth (bytes) over one eval forward, sampled by a thread (run in a fresh process)."""
-    import threading
-
-    import psutil
-
     model = build(variant, with_quarf)
     images = torch.rand(batch, 3, size, size)
-    process = psutil.Process()
-    baseline, peak, done = process.memory_info().rss, [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     with torch.no_grad():
-        model(images)
-    done.set()
-    sampler.join()
-    return max(peak[0], process.memory_info().rss) - baseline
+        return peak_rss_growth(lambda: model(images))
 
 
 def cpu_peak_in_subprocess(variant, with_quarf, size, batch) -> float:

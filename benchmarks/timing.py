@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
 
 
@@ -24,3 +26,44 @@ def run_times(fn, repeats: int, sync=None, setup=None) -> list[float]:
         if i >= 0:
             times.append(time.perf_counter() - start)
     return times
+
+
+def interleaved_medians(functions: dict, repeats: int, sync=None) -> dict:
+    """Median seconds of each function, called round-robin ``repeats`` times after one warm-up
+    round, so that a machine's slow spells fall on every function alike."""
+    times = {name: [] for name in functions}
+    for round_index in range(-1, repeats):
+        for name, fn in functions.items():
+            if sync:
+                sync()
+            start = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            if round_index >= 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_rss_growth(fn) -> int:
+    """Peak growth in bytes of this process's resident set during ``fn()``, sampled every
+    millisecond by a thread (a CPU stand-in for CUDA's ``max_memory_allocated``; run it in a fresh
+    process so that allocators of earlier work do not hide the peak)."""
+    import psutil
+
+    process = psutil.Process()
+    baseline, peak, done = process.memory_info().rss, [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], process.memory_info().rss) - baseline
