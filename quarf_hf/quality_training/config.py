@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..training.config import _check_keys, _number
+from ..models.quarf import _check_positive_int
+from ..training.config import _check_keys, _number, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -74,7 +75,7 @@ class QualityTrainConfig:
             raise ValueError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints"):
-            _positive_int(name, getattr(self, name))
+            _check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -147,16 +148,7 @@ class QualityTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "QualityTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-
-def _positive_int(name, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        return dataclass_from_dict(cls, data)
 
 
 def _check_severity_list(name, value) -> None:

@@ -103,11 +103,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data)
+
+
+def dataclass_from_dict(cls, data: dict):
+    """``cls(**data)`` for a config dataclass, refusing keys it does not have (a typo names itself)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
+    return cls(**data)
 
 
 def _check_types(config: "TrainConfig") -> None:
