@@ -1,0 +1,113 @@
+"""The package's checks of user-given values and its one user-error type.
+
+Every check raises :class:`InputError` (a ``ValueError``) or :class:`InputTypeError` (also a
+``TypeError``) with a message that starts with the name of what it checks, then what was expected
+and what was found::
+
+    >>> from quarf_hf.models.checks import check_int
+    >>> check_int("batch_size", 8)
+    8
+    >>> check_int("batch_size", 0)
+    Traceback (most recent call last):
+    ...
+    quarf_hf.models.checks.InputError: batch_size: expected an integer >= 1, found 0
+
+The CLI prints these (and file errors) as one line; any other exception is a bug and keeps its
+traceback. This file ships with saved model folders (the remote-code rule): it imports only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+class InputError(ValueError):
+    """A value the user gave is wrong; the message names it, says what was expected and what was found."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A user-given value has the wrong type (also a ``TypeError``, as Python's own type errors are)."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an int within ``[minimum, maximum]`` (``None``: unbounded); booleans are refused."""
+    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if minimum is not None and maximum is not None:
+            expected = f"an integer from {minimum} to {maximum}"
+        elif minimum is not None:
+            expected = f"an integer >= {minimum}"
+        elif maximum is not None:
+            expected = f"an integer <= {maximum}"
+        else:
+            expected = "an integer"
+        raise InputError(f"{name}: expected {expected}, found {value!r}")
+    return value
+
+
+def check_number(name: str, value, minimum: float | None = None, *, exclusive: bool = False,
+                 maximum: float | None = None) -> float:
+    """``value`` as a finite float; above ``minimum`` (strictly when ``exclusive``) and at most
+    ``maximum``. Strings that read as numbers are accepted, since YAML reads ``6e-4`` as a string."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        raise InputError(f"{name}: expected a finite number, found {value!r}")
+    low_ok = minimum is None or (number > minimum if exclusive else number >= minimum)
+    if not low_ok or (maximum is not None and number > maximum):
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>' if exclusive else '>='} {minimum:g}")
+        if maximum is not None:
+            bounds.append(f"<= {maximum:g}")
+        raise InputError(f"{name}: expected a number {' and '.join(bounds)}, found {value!r}")
+    return float(number)
+
+
+def check_probability(name: str, value) -> float:
+    """``value`` as a float in [0, 1]."""
+    return check_number(name, value, 0.0, maximum=1.0)
+
+
+def check_choice(name: str, value, choices: Iterable):
+    """``value`` if it is one of ``choices``, else an error listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, found {value!r}")
+    return value
+
+
+def check_type(name: str, value, types, expected: str):
+    """``value`` if it is an instance of ``types``; else an :class:`InputTypeError` saying ``expected``."""
+    if not isinstance(value, types):
+        raise InputTypeError(f"{name}: expected {expected}, found {type(value).__name__}")
+    return value
+
+
+def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None]) -> None:
+    """``shape`` equals ``expected`` where ``expected`` is not ``None`` (``None`` matches any size)."""
+    shape, expected = tuple(shape), tuple(expected)
+    if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
+        readable = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise InputError(f"{name}: expected shape {readable}, found {shape}")
+
+
+def check_groups(name: str, channels: int, groups: int, *, what: str = "channels") -> None:
+    """The channel rule of the QuARF block: ``groups`` divides ``channels`` (both positive).
+
+    Shared by ``QuARF``, ``QuarfBlockConfig`` and ``QuarfAdapterConfig``, so that the three agree.
+    """
+    check_int(f"{name}.{what}" if name else what, channels)
+    check_int(f"{name}.num_groups" if name else "num_groups", groups)
+    if channels % groups:
+        prefix = f"{name}: " if name else ""
+        raise InputError(f"{prefix}num_groups ({groups}) must divide {what} ({channels})")
