@@ -440,11 +440,11 @@ def test_recipe_holds_out_the_demos_held_out_kinds():
     assert not set(HELD_OUT["corruptions"]) & set(config.corruption_names)
 
 
-def test_readme_quality_config_is_valid(tmp_path):
-    """The README's example config (a YAML block, not run by test_readme) is a valid QualityTrainConfig."""
+def test_docs_quality_config_is_valid(tmp_path):
+    """docs/training.md's example config (a YAML block, not run by test_readme) is a valid QualityTrainConfig."""
     import re
 
-    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "training.md").read_text(), flags=re.S)
     example = [b for b in blocks if "authentic_fraction" in b]
     assert len(example) == 1
     config = QualityTrainConfig.from_dict(yaml.safe_load(example[0]))

@@ -7,7 +7,7 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="a training config (YAML); see configs/ for the paper's three arms")
+    parser.add_argument("config", help="a training config (YAML); see configs/ for the demo's four arms")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     parser.add_argument("--output-dir", help="override the config's output_dir")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
