@@ -449,3 +449,28 @@ def test_readme_quality_config_is_valid(tmp_path):
     assert len(example) == 1
     config = QualityTrainConfig.from_dict(yaml.safe_load(example[0]))
     assert config.num_classes == 4 * 5 + 1 and config.contrique_config().feature_dim == 512
+
+
+def test_the_shared_loop_accumulates_and_resumes_past_a_damaged_checkpoint(tmp_path, capsys, monkeypatch):
+    """train-quality runs in train's loop: gradient accumulation (2 batches a step), a killed run's
+    staging folder removed, and --resume falls back past a truncated newest checkpoint."""
+    from quarf_hf.quality_training.task import QualityEncoderTask
+
+    batches = []
+    real_loss = QualityEncoderTask.loss
+    monkeypatch.setattr(QualityEncoderTask, "loss", lambda self, run, batch, position: (
+        batches.append(position), real_loss(self, run, batch, position))[1])
+    data = {"train": {"type": "quarf-shapes", "num_samples": 16, "size": 72, "seed": 0}}
+    config = QualityTrainConfig.from_dict(tiny_config(tmp_path, name="acc", max_steps=2, data=data, checkpoint_every=1,
+                                                      keep_checkpoints=2, gradient_accumulation_steps=2))
+    assert train_quality(config)["steps"] == 2
+    assert len(batches) == 4  # two batches for each of the two optimiser steps
+    out = Path(config.output_dir)
+    newest = out / "checkpoints" / "step-00000002" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    (out / "checkpoints" / ".step-00000003.tmp").mkdir()
+    capsys.readouterr()
+    assert train_quality(config, resume=True)["steps"] == 2
+    printed = capsys.readouterr().out
+    assert "skipping damaged checkpoint" in printed and "resuming from" in printed and "step-00000001" in printed
+    assert not (out / "checkpoints" / ".step-00000003.tmp").exists()
