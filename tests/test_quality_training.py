@@ -433,8 +433,9 @@ def test_accelerate_launch_runs_the_module(tmp_path):
 
 def test_recipe_holds_out_the_demos_held_out_kinds():
     """The published encoder must not have seen the corruptions the demo evaluates as held out."""
-    from quarf_hf.commands.demo import HELD_OUT
+    from quarf_hf.training import load_train_config
 
+    HELD_OUT = load_train_config(REPO / "configs" / "quarf.yaml").evaluation  # the demo's held-out kinds
     config = load_quality_config("quarf-quality-small")
     assert sorted(config.probe["corruptions"]) == sorted(HELD_OUT["corruptions"])
     assert not set(HELD_OUT["corruptions"]) & set(config.corruption_names)

@@ -45,13 +45,18 @@ def weights(folder) -> dict:
     return load_file(str(Path(folder) / "model.safetensors"))
 
 
-def test_configs_of_the_three_arms_load():
-    """configs/ holds the paper's three arms; they differ only where the comparison says."""
-    arms = {name: load_train_config(REPO / "configs" / f"{name}.yaml") for name in ("baseline", "augmentation", "quarf")}
+def test_configs_of_the_four_arms_load():
+    """configs/ holds the paper's four arms; they differ only where the comparison says."""
+    arms = {name: load_train_config(REPO / "configs" / f"{name}.yaml")
+            for name in ("baseline", "augmentation", "static", "quarf")}
     assert arms["baseline"].model["type"] == "segformer" and arms["baseline"].augmentation["policy"] == "none"
     assert arms["augmentation"].model["type"] == "segformer" and arms["augmentation"].augmentation["policy"] == "degradation"
     assert arms["quarf"].model["type"] == "quarf_segformer" and arms["quarf"].augmentation == arms["augmentation"].augmentation
     assert arms["quarf"].data == arms["baseline"].data and arms["quarf"].evaluation == arms["baseline"].evaluation
+    # The static control: QuARF's block and augmentation, a constant in place of the quality features.
+    assert arms["static"].model["quarf"] == arms["quarf"].model["quarf"]
+    assert arms["static"].model["quality"]["type"] == "constant"
+    assert arms["static"].augmentation == arms["quarf"].augmentation and arms["static"].data == arms["quarf"].data
     # Evaluation kinds are held out from the augmentation kinds.
     assert not set(arms["quarf"].evaluation["corruptions"]) & set(arms["quarf"].augmentation["corruptions"])
 
