@@ -8,25 +8,39 @@ import pytest
 from PIL import Image
 
 from quarf_hf.cli import build_parser, main
-from quarf_hf.commands.demo import ARMS, BUDGETS, HELD_OUT, arm_configs
+from quarf_hf.commands.demo import ARM_NAMES, BUDGETS, arm_configs
 from quarf_hf.training import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
+HELD_OUT = load_train_config(REPO / "configs" / "quarf.yaml").evaluation
 
 
-@pytest.mark.parametrize("arm", sorted(ARMS))
+@pytest.mark.parametrize("arm", ARM_NAMES)
 def test_demo_arms_are_the_configs_arms(arm, tmp_path):
     """The full demo trains what configs/ describes: same model, augmentation, data, held-out
-    evaluation and recipe (only the output folder and checkpointing differ)."""
+    evaluation and recipe (only the output folder and checkpointing differ); --quick changes only
+    the steps, the image size and the number of validation scenes."""
     config = load_train_config(REPO / "configs" / f"{arm}.yaml")
-    _, steps, validation_images, size = BUDGETS["full"]
-    demo = arm_configs(tmp_path, steps, validation_images, size)[arm]
-    assert demo.max_minutes is None  # no per-arm time cap: every arm trains all its steps
-    assert config.model == ARMS[arm]["model"] and config.augmentation == ARMS[arm]["augmentation"]
-    assert config.evaluation == HELD_OUT
+    demo = arm_configs(tmp_path)[arm]
+    assert demo.max_minutes is None and demo.checkpoint_every == 0  # every arm trains all its steps
+    assert demo.output_dir == str(tmp_path / arm)
+    assert config.evaluation == HELD_OUT  # every arm is evaluated on the same held-out kinds
     for key in ("task", "model", "augmentation", "evaluation", "data", "seed", "max_steps", "batch_size",
                 "learning_rate", "schedule", "warmup_steps", "load_balancing_weight"):
         assert getattr(config, key) == getattr(demo, key), key
+    quick = BUDGETS["quick"]
+    short = arm_configs(tmp_path, seed=2, steps=quick["steps"], validation_images=quick["validation_images"],
+                        size=quick["size"])[arm]
+    assert short.max_steps == 300 and short.seed == config.seed + 2 and short.model == config.model
+    assert short.data["train"]["size"] == short.data["validation"]["size"] == 48
+    assert short.data["validation"]["num_samples"] == 32
+    assert short.data["train"]["seed"] == config.data["train"]["seed"] + 2
+
+
+def test_every_config_arm_is_in_the_demo():
+    """A new arm file in configs/ (any training config but the study) is trained by the demo too."""
+    arms = {p.stem for p in (REPO / "configs").glob("*.yaml") if p.stem != "study"}
+    assert arms == set(ARM_NAMES)
 
 
 @pytest.mark.slow
@@ -39,7 +53,7 @@ def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys)
     rows = json.loads((out / "comparison.json").read_text())
     assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "static mixture + data augmentation",
                                             "QuARF + data augmentation"]
-    assert "one run (one seed)" in printed and "Over five seeds" in printed
+    assert "one run (one seed)" in printed and "docs/study.md" in printed
     for row in rows:
         assert row["steps"] == 20 and 0 <= row["clean"] <= 1 and 0 <= row["degraded"] <= 1
         assert set(HELD_OUT["corruptions"]) <= set(row)

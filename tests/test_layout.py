@@ -59,6 +59,14 @@ def test_hub_configs_link_points_at_the_top_level_folder():
     assert "quarf-segformer-b0" in published_variants()
 
 
+def test_configs_link_points_at_the_top_level_folder():
+    """The demo reads its arms from configs/ through quarf_hf/configs (package data in a wheel)."""
+    from quarf_hf.commands.demo import ARM_NAMES, configs_dir
+
+    assert configs_dir().resolve() == (ROOT / "configs").resolve()
+    assert all((configs_dir() / f"{name}.yaml").is_file() for name in ARM_NAMES)
+
+
 @pytest.mark.slow
 def test_wheel_install_builds_a_published_variant(tmp_path):
     """A normal (non-editable) install from a built wheel finds hub_configs/ as package data."""
@@ -68,6 +76,7 @@ def test_wheel_install_builds_a_published_variant(tmp_path):
     wheel = next(wheel_dir.glob("quarf_hf-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "quarf_hf/hub_configs/quarf-segformer-b0.yaml" in names
+    assert "quarf_hf/configs/quarf.yaml" in names  # the demo's arms
     # Unpack the wheel into its own site folder and run the CLI from there, outside the checkout.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

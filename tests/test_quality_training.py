@@ -19,9 +19,9 @@ from quarf_hf.data.shapes import QuarfShapes
 from quarf_hf.degradations import degrade
 from quarf_hf.models.modeling_contrique import ContriqueModel
 from quarf_hf.quality_training import QualityTrainConfig, load_quality_config, train_quality
-from quarf_hf.quality_training import loop as quality_loop
 from quarf_hf.quality_training.objective import supervised_contrastive_loss
 from quarf_hf.quality_training.probe import logistic_probe_accuracy, spearman
+from quarf_hf.training import loop as training_loop
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ENCODER = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 64], "depths": [1, 1, 1, 1], "projection_dim": 32}
@@ -141,18 +141,18 @@ def test_resume_after_a_crash_ends_with_the_same_weights(tmp_path, monkeypatch, 
     uninterrupted = QualityTrainConfig.from_dict(tiny_config(tmp_path, name="a", **common))
     train_quality(uninterrupted)
     resumed = QualityTrainConfig.from_dict(tiny_config(tmp_path, name="b", checkpoint_every=crash_step, **common))
-    real_save = quality_loop.save_checkpoint
+    real_save = training_loop.save_checkpoint
 
     def save_then_crash(accelerator, output_dir, step, keep):
         real_save(accelerator, output_dir, step, keep)
         if step == crash_step:
             raise KeyboardInterrupt("simulated crash right after a checkpoint")
 
-    monkeypatch.setattr(quality_loop, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(training_loop, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train_quality(resumed)
     assert not (Path(resumed.output_dir) / "model").exists()
-    monkeypatch.setattr(quality_loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(training_loop, "save_checkpoint", real_save)
     assert train_quality(resumed, resume=True)["steps"] == 5
     a = load_file(str(Path(uninterrupted.output_dir) / "model" / "model.safetensors"))
     b = load_file(str(Path(resumed.output_dir) / "model" / "model.safetensors"))
@@ -416,7 +416,7 @@ def test_trained_encoder_by_repo_id(local_hub, trained, tmp_path, block_quarf_hf
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_module(tmp_path):
-    """The documented entry point: ``accelerate launch -m quarf_hf.train_quality CONFIG`` (one CPU process)."""
+    """The documented entry point: ``accelerate launch -m quarf_hf train-quality CONFIG`` (one CPU process)."""
     data = tiny_config(tmp_path, name="launched", max_steps=2)
     config_path = tmp_path / "launched.yaml"
     config_path.write_text(yaml.safe_dump(data))
@@ -424,7 +424,7 @@ def test_accelerate_launch_runs_the_module(tmp_path):
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), ACCELERATE_USE_CPU="true")
     result = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
                              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                             "-m", "quarf_hf.train_quality", str(config_path)],
+                             "-m", "quarf_hf", "train-quality", str(config_path)],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert '"steps": 2' in result.stdout
@@ -433,8 +433,9 @@ def test_accelerate_launch_runs_the_module(tmp_path):
 
 def test_recipe_holds_out_the_demos_held_out_kinds():
     """The published encoder must not have seen the corruptions the demo evaluates as held out."""
-    from quarf_hf.commands.demo import HELD_OUT
+    from quarf_hf.training import load_train_config
 
+    HELD_OUT = load_train_config(REPO / "configs" / "quarf.yaml").evaluation  # the demo's held-out kinds
     config = load_quality_config("quarf-quality-small")
     assert sorted(config.probe["corruptions"]) == sorted(HELD_OUT["corruptions"])
     assert not set(HELD_OUT["corruptions"]) & set(config.corruption_names)
@@ -449,3 +450,28 @@ def test_docs_quality_config_is_valid(tmp_path):
     assert len(example) == 1
     config = QualityTrainConfig.from_dict(yaml.safe_load(example[0]))
     assert config.num_classes == 4 * 5 + 1 and config.contrique_config().feature_dim == 512
+
+
+def test_the_shared_loop_accumulates_and_resumes_past_a_damaged_checkpoint(tmp_path, capsys, monkeypatch):
+    """train-quality runs in train's loop: gradient accumulation (2 batches a step), a killed run's
+    staging folder removed, and --resume falls back past a truncated newest checkpoint."""
+    from quarf_hf.quality_training.task import QualityEncoderTask
+
+    batches = []
+    real_loss = QualityEncoderTask.loss
+    monkeypatch.setattr(QualityEncoderTask, "loss", lambda self, run, batch, position: (
+        batches.append(position), real_loss(self, run, batch, position))[1])
+    data = {"train": {"type": "quarf-shapes", "num_samples": 16, "size": 72, "seed": 0}}
+    config = QualityTrainConfig.from_dict(tiny_config(tmp_path, name="acc", max_steps=2, data=data, checkpoint_every=1,
+                                                      keep_checkpoints=2, gradient_accumulation_steps=2))
+    assert train_quality(config)["steps"] == 2
+    assert len(batches) == 4  # two batches for each of the two optimiser steps
+    out = Path(config.output_dir)
+    newest = out / "checkpoints" / "step-00000002" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    (out / "checkpoints" / ".step-00000003.tmp").mkdir()
+    capsys.readouterr()
+    assert train_quality(config, resume=True)["steps"] == 2
+    printed = capsys.readouterr().out
+    assert "skipping damaged checkpoint" in printed and "resuming from" in printed and "step-00000001" in printed
+    assert not (out / "checkpoints" / ".step-00000003.tmp").exists()

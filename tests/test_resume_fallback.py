@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from quarf_hf.atomic import atomic_folder, atomic_path, remove_stale_staging
 from quarf_hf.training import TrainConfig, train
 from quarf_hf.training import loop as training_loop
+from quarf_hf.training import segmentation
 from quarf_hf.training.checkpoints import checkpoint_problem, latest_checkpoint
 
 from test_training import tiny_config
@@ -131,7 +132,7 @@ def _small_data():
 
 def test_train_into_an_existing_file_fails_before_training(tmp_path, monkeypatch):
     called = []
-    monkeypatch.setattr(training_loop, "build_model", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(segmentation, "build_model", lambda *a, **k: called.append(1))
     target = tmp_path / "file"
     target.write_text("keep me")
     with pytest.raises(FileExistsError, match="output_dir"):

@@ -23,61 +23,49 @@ from pathlib import Path
 
 from ..atomic import atomic_path, write_text_atomic
 
-TINY_SEGFORMER = {"hidden_sizes": [32, 64, 96, 128], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 2, 2, 4],
-                  "sr_ratios": [4, 2, 1, 1], "decoder_hidden_size": 64}
-AUGMENTATION = {"policy": "degradation", "p": 0.5,
-                "corruptions": ["gaussian_noise", "impulse_noise", "gaussian_blur", "motion_blur", "pixelate",
-                                "contrast", "low_light", "rain"],
-                "severities": [1, 5]}
-HELD_OUT = {"corruptions": ["shot_noise", "speckle_noise", "defocus_blur", "jpeg_compression", "fog"],
-            "severities": [1, 3, 5]}
-BLOCK = {"num_groups": 8, "experts": [[3, 1], [3, 2], [3, 4], [3, 8]], "top_k": 4, "mode": "soft", "residual": True}
-ARMS = {
-    "baseline": {"model": {"type": "segformer", "config": TINY_SEGFORMER}, "augmentation": {"policy": "none"}},
-    "augmentation": {"model": {"type": "segformer", "config": TINY_SEGFORMER}, "augmentation": AUGMENTATION},
-    # The capacity-matched control: QuARF's block and parameters, a router fed a constant.
-    "static": {"model": {"type": "quarf_segformer", "quality": {"type": "constant", "dim": 36},
-                         "config": TINY_SEGFORMER, "quarf": BLOCK},
-               "augmentation": AUGMENTATION},
-    "quarf": {"model": {"type": "quarf_segformer", "quality": "brisque", "config": TINY_SEGFORMER, "quarf": BLOCK},
-              "augmentation": AUGMENTATION},
-}
+# The arms, in the order they are trained and shown: configs/<name>.yaml is each one's only definition.
+ARM_NAMES = ("baseline", "augmentation", "static", "quarf")
 ARM_TITLES = {"baseline": "baseline", "augmentation": "data augmentation",
               "static": "static mixture + data augmentation", "quarf": "QuARF + data augmentation"}
-BUDGETS = {  # default wall-clock cap (minutes), steps per arm, validation images, image size
-    "full": (30.0, 1500, 128, 64),
-    "quick": (10.0, 300, 32, 48),
+# The full demo trains the configs as they are; --quick shortens them. minutes: the default cap.
+BUDGETS = {
+    "full": {"minutes": 30.0},
+    "quick": {"minutes": 10.0, "steps": 300, "validation_images": 32, "size": 48},
 }
-# What the study (five seeds, kinds never used for choices) found; README "Results" has the table.
-STUDY_FINDING = ("the study (quarf-hf study configs/study.yaml; README 'Results') found QuARF + augmentation "
-                 "ahead of the static mixture and of augmentation alone on unseen kinds on average (+0.03, +0.04 "
-                 "mIoU) but in only 3 of 5 seeds, intervals including zero: not shown to help")
+RESULTS_PAGE = "docs/study.md"  # what holds over seeds: the study's results
+
+
+def configs_dir() -> Path:
+    """configs/ (installed with the package as quarf_hf/configs, a link to the repository's folder)."""
+    return Path(__file__).resolve().parents[1] / "configs"
 
 
 class DemoAborted(RuntimeError):
     pass
 
 
-def arm_configs(out_dir: Path, steps: int, validation_images: int, size: int, seed: int = 0) -> dict:
-    """One ``TrainConfig`` per arm; identical except for model and augmentation (no per-arm time cap)."""
-    from ..training import TrainConfig
+def arm_configs(out_dir: Path, seed: int = 0, steps: int | None = None, validation_images: int | None = None,
+                size: int | None = None) -> dict:
+    """One ``TrainConfig`` per arm, read from ``configs/<arm>.yaml``: written to ``out_dir/<arm>``, no
+    checkpoints and no per-arm time cap; ``seed`` shifts the run's and the scenes' seeds; ``steps``,
+    ``validation_images`` and ``size`` (when given) shorten every arm alike."""
+    import dataclasses
 
-    common = {
-        "task": "segmentation",
-        "data": {"train": {"type": "quarf-shapes", "num_samples": 4096, "size": size, "seed": seed},
-                 "validation": {"type": "quarf-shapes", "num_samples": validation_images, "size": size,
-                                "seed": seed + 10_000}},
-        "evaluation": HELD_OUT,
-        "seed": seed,
-        "max_steps": steps,
-        "batch_size": 16,
-        "learning_rate": 0.002,
-        "schedule": "poly",
-        "warmup_steps": 10,
-    }
-    return {name: TrainConfig.from_dict({**copy.deepcopy(common), **copy.deepcopy(arm),
-                                         "output_dir": str(out_dir / name)})
-            for name, arm in ARMS.items()}
+    from ..training import load_train_config
+
+    configs = {}
+    for name in ARM_NAMES:
+        config = load_train_config(configs_dir() / f"{name}.yaml")
+        data = copy.deepcopy(config.data)
+        for split in ("train", "validation"):
+            data[split]["seed"] = data[split].get("seed", 0) + seed
+            if size is not None:
+                data[split]["size"] = size
+        if validation_images is not None:
+            data["validation"]["num_samples"] = validation_images
+        configs[name] = dataclasses.replace(config, output_dir=str(out_dir / name), seed=config.seed + seed, data=data,
+                                            max_steps=steps or config.max_steps, checkpoint_every=0, max_minutes=None)
+    return configs
 
 
 def comparison_rows(summaries: dict) -> list[dict]:
@@ -135,13 +123,17 @@ def run_demo(args) -> int:
         raise ValueError(f"--max-minutes: expected a positive number, found {args.max_minutes}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps: expected a positive integer, found {args.steps}")
-    minutes, steps, validation_images, size = BUDGETS["quick" if args.quick else "full"]
-    steps = args.steps or steps
-    minutes = args.max_minutes or minutes
+    budget = BUDGETS["quick" if args.quick else "full"]
+    minutes = args.max_minutes or budget["minutes"]
     out_dir = Path(args.out)
-    configs = arm_configs(out_dir, steps, validation_images, size, seed=args.seed)
-    print(f"quarf-hf demo: four arms on quarf-shapes ({size}x{size}), {steps} steps each (seed {args.seed}); "
-          f"the demo aborts if it takes more than {minutes:g} minutes; outputs in {out_dir}/")
+    configs = arm_configs(out_dir, seed=args.seed, steps=args.steps or budget.get("steps"),
+                          validation_images=budget.get("validation_images"), size=budget.get("size"))
+    first = configs[ARM_NAMES[0]]
+    steps, size = first.max_steps, first.data["train"]["size"]
+    validation_images, held_out = first.data["validation"]["num_samples"], first.evaluation
+    print(f"quarf-hf demo: four arms (configs/{{{','.join(ARM_NAMES)}}}.yaml) on quarf-shapes ({size}x{size}), "
+          f"{steps} steps each (seed {args.seed}); the demo aborts if it takes more than {minutes:g} minutes; "
+          f"outputs in {out_dir}/")
     started = time.monotonic()
     summaries = {}
     for name, config in configs.items():
@@ -164,10 +156,11 @@ def run_demo(args) -> int:
     write_text_atomic(out_dir / "comparison.md", table + "\n")
     quarf_folder = out_dir / "quarf" / "model"
     print(f"\nmIoU on {validation_images} validation scenes, clean and under held-out degradations "
-          f"({', '.join(HELD_OUT['corruptions'])}; severities {HELD_OUT['severities']}):\n")
+          f"({', '.join(held_out['corruptions'])}; severities {held_out['severities']}):\n")
     print(table)
-    print(f"\nReading: this is one run (one seed). The arms' mIoU moves by several hundredths from seed to seed, "
-          f"so a difference of that size between two rows here says little. Over five seeds, {STUDY_FINDING}.")
+    print("\nReading: this is one run (one seed). The arms' mIoU moves by several hundredths from seed to seed, "
+          "so a difference of that size between two rows here says little. What holds over seeds: the study "
+          f"(quarf-hf study configs/study.yaml) and its results in {RESULTS_PAGE}.")
     print(f"\nplots: {plot}, {out_dir}/<arm>/evaluation/*.png (routing per expert: quarf/evaluation/routing_vs_severity.png)")
     print(f"QuARF model folder (Hub-ready): {quarf_folder}")
     print("load it with:\n"
@@ -194,7 +187,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="train and compare baseline / augmentation / static mixture / QuARF "
                                                 "on built-in data")
     parser.add_argument("--quick", action="store_true", help="a short version (300 steps, smaller images and validation set)")
-    parser.add_argument("--steps", type=int, help="training steps of every arm (default 1500, or 300 with --quick)")
+    parser.add_argument("--steps", type=int, help="training steps of every arm (default: the configs' max_steps, "
+                                                  "or 300 with --quick)")
     parser.add_argument("--max-minutes", type=float,
                         help="wall-clock cap on the whole demo; hitting it aborts the demo (default 30, or 10 with --quick)")
     parser.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")

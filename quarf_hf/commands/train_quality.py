@@ -1,4 +1,4 @@
-"""``quarf-hf train-quality CONFIG`` (also ``accelerate launch -m quarf_hf.train_quality CONFIG``)."""
+"""``quarf-hf train-quality CONFIG`` (also ``accelerate launch -m quarf_hf train-quality CONFIG``)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import yaml
 
 from ..models.quarf import _check_positive_int
-from ..training.config import _check_keys, _number, dataclass_from_dict
+from ..training.config import PRECISIONS, TRACKERS, _check_keys, _number, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("no", "bf16", "fp16")
 MODEL_KEYS = ("config", "base")
 PROBE_KEYS = ("data", "corruptions", "severities", "image_size")
 # A CPU-sized encoder: what a config without ``model.config`` trains.
@@ -52,6 +51,7 @@ class QualityTrainConfig:
     max_steps: int = 200
     max_minutes: float | None = None
     batch_size: int = 16
+    gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
@@ -60,6 +60,7 @@ class QualityTrainConfig:
     mixed_precision: str = "no"
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
+    tracker: str = "none"
     num_workers: int = 0
     probe: dict | None = None
     push_to_hub: str | None = None
@@ -74,7 +75,8 @@ class QualityTrainConfig:
         if not isinstance(self.data, dict) or "train" not in self.data:
             raise ValueError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
         _check_keys("data", self.data, ("train",))
-        for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints"):
+        for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
+                     "gradient_accumulation_steps"):
             _check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
             value = getattr(self, name)
@@ -110,6 +112,8 @@ class QualityTrainConfig:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision: expected one of {PRECISIONS}, found {self.mixed_precision!r}")
+        if self.tracker not in TRACKERS:
+            raise ValueError(f"tracker: expected one of {TRACKERS}, found {self.tracker!r}")
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])

@@ -22,15 +22,9 @@ from pathlib import Path
 import torch
 
 from ..data.sources import IMAGE_EXTENSIONS
+from ..training.seeds import mixed_seed
 
 IMAGES_KEYS = ("type", "path", "files", "resize_short_side", "repeats", "optional")
-
-
-def _mixed(*parts: int) -> int:
-    seed = 0
-    for part in parts:
-        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
-    return seed
 
 
 class PhotoFolder(torch.utils.data.Dataset):
@@ -146,7 +140,7 @@ class QualityImages(torch.utils.data.Dataset):
         if min(height, width) < size:
             raise ValueError(f"image_size: {self.argument} item {index} is {height}x{width} pixels, smaller than "
                              f"the {size}x{size} tiles")
-        generator = torch.Generator().manual_seed(_mixed(self.seed, index))
+        generator = torch.Generator().manual_seed(mixed_seed(self.seed, index))
         top = int(torch.randint(height - size + 1, (1,), generator=generator))
         left = int(torch.randint(width - size + 1, (1,), generator=generator))
         return {"pixel_values": pixels[:, top:top + size, left:left + size].clamp(0, 1).contiguous(), "index": index}

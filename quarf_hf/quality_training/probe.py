@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import degrade
+from ..training.seeds import mixed_seed
 
 DEFAULT_PROBE_DATA = {"type": "quarf-shapes", "num_samples": 48, "seed": 1000}
 
@@ -37,13 +38,6 @@ def probe_images(probe: dict, image_size: int, min_size: int = 64, seed: int = 0
     if len(set(dataset.groups)) < 4:
         raise ValueError(f"probe.data: expected at least 4 distinct images (two halves of two), found {len(set(dataset.groups))}")
     return torch.stack([dataset[i]["pixel_values"] for i in range(len(dataset))]), torch.tensor(dataset.groups)
-
-
-def _seed(*parts) -> int:
-    seed = 0
-    for part in parts:
-        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
-    return seed
 
 
 @torch.no_grad()
@@ -63,7 +57,7 @@ def extract_probe_features(extractors: dict, images: torch.Tensor, groups: torch
         for start in range(0, count, batch_size):
             chunk = images[start:start + batch_size]
             if kind != "clean":
-                generator = torch.Generator().manual_seed(_seed(seed, corruptions.index(kind), severity, start))
+                generator = torch.Generator().manual_seed(mixed_seed(seed, corruptions.index(kind), severity, start))
                 chunk = degrade(chunk, kind, severity, generator=generator)
             for name, extractor in extractors.items():
                 # each extractor where it lives (a trained encoder may be on the GPU, BRISQUE on the CPU)

@@ -1,9 +1,18 @@
-"""The accelerate training loop (one or many processes, CPU or GPUs)."""
+"""The one accelerate training loop (one or many processes, CPU or GPUs) behind ``train`` and
+``train-quality``.
+
+What differs between the two is a :class:`Task`: its data, its model, the loss of one batch and
+what is written at the end. Everything else is here, once: the output-folder checks and the
+clean-up of what a killed run left, resume past damaged checkpoints, the optimiser and schedule,
+gradient accumulation, position-seeded batches (a resumed run is bit-identical), the progress
+bar, tracker logging, checkpoint rotation, the time budget and ``summary.json``.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,65 +20,73 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
-from ..models.quarf import quarf_aux_loss
 from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
-from .config import TrainConfig
-from .models import build_model
+from .seeds import EpochSeededSampler, mixed_seed
 
 
-class EpochSeededSampler(Sampler):
-    """A permutation drawn from (seed, epoch): the same order in a resumed run as in an uninterrupted one."""
+class Task:
+    """The task-specific part of a training run; :func:`run_training` calls these in this order.
 
-    def __init__(self, length: int, seed: int):
-        self.length, self.seed, self.epoch = length, seed, 0
+    ``config`` holds the loop's settings (``output_dir``, ``seed``, ``max_steps``, ``max_minutes``,
+    ``batch_size``, ``gradient_accumulation_steps``, ``max_grad_norm``, ``learning_rate``,
+    ``weight_decay``, ``schedule``, ``warmup_steps``, ``mixed_precision``, ``checkpoint_every``,
+    ``keep_checkpoints``, ``tracker``, ``push_to_hub``) next to the task's own.
+    """
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    description = "training"  # the progress bar's label
+    config = None
+    num_workers = 0  # the data loader's worker processes
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+    def load_data(self, accelerator) -> torch.utils.data.Dataset:
+        """The training items, every one checked (a bad item stops the run here, named)."""
+        raise NotImplementedError
 
-    def __len__(self):
-        return self.length
+    def build_model(self, dataset, accelerator) -> torch.nn.Module:
+        """The model to train (called right after ``set_seed(config.seed)``: its initial weights follow the seed)."""
+        raise NotImplementedError
 
+    def collate(self, samples: list) -> dict:
+        raise NotImplementedError
 
-def collate(samples):
-    batch = {key: torch.stack([s[key] for s in samples]) for key in ("pixel_values", "labels")}
-    batch["index"] = torch.tensor([s.get("index", -1) for s in samples])
-    return batch
+    def loss(self, run: "TrainingRun", batch: dict, position: tuple) -> torch.Tensor:
+        """The loss of one batch (forward under ``run.accelerator.autocast()``). ``position`` is
+        ``(seed, epoch, batch_in_epoch, process_index)``: seed every draw from it (see :mod:`.seeds`)."""
+        raise NotImplementedError
 
+    def after_step(self, run: "TrainingRun") -> None:
+        """After each optimiser step (``run.step`` done), before the checkpoint: e.g. a periodic evaluation."""
 
-class IndexedDataset(torch.utils.data.Dataset):
-    """Adds each sample's index (to check how processes shard the data)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        return {**self.dataset[index], "index": index}
-
-
-def _mixed_seed(*parts: int) -> int:
-    seed = 0
-    for part in parts:
-        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
-    return seed
+    def finish(self, run: "TrainingRun", summary: dict) -> None:
+        """At the end, on every process: add to ``summary`` and write the model folder (main process only)."""
+        raise NotImplementedError
 
 
-def _generator(device, *parts: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(_mixed_seed(*parts))
+@dataclass
+class TrainingRun:
+    """Everything :func:`setup_training` prepares: the task, the accelerator, the prepared model,
+    optimiser, scheduler and data loader, the training items and the progress so far."""
+
+    task: Task
+    config: object
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loader: DataLoader
+    dataset: object
+    output_dir: Path
+    push_to_hub: str | None
+    step: int = 0  # optimiser steps done (restored by resume)
+    losses: list = field(default_factory=list)  # the mean loss over processes of each step of this session
+    started: float = field(default_factory=time.monotonic)
 
 
-def _scheduler(config: TrainConfig, optimizer, num_processes: int):
+def _scheduler(config, optimizer, num_processes: int):
     # accelerate's prepared scheduler steps once per process for every optimiser step, so the
     # schedule is laid out over max_steps x num_processes of its own steps.
     warmup, total = config.warmup_steps * num_processes, config.max_steps * num_processes
@@ -80,78 +97,31 @@ def _scheduler(config: TrainConfig, optimizer, num_processes: int):
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
-def _evaluate(model, dataset, config: TrainConfig, accelerator) -> dict:
-    """Clean and degraded validation metrics, shared over processes (see quarf_hf.evaluation)."""
-    from ..evaluation import evaluate_model
-
-    model.eval()
-    results = evaluate_model(
-        accelerator.unwrap_model(model), dataset,
-        corruptions=config.evaluation.get("corruptions", []),
-        severities=config.evaluation.get("severities", [3]),
-        seed=config.seed, batch_size=config.batch_size, accelerator=accelerator,
-        progress=accelerator.is_local_main_process,
-    )
-    model.train()
-    return results
-
-
-def _flat_metrics(results: dict) -> dict:
-    """``{"eval/clean/mIoU": ..., "eval/gaussian_noise@3/mIoU": ...}`` for a tracker."""
-    flat = {f"eval/clean/{k}": v for k, v in results["clean"].items() if isinstance(v, float)}
-    for name, by_severity in results.get("corruptions", {}).items():
-        for severity, metrics in by_severity.items():
-            flat.update({f"eval/{name}@{severity}/{k}": v for k, v in metrics.items() if isinstance(v, float)})
-    return flat
-
-
-def _severity_choice(severities):
-    """The YAML form: ``[low, high]`` is an inclusive range, a longer list the exact severities."""
-    if isinstance(severities, (list, tuple)) and len(severities) == 2:
-        return tuple(severities)
-    return list(severities) if isinstance(severities, (list, tuple)) else severities
-
-
-def _augmentation(config: TrainConfig):
-    from ..degradations import RandomDegradation
-
-    if config.augmentation.get("policy", "none") != "degradation":
-        return None
-    names = config.augmentation.get("corruptions", "all")
-    return RandomDegradation(
-        names=None if names == "all" else names,
-        severities=_severity_choice(config.augmentation.get("severities", [1, 5])),
-        p=config.augmentation.get("p", 0.5),
-    )
-
-
-@dataclass
-class TrainingRun:
-    """Everything :func:`setup_training` prepares for the loop: the accelerator, the prepared model,
-    optimiser, scheduler and data loader, the data, the pixel normalisation and the augmentation."""
-
-    config: TrainConfig
-    accelerator: Accelerator
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    loader: DataLoader
-    train_set: object
-    validation_set: object | None
-    mean: torch.Tensor
-    std: torch.Tensor
-    augmentation: object | None
-    output_dir: Path
-    push_to_hub: str | None
-    step: int = 0  # optimiser steps done (restored by resume)
-    skipped: list = field(default_factory=list)  # (item, reason) left out by skip_bad
-
-
 def accelerator_is_main_process_env() -> bool:
     """Rank 0 (or a single process), before the Accelerator exists: only it cleans the folder."""
-    import os
-
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+
+
+def check_output_dir(output_dir: Path, resume: bool) -> None:
+    """A folder (not a file) that holds checkpoints exactly when resuming; then removes what a killed
+    run left half-written in it (staging folders, temporary files)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"output_dir: {str(output_dir)!r} exists and is not a folder; choose another output_dir")
+    for parent in output_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"output_dir: {str(parent)!r} (a parent of {str(output_dir)!r}) is a file, not a folder")
+    if resume and not list_checkpoints(output_dir):
+        raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
+    if not resume and list_checkpoints(output_dir):
+        # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
+        raise ValueError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
+                         "it, or choose another output_dir")
+    if accelerator_is_main_process_env():
+        from ..atomic import remove_stale_staging
+        from .checkpoints import remove_stale_checkpoint_staging
+
+        remove_stale_staging(output_dir)
+        remove_stale_checkpoint_staging(output_dir)
 
 
 def _resume(accelerator, output_dir: Path) -> int:
@@ -176,108 +146,56 @@ def _resume(accelerator, output_dir: Path) -> int:
                      f"({', '.join(p.name for p in skipped)}); start a new run in another output_dir")
 
 
-def setup_training(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None,
-                   skip_bad: bool = False) -> TrainingRun:
-    """Checks the output folder (and the token when pushing), then builds the accelerator, data,
-    model, optimiser and scheduler, prepares them and, with ``resume``, restores the newest intact
-    checkpoint (skipping damaged newer ones, saying which and why).
-
-    Every training and validation item is read first (a damaged file or a mask of the wrong size
-    stops the run with its name); ``skip_bad`` leaves such items out instead and lists them
-    (printed, and in ``run.skipped``)."""
-    from ..data import load_dataset_spec
-    from ..evaluation import model_pixel_normalisation
-
+def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = None) -> TrainingRun:
+    """Checks the output folder (and the token when pushing), then builds the accelerator, the
+    task's data and model, the optimiser and scheduler, prepares them and, with ``resume``,
+    restores the newest intact checkpoint (skipping damaged newer ones, saying which and why)."""
+    config = task.config
     push_to_hub = push_to_hub or config.push_to_hub
     if push_to_hub:
         from ..hub.publish import resolve_token
 
         resolve_token(None)  # no token: fail now, not after training
     output_dir = Path(config.output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"output_dir: {str(output_dir)!r} exists and is not a folder; choose another output_dir")
-    for parent in output_dir.parents:
-        if parent.exists() and not parent.is_dir():
-            raise FileExistsError(f"output_dir: {str(parent)!r} (a parent of {str(output_dir)!r}) is a file, not a folder")
-    if resume and not list_checkpoints(output_dir):
-        raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
-    if not resume and list_checkpoints(output_dir):
-        # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
-        raise ValueError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
-                         "it, or choose another output_dir")
-    if accelerator_is_main_process_env():
-        # What a killed run left half-written in this folder (staging folders, temporary files).
-        from ..atomic import remove_stale_staging
-        from .checkpoints import remove_stale_checkpoint_staging
-
-        remove_stale_staging(output_dir)
-        remove_stale_checkpoint_staging(output_dir)
+    check_output_dir(output_dir, resume)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=None if config.tracker == "none" else config.tracker,
         project_dir=str(output_dir),
     )
-    set_seed(config.seed)
-    from ..data.checks import check_items, skipped_lines
-
-    task = config.task
-    train_set, skipped = check_items(load_dataset_spec(config.data["train"]), "data.train", skip_bad=skip_bad,
-                                     same_size=True, task=task)
-    validation_set, skipped_validation = None, []
-    if config.data.get("validation"):
-        validation_set, skipped_validation = check_items(load_dataset_spec(config.data["validation"]), "data.validation",
-                                                         skip_bad=skip_bad, task=task)
-    skipped = [(f"data.train {name}", reason) for name, reason in skipped] + [
-        (f"data.validation {name}", reason) for name, reason in skipped_validation]
-    if accelerator.is_main_process:
-        for line in skipped_lines(skipped):
-            print(line)
-    if len(train_set) < config.batch_size * accelerator.num_processes:
+    dataset = task.load_data(accelerator)
+    if len(dataset) < config.batch_size * accelerator.num_processes:
         raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
-                         f"the {len(train_set)} training samples")
-    model = build_model(config.model, num_labels=getattr(train_set, "num_labels", None),
-                        id2label=getattr(train_set, "id2label", None),
-                        ignore_index=getattr(train_set, "ignore_index", None))
-    mean, std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1) for v in model_pixel_normalisation(model))
-    augmentation = _augmentation(config)
-    trainable = [p for p in model.parameters() if p.requires_grad]  # the quality extractor is frozen
+                         f"the {len(dataset)} training samples")
+    set_seed(config.seed)  # the initial weights follow the seed
+    model = task.build_model(dataset, accelerator)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a quality extractor stays frozen
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = _scheduler(config, optimizer, accelerator.num_processes)
-    sampler = EpochSeededSampler(len(train_set), config.seed)
-    loader = DataLoader(IndexedDataset(train_set), batch_size=config.batch_size, sampler=sampler,
-                        drop_last=True, collate_fn=collate)
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=EpochSeededSampler(len(dataset), config.seed),
+                        drop_last=True, collate_fn=task.collate, num_workers=task.num_workers)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if config.tracker != "none":
         accelerator.init_trackers("quarf", config={k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, bool))})
-    run = TrainingRun(config=config, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
-                      loader=loader, train_set=train_set, validation_set=validation_set, mean=mean, std=std,
-                      augmentation=augmentation, output_dir=output_dir, push_to_hub=push_to_hub, skipped=skipped)
+    run = TrainingRun(task=task, config=config, accelerator=accelerator, model=model, optimizer=optimizer,
+                      scheduler=scheduler, loader=loader, dataset=dataset, output_dir=output_dir, push_to_hub=push_to_hub)
     if resume:
         run.step = _resume(accelerator, output_dir)
     return run
 
 
 def training_step(run: TrainingRun, batch: dict, epoch: int, batch_in_epoch: int) -> torch.Tensor:
-    """One batch: degrade (seeded by its position), forward, backward and, at the end of an
-    accumulation, the optimiser and scheduler steps. Returns the batch's loss."""
+    """One batch: the task's loss, backward and, at the end of an accumulation, clipping and the
+    optimiser and scheduler steps. Returns the batch's loss."""
     config, accelerator, model = run.config, run.accelerator, run.model
-    pixels, labels = batch["pixel_values"], batch["labels"]
-    # All randomness of a batch (degradations, router noise, dropout) is seeded by its
+    # All randomness of a batch (degradations, crops, router noise, dropout) is seeded by its
     # position, not by the RNG's history: a resumed run draws exactly the same numbers
     # although creating the data iterator again consumes global random state.
     position = (config.seed, epoch, batch_in_epoch, accelerator.process_index)
-    torch.manual_seed(_mixed_seed(*position, 1))
-    if run.augmentation is not None:
-        pixels = run.augmentation(pixels, generator=_generator(pixels.device, *position, 2))
+    torch.manual_seed(mixed_seed(*position, 1))
     with accelerator.accumulate(model):
-        with accelerator.autocast():
-            out = model(pixel_values=(pixels - run.mean) / run.std, labels=labels)
-        loss = out.loss
-        if config.load_balancing_weight:
-            aux = quarf_aux_loss(model)
-            if aux is not None:
-                loss = loss + config.load_balancing_weight * aux
+        loss = run.task.loss(run, batch, position)
         accelerator.backward(loss)
         if accelerator.sync_gradients and config.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -287,48 +205,34 @@ def training_step(run: TrainingRun, batch: dict, epoch: int, batch_in_epoch: int
     return loss
 
 
-def finish_training(run: TrainingRun, stopped_early: bool, seen_ids: list[int]) -> dict:
-    """The final evaluation, the sample-id log, the exported model folder and ``summary.json``
-    (main process only); returns the run summary."""
-    config, accelerator = run.config, run.accelerator
-    results = _evaluate(run.model, run.validation_set, config, accelerator) if run.validation_set is not None else {}
-    if config.log_sample_ids:
-        ids_path = run.output_dir / f"sample_ids_rank{accelerator.process_index}.json"
-        write_text_atomic(ids_path, json.dumps(seen_ids))
-    summary = {"steps": run.step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
-               "evaluation": results}
-    if run.skipped:
-        summary["skipped"] = [{"item": name, "reason": reason} for name, reason in run.skipped]
+def finish_training(run: TrainingRun, stopped_early: bool) -> dict:
+    """The task's end (evaluation, export) and ``summary.json`` (main process only); returns the summary."""
+    accelerator = run.accelerator
+    summary = {"steps": run.step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes}
+    run.task.finish(run, summary)
     if accelerator.is_main_process:
-        from .export import export_model
-
-        image_size = tuple(int(n) for n in run.train_set[0]["pixel_values"].shape[-2:])
-        export_model(accelerator.unwrap_model(run.model), run.output_dir / "model", config, summary,
-                     push_to_hub=run.push_to_hub, image_size=image_size)
         write_text_atomic(run.output_dir / "summary.json", json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
 
 
-def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
-    """Runs (or resumes) training; returns the run summary. Only the main process writes files.
+def run_training(task: Task, resume: bool = False, push_to_hub: str | None = None) -> dict:
+    """Runs (or resumes) ``task``'s training; returns the run summary. Only the main process writes files.
 
     Resuming restores model, optimiser, scheduler and RNG states (``accelerator.load_state``) and
     continues the same data order: with the same seed it ends with the same weights as an
     uninterrupted run. The steps are :func:`setup_training`, :func:`training_step` per batch and
-    :func:`finish_training`; this function is the loop over epochs, logging, periodic
-    evaluation and checkpoints, and the time budget. ``skip_bad``: leave out (and list, in the
-    summary's ``skipped``) unreadable items and masks of the wrong size instead of stopping.
+    :func:`finish_training`; this function is the loop over epochs, logging, the task's
+    ``after_step``, checkpoints and the time budget (``max_minutes``: stop gracefully).
     """
-    run = setup_training(config, resume, push_to_hub, skip_bad)
-    accelerator, loader = run.accelerator, run.loader
+    run = setup_training(task, resume, push_to_hub)
+    config, accelerator, loader = run.config, run.accelerator, run.loader
     # accelerate also steps at the end of the data, so a last partial accumulation counts as a step.
     steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
-    seen_ids = []
-    start_time = time.monotonic()
+    run.started = time.monotonic()
     progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
-                    desc="training", mininterval=1.0)
+                    desc=task.description, mininterval=1.0)
     run.model.train()
     stopped_early = False
     while run.step < config.max_steps and not stopped_early:
@@ -337,8 +241,6 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
         skip = done_in_epoch * config.gradient_accumulation_steps
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch_in_epoch, batch in enumerate(epoch_loader, start=skip):
-            if config.log_sample_ids:
-                seen_ids.extend(batch["index"].tolist())
             loss = training_step(run, batch, epoch, batch_in_epoch)
             if not accelerator.sync_gradients:
                 continue
@@ -346,20 +248,17 @@ def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = N
             step = run.step
             progress.update(1)
             mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
+            run.losses.append(mean_loss)
             progress.set_postfix(loss=f"{mean_loss:.4f}")
             if config.tracker != "none":
                 accelerator.log({"train/loss": mean_loss, "lr": run.scheduler.get_last_lr()[0]}, step=step)
-            if (config.eval_every and step % config.eval_every == 0 and run.validation_set is not None
-                    and step < config.max_steps):
-                metrics = _evaluate(run.model, run.validation_set, config, accelerator)
-                if config.tracker != "none":
-                    accelerator.log(_flat_metrics(metrics), step=step)
+            task.after_step(run)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 save_checkpoint(accelerator, run.output_dir, step, config.keep_checkpoints)
-            over_budget = config.max_minutes is not None and (time.monotonic() - start_time) > 60 * config.max_minutes
+            over_budget = config.max_minutes is not None and (time.monotonic() - run.started) > 60 * config.max_minutes
             # Every process must agree to stop at the same step.
             stopped_early = accelerator.reduce(torch.tensor(float(over_budget), device=accelerator.device), "sum").item() > 0
             if step >= config.max_steps or stopped_early:
                 break
     progress.close()
-    return finish_training(run, stopped_early, seen_ids)
+    return finish_training(run, stopped_early)
