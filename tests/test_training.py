@@ -262,7 +262,7 @@ def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path)
     config_path = tmp_path / "ddp.yaml"
     config_path.write_text(yaml.safe_dump(data))
     _launch([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-             "-m", "quarf_hf.train", str(config_path)], tmp_path)
+             "-m", "quarf_hf", "train", str(config_path)], tmp_path)
     out = Path(data["output_dir"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["steps"] == 2
@@ -284,13 +284,13 @@ def test_two_process_run_with_torchrun_shards_data_and_reduces_metrics(tmp_path)
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_module(tmp_path):
-    """The documented entry point: ``accelerate launch -m quarf_hf.train CONFIG`` (one CPU process)."""
+    """The documented entry point: ``accelerate launch -m quarf_hf train CONFIG`` (one CPU process)."""
     data = tiny_config(tmp_path, name="launched", max_steps=1, checkpoint_every=0)
     config_path = tmp_path / "launched.yaml"
     config_path.write_text(yaml.safe_dump(data))
     result = _launch([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
                       "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                      "-m", "quarf_hf.train", str(config_path)], tmp_path)
+                      "-m", "quarf_hf", "train", str(config_path)], tmp_path)
     assert '"steps": 1' in result.stdout
     assert (Path(data["output_dir"]) / "model" / "model.safetensors").is_file()
 

@@ -1,4 +1,4 @@
-"""``quarf-hf train CONFIG.yaml`` (also ``accelerate launch -m quarf_hf.train CONFIG.yaml``)."""
+"""``quarf-hf train CONFIG.yaml`` (also ``accelerate launch -m quarf_hf train CONFIG.yaml``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args) -> int:
     from ..training.config import load_train_config
-    from ..training.loop import train
+    from ..training import train
 
     config = load_train_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seed=args.seed)
     summary = train(config, resume=args.resume, push_to_hub=args.push_to_hub, skip_bad=getattr(args, "skip_bad", False))
@@ -32,6 +32,7 @@ def run_train(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="fine-tune a (QuARF) model with accelerate")
+    parser = subparsers.add_parser("train", help="fine-tune a (QuARF) model with accelerate (multi-GPU: "
+                                                 "accelerate launch -m quarf_hf train CONFIG)")
     add_arguments(parser)
     parser.set_defaults(func=run_train)
