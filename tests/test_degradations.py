@@ -52,8 +52,10 @@ def generated():
 @pytest.fixture(scope="module")
 def photos():
     files = sorted(NATURAL.glob("*.png")) if NATURAL.is_dir() else []
-    if not files:
-        pytest.skip(f"no natural photos at {NATURAL}")
+    if not files:  # the built-in photographs (quarf_hf/data/photos.py) ship with the dependencies
+        from quarf_hf.data.photos import photo_names, photo_path
+
+        files = [photo_path(name) for name in photo_names()]
     # short side 128, centre crop: fast and still real image statistics
     imgs = []
     for f in files:
@@ -94,7 +96,8 @@ def test_severity_monotone_on_generated_images(generated):
 
 
 def test_severity_monotone_on_natural_photos(photos):
-    """Same strict decrease of mean PSNR with severity, on the seven real photos (128 px crops)."""
+    """Same strict decrease of mean PSNR with severity, on real photos (128 px crops): the shared
+    natural-images folder where there is one, else the built-in photographs."""
     _assert_strictly_decreasing(psnr_table(photos, seed=1))
 
 
@@ -371,10 +374,10 @@ def _downscale2(x: torch.Tensor) -> torch.Tensor:
 
 def test_reference_size_224_gives_todays_output_at_224_px():
     """At 224 px, reference_size=224 gives bit for bit what no reference size gives, for every kind
-    and severity (the tables' pixel values are ImageNet-C's at 224 px)."""
-    x = synthetic_images(2, 224, seed=5)
+    (the tables' pixel values are ImageNet-C's at 224 px)."""
+    x = synthetic_images(1, 224, seed=5)
     for name in NAMES:
-        for severity in (1, 3, 5):
+        for severity in (1, 5):
             today = degrade(x, name, severity, gen(7))
             assert torch.equal(degrade(x, name, severity, gen(7), reference_size=224), today), (name, severity)
             assert torch.equal(degrade(x, name, severity, gen(7), reference_size=None), today), (name, severity)
