@@ -250,7 +250,7 @@ def test_load_dataset_spec(tmp_path):
     table = datasets.Dataset.from_dict({"image": [PIL.Image.fromarray(_rgb())], "seg": [PIL.Image.fromarray(_mask())]})
     from_datasets = load_dataset_spec({"type": "datasets", "source": table, "mask_column": "seg", "num_labels": 3})
     assert from_datasets.mask_column == "seg"
-    with pytest.raises(ValueError, match=r"type: unknown dataset type 'coco'.*'datasets', 'folder', 'quarf-shapes'"):
+    with pytest.raises(ValueError, match=r"type: unknown dataset type 'coco'.*'datasets', 'folder', 'images', 'photos', 'quarf-shapes'"):
         load_dataset_spec({"type": "coco"})
     with pytest.raises(ValueError, match=r"unknown keys \['colour'\].*num_samples"):
         load_dataset_spec({"type": "quarf-shapes", "colour": 1})

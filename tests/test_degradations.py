@@ -52,8 +52,10 @@ def generated():
 @pytest.fixture(scope="module")
 def photos():
     files = sorted(NATURAL.glob("*.png")) if NATURAL.is_dir() else []
-    if not files:
-        pytest.skip(f"no natural photos at {NATURAL}")
+    if not files:  # the built-in photographs (quarf_hf/data/photos.py) ship with the dependencies
+        from quarf_hf.data.photos import photo_names, photo_path
+
+        files = [photo_path(name) for name in photo_names()]
     # short side 128, centre crop: fast and still real image statistics
     imgs = []
     for f in files:
@@ -94,7 +96,8 @@ def test_severity_monotone_on_generated_images(generated):
 
 
 def test_severity_monotone_on_natural_photos(photos):
-    """Same strict decrease of mean PSNR with severity, on the seven real photos (128 px crops)."""
+    """Same strict decrease of mean PSNR with severity, on real photos (128 px crops): the shared
+    natural-images folder where there is one, else the built-in photographs."""
     _assert_strictly_decreasing(psnr_table(photos, seed=1))
 
 
@@ -361,4 +364,100 @@ def test_make_gallery_rejects_bad_arguments(tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="image.*cannot read"):
         make_gallery(bad, tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
+
+
+# ---------------------------------------------------------------- the size rule (reference_size)
+def _downscale2(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.avg_pool2d(x, 2)
+
+
+def test_reference_size_224_gives_todays_output_at_224_px():
+    """At 224 px, reference_size=224 gives bit for bit what no reference size gives, for every kind
+    (the tables' pixel values are ImageNet-C's at 224 px)."""
+    x = synthetic_images(1, 224, seed=5)
+    for name in NAMES:
+        for severity in (1, 5):
+            today = degrade(x, name, severity, gen(7))
+            assert torch.equal(degrade(x, name, severity, gen(7), reference_size=224), today), (name, severity)
+            assert torch.equal(degrade(x, name, severity, gen(7), reference_size=None), today), (name, severity)
+
+
+def test_reference_size_changes_only_the_spatial_kinds_off_224():
+    """At 112 px, reference_size=224 halves every size in pixels: the SPATIAL kinds change (less
+    degradation, higher PSNR), the others (per pixel, codec blocks, fractions of the image) do not."""
+    from quarf_hf.degradations import SPATIAL
+
+    x = synthetic_images(2, 112, seed=6)
+    assert SPATIAL < set(NAMES) and {"gaussian_blur", "motion_blur", "pixelate", "rain"} <= SPATIAL
+    for name in NAMES:
+        today = degrade(x, name, 3, gen(1))
+        scaled = degrade(x, name, 3, gen(1), reference_size=224)
+        if name in SPATIAL:
+            assert psnr(scaled, x).mean() > psnr(today, x).mean() + 0.5, name
+        else:
+            assert torch.equal(scaled, today), name
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_scaled_severities_monotone_at_several_sizes(size):
+    """With reference_size=224, mean PSNR never rises with severity, at 64, 128 and 256 px, every kind;
+    from 128 px up it falls by > 0.1 dB at each step (as at the reference), and at 64 px severity 5 is
+    still far below severity 1. (At 64 px the smallest sizes fall under one pixel: pixelate's 2- and
+    3-pixel blocks become 0.6 and 0.9 pixels, which leave the image as it is.)"""
+    from quarf_hf.degradations import SPATIAL
+
+    x = synthetic_images(3, size, seed=size)
+    table = psnr_table(x, seed=0, names=sorted(SPATIAL), reference_size=224)
+    if size >= 128:
+        _assert_strictly_decreasing(table)
+    rising = {k: [round(v, 2) for v in row] for k, row in table.items() if any(b > a + 1e-3 for a, b in zip(row, row[1:]))}
+    assert not rising, f"mean PSNR rises with severity at {size} px: {rising}"
+    assert all(row[0] - row[-1] > 3 for row in table.values()), table
+
+
+@pytest.mark.parametrize("name", ["gaussian_blur", "defocus_blur", "motion_blur", "pixelate"])
+def test_scaled_448_px_matches_224_px_of_its_downscale(name):
+    """A 448-px image degraded with reference_size=224, then halved, matches the halved image degraded
+    at 224 px (> 40 dB, where the unscaled 448-px degradation misses by far)."""
+    big = synthetic_images(2, 448, seed=2)
+    small = _downscale2(big)
+    for severity in (1, 3, 5):
+        target = degrade(small, name, severity, gen(4), reference_size=224)
+        scaled = psnr(_downscale2(degrade(big, name, severity, gen(4), reference_size=224)), target)
+        unscaled = psnr(_downscale2(degrade(big, name, severity, gen(4))), target)
+        assert scaled.min() > 40, (severity, scaled)
+        assert scaled.min() > unscaled.max() + 10, (severity, scaled, unscaled)
+
+
+def test_random_degradation_and_gallery_pass_reference_size(tmp_path):
+    """RandomDegradation and the gallery degrade with the reference size they are given."""
+    x = synthetic_images(2, 96, seed=3)
+    aug = RandomDegradation(names=["gaussian_blur"], severities=4, p=1.0, reference_size=224)
+    assert "reference_size=224" in repr(aug)
+    out = aug(x, gen(0))
+    assert torch.equal(out, degrade(x, "gaussian_blur", 4, reference_size=224))
+    assert not torch.equal(out, degrade(x, "gaussian_blur", 4))
+
+    cell = slice(HEADER_HEIGHT, HEADER_HEIGHT + 96), slice(LABEL_WIDTH + 96, LABEL_WIDTH + 192)  # severity 1
+    grids = {ref: np.asarray(Image.open(make_gallery(x[0], tmp_path / f"{ref}.png", names=["pixelate"], severities=[1],
+                                                     reference_size=ref)), np.float32) for ref in (None, 224)}
+    # 2-pixel blocks at 224 px are 0.86 pixels at 96: the scaled cell is the clean image
+    clean = (x[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8).astype(np.float32)
+    assert np.array_equal(grids[224][cell], clean) and not np.array_equal(grids[None][cell], clean)
+
+
+@pytest.mark.parametrize("bad", [0, -224, 2.5, True, "224"])
+def test_bad_reference_size_rejected_by_every_entry_point(bad, tmp_path):
+    """A reference size that is not None or a positive int: one line naming reference_size, before work."""
+    x = synthetic_images(1, 16)
+    calls = [
+        lambda: degrade(x, "fog", 1, reference_size=bad),
+        lambda: RandomDegradation(reference_size=bad),
+        lambda: psnr_table(x, names=["fog"], reference_size=bad),
+        lambda: make_gallery(x[0], tmp_path / "g.png", names=["fog"], reference_size=bad),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^reference_size: expected None \(no scaling\) or a positive int"):
+            call()
     assert not (tmp_path / "g.png").exists()

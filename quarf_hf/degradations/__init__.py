@@ -6,12 +6,14 @@ Used to train and evaluate QuARF models on degraded inputs. Not shipped to the H
     noisy = degrade(images, "gaussian_noise", 3, generator=torch.Generator().manual_seed(0))
     aug = RandomDegradation(p=0.5)          # all kinds, severities 1..5
     batch = aug(images, generator=g)
+    # ImageNet-C's pixel sizes at 224 px, scaled with min(H, W) (the size rule in registry.py)
+    sharp = degrade(images, "motion_blur", 3, generator=g, reference_size=224)
 """
 
 from .augment import RandomDegradation
-from .registry import CORRUPTIONS, SEVERITIES, STOCHASTIC, degrade
+from .registry import CORRUPTIONS, SEVERITIES, SPATIAL, STOCHASTIC, degrade
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "STOCHASTIC", "RandomDegradation", "degrade", "psnr", "psnr_table"]
+__all__ = ["CORRUPTIONS", "SEVERITIES", "SPATIAL", "STOCHASTIC", "RandomDegradation", "degrade", "psnr", "psnr_table"]
 
 
 def __getattr__(name):

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .registry import check_corruptions, check_generator, check_images, check_severity, check_values, degrade
+from .registry import (
+    check_corruptions, check_generator, check_images, check_reference_size, check_severity, check_values, degrade,
+)
 
 
 class RandomDegradation:
@@ -17,9 +19,14 @@ class RandomDegradation:
     or a single int) is the explicit set to draw from. Images are grouped by their drawn
     (kind, severity) and each group is degraded in one batched call. Deterministic given a
     ``generator`` on the images' device.
+
+    ``reference_size``: passed to :func:`~quarf_hf.degradations.degrade` (the size rule of
+    :mod:`quarf_hf.degradations.registry`; ``None`` keeps the tables' pixel values, 224 scales
+    them with the batch's ``min(H, W)``).
     """
 
-    def __init__(self, names: Sequence[str] | None = None, severities=(1, 5), p: float = 0.5):
+    def __init__(self, names: Sequence[str] | None = None, severities=(1, 5), p: float = 0.5,
+                 reference_size: int | None = None):
         self.names = check_corruptions(names, "names")  # None: all; duplicates dropped, order kept
 
         if isinstance(severities, tuple) and len(severities) == 2:
@@ -47,9 +54,11 @@ class RandomDegradation:
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p: expected a probability in [0, 1], found {p}")
         self.p = float(p)
+        self.reference_size = check_reference_size(reference_size)
 
     def __repr__(self) -> str:
-        return f"RandomDegradation(names={self.names}, severities={self.severities}, p={self.p})"
+        return (f"RandomDegradation(names={self.names}, severities={self.severities}, p={self.p}, "
+                f"reference_size={self.reference_size})")
 
     def _draw(self, b: int, device, generator):
         # all draws up front, so the result depends only on the generator state
@@ -81,5 +90,5 @@ class RandomDegradation:
                 continue
             idx = (combo == c).nonzero().squeeze(1)
             name, severity = self._decode(c)
-            out[idx] = degrade(images[idx], name, severity, generator)
+            out[idx] = degrade(images[idx], name, severity, generator, reference_size=self.reference_size)
         return out

@@ -1,5 +1,7 @@
 """Digital processing artefacts: JPEG, pixelation, contrast, brightness, saturation.
-All deterministic (the same image always gives the same result)."""
+All deterministic (the same image always gives the same result). Only pixelation has a size in
+pixels (see the size rule in :mod:`.registry`): JPEG's 8x8 blocks belong to the codec whatever the
+image size, and the tone kinds work per pixel."""
 
 from __future__ import annotations
 
@@ -85,14 +87,22 @@ def jpeg_compression(x: torch.Tensor, severity: int, generator=None) -> torch.Te
 
 
 # ---------------------------------------------------------------- resampling and tone
-def pixelate(x: torch.Tensor, severity: int, generator=None) -> torch.Tensor:
+def pixelate(x: torch.Tensor, severity: int, generator=None, scale: float = 1.0) -> torch.Tensor:
     """Blocky pixels: the mean of each b x b block fills the block (box downscale, nearest
     upscale, as ImageNet-C does with PIL). Whole-pixel blocks keep the severities monotone.
 
-    severity 1..5 -> block side b 2, 3, 4, 6, 8 pixels.
+    severity 1..5 -> block side b 2, 3, 4, 6, 8 pixels, times ``scale``. A whole-pixel block is
+    cut exactly; a fractional one (scaled) gives round(H / b) x round(W / b) cells (area
+    downscale, nearest upscale); a block of at most one pixel leaves the image as it is.
     """
-    block = pick((2, 3, 4, 6, 8), severity)
+    block = pick((2, 3, 4, 6, 8), severity) * scale
     h, w = x.shape[-2:]
+    if block <= 1.0:
+        return x.clone()
+    if block != round(block):
+        cells = (max(1, round(h / block)), max(1, round(w / block)))
+        return F.interpolate(F.interpolate(x, size=cells, mode="area"), size=(h, w), mode="nearest")
+    block = int(round(block))
     padded = F.pad(x, (0, (-w) % block, 0, (-h) % block), mode="replicate")
     small = F.avg_pool2d(padded, block)
     big = small.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)

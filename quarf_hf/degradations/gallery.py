@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
 from ..models.image_utils import image_to_tensor
-from .registry import SEVERITIES, check_corruptions, check_images, check_severity, check_values, degrade
+from .registry import (
+    SEVERITIES, check_corruptions, check_images, check_reference_size, check_severity, check_values, degrade,
+)
 
 LABEL_WIDTH = 130  # left column with the kind names
 HEADER_HEIGHT = 20  # top row with "clean", "1" .. "5"
@@ -25,9 +27,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return psnr_per_image(a, b)
 
 
-def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVERITIES) -> dict[str, list[float]]:
+def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVERITIES, *,
+               reference_size: int | None = None) -> dict[str, list[float]]:
     """Mean PSNR (dB) to ``images`` for each kind and severity: ``{name: [psnr at s for s in
-    severities]}``. Each call uses a generator seeded with ``seed`` (reproducible)."""
+    severities]}``. Each call uses a generator seeded with ``seed`` (reproducible);
+    ``reference_size`` is :func:`degrade`'s (the size rule)."""
+    check_reference_size(reference_size)
     check_images(images)
     check_values(images)
     names = check_corruptions(names, "names", allow_empty=True)
@@ -38,7 +43,7 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
         row = []
         for s in severities:
             g = torch.Generator(device=images.device.type).manual_seed(seed)
-            row.append(float(psnr(degrade(images, name, s, g), images).mean()))
+            row.append(float(psnr(degrade(images, name, s, g, reference_size=reference_size), images).mean()))
         table[name] = row
     return table
 
@@ -98,17 +103,20 @@ def _to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int = 0, size: int | None = None) -> Path:
+def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int = 0, size: int | None = None,
+                 *, reference_size: int | None = None) -> Path:
     """Write a PNG grid: one row per kind (labelled), columns clean then each severity.
 
     ``image``: a path, PIL image or (3, H, W) / (1, 3, H, W) tensor in [0, 1]; ``size`` resizes
-    its short side. The PNG is (LABEL_WIDTH + (1 + len(severities)) * W) x
+    its short side; ``reference_size`` is :func:`degrade`'s (the size rule, applied to the
+    image as shown, after ``size``). The PNG is (LABEL_WIDTH + (1 + len(severities)) * W) x
     (HEADER_HEIGHT + len(names) * H) pixels, written atomically (temporary file, then rename).
     """
     names = check_corruptions(names, "names")
     severities = list(severities)
     for s in severities:
         check_severity(s)
+    check_reference_size(reference_size)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
         raise ValueError(f"size: expected an int >= 8 (short side in pixels), found {size!r}")
     out_path = Path(out_path)
@@ -128,7 +136,8 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
         grid.paste(_to_pil(clean[0]), (LABEL_WIDTH, top))
         for col, s in enumerate(severities, start=1):
             g = torch.Generator().manual_seed(seed)
-            grid.paste(_to_pil(degrade(clean, name, s, g)[0]), (LABEL_WIDTH + col * w, top))
+            degraded = degrade(clean, name, s, g, reference_size=reference_size)
+            grid.paste(_to_pil(degraded[0]), (LABEL_WIDTH + col * w, top))
 
     with atomic_path(out_path) as temporary:
         grid.save(temporary, format="PNG")

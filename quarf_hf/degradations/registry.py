@@ -1,4 +1,17 @@
-"""The corruption registry and ``degrade``, the one entry point that validates input."""
+"""The corruption registry and ``degrade``, the one entry point that validates input.
+
+**The size rule.** The parameters of the kinds come from ImageNet-C, tuned for images of about
+224 pixels. Given a ``reference_size`` R (pixels), an image of H x W pixels is degraded with
+``scale = min(H, W) / R``: every length in pixels (blur sigma, disk radius, motion length,
+pixelate block, rain streak length and width, raindrop radius, the small smoothing sigmas) is
+multiplied by ``scale`` and every density per pixel (rain streaks, raindrops) divided by
+``scale ** 2``, so an image twice as large gets the same degradation drawn twice as large.
+``reference_size=None`` (the default) means ``scale = 1``: the pixel values of the tables,
+whatever the image size, as before the rule; ``reference_size=224`` gives exactly those values on
+224-pixel images. The kinds that scale are :data:`SPATIAL`; the others have no size in pixels:
+the noises, contrast, brightness, saturation and low light act per pixel, JPEG's 8x8 blocks belong
+to the codec, and zoom blur and fog are already drawn in fractions of the image.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +28,8 @@ from .weather import fog, low_light, rain, raindrops
 
 Corruption = Callable[[torch.Tensor, int, "torch.Generator | None"], torch.Tensor]
 
-# name -> function(images float32 (B,3,H,W) in [0,1], severity 1..5, generator) -> unclipped result.
+# name -> function(images float32 (B,3,H,W) in [0,1], severity 1..5, generator) -> unclipped result;
+# the SPATIAL kinds also take ``scale`` (the size rule in the module doc).
 # Order: noise, blur, digital, weather (the gallery rows follow it).
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian_noise": gaussian_noise,
@@ -41,6 +55,9 @@ CORRUPTIONS: dict[str, Corruption] = {
 STOCHASTIC = frozenset(
     {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "motion_blur", "fog", "rain", "raindrops", "low_light"}
 )
+
+# Kinds with a size in pixels: they take ``scale`` (the size rule in the module doc).
+SPATIAL = frozenset({"defocus_blur", "gaussian_blur", "motion_blur", "pixelate", "rain", "raindrops"})
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -164,20 +181,46 @@ def check_generator(generator, images: torch.Tensor) -> None:
         )
 
 
-def degrade(images: torch.Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def check_reference_size(reference_size, argument: str = "reference_size") -> int | None:
+    """``None`` (no size rule) or a positive int: the image size, in pixels, at which the tables'
+    pixel values apply unchanged (the size rule in the module doc)."""
+    if reference_size is None:
+        return None
+    if isinstance(reference_size, bool) or not isinstance(reference_size, int) or reference_size < 1:
+        raise ValueError(
+            f"{argument}: expected None (no scaling) or a positive int in pixels (224: ImageNet-C's size), "
+            f"found {reference_size!r}"
+        )
+    return reference_size
+
+
+def spatial_scale(height: int, width: int, reference_size: int | None) -> float:
+    """``min(height, width) / reference_size``, or 1.0 when ``reference_size`` is None."""
+    return 1.0 if reference_size is None else min(height, width) / reference_size
+
+
+def degrade(images: torch.Tensor, name: str, severity: int, generator: torch.Generator | None = None, *,
+            reference_size: int | None = None) -> torch.Tensor:
     """Apply corruption ``name`` at ``severity`` (1 mild .. 5 strong) to a batch.
 
     ``images``: (B, 3, H, W) float tensor in [0, 1], any float dtype and device. Work is done in
     float32; the result has the input's shape, dtype and device, values in [0, 1]. Random kinds
     draw independent noise per image from ``generator`` (a ``torch.Generator`` on the images'
     device; ``None`` uses torch's global RNG), so a seeded generator gives identical output.
+    ``reference_size``: the size rule of the module doc (``None``: the tables' pixel values as
+    they are; 224: ImageNet-C's values at 224 pixels, scaled with ``min(H, W)`` elsewhere).
     """
     check_name(name)
     check_severity(severity)
+    check_reference_size(reference_size)
     check_images(images)
     check_generator(generator, images)
     check_values(images)
     if images.numel() == 0:
         return images.clone()
-    out = CORRUPTIONS[name](images.float(), severity, generator)
+    if name in SPATIAL:
+        scale = spatial_scale(images.shape[-2], images.shape[-1], reference_size)
+        out = CORRUPTIONS[name](images.float(), severity, generator, scale=scale)
+    else:
+        out = CORRUPTIONS[name](images.float(), severity, generator)
     return out.clamp(0.0, 1.0).to(images.dtype)
