@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from quarf_hf import BrisqueFeatures, ContriqueConfig, ContriqueModel, build_quality_extractor, extract_quality
-from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, quality_spec_to_config
+from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, extractor_spec
 
 SMALL_CONTRIQUE = dict(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])
 
@@ -26,7 +26,7 @@ def test_brisque_extractor_is_standardised_brisque():
     images = torch.rand(3, 3, 48, 56, generator=torch.Generator().manual_seed(0))
     expected = (BrisqueFeatures()(images) - torch.tensor(BRISQUE_FEATURE_MEAN)) / torch.tensor(BRISQUE_FEATURE_STD)
     torch.testing.assert_close(extractor(images), expected)
-    assert quality_spec_to_config(extractor) == {"type": "brisque"}
+    assert extractor_spec(extractor) == {"type": "brisque"}
 
 
 def test_brisque_on_a_constant_image_is_finite():
@@ -46,7 +46,7 @@ def test_contrique_extractors_from_name_dict_and_folder(tmp_path):
     assert_frozen(from_folder)
     images = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(from_folder(images), model(images).quality_features)
-    spec = quality_spec_to_config(from_folder)
+    spec = extractor_spec(from_folder)
     assert spec["type"] == "contrique" and spec["config"]["hidden_sizes"] == [8, 16, 16, 32]
 
 

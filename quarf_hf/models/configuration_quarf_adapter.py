@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .conditioning import check_conditioning
+from .quality import normalize_quality_spec, quality_feature_dim
 from .quarf import QuarfConfig
 
 AUTO_MAP = {
@@ -38,6 +40,9 @@ class QuarfAdapterConfig(PretrainedConfig):
             ``in_channels``, ``out_channels``, ``quarf`` (the block's
             :class:`~quarf_hf.QuarfConfig` as a dict) and ``parameter_shapes`` (the shapes of that
             module's parameters when the adapter was made, checked when attaching).
+        conditioning (`str`, *optional*, defaults to `"route"`):
+            How the blocks use the quality vector: ``"route"``, QuARF's routing over experts (the
+            one mode so far; see ``conditioning.CONDITIONING_MODES``).
         pixel_mean, pixel_std (`float` or `list[float]`, *optional*, default 0 and 1): how the base
             network's pixel input is normalised: ``pixels_01 = input * std + mean``.
         pixel_argument (`str`, *optional*): the keyword of the base network's forward that carries
@@ -60,6 +65,7 @@ class QuarfAdapterConfig(PretrainedConfig):
 
     quality: dict | None = None
     attachments: list | None = None
+    conditioning: str = "route"
     pixel_mean: list | tuple | float | int = 0.0
     pixel_std: list | tuple | float | int = 1.0
     pixel_argument: str | None = None
@@ -67,8 +73,6 @@ class QuarfAdapterConfig(PretrainedConfig):
     base_model_class: str | None = None
 
     def __post_init__(self, **kwargs):
-        from .quality_spec import normalize_quality_spec, quality_feature_dim
-
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
         feature_dim = quality_feature_dim(self.quality)
         self.attachments = [self._attachment(i, a, feature_dim) for i, a in enumerate(self.attachments or [])]
@@ -76,6 +80,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"attachments: expected one block per module, found several after {duplicates}")
+        check_conditioning(self.conditioning)
         self.pixel_mean = _floats("pixel_mean", self.pixel_mean)
         self.pixel_std = _floats("pixel_std", self.pixel_std)
         if min(self.pixel_std) <= 0:

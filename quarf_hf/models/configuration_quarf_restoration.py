@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .conditioning import check_conditioning
+from .quality import normalize_quality_spec, quality_feature_dim
 from .quarf import QuarfConfig
 
 LOSSES = ("l1", "charbonnier")
@@ -57,6 +59,9 @@ class QuarfRestorationConfig(PretrainedConfig):
             ``block_out_channels[0]``.
         quality (`str` or `dict`, *optional*, defaults to `"brisque"`):
             The frozen quality extractor's spec (see :func:`quarf_hf.build_quality_extractor`).
+        conditioning (`str`, *optional*, defaults to `"route"`):
+            How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
+            one mode so far; see ``conditioning.CONDITIONING_MODES``).
         loss (`str`, *optional*, defaults to `"charbonnier"`):
             ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
         charbonnier_eps (`float`, *optional*, defaults to 1e-3):
@@ -82,12 +87,11 @@ class QuarfRestorationConfig(PretrainedConfig):
     mid_block_attention: bool = False
     quarf: dict | None = None
     quality: dict | None = None
+    conditioning: str = "route"
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
 
     def __post_init__(self, **kwargs):
-        from .quality_spec import normalize_quality_spec, quality_feature_dim
-
         self.block_out_channels = [int(c) for c in self.block_out_channels]
         if not self.block_out_channels:
             raise ValueError("block_out_channels: expected at least one width, found []")
@@ -115,6 +119,7 @@ class QuarfRestorationConfig(PretrainedConfig):
                 f"{self.block_out_channels[0]}, found {block.num_groups}"
             )
         self.quarf = block.to_dict()
+        check_conditioning(self.conditioning)
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}
