@@ -106,3 +106,30 @@ def test_extract_quality_rgba_composites_on_white():
 def test_extract_quality_errors(images, error, message):
     with pytest.raises(error, match=message):
         extract_quality(images)
+
+
+@pytest.mark.parametrize("spec", ["brisque", {"type": "constant", "dim": 7}, {"type": "contrique", "config": SMALL_CONTRIQUE}])
+def test_registry_widths_and_minimum_sizes_match_the_built_extractors(spec):
+    """quality_feature_dim / quality_min_size read from the spec agree with the extractor the spec builds."""
+    import warnings
+
+    from quarf_hf.models.quality import QUALITY_TYPES, normalize_quality_spec, quality_feature_dim, quality_min_size
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extractor = build_quality_extractor(spec)
+    assert type(extractor) is QUALITY_TYPES[normalize_quality_spec(spec)["type"]]
+    assert (quality_feature_dim(spec), quality_min_size(spec)) == (extractor.feature_dim, extractor.min_size)
+    assert normalize_quality_spec(extractor_spec(extractor)) == normalize_quality_spec(spec)
+
+
+def test_contrique_without_weights_warns_naming_the_fix(tmp_path):
+    with pytest.warns(UserWarning, match="random weights.*quarf-hf convert-contrique"):
+        build_quality_extractor("contrique")
+    ContriqueModel(ContriqueConfig(**SMALL_CONTRIQUE)).save_pretrained(tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a folder brings its weights: no warning
+        build_quality_extractor(str(tmp_path))
+        build_quality_extractor({"type": "contrique", "config": SMALL_CONTRIQUE, "source": str(tmp_path)})

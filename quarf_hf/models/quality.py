@@ -231,9 +231,10 @@ class ContriqueQuality(FrozenQualityExtractor):
             return cls.from_source(spec["source"])
         if not on_meta:
             warnings.warn(
-                "quality: 'contrique' without weights is a CONTRIQUE with random weights, which tells image "
-                "qualities apart no better than noise; convert the official weights with `quarf-hf convert-contrique "
-                "--out FOLDER` (or train one with `quarf-hf train-quality`) and pass that folder or its Hub id as quality",
+                "quality: 'contrique' without weights is a CONTRIQUE with random weights, not a trained quality "
+                "model; convert the official weights with `quarf-hf convert-contrique "
+                "CHECKPOINT FOLDER` (or train one with `quarf-hf train-quality`) and pass that folder or its Hub id "
+                "as quality",
                 UserWarning,
                 stacklevel=3,
             )
