@@ -2,12 +2,12 @@
 
 ``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE), ``quarf-hf convert-contrique``, the
 end of a training run and ``QuarfAdapter.save_pretrained`` (through :func:`write_adapter_card`,
-which quarf_hf registers as the adapter's ``model_card_writer``) all call :func:`write_model_card`. The card's YAML metadata is
-huggingface_hub's :class:`~huggingface_hub.ModelCardData` (``library_name``, ``pipeline_tag``,
-``tags``, ``license``, ``base_model``, and a ``model-index`` of
-:class:`~huggingface_hub.EvalResult` when there are evaluation results); what the model is, its
-tags and the usage snippet follow from the model's config, so the same model gets the same card
-whichever command wrote it.
+which quarf_hf registers as the adapter's ``model_card_writer``) all call :func:`write_model_card`.
+The card's YAML metadata is huggingface_hub's :class:`~huggingface_hub.ModelCardData`
+(``library_name``, ``pipeline_tag``, ``tags``, ``license``, ``base_model``, and a ``model-index``
+of :class:`~huggingface_hub.EvalResult` when there are evaluation results); what the model is,
+its tags and the usage snippet follow from the model's config, so the same model gets the same
+card whichever command wrote it.
 """
 
 from __future__ import annotations
