@@ -29,7 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .quarf import QuARF
+from .quality import quality_feature_dim
+from .quarf import QuARF, QuarfConfig
 
 
 def _routed_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
@@ -47,6 +48,23 @@ def check_conditioning(value) -> str:
     if not isinstance(value, str) or value not in CONDITIONING_MODES:
         raise ValueError(f"conditioning: expected one of {list(CONDITIONING_MODES)}, found {value!r}")
     return value
+
+
+def block_settings(settings: dict | None, quality: dict, name: str = "quarf") -> QuarfConfig:
+    """A model config's block settings, checked, for the quality extractor ``quality`` (a spec dict).
+
+    ``quality_dim`` defaults to the extractor's feature width (and must equal it), ``residual`` to
+    `True` (the block starts as the identity); ``name`` is where the settings sit in the config.
+    """
+    feature_dim = quality_feature_dim(quality)
+    settings = {"quality_dim": feature_dim, "residual": True, **(settings or {})}
+    block = QuarfConfig.from_dict(settings)  # validates every block setting
+    if block.quality_dim != feature_dim:
+        raise ValueError(
+            f"{name}.quality_dim: expected the quality extractor's feature width {feature_dim} "
+            f"({quality['type']}), found {block.quality_dim}"
+        )
+    return block
 
 
 def build_block(conditioning: str, in_channels: int, config, *, out_channels: int | None = None) -> nn.Module:
@@ -127,6 +145,7 @@ __all__ = [
     "CONDITIONING_MODES",
     "DEFAULT_CONDITIONING",
     "apply_block",
+    "block_settings",
     "build_block",
     "check_conditioning",
     "quality_vector",

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .conditioning import check_conditioning
-from .quality import normalize_quality_spec, quality_feature_dim
-from .quarf import QuarfConfig
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec
 
 AUTO_MAP = {
     "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
@@ -74,8 +73,7 @@ class QuarfAdapterConfig(PretrainedConfig):
 
     def __post_init__(self, **kwargs):
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        self.attachments = [self._attachment(i, a, feature_dim) for i, a in enumerate(self.attachments or [])]
+        self.attachments = [self._attachment(i, a, self.quality) for i, a in enumerate(self.attachments or [])]
         names = [a["after"] for a in self.attachments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -93,7 +91,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 
     @staticmethod
-    def _attachment(index: int, attachment, feature_dim: int) -> dict:
+    def _attachment(index: int, attachment, quality: dict) -> dict:
         where = f"attachments[{index}]"
         if not isinstance(attachment, dict) or not isinstance(attachment.get("after"), str) or not attachment["after"]:
             raise ValueError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
@@ -104,14 +102,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
             raise ValueError(f"{where}.in_channels: expected a positive integer, found {in_channels!r}")
         out_channels = attachment.get("out_channels") or in_channels
-        quarf = dict(attachment.get("quarf") or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)  # validates every block setting
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"{where}.quarf.quality_dim: expected the quality extractor's feature width {feature_dim}, found {block.quality_dim}"
-            )
+        block = block_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
         shapes = attachment.get("parameter_shapes") or {}
         return {
             "after": attachment["after"],

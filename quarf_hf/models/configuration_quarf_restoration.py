@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .conditioning import check_conditioning
-from .quality import normalize_quality_spec, quality_feature_dim
-from .quarf import QuarfConfig
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec
 
 LOSSES = ("l1", "charbonnier")
 AUTO_MAP = {
@@ -103,16 +102,7 @@ class QuarfRestorationConfig(PretrainedConfig):
         if self.loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, found {self.loss!r}")
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        quarf = dict(self.quarf or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
-                f"({self.quality['type']}), found {block.quality_dim}"
-            )
+        block = block_settings(self.quarf, self.quality)
         if self.block_out_channels[0] % block.num_groups:
             raise ValueError(
                 f"quarf.num_groups: expected a divisor of the input convolution's width "

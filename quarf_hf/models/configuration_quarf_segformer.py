@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
-from .conditioning import check_conditioning
-from .quality import normalize_quality_spec, quality_feature_dim, quality_min_size
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -73,16 +73,7 @@ class QuarfSegformerConfig(SegformerConfig):
 
     def __post_init__(self, **kwargs):
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        quarf = dict(self.quarf or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)  # validates every block setting
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
-                f"({self.quality.get('type')}), found {block.quality_dim}"
-            )
+        block = block_settings(self.quarf, self.quality)
         self.quarf = block.to_dict()
         check_conditioning(self.conditioning)
         num_stages = self.num_encoder_blocks
