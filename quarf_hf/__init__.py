@@ -13,6 +13,7 @@ from .models.configuration_quarf import QuarfBlockConfig
 from .models.configuration_quarf_adapter import QuarfAdapterConfig
 from .models.configuration_quarf_restoration import QuarfRestorationConfig
 from .models.configuration_quarf_segformer import QuarfSegformerConfig
+from .hub.model_card import write_adapter_card
 from .insertion import insert_quarf
 from .models.modeling_contrique import ContriqueModel
 from .models.modeling_quarf import QuarfBlockModel
@@ -51,6 +52,8 @@ def _register_auto_classes() -> None:
     QuarfAdapterConfig.register_for_auto_class()
     QuarfAdapter.register_for_auto_class("AutoModel")
     register_image_to_image_pipeline()
+    # models/ may not import the tooling: the adapter's card comes from the one card writer through this.
+    QuarfAdapter.model_card_writer = write_adapter_card
 
 
 _register_auto_classes()

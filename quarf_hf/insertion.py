@@ -20,10 +20,6 @@ from torch import nn
 
 from .models.modeling_quarf_adapter import PIXEL_KEYWORDS, QuarfAdapter
 
-# Earlier name of what insert_quarf returns; the adapter keeps its `.block`,
-# `.quality_extractor`, `.attribute`, `.handles` and `.remove(model)`.
-QuarfInsertion = QuarfAdapter
-
 
 def insert_quarf(
     model: nn.Module,
@@ -94,4 +90,4 @@ def insert_quarf(
     return adapter.attach(model)
 
 
-__all__ = ["insert_quarf", "QuarfInsertion", "QuarfAdapter", "PIXEL_KEYWORDS"]
+__all__ = ["insert_quarf", "QuarfAdapter", "PIXEL_KEYWORDS"]

@@ -68,13 +68,13 @@ def test_identity_at_insertion_on_a_diffusers_unet():
     torch.testing.assert_close(unet(sample, timestep=10).sample, before, atol=0, rtol=0)
 
 
-def test_remove_restores_the_model():
+def test_detach_restores_the_model():
     model = tiny_convnext()
     pixels = torch.randn(1, 3, 64, 64)
     before = model(pixel_values=pixels).logits
     insertion = insert_quarf(model, after="convnext.embeddings.patch_embeddings", residual=False)
     assert not torch.allclose(model(pixel_values=pixels).logits, before)
-    insertion.remove(model)
+    assert insertion.detach() is model
     torch.testing.assert_close(model(pixel_values=pixels).logits, before)
     assert not any(name.startswith("quarf_") for name in model.state_dict())
 
@@ -188,7 +188,7 @@ def test_insert_into_an_nn_sequential():
         loss.backward()
         optimizer.step()
     assert not torch.allclose(model(pixels), before)
-    insertion.remove(model)
+    assert insertion.detach() is model
     assert list(model.state_dict()) == keys
     torch.testing.assert_close(model(pixels), before, atol=0, rtol=0)
 
@@ -203,3 +203,76 @@ def test_extractor_follows_model_cuda():
     model.cuda()
     assert {p.device.type for p in adapter.quality_extractor.parameters()} == {"cuda"}
     assert model(torch.rand(2, 3, 64, 64, device="cuda")).device.type == "cuda"
+
+
+class TinyCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.stem(x)))
+
+
+def images_of_different_quality():
+    """A smooth image, the same with strong noise, and a blocky one: BRISQUE tells them apart."""
+    generator = torch.Generator().manual_seed(5)
+    ramp = torch.linspace(0, 1, 48)
+    smooth = (ramp.view(1, 1, 1, -1) * ramp.view(1, 1, -1, 1)).expand(1, 3, 48, 48).contiguous()
+    noisy = (smooth + 0.3 * torch.randn(1, 3, 48, 48, generator=generator)).clamp(0, 1)
+    blocky = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=generator), size=(48, 48), mode="nearest")
+    return [smooth, noisy, blocky, torch.rand(1, 3, 48, 48, generator=generator)]
+
+
+def test_threads_calling_one_model_each_get_their_own_images_quality():
+    """Several threads call one adapter-attached network at once, each on its own image, many times: every
+    output and routing equals the sequential one for that image, bit for bit (no quality crosses calls)."""
+    import threading
+
+    torch.manual_seed(0)
+    model = TinyCNN().eval()
+    adapter = insert_quarf(model, after="stem", quality="brisque", residual=False, num_groups=2, top_k=2)
+    images = images_of_different_quality()
+    expected, routing = [], []
+    with torch.no_grad():
+        for image in images:
+            expected.append(model(image))
+            routing.append(adapter.last_routing_weights["stem"])
+    assert not torch.equal(routing[0], routing[1]), "the images must route differently for the test to mean anything"
+    barrier = threading.Barrier(len(images))
+    mismatches, errors = [], []
+
+    def worker(index):
+        try:
+            barrier.wait()
+            for _ in range(20):
+                with torch.no_grad():
+                    out = model(images[index])
+                if not torch.equal(out, expected[index]) or not torch.equal(adapter.last_routing_weights["stem"], routing[index]):
+                    mismatches.append(index)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and not mismatches, (errors, mismatches)
+
+
+def test_a_named_module_called_on_its_own_raises_naming_its_block():
+    """After a full forward (and after one that failed inside), calling the hooked module directly does
+    not reuse an earlier image's quality: it raises, naming the block."""
+    model = TinyCNN().eval()
+    insert_quarf(model, after="stem", quality="brisque", residual=False)
+    image = torch.rand(1, 3, 32, 32)
+    model(image)
+    with pytest.raises(RuntimeError, match="the block after 'stem' runs only inside a forward of the TinyCNN"):
+        model.stem(image)
+    with pytest.raises(RuntimeError, match="channels"):  # fails inside the forward, after the quality pre-hook
+        model(torch.rand(1, 1, 32, 32))
+    with pytest.raises(RuntimeError, match="the block after 'stem' runs only inside"):
+        model.stem(image)
+    assert model(image).shape == (1, 3, 32, 32)

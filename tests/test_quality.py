@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from quarf_hf import BrisqueFeatures, ContriqueConfig, ContriqueModel, build_quality_extractor, extract_quality
-from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, quality_spec_to_config
+from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, extractor_spec
 
 SMALL_CONTRIQUE = dict(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])
 
@@ -26,7 +26,7 @@ def test_brisque_extractor_is_standardised_brisque():
     images = torch.rand(3, 3, 48, 56, generator=torch.Generator().manual_seed(0))
     expected = (BrisqueFeatures()(images) - torch.tensor(BRISQUE_FEATURE_MEAN)) / torch.tensor(BRISQUE_FEATURE_STD)
     torch.testing.assert_close(extractor(images), expected)
-    assert quality_spec_to_config(extractor) == {"type": "brisque"}
+    assert extractor_spec(extractor) == {"type": "brisque"}
 
 
 def test_brisque_on_a_constant_image_is_finite():
@@ -46,7 +46,7 @@ def test_contrique_extractors_from_name_dict_and_folder(tmp_path):
     assert_frozen(from_folder)
     images = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(from_folder(images), model(images).quality_features)
-    spec = quality_spec_to_config(from_folder)
+    spec = extractor_spec(from_folder)
     assert spec["type"] == "contrique" and spec["config"]["hidden_sizes"] == [8, 16, 16, 32]
 
 
@@ -106,3 +106,30 @@ def test_extract_quality_rgba_composites_on_white():
 def test_extract_quality_errors(images, error, message):
     with pytest.raises(error, match=message):
         extract_quality(images)
+
+
+@pytest.mark.parametrize("spec", ["brisque", {"type": "constant", "dim": 7}, {"type": "contrique", "config": SMALL_CONTRIQUE}])
+def test_registry_widths_and_minimum_sizes_match_the_built_extractors(spec):
+    """quality_feature_dim / quality_min_size read from the spec agree with the extractor the spec builds."""
+    import warnings
+
+    from quarf_hf.models.quality import QUALITY_TYPES, normalize_quality_spec, quality_feature_dim, quality_min_size
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extractor = build_quality_extractor(spec)
+    assert type(extractor) is QUALITY_TYPES[normalize_quality_spec(spec)["type"]]
+    assert (quality_feature_dim(spec), quality_min_size(spec)) == (extractor.feature_dim, extractor.min_size)
+    assert normalize_quality_spec(extractor_spec(extractor)) == normalize_quality_spec(spec)
+
+
+def test_contrique_without_weights_warns_naming_the_fix(tmp_path):
+    with pytest.warns(UserWarning, match="random weights.*quarf-hf convert-contrique"):
+        build_quality_extractor("contrique")
+    ContriqueModel(ContriqueConfig(**SMALL_CONTRIQUE)).save_pretrained(tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a folder brings its weights: no warning
+        build_quality_extractor(str(tmp_path))
+        build_quality_extractor({"type": "contrique", "config": SMALL_CONTRIQUE, "source": str(tmp_path)})

@@ -95,7 +95,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
     """A newly initialised QuARF model from its config's keyword arguments plus a quality spec.
 
     ``model_type``: ``"quarf_segformer"`` or ``"quarf_restoration"``. ``quality``: anything
-    :func:`~quarf_hf.models.quality_spec.resolve_quality` takes (``"brisque"``, ``"contrique"``, a
+    :func:`~quarf_hf.models.quality.resolve_quality` takes (``"brisque"``, ``"contrique"``, a
     converted CONTRIQUE folder or Hub id, a spec dict, an extractor module); its spec goes into the
     config and its weights into the model's frozen extractor.
     """
@@ -103,7 +103,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
     from ..models.configuration_quarf_segformer import QuarfSegformerConfig
     from ..models.modeling_quarf_restoration import QuarfRestorationModel
     from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-    from ..models.quality_spec import resolve_quality
+    from ..models.quality import resolve_quality
 
     # model type -> config class, model class, where the model keeps its quality extractor
     classes = {
@@ -114,7 +114,9 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
         raise ValueError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
     config_class, model_class, extractor_path = classes[model_type]
     extractor, spec = resolve_quality(quality)
-    model = model_class(config_class(**config_kwargs, quality=spec))
+    with warnings.catch_warnings():  # the extractor's weights are loaded just below, whatever its type
+        warnings.filterwarnings("ignore", message="quality: 'contrique' without weights")
+        model = model_class(config_class(**config_kwargs, quality=spec))
     model.get_submodule(extractor_path).load_state_dict(extractor.state_dict())
     return model
 

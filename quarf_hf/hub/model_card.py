@@ -1,12 +1,13 @@
 """Model cards: the one writer of every README.md that quarf-hf puts in a model folder.
 
-``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE), ``quarf-hf convert-contrique`` and
-the end of a training run all call :func:`write_model_card`. The card's YAML metadata is
-huggingface_hub's :class:`~huggingface_hub.ModelCardData` (``library_name``, ``pipeline_tag``,
-``tags``, ``license``, ``base_model``, and a ``model-index`` of
-:class:`~huggingface_hub.EvalResult` when there are evaluation results); what the model is, its
-tags and the usage snippet follow from the model's config, so the same model gets the same card
-whichever command wrote it.
+``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE), ``quarf-hf convert-contrique``, the
+end of a training run and ``QuarfAdapter.save_pretrained`` (through :func:`write_adapter_card`,
+which quarf_hf registers as the adapter's ``model_card_writer``) all call :func:`write_model_card`.
+The card's YAML metadata is huggingface_hub's :class:`~huggingface_hub.ModelCardData`
+(``library_name``, ``pipeline_tag``, ``tags``, ``license``, ``base_model``, and a ``model-index``
+of :class:`~huggingface_hub.EvalResult` when there are evaluation results); what the model is,
+its tags and the usage snippet follow from the model's config, so the same model gets the same
+card whichever command wrote it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..atomic import atomic_path
+from .ids import looks_like_hub_id
 
 # model_type -> the pipeline that serves it, its Hub tags and default license.
 PIPELINE_TAGS = {
@@ -23,12 +25,14 @@ PIPELINE_TAGS = {
     "segformer": "image-segmentation",
     "quarf_restoration": "image-to-image",
     "contrique": "image-feature-extraction",
+    "quarf_adapter": None,  # blocks for someone else's network: no pipeline of their own
 }
 TAGS = {
     "quarf_segformer": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
     "segformer": ["quarf", "segformer", "image-segmentation", "degraded-images", "quality-adaptive"],
     "quarf_restoration": ["quarf", "image-restoration", "degraded-images", "quality-adaptive", "diffusers-blocks"],
     "contrique": ["contrique", "image-quality-assessment", "quarf"],
+    "quarf_adapter": ["quarf", "quarf-adapter", "image-quality", "adapter"],
 }
 LICENSES = {"contrique": "mit"}
 DEFAULT_LICENSE = "apache-2.0"
@@ -56,6 +60,11 @@ def describe(config) -> str:
                 f"(at least {config.min_image_size}x{config.min_image_size} pixels) to a {config.feature_dim}-d "
                 "quality representation: L2-normalised global-average ResNet-50 features of the image and of a "
                 "half-size copy. QuARF models use it as their frozen quality extractor.")
+    if kind == "quarf_adapter":
+        base = config.base_model or config.base_model_class or "a base network"
+        return (f"QuARF blocks (quality-adaptive receptive fields, AAAI-25) and the frozen "
+                f"{config.quality['type'].upper()} quality model that routes them, trained inside `{base}` "
+                f"(`{config.base_model_class or 'unknown'}`). Attach them to that network to use them.")
     return "A plain SegFormer (the baseline arm of the QuARF comparison)."
 
 
@@ -66,6 +75,12 @@ def usage_snippet(model_type: str, reference: str) -> str:
         return ("from transformers import pipeline\n\n"
                 f'restorer = pipeline("image-to-image", model="{reference}"{remote})\n'
                 'restored = restorer("degraded.png")  # a PIL image of the input\'s size\n')
+    if model_type == "quarf_adapter":
+        return ("from transformers import AutoModel\n\n"
+                "base = ...  # the base network, loaded as usual\n"
+                f'adapter = AutoModel.from_pretrained("{reference}"{remote})  # or quarf_hf.QuarfAdapter\n'
+                "adapter.attach(base)      # the trained blocks now run inside `base`\n"
+                "base = adapter.detach()   # the original network again\n")
     if model_type == "contrique":
         return ("import torch\nfrom transformers import AutoModel\n\n"
                 f'model = AutoModel.from_pretrained("{reference}"{remote}).eval()\n'
@@ -137,7 +152,7 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
                      "On the validation data, clean and degraded (fixed seeds):\n\n" + markdown_table(evaluation).strip()]
         results = eval_results(evaluation, kind, dataset or "validation") or None
     data = ModelCardData(
-        library_name="transformers", pipeline_tag=PIPELINE_TAGS[kind],
+        library_name="transformers", pipeline_tag=PIPELINE_TAGS.get(kind),
         tags=list(dict.fromkeys([*TAGS[kind], *(extra_tags or [])])),
         license=license or LICENSES.get(kind, DEFAULT_LICENSE), base_model=base_model,
         model_name=title if results else None, eval_results=results,
@@ -150,3 +165,26 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
 
 
 __all__ = ["write_model_card", "describe", "usage_snippet", "eval_results"]
+
+
+def write_adapter_card(folder, adapter, repo_id: str | None = None) -> Path:
+    """Writes ``folder/README.md`` for a saved :class:`~quarf_hf.QuarfAdapter`: the base network, the
+    blocks (where they attach, channels, experts, groups, mode) and how to attach them.
+
+    ``QuarfAdapter.save_pretrained`` calls it (quarf_hf registers it as the adapter's ``model_card_writer``).
+    """
+    config = adapter.config
+    base = config.base_model
+    rows = "\n".join(
+        f"| `{a['after']}` | {a['in_channels']} | {len(a['quarf']['experts'])} | {a['quarf']['num_groups']} | {a['quarf']['mode']} |"
+        for a in config.attachments
+    )
+    size = sum(t.numel() * t.element_size() for t in adapter.state_dict().values())
+    blocks = ("| attached after | channels | experts | groups | mode |\n|---|---|---|---|---|\n" + rows +
+              f"\n\nPixel input normalisation of the base network: mean {config.pixel_mean}, std {config.pixel_std}.")
+    return write_model_card(
+        folder, config, title=f"QuARF adapter for `{base or config.base_model_class}`",
+        provenance=f"This repository holds only the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.",
+        reference=repo_id or "THIS_REPO", base_model=base if base and looks_like_hub_id(base) and not Path(base).exists() else None,
+        extra_sections={"Blocks": blocks},
+    )

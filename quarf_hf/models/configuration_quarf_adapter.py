@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .quarf import QuarfConfig
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec
 
 AUTO_MAP = {
     "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
@@ -38,6 +39,9 @@ class QuarfAdapterConfig(PretrainedConfig):
             ``in_channels``, ``out_channels``, ``quarf`` (the block's
             :class:`~quarf_hf.QuarfConfig` as a dict) and ``parameter_shapes`` (the shapes of that
             module's parameters when the adapter was made, checked when attaching).
+        conditioning (`str`, *optional*, defaults to `"route"`):
+            How the blocks use the quality vector: ``"route"``, QuARF's routing over experts (the
+            one mode so far; see ``conditioning.CONDITIONING_MODES``).
         pixel_mean, pixel_std (`float` or `list[float]`, *optional*, default 0 and 1): how the base
             network's pixel input is normalised: ``pixels_01 = input * std + mean``.
         pixel_argument (`str`, *optional*): the keyword of the base network's forward that carries
@@ -60,6 +64,7 @@ class QuarfAdapterConfig(PretrainedConfig):
 
     quality: dict | None = None
     attachments: list | None = None
+    conditioning: str = "route"
     pixel_mean: list | tuple | float | int = 0.0
     pixel_std: list | tuple | float | int = 1.0
     pixel_argument: str | None = None
@@ -67,15 +72,13 @@ class QuarfAdapterConfig(PretrainedConfig):
     base_model_class: str | None = None
 
     def __post_init__(self, **kwargs):
-        from .quality_spec import normalize_quality_spec, quality_feature_dim
-
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        self.attachments = [self._attachment(i, a, feature_dim) for i, a in enumerate(self.attachments or [])]
+        self.attachments = [self._attachment(i, a, self.quality) for i, a in enumerate(self.attachments or [])]
         names = [a["after"] for a in self.attachments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"attachments: expected one block per module, found several after {duplicates}")
+        check_conditioning(self.conditioning)
         self.pixel_mean = _floats("pixel_mean", self.pixel_mean)
         self.pixel_std = _floats("pixel_std", self.pixel_std)
         if min(self.pixel_std) <= 0:
@@ -88,7 +91,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 
     @staticmethod
-    def _attachment(index: int, attachment, feature_dim: int) -> dict:
+    def _attachment(index: int, attachment, quality: dict) -> dict:
         where = f"attachments[{index}]"
         if not isinstance(attachment, dict) or not isinstance(attachment.get("after"), str) or not attachment["after"]:
             raise ValueError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
@@ -99,14 +102,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
             raise ValueError(f"{where}.in_channels: expected a positive integer, found {in_channels!r}")
         out_channels = attachment.get("out_channels") or in_channels
-        quarf = dict(attachment.get("quarf") or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)  # validates every block setting
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"{where}.quarf.quality_dim: expected the quality extractor's feature width {feature_dim}, found {block.quality_dim}"
-            )
+        block = block_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
         shapes = attachment.get("parameter_shapes") or {}
         return {
             "after": attachment["after"],

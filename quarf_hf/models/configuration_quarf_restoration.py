@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .quarf import QuarfConfig
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec
 
 LOSSES = ("l1", "charbonnier")
 AUTO_MAP = {
@@ -57,6 +58,9 @@ class QuarfRestorationConfig(PretrainedConfig):
             ``block_out_channels[0]``.
         quality (`str` or `dict`, *optional*, defaults to `"brisque"`):
             The frozen quality extractor's spec (see :func:`quarf_hf.build_quality_extractor`).
+        conditioning (`str`, *optional*, defaults to `"route"`):
+            How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
+            one mode so far; see ``conditioning.CONDITIONING_MODES``).
         loss (`str`, *optional*, defaults to `"charbonnier"`):
             ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
         charbonnier_eps (`float`, *optional*, defaults to 1e-3):
@@ -82,12 +86,11 @@ class QuarfRestorationConfig(PretrainedConfig):
     mid_block_attention: bool = False
     quarf: dict | None = None
     quality: dict | None = None
+    conditioning: str = "route"
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
 
     def __post_init__(self, **kwargs):
-        from .quality_spec import normalize_quality_spec, quality_feature_dim
-
         self.block_out_channels = [int(c) for c in self.block_out_channels]
         if not self.block_out_channels:
             raise ValueError("block_out_channels: expected at least one width, found []")
@@ -99,22 +102,14 @@ class QuarfRestorationConfig(PretrainedConfig):
         if self.loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, found {self.loss!r}")
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        quarf = dict(self.quarf or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
-                f"({self.quality['type']}), found {block.quality_dim}"
-            )
+        block = block_settings(self.quarf, self.quality)
         if self.block_out_channels[0] % block.num_groups:
             raise ValueError(
                 f"quarf.num_groups: expected a divisor of the input convolution's width "
                 f"{self.block_out_channels[0]}, found {block.num_groups}"
             )
         self.quarf = block.to_dict()
+        check_conditioning(self.conditioning)
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}

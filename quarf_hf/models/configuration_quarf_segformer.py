@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
+from .conditioning import block_settings, check_conditioning
+from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,6 +42,9 @@ class QuarfSegformerConfig(SegformerConfig):
             :func:`quarf_hf.build_quality_extractor` (``"brisque"``, ``"contrique"``,
             ``{"type": "contrique", "config": {...}}``); stored as a spec dict. Its weights are
             saved with the model.
+        conditioning (`str`, *optional*, defaults to `"route"`):
+            How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
+            one mode so far; see ``conditioning.CONDITIONING_MODES``).
         image_mean (`list[float]`, *optional*, defaults to ImageNet's `[0.485, 0.456, 0.406]`):
             The mean the image processor subtracts from ``pixel_values``; the model undoes the
             normalisation to give the quality extractor pixels in [0, 1]. Must match the processor.
@@ -62,24 +67,15 @@ class QuarfSegformerConfig(SegformerConfig):
     quarf: dict | None = None
     quarf_stage: int = 0
     quality: dict | None = None
+    conditioning: str = "route"
     image_mean: list[float] | tuple[float, ...] = IMAGENET_MEAN
     image_std: list[float] | tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self, **kwargs):
-        from .quality_spec import normalize_quality_spec, quality_feature_dim
-
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        feature_dim = quality_feature_dim(self.quality)
-        quarf = dict(self.quarf or {})
-        quarf.setdefault("quality_dim", feature_dim)
-        quarf.setdefault("residual", True)
-        block = QuarfConfig.from_dict(quarf)  # validates every block setting
-        if block.quality_dim != feature_dim:
-            raise ValueError(
-                f"quarf.quality_dim: expected the quality extractor's feature width {feature_dim} "
-                f"({self.quality.get('type')}), found {block.quality_dim}"
-            )
+        block = block_settings(self.quarf, self.quality)
         self.quarf = block.to_dict()
+        check_conditioning(self.conditioning)
         num_stages = self.num_encoder_blocks
         if isinstance(self.quarf_stage, bool) or not isinstance(self.quarf_stage, int) or not 0 <= self.quarf_stage < num_stages:
             raise ValueError(f"quarf_stage: expected an integer from 0 to {num_stages - 1}, found {self.quarf_stage!r}")
@@ -108,8 +104,6 @@ class QuarfSegformerConfig(SegformerConfig):
         stride = 1
         for s in self.strides:
             stride *= s
-        from .quality_spec import quality_min_size
-
         return max(stride, quality_min_size(self.quality))
 
 

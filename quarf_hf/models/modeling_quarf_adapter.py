@@ -5,17 +5,25 @@ config, where each block attaches (module names of the base network), how the ba
 pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
 a network with two kinds of forward hooks:
 
-* a pre-hook on the network reads its pixel input, un-normalises it to [0, 1] and runs the
-  extractor once per forward;
+* a pre-hook on the network reads its pixel input and computes its quality vector once per
+  forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to [0, 1], frozen
+  extractor, no gradient), and a hook on the network (``always_call=True``, so an exception in
+  the forward ends the call too) forgets it again;
 * a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
-  ``(tokens (B, H*W, C), H, W)``) through that module's block.
+  ``(tokens (B, H*W, C), H, W)``) through that module's block
+  (:func:`~quarf_hf.models.conditioning.apply_block`).
+
+The quality vector of a forward lives in a ``contextvars.ContextVar`` for the duration of that
+forward only: nothing of one call is kept for the next, threads calling one network each see
+their own image's quality, and a named module called on its own (not inside a forward of the
+network) raises an error naming its block instead of reusing an earlier image's quality.
 
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
 ``.cuda()`` too, but stays out of the network's parameters, state dict and gradients.
 ``detach()`` takes all of it out again. ``save_pretrained`` / ``push_to_hub`` write the adapter
-only (its weights, config, code and a model card naming the base network), a few kB to MB next
-to the base network's weights, like a LoRA adapter.
+only (its weights, config, code and, with quarf_hf installed, a model card naming the base
+network: ``hub/model_card.py``), a few kB to MB next to the base network's weights, like a LoRA adapter.
 
 Shipped to the Hub with every adapter: imports only torch, transformers, huggingface_hub and
 flat siblings, so ``AutoModel.from_pretrained(id, trust_remote_code=True).attach(model)`` works
@@ -24,9 +32,10 @@ where quarf_hf is not installed.
 
 from __future__ import annotations
 
+import contextvars
 import os
-import re
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -35,9 +44,10 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
-from .quality_spec import build_quality_extractor_from_spec
+from .quality import build_quality_extractor
 from .quarf import QuARF
 
 PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
@@ -80,13 +90,24 @@ class QuarfExtractorHolder(nn.Module):
 
 
 @dataclass
+class _Call:
+    """One forward of the network: its quality vector and the routing weights its blocks used."""
+
+    quality: torch.Tensor | None = None
+    routing: dict = field(default_factory=dict)
+    token: contextvars.Token | None = None
+
+
+@dataclass
 class _Attachment:
-    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that."""
+    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that, and the
+    network's forward in progress in this thread/context (``call``; None outside a forward)."""
 
     model: nn.Module
     hosted: list = field(default_factory=list)  # (host module, attribute name)
     handles: list = field(default_factory=list)
-    state: dict = field(default_factory=dict)
+    call: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_call", default=None))
+    last: threading.local = field(default_factory=threading.local)  # .routing: this thread's last forward
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -145,10 +166,6 @@ def _pixel_input(args, kwargs, pixel_argument):
     raise ValueError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
 
 
-def _is_hub_id(value) -> bool:
-    return isinstance(value, str) and not os.path.exists(value) and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value) is not None
-
-
 class QuarfAdapterPreTrainedModel(PreTrainedModel):
     config_class = QuarfAdapterConfig
     config: QuarfAdapterConfig
@@ -191,10 +208,11 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
     def __init__(self, config: QuarfAdapterConfig, quality_extractor: nn.Module | None = None):
         super().__init__(config)
         self.quality_extractor = (
-            quality_extractor if quality_extractor is not None else build_quality_extractor_from_spec(config.quality)
+            quality_extractor if quality_extractor is not None else build_quality_extractor(config.quality)
         )
         self.blocks = nn.ModuleList(
-            QuARF(a["in_channels"], out_channels=a["out_channels"], config=a["quarf"]) for a in config.attachments
+            build_block(config.conditioning, a["in_channels"], a["quarf"], out_channels=a["out_channels"])
+            for a in config.attachments
         )
         self._attachment: _Attachment | None = None
         self.post_init()
@@ -233,7 +251,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             block_kwargs: QuARF settings for every block; ``residual`` defaults to True (the
                 network's outputs are unchanged until the blocks are trained).
         """
-        from .quality_spec import resolve_quality
+        from .quality import resolve_quality
 
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
@@ -293,11 +311,6 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.blocks):
             raise ValueError(f"index: expected an integer from 0 to {len(self.blocks) - 1}, found {index!r}")
         return QuarfBlockModel.from_block(self.blocks[index])
-
-    @property
-    def attribute(self) -> str:
-        """The attribute the first block is registered under in the network."""
-        return attribute_name(self.config.attachments[0]["after"])
 
     def check_compatible(self, model: nn.Module) -> None:
         """Raises a ValueError naming the problem if the blocks cannot go into ``model``; warns if only
@@ -368,8 +381,9 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             block.train(host.training)  # the network's mode, as if the block had always been in it
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
-            attachment.handles.append(target.register_forward_hook(self._block_hook(block, spec["after"], attachment.state)))
-        attachment.handles.append(model.register_forward_pre_hook(self._quality_hook(attachment.state), with_kwargs=True))
+            attachment.handles.append(target.register_forward_hook(self._block_hook(block, spec["after"], attachment)))
+        attachment.handles.append(model.register_forward_pre_hook(self._start_call(attachment), with_kwargs=True))
+        attachment.handles.append(model.register_forward_hook(self._end_call(attachment), always_call=True))
         self._attachment = attachment
         return self
 
@@ -382,70 +396,65 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             handle.remove()
         for host, name in attachment.hosted:
             delattr(host, name)
-        attachment.state.clear()
         return attachment.model
-
-    def remove(self, model: nn.Module | None = None) -> None:
-        """``detach()``, for callers of the earlier ``QuarfInsertion.remove(model)``."""
-        if model is not None and self._attachment is not None and model is not self._attachment.model:
-            raise ValueError(f"model: this adapter is attached to another {type(self._attachment.model).__name__}")
-        self.detach()
-
-    @property
-    def handles(self) -> list:
-        """The hook handles of the current attachment (empty when detached)."""
-        return list(self._attachment.handles) if self._attachment is not None else []
 
     @property
     def last_routing_weights(self) -> dict:
-        """``{module name: (B, groups, experts)}`` routing weights of the network's last forward (detached)."""
+        """``{module name: (B, groups, experts)}`` routing weights (detached) of the last forward of the
+        network that finished in the calling thread; ``{}`` before one, or when detached. Per thread:
+        another thread's forwards never show here."""
         if self._attachment is None:
             return {}
-        return dict(self._attachment.state.get("routing", {}))
+        return dict(getattr(self._attachment.last, "routing", {}))
 
-    def _quality_hook(self, state: dict):
-        def compute_quality(_module, args, kwargs):
+    def _start_call(self, attachment: _Attachment):
+        def start(_module, args, kwargs):
+            call = _Call()
+            call.token = attachment.call.set(call)  # first: the end hook then always finds this call
             pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
-            state["quality"] = self.compute_quality_features(pixels)
-            state["routing"] = {}
+            call.quality = self.compute_quality_features(pixels)
 
-        return compute_quality
+        return start
 
-    def _block_hook(self, block: QuARF, after: str, state: dict):
-        def apply_block(_module, _args, output):
-            quality = state.get("quality")
-            if quality is None:
-                raise RuntimeError(f"QuARF adapter: {after!r} ran outside a forward of the model it is attached to")
+    def _end_call(self, attachment: _Attachment):
+        def end(_module, _args, _output):  # registered with always_call=True: runs when the forward raises too
+            call = attachment.call.get()
+            if call is not None and call.token is not None:
+                attachment.call.reset(call.token)
+                attachment.last.routing = call.routing
+
+        return end
+
+    def _block_hook(self, block: nn.Module, after: str, attachment: _Attachment):
+        def run_block(_module, _args, output):
+            call = attachment.call.get()
+            if call is None or call.quality is None:
+                raise RuntimeError(
+                    f"QuARF adapter: the block after {after!r} runs only inside a forward of the "
+                    f"{type(attachment.model).__name__} it is attached to (which computes the quality of its "
+                    f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
+                )
             features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
             if isinstance(features, torch.Tensor) and features.ndim == 4:
-                mixed, routing = block(features, quality.to(features.dtype), return_routing=True)
+                mixed, routing = apply_block(block, features, call.quality)
             elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
                   and all(isinstance(v, int) for v in rest[:2])):
                 # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
-                batch, _, channels = features.shape
-                feature_map = features.transpose(1, 2).reshape(batch, channels, rest[0], rest[1])
-                mixed, routing = block(feature_map, quality.to(features.dtype), return_routing=True)
-                mixed = mixed.flatten(2).transpose(1, 2)
+                mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
             else:
                 found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
                 raise ValueError(
                     f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
                 )
-            state.setdefault("routing", {})[after] = routing.detach()
+            call.routing[after] = routing.detach() if routing is not None else None
             return (mixed, *rest) if isinstance(output, tuple) else mixed
 
-        return apply_block
+        return run_block
 
     # ------------------------------------------------------------------ quality
     def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Quality features (float32) of the base network's normalised pixel input, without gradients."""
-        parameter = next(self.quality_extractor.parameters(), None)
-        dtype = parameter.dtype if parameter is not None else torch.float32
-        mean = torch.tensor(self.config.pixel_mean, device=pixel_values.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.config.pixel_std, device=pixel_values.device).view(1, -1, 1, 1)
-        with torch.no_grad():
-            pixels = (pixel_values.float() * std + mean).clamp(0, 1)
-            return self.quality_extractor(pixels.to(dtype)).float()
+        return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std)
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
         quality_features = self.compute_quality_features(pixel_values)
@@ -454,67 +463,18 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     # ------------------------------------------------------------------ sharing
-    def model_card(self, repo_id: str | None = None):
-        """A ``huggingface_hub.ModelCard`` naming the base network, the blocks and how to attach them."""
-        from huggingface_hub import ModelCard, ModelCardData
-
-        base = self.config.base_model
-        data = ModelCardData(
-            library_name="transformers",
-            base_model=base if _is_hub_id(base) else None,
-            tags=["quarf", "quarf-adapter", "image-quality", "adapter"],
-        )
-        base_class = self.config.base_model_class or "unknown"
-        rows = "\n".join(
-            f"| `{a['after']}` | {a['in_channels']} | {len(a['quarf']['experts'])} | {a['quarf']['num_groups']} | {a['quarf']['mode']} |"
-            for a in self.config.attachments
-        )
-        load = repo_id or "THIS_REPO"
-        size = sum(t.numel() * t.element_size() for t in self.state_dict().values())
-        text = f"""---
-{data.to_yaml()}
----
-
-# QuARF adapter for `{base or base_class}`
-
-QuARF blocks (Quality-Adaptive Receptive Fields, AAAI-25) and the frozen
-`{self.config.quality['type']}` quality model that routes them, trained inside
-**{f'`{base}`' if base else 'a base network'}** (`{base_class}`). This repository holds only
-the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.
-
-| attached after | channels | experts | groups | mode |
-|---|---|---|---|---|
-{rows}
-
-Pixel input normalisation of the base network: mean {self.config.pixel_mean}, std {self.config.pixel_std}.
-
-## Use
-
-```python
-from transformers import AutoModel
-
-base = ...  # load `{base or base_class}` as usual
-adapter = AutoModel.from_pretrained("{load}", trust_remote_code=True)  # or quarf_hf.QuarfAdapter
-adapter.attach(base)      # the trained blocks now run inside `base`
-base = adapter.detach()   # the original network again
-```
-"""
-        return ModelCard(text)
+    # Writes README.md into a saved adapter folder: ``writer(folder, adapter, repo_id)``. quarf_hf sets
+    # it to ``hub.model_card.write_adapter_card`` (the one card writer) when imported; models/ may not
+    # import the tooling, so an adapter loaded as remote code without quarf_hf saves no card.
+    model_card_writer = None
 
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
-        """``PreTrainedModel.save_pretrained`` (adapter weights, config, code) plus a model card (README.md)."""
+        """``PreTrainedModel.save_pretrained`` (adapter weights, config, code) plus a model card (README.md)
+        when quarf_hf is installed (see ``model_card_writer``)."""
         repo_id = kwargs.pop("repo_id", None)
         super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            path = os.path.join(save_directory, "README.md")
-            handle, temporary = tempfile.mkstemp(dir=save_directory, prefix=".README.md.")
-            os.close(handle)
-            try:
-                self.model_card(repo_id).save(temporary)
-                os.replace(temporary, path)
-            finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
+        if kwargs.get("is_main_process", True) and type(self).model_card_writer is not None:
+            type(self).model_card_writer(save_directory, self, repo_id)
         if push_to_hub:
             self.push_to_hub(repo_id or os.path.basename(os.path.normpath(save_directory)))
 

@@ -12,7 +12,7 @@ conv_out (zero-initialised) -> global residual: ``reconstruction = input + resid
 back and clamped to [0, 1]. With conv_out at zero the untrained model is the identity.
 
 Any image size works: when an image is smaller than the quality extractor's minimum (14 px for
-BRISQUE, 64 for CONTRIQUE), the extractor sees a bicubic upscale of it (:func:`quality_input`);
+BRISQUE, 64 for CONTRIQUE), the extractor sees a bicubic upscale of it (``conditioning.quality_vector``);
 the network itself always runs at the input's size.
 
 Shipped to the Hub with the model: imports only torch, transformers, diffusers and flat siblings.
@@ -30,10 +30,11 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range
+from .quality import build_quality_extractor
 from .quarf import QuARF
-from .quality_spec import build_quality_extractor_from_spec, quality_min_size
 
 
 @dataclass
@@ -86,9 +87,9 @@ class QuarfRestorationModel(PreTrainedModel):
         super().__init__(config)
         widths = config.block_out_channels
         groups, eps, act = config.norm_num_groups, 1e-6, "silu"
-        self.quality_extractor = build_quality_extractor_from_spec(config.quality)
+        self.quality_extractor = build_quality_extractor(config.quality)
         self.conv_in = nn.Conv2d(config.num_channels, widths[0], 3, padding=1)
-        self.quarf = QuARF(widths[0], config=config.quarf)
+        self.quarf = build_block(config.conditioning, widths[0], config.quarf)
         self.down_blocks = nn.ModuleList()
         in_width = widths[0]
         for level, width in enumerate(widths):
@@ -144,7 +145,7 @@ class QuarfRestorationModel(PreTrainedModel):
             init.zeros_(module.residual_scale)
 
     def _check_pixel_values(self, pixel_values):
-        # Any size: images under the quality model's minimum reach it upscaled (see quality_input).
+        # Any size: images under the quality model's minimum reach it upscaled (conditioning.quality_vector).
         # Integers are 0-255 (see input_checks.to_unit_range), so the dtype is checked by the rule, in forward.
         check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=1, floating=False)
 
@@ -174,10 +175,7 @@ class QuarfRestorationModel(PreTrainedModel):
                 raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
             labels = to_unit_range(labels, name="labels")
         if quality_features is None:
-            with torch.no_grad():
-                quality_features = self.quality_extractor(
-                    quality_input(pixel_values.float().clamp(0, 1), quality_min_size(self.config.quality))
-                ).float()
+            quality_features = quality_vector(self.quality_extractor, pixel_values)
         dtype = self.conv_in.weight.dtype
         height, width = pixel_values.shape[-2:]
         multiple = self.config.size_multiple
@@ -187,7 +185,7 @@ class QuarfRestorationModel(PreTrainedModel):
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
-        hidden, routing = self.quarf(self.conv_in(x), quality_features.to(dtype), return_routing=True)
+        hidden, routing = apply_block(self.quarf, self.conv_in(x), quality_features)
         reconstruction = (x + self.predict_residual(hidden))[..., :height, :width].clamp(0, 1)
 
         loss = None
@@ -201,19 +199,6 @@ class QuarfRestorationModel(PreTrainedModel):
             loss=loss, reconstruction=reconstruction, routing_weights=routing, quality_features=quality_features
         )
         return output if return_dict is not False else output.to_tuple()
-
-
-def quality_input(pixels: torch.Tensor, min_size: int) -> torch.Tensor:
-    """The image the quality extractor sees: ``pixels`` itself, or, when its shorter side is under the
-    extractor's minimum (14 px for BRISQUE, 64 for CONTRIQUE), a bicubic upscale (clamped to [0, 1])
-    whose shorter side is exactly that minimum, aspect ratio kept. The restoration itself always runs
-    at the input's own size; only the routing's quality estimate comes from the upscaled copy."""
-    height, width = pixels.shape[-2:]
-    if min(height, width) >= min_size:
-        return pixels
-    scale = min_size / min(height, width)
-    size = (max(min_size, round(height * scale)), max(min_size, round(width * scale)))
-    return nn.functional.interpolate(pixels, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def restoration_pipeline(model: QuarfRestorationModel, **kwargs):

@@ -15,6 +15,7 @@ torch, transformers and its flat siblings.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -28,11 +29,12 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
+from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values
+from .quality import build_quality_extractor
 from .quarf import QuARF
-from .quality_spec import build_quality_extractor_from_spec
 
 
 @dataclass
@@ -129,8 +131,8 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         self.stages = nn.ModuleList(
             SegformerStage(config, stage_idx, drop_path_decays) for stage_idx in range(config.num_encoder_blocks)
         )
-        self.quarf = QuARF(config.hidden_sizes[config.quarf_stage], config=config.quarf)
-        self.quality_extractor = build_quality_extractor_from_spec(config.quality)
+        self.quarf = build_block(config.conditioning, config.hidden_sizes[config.quarf_stage], config.quarf)
+        self.quality_extractor = build_quality_extractor(config.quality)
         self.post_init()
 
     def _check_pixel_values(self, pixel_values):
@@ -140,13 +142,8 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         check_finite(pixel_values, name="pixel_values", expected="finite normalised values")
 
     def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Quality features of normalised ``pixel_values``: un-normalise to [0, 1], run the frozen extractor."""
-        # From the config on each call (3 numbers): buffers made at meta-device init would be empty.
-        mean = torch.tensor(self.config.image_mean, device=pixel_values.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.config.image_std, device=pixel_values.device).view(1, -1, 1, 1)
-        with torch.no_grad():
-            pixels = (pixel_values.float() * std + mean).clamp(0, 1)
-            return self.quality_extractor(pixels).float()
+        """Quality features (float32) of normalised ``pixel_values``: un-normalised to [0, 1], through the frozen extractor."""
+        return quality_vector(self.quality_extractor, pixel_values, self.config.image_mean, self.config.image_std)
 
     def forward(
         self,
@@ -170,7 +167,7 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
             # SegformerStage.forward, with the QuARF block after the chosen patch embedding.
             hidden_states, height, width = stage.patch_embeddings(hidden_states)
             if index == self.config.quarf_stage:
-                hidden_states, routing = self._apply_quarf(hidden_states, height, width, quality_features)
+                hidden_states, routing = apply_block(self.quarf, hidden_states, quality_features, (height, width))
             for block in stage.blocks:
                 hidden_states = block(hidden_states, height, width)
             hidden_states = stage.layer_norm(hidden_states)
@@ -185,12 +182,6 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         )
         # As transformers' SegformerModel: a tuple of the fields that are not None.
         return output if return_dict else output.to_tuple()
-
-    def _apply_quarf(self, tokens, height, width, quality_features):
-        batch, _, channels = tokens.shape
-        feature_map = tokens.transpose(1, 2).reshape(batch, channels, height, width)
-        out, routing = self.quarf(feature_map, quality_features.to(tokens.dtype), return_routing=True)
-        return out.flatten(2).transpose(1, 2), routing
 
 
 class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
@@ -294,7 +285,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         ...     "nvidia/segformer-b0-finetuned-ade-512-512", quality="brisque")  # doctest: +SKIP
         ```
         """
-        from .quality_spec import resolve_quality
+        from .quality import resolve_quality
 
         extractor, spec = resolve_quality(quality)
         load_kwargs = {}
@@ -315,7 +306,9 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         config = QuarfSegformerConfig(
             **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std
         )
-        model = cls(config)
+        with warnings.catch_warnings():  # the extractor's weights are loaded below, whatever its type
+            warnings.filterwarnings("ignore", message="quality: 'contrique' without weights")
+            model = cls(config)
         missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
         allowed_missing = ("segformer.quarf.", "segformer.quality_extractor.")
         really_missing = [k for k in missing if not k.startswith(allowed_missing)]
@@ -348,6 +341,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         block = self.segformer.quarf
         adapter_config = QuarfAdapterConfig(
             quality=config.quality,
+            conditioning=config.conditioning,
             attachments=[{
                 "after": after, "in_channels": block.in_channels, "out_channels": block.out_channels,
                 "quarf": block.config.to_dict(),

@@ -1,18 +1,35 @@
-"""Frozen image-quality extractors for QuARF, and a convenience to run them on any images.
+"""Frozen image-quality extractors for QuARF: one registry of types, their specs, and a convenience to run them.
 
-``build_quality_extractor(spec)`` returns a frozen module (no gradients, always in eval mode)
-with ``feature_dim``, mapping pixels (B, 3, H, W) in [0, 1] to quality features (B, feature_dim):
+Every extractor is a frozen module (no gradients, always in eval mode) with ``feature_dim`` and
+``min_size``, mapping pixels (B, 3, H, W) in [0, 1] to quality features (B, feature_dim). A model
+config stores its extractor as a small *spec dict*, from which ``from_pretrained`` rebuilds it
+without any network access (the weights travel in the model's own state dict).
 
-* ``"brisque"``: the 36 BRISQUE features (:class:`~quarf_hf.models.brisque.BrisqueFeatures`),
-  standardised with fixed constants (below) so the router sees inputs of unit scale;
-* ``"contrique"``: CONTRIQUE's 4096-d features with random weights (for tests);
-* a folder or Hub id of a saved ContriqueModel: a converted CONTRIQUE (``quarf-hf
-  convert-contrique``) or an encoder trained by ``quarf-hf train-quality``;
-* ``"constant"``: ones whatever the image (:class:`ConstantQuality`, the static-mixture control);
-* a spec dict (``{"type": "brisque"}``, ``{"type": "constant", "dim": 36}``,
-  ``{"type": "contrique", "config": {...}}``, optionally
-  with a ``"source"`` folder/Hub id whose weights it loads), as stored in QuARF model configs;
-* an ``nn.Module`` with ``feature_dim``, frozen as it is.
+The types (:data:`QUALITY_TYPES`; each class declares its feature width and smallest input once):
+
+* ``"brisque"`` (:class:`StandardizedBrisque`): the 36 BRISQUE features
+  (:class:`~quarf_hf.models.brisque.BrisqueFeatures`), standardised with fixed constants (below)
+  so the router sees inputs of unit scale. Spec ``{"type": "brisque"}``; no weights.
+* ``"contrique"`` (:class:`ContriqueQuality`): a CONTRIQUE ResNet (ResNet-50 by default) with that
+  ``ContriqueConfig``: spec ``{"type": "contrique", "config": {...}}``, optionally with a
+  ``"source"``: a folder or Hub id of a saved ContriqueModel (a converted CONTRIQUE from
+  ``quarf-hf convert-contrique``, or an encoder trained by ``quarf-hf train-quality``). A model
+  built from such a config loads the source's weights; ``from_pretrained`` (which builds on the
+  meta device) takes them from its own checkpoint and never reads the source. A folder path or Hub
+  id given instead of a spec becomes this form. Without a source the weights are random (a
+  warning says so): fine for tests, useless for routing.
+* ``"constant"`` (:class:`ConstantQuality`): ones whatever the image, spec
+  ``{"type": "constant", "dim": 36}``: the *static mixture* control (the same block and router
+  parameters, but the router can only learn one fixed mixture).
+* either image type with ``"max_side": N``: quality computed on a copy downscaled to longer side N (speed).
+* any ``nn.Module`` with an integer ``feature_dim`` (a bare ``ContriqueModel`` is wrapped in
+  :class:`ContriqueQuality`), frozen as it is; a model config can store it only if it is one of
+  the types above (:func:`extractor_spec`).
+
+To add a type: a :class:`FrozenQualityExtractor` subclass with ``type_name``, ``min_size``,
+``feature_dim`` (or :meth:`~FrozenQualityExtractor.spec_feature_dim`), ``normalize_spec``,
+``from_spec`` and ``spec``, listed in :data:`QUALITY_TYPES`. Nothing else in the package dispatches
+on the type.
 
 Why a fixed standardisation for BRISQUE: its features mix shape parameters (about 0.2-10),
 variances (about 1e-3-1) and signed means (about +-0.05). A linear router on raw values would be
@@ -22,19 +39,22 @@ per-feature mean and standard deviation over 528 generated images (procedural gr
 and textures, clean and with Gaussian noise, box blur and JPEG at several strengths), measured
 once with this module's BRISQUE. They only need to be of the right scale, not exact.
 
-Shipped to the Hub with the models: imports only torch and flat siblings (plus PIL/numpy, through
-``image_utils``, inside ``extract_quality``, which models never call).
+Shipped to the Hub with the models: imports only torch, transformers and flat siblings (plus
+PIL/numpy, through ``image_utils``, inside ``extract_quality``, which models never call).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
 
+from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
+from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
     1.72, 0.246, 0.600, -0.0175, 0.133, 0.0919, 0.597, -0.0042, 0.129, 0.0966, 0.611, -0.0242,
@@ -51,14 +71,38 @@ BRISQUE_FEATURE_STD = (
 class FrozenQualityExtractor(nn.Module):
     """Base of the extractors: parameters frozen, eval mode kept even under ``.train()``.
 
+    A subclass is one type of :data:`QUALITY_TYPES` and declares, once: ``type_name`` (the spec's
+    ``"type"``), ``min_size`` (the smallest height/width it takes) and ``feature_dim`` (or, when
+    the width depends on the spec, :meth:`spec_feature_dim`).
+
     ``max_side`` (None: off) makes the extractor see a downscaled copy of larger images, longer
     side ``max_side`` (antialiased bilinear, aspect kept): a speed option for large inputs, whose
     effect on the features is measured in ``benchmarks/bench_end_to_end.py --quality-error``.
     """
 
+    type_name: str
     feature_dim: int
     min_size: int
     max_side: int | None = None
+
+    @classmethod
+    def normalize_spec(cls, spec: dict) -> dict:
+        """The complete spec dict of this type (checked; no weights loaded)."""
+        return spec
+
+    @classmethod
+    def spec_feature_dim(cls, spec: dict) -> int:
+        """The feature width of the extractor a (normalised) spec of this type builds."""
+        return cls.feature_dim
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "FrozenQualityExtractor":
+        """A new extractor from a spec dict of this type."""
+        return cls()
+
+    def spec(self) -> dict:
+        """The spec dict that rebuilds this extractor's architecture (its weights travel in state dicts)."""
+        return {"type": self.type_name, **self._spec_options()}
 
     def downscale(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``pixel_values`` resized so that its longer side is at most ``max_side`` (never below ``min_size``)."""
@@ -85,7 +129,8 @@ class FrozenQualityExtractor(nn.Module):
 class StandardizedBrisque(FrozenQualityExtractor):
     """BRISQUE features, standardised per feature with fixed constants (see the module doc)."""
 
-    feature_dim = 36
+    type_name = "brisque"
+    feature_dim = BRISQUE_FEATURE_DIM
     min_size = BRISQUE_MIN_SIZE
 
     def __init__(self):
@@ -102,9 +147,6 @@ class StandardizedBrisque(FrozenQualityExtractor):
         std = torch.tensor(BRISQUE_FEATURE_STD, device=features.device)
         return (features - mean) / std
 
-    def spec(self) -> dict:
-        return {"type": "brisque", **self._spec_options()}
-
 
 class ConstantQuality(FrozenQualityExtractor):
     """The same vector of ones for every image: a control for quality routing.
@@ -114,9 +156,12 @@ class ConstantQuality(FrozenQualityExtractor):
     it with a quality-routed block of the same shape isolates what the quality input adds.
     """
 
+    type_name = "constant"
     min_size = 1
+    # As wide as BRISQUE by default: the static control then has exactly BRISQUE-QuARF's parameters.
+    default_dim = StandardizedBrisque.feature_dim
 
-    def __init__(self, dim: int = 36):
+    def __init__(self, dim: int = default_dim):
         super().__init__()
         self.feature_dim = int(dim)
         self.freeze()
@@ -124,14 +169,34 @@ class ConstantQuality(FrozenQualityExtractor):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return pixel_values.new_ones(pixel_values.shape[0], self.feature_dim, dtype=torch.float32)
 
+    @classmethod
+    def normalize_spec(cls, spec: dict) -> dict:
+        dim = spec.get("dim", cls.default_dim)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"quality.dim: expected a positive integer, found {dim!r}")
+        unknown = sorted(set(spec) - {"type", "dim"})
+        if unknown:
+            raise ValueError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
+        return {"type": "constant", "dim": dim}
+
+    @classmethod
+    def spec_feature_dim(cls, spec: dict) -> int:
+        return spec["dim"]
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "ConstantQuality":
+        return cls(cls.normalize_spec(spec)["dim"])
+
     def spec(self) -> dict:
         return {"type": "constant", "dim": self.feature_dim}
 
 
 class ContriqueQuality(FrozenQualityExtractor):
-    """A frozen :class:`~quarf_hf.models.modeling_contrique.ContriqueModel` returning its 4096-d features."""
+    """A frozen :class:`~quarf_hf.models.modeling_contrique.ContriqueModel` returning its features
+    (4096 for CONTRIQUE's ResNet-50: twice the last stage's width)."""
 
-    min_size = 64
+    type_name = "contrique"
+    min_size = ContriqueConfig.min_image_size
 
     def __init__(self, model):
         super().__init__()
@@ -142,12 +207,110 @@ class ContriqueQuality(FrozenQualityExtractor):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=self.downscale(pixel_values)).quality_features
 
+    @classmethod
+    def normalize_spec(cls, spec: dict) -> dict:
+        config = spec.get("config") or {}
+        # Only the architecture: a config.json read from a folder carries much else (auto_map, dtype, ...).
+        spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE_KEYS}).architecture_dict()
+        if "source" in spec and not isinstance(spec["source"], str):
+            raise ValueError(f"quality.source: expected a folder path or Hub id (a string), found {spec['source']!r}")
+        return spec
+
+    @classmethod
+    def spec_feature_dim(cls, spec: dict) -> int:
+        return ContriqueConfig(**{k: v for k, v in spec["config"].items() if k != "model_type"}).feature_dim
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "ContriqueQuality":
+        from .modeling_contrique import ContriqueModel
+
+        # A named source brings its weights, except on the meta device (from_pretrained), where the
+        # model's own checkpoint fills them: loading a published QuARF model never needs the source.
+        on_meta = torch.empty(0).device.type == "meta"
+        if spec.get("source") and not on_meta:
+            return cls.from_source(spec["source"])
+        if not on_meta:
+            warnings.warn(
+                "quality: 'contrique' without weights is a CONTRIQUE with random weights, not a trained quality "
+                "model; convert the official weights with `quarf-hf convert-contrique "
+                "CHECKPOINT FOLDER` (or train one with `quarf-hf train-quality`) and pass that folder or its Hub id "
+                "as quality",
+                UserWarning,
+                stacklevel=3,
+            )
+        config = {k: v for k, v in (spec.get("config") or {}).items() if k != "model_type"}
+        return cls(ContriqueModel(ContriqueConfig(**config)))
+
+    @classmethod
+    def from_source(cls, source) -> "ContriqueQuality":
+        """The extractor of a saved ContriqueModel (folder or Hub id), weights loaded."""
+        from .modeling_contrique import ContriqueModel
+
+        try:
+            model = ContriqueModel.from_pretrained(source)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"spec: expected 'brisque', 'contrique', a converted CONTRIQUE folder or Hub id, or a spec dict; "
+                f"could not load {str(source)!r}: {' '.join(str(err).split())[:300]}"
+            ) from err
+        return cls(model)
+
+    @classmethod
+    def spec_from_source(cls, source) -> dict:
+        """A folder or Hub id of a saved ContriqueModel -> its spec dict (reads config.json only)."""
+        text = os.fspath(source)
+        if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith(".") or text.count("/") > 1):
+            raise ValueError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
+                             f"folder/Hub id of a ContriqueModel)")
+        try:
+            config, _ = ContriqueConfig.get_config_dict(text)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"quality: expected 'brisque', 'contrique', a spec dict, or a folder/Hub id of a ContriqueModel; "
+                f"could not read the config of {text!r}: {' '.join(str(err).split())[:300]}"
+            ) from err
+        if config.get("model_type") != "contrique":
+            raise ValueError(f"quality: {text!r} holds a {config.get('model_type')!r} model, expected a "
+                             f"ContriqueModel (model_type 'contrique')")
+        return {"type": "contrique", "config": config, "source": text}
+
     def spec(self) -> dict:
         return {"type": "contrique", "config": self.model.config.architecture_dict(), **self._spec_options()}
 
 
+# The one registry: spec "type" -> extractor class. Every width, minimum size and builder is read from here.
+QUALITY_TYPES = {kind.type_name: kind for kind in (StandardizedBrisque, ContriqueQuality, ConstantQuality)}
+
+
+def normalize_quality_spec(spec) -> dict:
+    """A type name (``"brisque"``, ``"contrique"``, ``"constant"``), a ContriqueModel folder or Hub id, or a spec
+    dict -> the complete spec dict that model configs store.
+
+    No weights are loaded; a folder or Hub id has its config.json read.
+    """
+    if isinstance(spec, str) and spec in QUALITY_TYPES:
+        spec = {"type": spec}
+    elif isinstance(spec, (str, os.PathLike)):
+        spec = ContriqueQuality.spec_from_source(spec)
+    if not isinstance(spec, dict) or spec.get("type") not in QUALITY_TYPES:
+        names = ", ".join(repr(name) for name in QUALITY_TYPES)
+        raise ValueError(f"quality: expected {names} or a spec dict with one of these types, found {spec!r}")
+    return QUALITY_TYPES[spec["type"]].normalize_spec(dict(spec))
+
+
+def quality_feature_dim(spec) -> int:
+    """The feature width of the extractor ``spec`` names (anything :func:`normalize_quality_spec` takes)."""
+    spec = normalize_quality_spec(spec)
+    return QUALITY_TYPES[spec["type"]].spec_feature_dim(spec)
+
+
+def quality_min_size(spec) -> int:
+    """The smallest height/width the extractor ``spec`` names takes."""
+    return QUALITY_TYPES[normalize_quality_spec(spec)["type"]].min_size
+
+
 def build_quality_extractor(spec="brisque") -> nn.Module:
-    """A frozen quality extractor from a name, folder, Hub id, spec dict or module (see the module doc).
+    """A frozen quality extractor from a type name, folder, Hub id, spec dict or module (see the module doc).
 
     A spec dict may carry ``max_side`` (see :class:`FrozenQualityExtractor`).
     """
@@ -162,55 +325,49 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         extractor.max_side = max_side
         return extractor
     if isinstance(spec, nn.Module):
-        from .modeling_contrique import ContriqueModel
-
-        if isinstance(spec, ContriqueModel):  # a bare CONTRIQUE: its features through the frozen wrapper
-            return ContriqueQuality(spec)
-        if not isinstance(getattr(spec, "feature_dim", None), int):
-            raise ValueError(f"spec: a module must have an integer feature_dim, {type(spec).__name__} has none")
-        if isinstance(spec, FrozenQualityExtractor):
-            return spec.freeze()
-        for parameter in spec.parameters():
-            parameter.requires_grad_(False)
-        return spec.eval()
-    if spec == "brisque" or (isinstance(spec, dict) and spec.get("type") == "brisque"):
-        return StandardizedBrisque()
-    if spec == "constant" or (isinstance(spec, dict) and spec.get("type") == "constant"):
-        from .quality_spec import normalize_quality_spec
-
-        return ConstantQuality(normalize_quality_spec(spec)["dim"])
-    from .configuration_contrique import ContriqueConfig
-    from .modeling_contrique import ContriqueModel
-
-    if spec == "contrique":
-        return ContriqueQuality(ContriqueModel(ContriqueConfig()))
-    if isinstance(spec, dict) and spec.get("type") == "contrique":
-        # A named source brings its weights, except on the meta device (from_pretrained), where the
-        # model's own checkpoint fills them: loading a published QuARF model never needs the source.
-        if spec.get("source") and torch.empty(0).device.type != "meta":
-            return build_quality_extractor(spec["source"])
-        config = {k: v for k, v in (spec.get("config") or {}).items() if k != "model_type"}
-        return ContriqueQuality(ContriqueModel(ContriqueConfig(**config)))
+        return _frozen_module(spec)
+    if isinstance(spec, str) and spec in QUALITY_TYPES:
+        spec = {"type": spec}
+    if isinstance(spec, dict) and spec.get("type") in QUALITY_TYPES:
+        return QUALITY_TYPES[spec["type"]].from_spec(spec)
     if isinstance(spec, (str, os.PathLike)):
-        try:
-            model = ContriqueModel.from_pretrained(spec)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"spec: expected 'brisque', 'contrique', a converted CONTRIQUE folder or Hub id, or a spec dict; "
-                f"could not load {str(spec)!r}: {' '.join(str(err).split())[:300]}"
-            ) from err
-        return ContriqueQuality(model)
+        return ContriqueQuality.from_source(spec)
     raise ValueError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {spec!r}")
 
 
-def quality_spec_to_config(module: nn.Module) -> dict:
+def _frozen_module(module: nn.Module) -> nn.Module:
+    from .modeling_contrique import ContriqueModel
+
+    if isinstance(module, ContriqueModel):  # a bare CONTRIQUE: its features through the frozen wrapper
+        return ContriqueQuality(module)
+    if not isinstance(getattr(module, "feature_dim", None), int):
+        raise ValueError(f"spec: a module must have an integer feature_dim, {type(module).__name__} has none")
+    if isinstance(module, FrozenQualityExtractor):
+        return module.freeze()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module.eval()
+
+
+def extractor_spec(module: nn.Module) -> dict:
     """The spec dict that rebuilds ``module``'s architecture (its weights travel in state dicts)."""
-    if hasattr(module, "spec"):
+    registered = not isinstance(module, FrozenQualityExtractor) or getattr(type(module), "type_name", None) in QUALITY_TYPES
+    if hasattr(module, "spec") and registered:
         return module.spec()
     raise ValueError(
         f"quality: {type(module).__name__} is not one of quarf_hf's extractors; models can only store "
-        f"BRISQUE or CONTRIQUE extractors in their config"
+        f"the types {list(QUALITY_TYPES)} in their config"
     )
+
+
+def resolve_quality(quality):
+    """Any way of naming an extractor -> (frozen module, spec dict).
+
+    ``quality``: a type name, a folder or Hub id of a converted CONTRIQUE, a spec dict, or an
+    extractor module (with ``feature_dim``).
+    """
+    module = build_quality_extractor(quality)  # modules come back frozen (a bare ContriqueModel wrapped)
+    return module, normalize_quality_spec(extractor_spec(module))
 
 
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
@@ -256,9 +413,14 @@ def extract_quality(images, extractor="brisque", device=None, batch_size: int = 
 
 
 __all__ = [
+    "QUALITY_TYPES",
     "build_quality_extractor",
     "extract_quality",
-    "quality_spec_to_config",
+    "extractor_spec",
+    "normalize_quality_spec",
+    "quality_feature_dim",
+    "quality_min_size",
+    "resolve_quality",
     "StandardizedBrisque",
     "ContriqueQuality",
     "ConstantQuality",

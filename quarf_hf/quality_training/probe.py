@@ -21,12 +21,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import degrade
+from ..models.quality import QUALITY_TYPES
 from ..training.seeds import mixed_seed
 
 DEFAULT_PROBE_DATA = {"type": "quarf-shapes", "num_samples": 48, "seed": 1000}
 
 
-def probe_images(probe: dict, image_size: int, min_size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def probe_images(probe: dict, image_size: int, min_size: int = QUALITY_TYPES["contrique"].min_size,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The probe's images, (N, 3, S, S), and each one's source-image id, (N,) (default: 48 quarf-shapes scenes of seed 1000)."""
     from .data import QualityImages
 

@@ -142,7 +142,8 @@ def expert_labels(model: LoadedModel, count: int) -> list[str]:
 
 def quality_summary(model: LoadedModel, features: torch.Tensor, clean_features: torch.Tensor) -> str:
     """One line: what the router sees (the extractor's feature vector) and how far it moved from clean."""
-    name = {"brisque": "BRISQUE (36 standardised features)", "contrique": "CONTRIQUE (4096 features)"}.get(
+    width = features.shape[-1]  # the extractor's own width, not a number written here
+    name = {"brisque": f"BRISQUE ({width} standardised features)", "contrique": f"CONTRIQUE ({width} features)"}.get(
         model.quality or "", f"{model.quality or 'quality'} features")
     norm, clean_norm = float(features.norm()), float(clean_features.norm())
     shift = float((features - clean_features).norm())

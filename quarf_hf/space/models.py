@@ -119,7 +119,7 @@ def _experts(model) -> list[tuple[int, int, int]] | None:
 
 
 def _min_side(model) -> int:
-    from quarf_hf.models.quality_spec import quality_min_size
+    from quarf_hf.models.quality import quality_min_size
 
     config = model.config
     minimum = getattr(config, "min_image_size", None)
