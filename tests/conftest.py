@@ -1,8 +1,46 @@
-"""Shared fixtures."""
+"""Shared fixtures: the tiny models (built by tiny_models.py), the local Hub server and the bad-input world."""
 
 import pytest
+import torch
 
+import tiny_models
 from hub_server import LocalHub
+
+
+@pytest.fixture
+def tiny_quarf_segformer():
+    """A tiny QuARF-SegFormer (3 labels, BRISQUE quality), seeded, in eval mode."""
+    torch.manual_seed(0)
+    return tiny_models.make_quarf_segformer()
+
+
+@pytest.fixture
+def tiny_segformer():
+    """A tiny plain SegFormer (3 labels), seeded, in eval mode."""
+    torch.manual_seed(0)
+    return tiny_models.make_segformer()
+
+
+@pytest.fixture
+def tiny_restoration():
+    """A tiny QuARF restoration model (BRISQUE quality), seeded, in eval mode: the identity at initialisation."""
+    torch.manual_seed(0)
+    return tiny_models.make_restoration()
+
+
+@pytest.fixture
+def tiny_contrique():
+    """A tiny CONTRIQUE (random weights), seeded, in eval mode."""
+    torch.manual_seed(0)
+    return tiny_models.make_contrique()
+
+
+@pytest.fixture(scope="session")
+def bad_input_world(tmp_path_factory):
+    """Tiny models, images, datasets and damaged files for the tests/test_bad_inputs*.py tables, made once."""
+    from bad_input_world import make_world  # imports the CLI: only for the sessions that use it
+
+    return make_world(tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from quarf_hf.models.image_utils import image_to_tensor, load_image
+from tiny_models import make_restoration
 
 H, W = 40, 48
 
@@ -80,11 +81,10 @@ def _via_quality(path):
 
 
 def _via_pipeline(path):
-    from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
     from quarf_hf.models.modeling_quarf_restoration import restoration_pipeline
 
     torch.manual_seed(0)
-    model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8)).eval()
+    model = make_restoration()
     seen = []
     model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["pixel_values"].clone()), with_kwargs=True)
     restoration_pipeline(model)(str(path))
@@ -199,3 +199,58 @@ def test_bad_images_get_clear_messages(tmp_path):
     PIL.Image.fromarray(np.full((4, 4), 200.0, np.float32), mode="F").save(float_tiff)
     with pytest.raises(ValueError, match="float.tiff.*divide by 255"):  # a file's errors name it
         load_image(float_tiff)
+
+
+# ----------------------------------------------------------------------------------------------
+# 16-bit PNGs: read as what they show (not as near-white), by the shared image loader
+# (quarf_hf/models/image_utils.py), whichever entry point reads them.
+
+
+def _png16(path, seed=0):
+    """A 16-bit greyscale PNG (mode I;16) and its 8-bit equivalent as floats in [0, 1]."""
+    values = np.random.default_rng(seed).integers(0, 65536, (40, 40), dtype=np.uint16)
+    PIL.Image.fromarray(values).save(path)
+    with PIL.Image.open(path) as check:
+        assert check.mode.startswith("I")
+    return torch.from_numpy(values.astype(np.float64) / 65535).float()
+
+
+def test_16bit_png_predict_restoration(tiny_restoration, tmp_path):
+    """The untrained restoration model is the identity: its output must be the image, not white."""
+    from quarf_hf.cli import main
+
+    tiny_restoration.save_pretrained(tmp_path / "model")
+    grey = _png16(tmp_path / "deep.png")
+    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "deep.png"), "--out", str(tmp_path / "out")]) == 0
+    restored = np.asarray(PIL.Image.open(tmp_path / "out" / "deep_restored.png").convert("L"), dtype=np.float64) / 255
+    assert np.abs(restored - grey.numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_16bit_png_dataset_loader(tmp_path):
+    from quarf_hf.data import load_dataset_spec
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    grey = _png16(root / "images" / "a.png")
+    PIL.Image.fromarray(np.zeros((40, 40), np.uint8)).save(root / "masks" / "a.png")
+    item = load_dataset_spec({"type": "folder", "path": str(root), "split": "train", "num_labels": 2})[0]
+    torch.testing.assert_close(item["pixel_values"][0], grey, atol=1 / 255, rtol=0)
+
+
+def test_16bit_png_extract_quality(tmp_path):
+    from quarf_hf import extract_quality
+
+    grey = _png16(tmp_path / "deep.png")
+    with PIL.Image.open(tmp_path / "deep.png") as image:
+        features = extract_quality(image)
+    torch.testing.assert_close(features, extract_quality(grey[None].expand(3, -1, -1)), atol=1e-3, rtol=1e-3)
+
+
+def test_16bit_png_quality_training_photos(tmp_path):
+    """train-quality's photo folder reads a 16-bit PNG through the shared loader (values / 65535)."""
+    from quarf_hf.quality_training.data import PhotoFolder
+
+    grey = _png16(tmp_path / "deep.png")
+    item = PhotoFolder(tmp_path)[0]["pixel_values"]
+    torch.testing.assert_close(item, grey[None].expand(3, -1, -1), atol=1e-6, rtol=0)

@@ -1,0 +1,121 @@
+"""Bad command lines, one table for every command (predict, evaluate, train, build, convert-contrique,
+degradations, bench): each ends with exit status 2 and one ``quarf-hf CMD: error: ...`` line naming the
+argument or file, and writes nothing. The rows are ``(id, argv builder(world, out) -> list, text the one error
+line must contain)``; ``out`` is a fresh path, and rows that put a file in its way say so with a ``FILE:``
+prefix in the id. bad_input_world.py says what every row asserts."""
+
+import json
+
+import pytest
+
+from bad_input_world import assert_cli_refuses, train_config, yaml_file
+
+
+def _train_argv(w, out, name, content, extra=()):
+    if isinstance(content, dict):
+        content = json.loads(json.dumps(content).replace("{OUT}", str(out)))
+    path = yaml_file(w, name, content)
+    return ["train", str(path), *extra]
+
+
+CLI = [
+    # predict
+    ("predict missing model", lambda w, o: ["predict", str(w["root"] / "nope_model"), str(w["good"]), "--out", str(o)], "MODEL"),
+    ("predict model is a file", lambda w, o: ["predict", str(w["a_file"]), str(w["good"]), "--out", str(o)], "MODEL"),
+    ("predict no config", lambda w, o: ["predict", str(w["noconfig_model"]), str(w["good"]), "--out", str(o)], "config.json"),
+    ("predict bad config json", lambda w, o: ["predict", str(w["badjson_model"]), str(w["good"]), "--out", str(o)], "config.json"),
+    ("predict config type", lambda w, o: ["predict", str(w["badtype_model"]), str(w["good"]), "--out", str(o)], "config.json"),
+    ("predict config value", lambda w, o: ["predict", str(w["badquarf_model"]), str(w["good"]), "--out", str(o)], "config.json"),
+    ("predict no weights", lambda w, o: ["predict", str(w["noweights_model"]), str(w["good"]), "--out", str(o)], "noweights_model"),
+    ("predict truncated weights", lambda w, o: ["predict", str(w["truncated_model"]), str(w["good"]), "--out", str(o)], "truncated_model/model.safetensors"),
+    ("predict random weights", lambda w, o: ["predict", str(w["random_model"]), str(w["good"]), "--out", str(o)], "random_model/model.safetensors"),
+    ("predict missing image", lambda w, o: ["predict", str(w["seg_dir"]), str(w["root"] / "nope.png"), "--out", str(o)], "nope.png"),
+    ("predict text png", lambda w, o: ["predict", str(w["seg_dir"]), str(w["text_png"]), "--out", str(o)], "text.png"),
+    ("predict empty png", lambda w, o: ["predict", str(w["seg_dir"]), str(w["empty_png"]), "--out", str(o)], "empty.png"),
+    ("predict truncated png", lambda w, o: ["predict", str(w["seg_dir"]), str(w["truncated_png"]), "--out", str(o)], "truncated.png"),
+    ("predict truncated second", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), str(w["truncated_png"]), "--out", str(o)], "truncated.png"),
+    ("predict tiny second", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), str(w["tiny"]), "--out", str(o)], "tiny.png"),
+    ("predict folder as image", lambda w, o: ["predict", str(w["seg_dir"]), str(w["root"] / "images"), "--out", str(o)], "images"),
+    ("predict duplicate stems", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), str(w["dup"]), "--out", str(o)], "good"),
+    ("predict severity 9", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--corruption", "gaussian_noise", "--severity", "9", "--out", str(o)], "--severity"),
+    ("predict severity alone", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--severity", "2", "--out", str(o)], "--severity"),
+    ("predict corruption", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--corruption", "sunburn", "--out", str(o)], "--corruption"),
+    ("predict device", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--device", "quantum", "--out", str(o)], "--device"),
+    ("FILE: predict out is a file", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "--out"),
+    ("predict restoration text png", lambda w, o: ["predict", str(w["res_dir"]), str(w["good"]), str(w["text_png"]), "--out", str(o)], "text.png"),
+    # evaluate
+    ("evaluate severities 0", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "0", "--out", str(o)], "--severities"),
+    ("evaluate severities text", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "high", "--out", str(o)], "--severities"),
+    ("evaluate severities range", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "5-1", "--out", str(o)], "--severities"),
+    ("evaluate corruption", lambda w, o: ["evaluate", str(w["seg_dir"]), "--corruptions", "sunburn", "--out", str(o)], "--corruptions"),
+    ("evaluate corruptions empty", lambda w, o: ["evaluate", str(w["seg_dir"]), "--corruptions", ",", "--out", str(o)], "--corruptions"),
+    ("evaluate batch size", lambda w, o: ["evaluate", str(w["seg_dir"]), "--batch-size", "0", "--out", str(o)], "--batch-size"),
+    ("evaluate num samples", lambda w, o: ["evaluate", str(w["seg_dir"]), "--num-samples", "0", "--out", str(o)], "--num-samples"),
+    ("evaluate image size", lambda w, o: ["evaluate", str(w["seg_dir"]), "--image-size", "-3", "--out", str(o)], "--image-size"),
+    ("evaluate missing dataset", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", "/nonexistent/ds", "--out", str(o)], "--dataset"),
+    ("evaluate json dataset", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", "{bad json", "--out", str(o)], "--dataset"),
+    ("evaluate json dataset type", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", '{"type": "coco"}', "--out", str(o)], "type"),
+    ("evaluate dataset split", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", str(w["ds_good"]), "--split", "test", "--out", str(o)], "split"),
+    ("evaluate truncated image", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", str(w["ds_truncated"]), "--split", "train", "--corruptions", "gaussian_noise", "--severities", "1", "--out", str(o)], "b.png"),
+    ("evaluate text png", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", str(w["ds_text"]), "--split", "train", "--corruptions", "gaussian_noise", "--severities", "1", "--out", str(o)], "b.png"),
+    ("evaluate mask size", lambda w, o: ["evaluate", str(w["seg_dir"]), "--dataset", str(w["ds_masksize"]), "--split", "train", "--corruptions", "gaussian_noise", "--severities", "1", "--out", str(o)], "b.png"),
+    ("evaluate missing model", lambda w, o: ["evaluate", str(w["root"] / "nope_model"), "--out", str(o)], "MODEL"),
+    ("evaluate truncated weights", lambda w, o: ["evaluate", str(w["truncated_model"]), "--num-samples", "2", "--out", str(o)], "model.safetensors"),
+    ("evaluate random weights", lambda w, o: ["evaluate", str(w["random_model"]), "--num-samples", "2", "--out", str(o)], "model.safetensors"),
+    ("evaluate no weights", lambda w, o: ["evaluate", str(w["noweights_model"]), "--num-samples", "2", "--out", str(o)], "noweights_model"),
+    ("evaluate one-label model on shapes", lambda w, o: ["evaluate", str(w["root"] / "seg_one_label"), "--out", str(o)], "--dataset"),
+    ("evaluate device", lambda w, o: ["evaluate", str(w["seg_dir"]), "--device", "gpu:x", "--out", str(o)], "--device"),
+    ("FILE: evaluate out is a file", lambda w, o: ["evaluate", str(w["seg_dir"]), "--out", str(o)], "--out"),
+    # train
+    ("train missing config", lambda w, o: ["train", str(w["root"] / "nope.yaml")], "nope.yaml"),
+    ("train config folder", lambda w, o: ["train", str(w["root"] / "images")], "CONFIG"),
+    ("train yaml syntax", lambda w, o: _train_argv(w, o, "syntax.yaml", "task: segmentation\nmodel: {type: quarf_segformer\nmax_steps: 1\n"), "line"),
+    ("train yaml tabs", lambda w, o: _train_argv(w, o, "tabs.yaml", "task: segmentation\n\tmax_steps: 1\n"), "line"),
+    ("train yaml list", lambda w, o: _train_argv(w, o, "list.yaml", "- 1\n- 2\n"), "mapping"),
+    ("train yaml binary", lambda w, o: ["train", str(w["random_tar"])], "random.tar"),
+    ("train empty yaml", lambda w, o: _train_argv(w, o, "empty.yaml", ""), "data.train"),
+    ("train unknown key", lambda w, o: _train_argv(w, o, "unknown.yaml", train_config(epochs=2)), "epochs"),
+    ("train batch text", lambda w, o: _train_argv(w, o, "batch.yaml", train_config(batch_size="eight")), "batch_size"),
+    ("train data number", lambda w, o: _train_argv(w, o, "data.yaml", train_config(data=3)), "data"),
+    ("train seed text", lambda w, o: _train_argv(w, o, "seed.yaml", train_config(seed="x")), "seed"),
+    ("train model type", lambda w, o: _train_argv(w, o, "type.yaml", train_config(model={"type": "unet"})), "model.type"),
+    ("train lr list", lambda w, o: _train_argv(w, o, "lr.yaml", train_config(learning_rate=[1, 2])), "learning_rate"),
+    ("train resume nothing", lambda w, o: _train_argv(w, o, "resume.yaml", train_config(), ["--resume"]), "--resume"),
+    ("FILE: train output_dir is a file", lambda w, o: _train_argv(w, o, "outfile.yaml", train_config()), "output_dir"),
+    ("train truncated image", lambda w, o: _train_argv(w, o, "trunc.yaml", train_config(data={"train": {"type": "folder", "path": str(w["ds_truncated"]), "split": "train"}})), "b.png"),
+    ("train text png", lambda w, o: _train_argv(w, o, "text.yaml", train_config(data={"train": {"type": "folder", "path": str(w["ds_text"]), "split": "train"}})), "b.png"),
+    ("train mask size", lambda w, o: _train_argv(w, o, "mask.yaml", train_config(data={"train": {"type": "folder", "path": str(w["ds_masksize"]), "split": "train"}})), "b.png"),
+    ("train bad validation", lambda w, o: _train_argv(w, o, "val.yaml", train_config(data={"train": {"type": "quarf-shapes", "num_samples": 8, "size": 32}, "validation": {"type": "folder", "path": str(w["ds_text"]), "split": "train"}})), "data.validation"),
+    ("train missing dataset", lambda w, o: _train_argv(w, o, "nods.yaml", train_config(data={"train": {"type": "folder", "path": "/nonexistent/ds"}})), "path"),
+    ("train batch too large", lambda w, o: _train_argv(w, o, "big.yaml", train_config(batch_size=64)), "batch_size"),
+    # build
+    ("build unknown variant", lambda w, o: ["build", "quarf-vit-b9", "--out", str(o)], "CONFIG"),
+    ("build base missing", lambda w, o: ["build", "quarf-restoration-small", "--base", str(w["root"] / "nope_base"), "--out", str(o)], "--base"),
+    ("build base truncated", lambda w, o: ["build", "quarf-restoration-small", "--base", str(w["truncated_model"]), "--out", str(o)], "--base"),
+    ("build yaml syntax", lambda w, o: ["build", str(yaml_file(w, "hub_bad.yaml", "name: x\nmodel: [\n")), "--out", str(o)], "line"),
+    ("build yaml list", lambda w, o: ["build", str(yaml_file(w, "hub_list.yaml", "- a\n")), "--out", str(o)], "mapping"),
+    ("build model kind", lambda w, o: ["build", str(yaml_file(w, "hub_kind.yaml", {"name": "x", "model": "vit"})), "--out", str(o)], "model"),
+    ("build hidden sizes", lambda w, o: ["build", str(yaml_file(w, "hub_sizes.yaml", {"name": "x", "model": "quarf_segformer", "segformer": {"hidden_sizes": "big"}})), "--out", str(o)], "hidden_sizes"),
+    ("build quality", lambda w, o: ["build", "quarf-restoration-small", "--quality", "./niqe", "--out", str(o)], "spec"),
+    ("build contrique text base", lambda w, o: ["build", "contrique-resnet50", "--base", str(w["text_tar"]), "--out", str(o)], "text.tar"),
+    # convert-contrique
+    ("convert missing", lambda w, o: ["convert-contrique", str(w["root"] / "nope.tar"), str(o)], "nope.tar"),
+    ("convert text", lambda w, o: ["convert-contrique", str(w["text_tar"]), str(o)], "text.tar"),
+    ("convert random bytes", lambda w, o: ["convert-contrique", str(w["random_tar"]), str(o)], "random.tar"),
+    ("convert code", lambda w, o: ["convert-contrique", str(w["evil_tar"]), str(o)], "evil.tar"),
+    ("convert wrong keys", lambda w, o: ["convert-contrique", str(w["wrong_tar"]), str(o)], "checkpoint"),
+    ("convert folder", lambda w, o: ["convert-contrique", str(w["root"] / "images"), str(o)], "CHECKPOINT"),
+    # degradations gallery
+    ("gallery missing image", lambda w, o: ["degradations", "--image", str(w["root"] / "nope.png"), "--out", str(o / "g.png")], "nope.png"),
+    ("gallery text png", lambda w, o: ["degradations", "--image", str(w["text_png"]), "--out", str(o / "g.png")], "text.png"),
+    ("gallery names", lambda w, o: ["degradations", "--image", str(w["good"]), "--names", "sunburn", "--out", str(o / "g.png")], "sunburn"),
+    ("gallery size", lambda w, o: ["degradations", "--image", str(w["good"]), "--size", "2", "--out", str(o / "g.png")], "size"),
+    ("gallery not png", lambda w, o: ["degradations", "--image", str(w["good"]), "--out", str(o / "g.jpg")], "out_path"),
+    # bench
+    ("bench unknown", lambda w, o: ["bench", "warp-speed"], "NAME"),
+]
+
+
+@pytest.mark.parametrize("case", CLI, ids=[row[0] for row in CLI])
+def test_cli_refuses(bad_input_world, tmp_path, capsys, case):
+    assert_cli_refuses(bad_input_world, tmp_path, capsys, case)

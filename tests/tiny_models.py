@@ -1,0 +1,63 @@
+"""The tiny models the tests build, defined once.
+
+Each ``*_config`` returns a fresh dict of a model's tiny settings (safe to change), with ``changes``
+laid over it; each ``make_*`` builds the model in eval mode. conftest.py offers the default models as
+fixtures (``tiny_quarf_segformer``, ``tiny_segformer``, ``tiny_restoration``, ``tiny_contrique``); tests
+that need the settings in a YAML/JSON config, a different size or a model per parameter import these.
+"""
+
+from __future__ import annotations
+
+import copy
+
+# Four one-layer stages; 32x32 images are the smallest the default sr_ratios take.
+SEGFORMER = {"hidden_sizes": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 1, 1],
+             "decoder_hidden_size": 16}
+# Two UNet levels; norm_num_groups must divide every width.
+RESTORATION = {"block_out_channels": [16, 32], "norm_num_groups": 8}
+# A four-stage ResNet with the smallest widths; its quality vector is 2 * hidden_sizes[-1] = 64 wide.
+CONTRIQUE = {"embedding_size": 8, "hidden_sizes": [8, 16, 16, 32], "depths": [1, 1, 1, 1], "projection_dim": 8}
+
+
+def segformer_config(**changes) -> dict:
+    """Tiny SegFormer settings (for ``SegformerConfig``, ``QuarfSegformerConfig`` or a config file's ``config:``)."""
+    return {**copy.deepcopy(SEGFORMER), **changes}
+
+
+def restoration_config(**changes) -> dict:
+    """Tiny ``QuarfRestorationConfig`` settings (BRISQUE quality unless ``quality`` is given)."""
+    return {**copy.deepcopy(RESTORATION), "quality": "brisque", **changes}
+
+
+def contrique_config(**changes) -> dict:
+    """Tiny ``ContriqueConfig`` settings (also a ``{"type": "contrique", "config": ...}`` quality spec's config)."""
+    return {**copy.deepcopy(CONTRIQUE), **changes}
+
+
+def make_quarf_segformer(num_labels: int = 3, quality="brisque", **changes):
+    """A tiny ``QuarfSegformerForSemanticSegmentation`` in eval mode."""
+    from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+
+    config = QuarfSegformerConfig(**segformer_config(**changes), num_labels=num_labels, quality=quality)
+    return QuarfSegformerForSemanticSegmentation(config).eval()
+
+
+def make_segformer(num_labels: int = 3, **changes):
+    """A tiny plain transformers ``SegformerForSemanticSegmentation`` in eval mode (the no-QuARF control)."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    return SegformerForSemanticSegmentation(SegformerConfig(**segformer_config(**changes), num_labels=num_labels)).eval()
+
+
+def make_restoration(**changes):
+    """A tiny ``QuarfRestorationModel`` in eval mode (the identity at initialisation)."""
+    from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
+
+    return QuarfRestorationModel(QuarfRestorationConfig(**restoration_config(**changes))).eval()
+
+
+def make_contrique(**changes):
+    """A tiny ``ContriqueModel`` in eval mode (random weights)."""
+    from quarf_hf import ContriqueConfig, ContriqueModel
+
+    return ContriqueModel(ContriqueConfig(**contrique_config(**changes))).eval()
