@@ -5,10 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from quarf_hf import BrisqueFeatures, ContriqueConfig, ContriqueModel, build_quality_extractor, extract_quality
+from quarf_hf import BrisqueFeatures, QuarfSegformerForSemanticSegmentation, build_quality_extractor, extract_quality
 from quarf_hf.models.quality import BRISQUE_FEATURE_MEAN, BRISQUE_FEATURE_STD, extractor_spec
+from tiny_models import contrique_config, make_contrique, make_quarf_segformer
 
-SMALL_CONTRIQUE = dict(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])
+SMALL_CONTRIQUE = contrique_config()
 
 
 def assert_frozen(module):
@@ -40,7 +41,7 @@ def test_contrique_extractors_from_name_dict_and_folder(tmp_path):
     assert from_dict.feature_dim == 64
     assert_frozen(from_dict)
     torch.manual_seed(0)
-    model = ContriqueModel(ContriqueConfig(**SMALL_CONTRIQUE)).eval()
+    model = make_contrique()
     model.save_pretrained(tmp_path)
     from_folder = build_quality_extractor(str(tmp_path))
     assert_frozen(from_folder)
@@ -126,10 +127,45 @@ def test_registry_widths_and_minimum_sizes_match_the_built_extractors(spec):
 def test_contrique_without_weights_warns_naming_the_fix(tmp_path):
     with pytest.warns(UserWarning, match="random weights.*quarf-hf convert-contrique"):
         build_quality_extractor("contrique")
-    ContriqueModel(ContriqueConfig(**SMALL_CONTRIQUE)).save_pretrained(tmp_path)
+    make_contrique().save_pretrained(tmp_path)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a folder brings its weights: no warning
         build_quality_extractor(str(tmp_path))
         build_quality_extractor({"type": "contrique", "config": SMALL_CONTRIQUE, "source": str(tmp_path)})
+
+
+# ----------------------------------------------------------------------------------------------
+# max_side in a quality spec: the extractor sees a downscaled copy of large images (a speed option).
+
+
+@pytest.mark.parametrize("name", ["brisque", "contrique"])
+def test_features_equal_the_extractor_on_an_independently_resized_copy(name):
+    """Compares max_side's features with the plain extractor run on a copy resized by hand
+    (torch's antialiased bilinear resize to longer side 96, aspect kept)."""
+    torch.manual_seed(0)
+    plain = build_quality_extractor(name)
+    small = build_quality_extractor({"type": name, "max_side": 96})
+    small.load_state_dict(plain.state_dict())
+    images = torch.rand(2, 3, 192, 144)
+    resized = torch.nn.functional.interpolate(images, size=(96, 72), mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        torch.testing.assert_close(small(images), plain(resized))
+        # Images already within max_side are untouched.
+        torch.testing.assert_close(small(resized), plain(resized))
+        assert not torch.allclose(small(images), plain(images))
+
+
+def test_max_side_travels_with_the_model_config(tmp_path):
+    model = make_quarf_segformer(quality={"type": "brisque", "max_side": 80})
+    model.save_pretrained(tmp_path)
+    loaded = QuarfSegformerForSemanticSegmentation.from_pretrained(tmp_path)
+    assert loaded.config.quality == {"type": "brisque", "max_side": 80}
+    assert loaded.segformer.quality_extractor.max_side == 80
+
+
+@pytest.mark.parametrize("max_side", [8, 0, "256", 1.5, True])
+def test_bad_max_side_is_refused_naming_it(max_side):
+    with pytest.raises(ValueError, match="max_side"):
+        build_quality_extractor({"type": "brisque", "max_side": max_side})
