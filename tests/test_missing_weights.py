@@ -14,29 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from quarf_hf import (ContriqueConfig, ContriqueModel, QuarfRestorationConfig, QuarfRestorationModel,
-                      QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation)
+from quarf_hf import QuarfRestorationModel
+from tiny_models import make_contrique, make_quarf_segformer, make_restoration
 
-TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16)
-TINY_CONTRIQUE = dict(hidden_sizes=[8, 16, 16, 16], embedding_size=8, depths=[1, 1, 1, 1], projection_dim=8)
-
-
-def segformer(residual=True):
-    return QuarfSegformerForSemanticSegmentation(
-        QuarfSegformerConfig(**TINY, num_labels=3, quality="brisque", quarf={"residual": residual, "quality_dim": 36}))
-
-
-def restoration():
-    return QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4,
-                                                        quarf={"quality_dim": 36, "residual": True}, quality="brisque"))
-
-
-def contrique():
-    return ContriqueModel(ContriqueConfig(**TINY_CONTRIQUE))
-
-
-MODELS = {"segformer": segformer, "segformer_plain_block": lambda: segformer(False), "restoration": restoration,
-          "contrique": contrique}
+MODELS = {"segformer": lambda: make_quarf_segformer(quarf={"residual": True, "quality_dim": 36}),
+          "segformer_plain_block": lambda: make_quarf_segformer(quarf={"residual": False, "quality_dim": 36}),
+          "restoration": lambda: make_restoration(quarf={"quality_dim": 36, "residual": True}),
+          "contrique": make_contrique}
 # Groups of tensors to delete: a prefix (or exact name) per group; "*" deletes every tensor.
 GROUPS = {
     "segformer": ["segformer.quarf.residual_scale", "segformer.quarf.router.", "segformer.quarf.experts.",

@@ -1,5 +1,6 @@
-"""Resume falls back past a damaged newest checkpoint to the newest intact one (saying which it
-skipped and why), and a run removes the staging folders and temporary files a killed run left."""
+"""Training checkpoints: resume falls back past a damaged newest checkpoint to the newest intact one
+(saying which it skipped and why), and a run removes the staging folders and temporary files a killed run
+left (the atomic helpers' own clean-up is tested in test_atomic.py)."""
 
 import json
 from pathlib import Path
@@ -8,7 +9,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from quarf_hf.atomic import atomic_folder, atomic_path, remove_stale_staging
 from quarf_hf.training import TrainConfig, train
 from quarf_hf.training import loop as training_loop
 from quarf_hf.training import segmentation
@@ -78,21 +78,6 @@ def test_resume_with_every_checkpoint_damaged(tmp_path):
     fake_checkpoint(tmp_path, 2, "random")
     with pytest.raises(ValueError, match="--resume: every checkpoint"):
         training_loop._resume(RecordingAccelerator(), tmp_path)
-
-
-def test_atomic_helpers_remove_their_own_leftovers(tmp_path):
-    (tmp_path / ".model-abc_1234").mkdir()  # a killed atomic_folder("model")
-    (tmp_path / ".model-abc_1234" / "model.safetensors").write_text("half")
-    (tmp_path / ".a.png.zz99aa00.tmp").write_text("half")  # a killed atomic_path("a.png")
-    (tmp_path / ".other-abcdefgh").mkdir()  # another destination's: left to its own writer
-    (tmp_path / ".config").mkdir()  # not a staging name
-    with atomic_folder(tmp_path / "model") as staging:
-        (staging / "x").write_text("1")
-    with atomic_path(tmp_path / "a.png") as temporary:
-        temporary.write_text("png")
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [".config", ".other-abcdefgh", "a.png", "model"]
-    assert remove_stale_staging(tmp_path) == [tmp_path / ".other-abcdefgh"]
 
 
 def test_resume_past_a_damaged_checkpoint_in_a_real_run(tmp_path, capsys):
