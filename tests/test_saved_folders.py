@@ -1,13 +1,17 @@
-"""Folders saved by quarf-hf 0.1.0 (commit ec2d684) still load and give the outputs they gave then.
+"""Folders saved by earlier code still load and give the outputs they gave then.
 
-tests/fixtures/v0_1/ holds tiny QuARF-SegFormer, QuARF restoration, QuARF block, QuARF adapter
-and CONTRIQUE folders written by the code of commit ec2d684 (the ``quarf_hf/models/`` layout before
-the refactor of issue 20) with tests/fixtures/make_v0_1_folders.py, and ``expected.safetensors``:
-the inputs and the outputs that code recorded after reloading each folder. Each test compares
-today's outputs with those: through today's package (the Auto classes it registers, the public
-classes and ``insert_quarf``), and in a Python where quarf_hf cannot be imported, through the
-folder's own copied code (``trust_remote_code=True``). Only public names are used, so that the
-tests hold across internal renames.
+Two fixture sets, each written by the code of its commit and holding ``expected.safetensors`` (the inputs
+and the outputs that code recorded after reloading each folder):
+
+- tests/fixtures/pre_layout/ (commit b08d724, the flat ``quarf_hf/modeling_*.py`` before the layout change
+  of issue 10; tests/fixtures/make_pre_layout_folders.py): QuARF-SegFormer, QuARF restoration, CONTRIQUE;
+- tests/fixtures/v0_1/ (quarf-hf 0.1.0, commit ec2d684, the ``quarf_hf/models/`` layout before the refactor
+  of issue 20; tests/fixtures/make_v0_1_folders.py): the same three, a QuARF block and a QuARF adapter.
+
+Each test compares today's outputs with those: through today's package (the Auto classes it registers, the
+public classes and ``insert_quarf``), and in a Python where quarf_hf cannot be imported, through the
+folder's own copied code (``trust_remote_code=True``). Only public names are used, so that the tests hold
+across internal renames.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from quarf_hf import insert_quarf
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_1"
 COMMIT = "ec2d684"
+PRE_LAYOUT = Path(__file__).resolve().parent / "fixtures" / "pre_layout"
+PRE_LAYOUT_COMMIT = "b08d724"
 ATOL = 1e-5
 
 # folder -> (Auto class, name of today's public class, output fields recorded)
@@ -40,10 +46,14 @@ FOLDERS = {
     "contrique": (AutoModel, "ContriqueModel", ("quality_features", "projections")),
 }
 ADAPTER = FIXTURES / "quarf_adapter"
+# (fixture set, folder): every 0.1.0 folder, and the three models that existed before the layout change
+SAVED = {"v0_1": FIXTURES, "pre_layout": PRE_LAYOUT}
+PRE_LAYOUT_FOLDERS = ["quarf_segformer", "quarf_restoration", "contrique"]
+CASES = [("v0_1", name) for name in FOLDERS] + [("pre_layout", name) for name in PRE_LAYOUT_FOLDERS]
 
 
 def _inputs(name: str, config, expected: dict) -> dict:
-    """What make_v0_1_folders.py fed each model (the same float32 arithmetic)."""
+    """What make_v0_1_folders.py and make_pre_layout_folders.py fed each model (the same float32 arithmetic)."""
     if name == "quarf_block":
         return {"hidden_states": expected["hidden_states"], "quality_features": expected["quality_features"]}
     pixels = expected["image"].float() / 255
@@ -81,11 +91,11 @@ def _assert_outputs(got, expected: dict, fields, name: str) -> None:
         torch.testing.assert_close(value, expected[field], atol=ATOL, rtol=ATOL, msg=lambda m: f"{name}.{field}: {m}")
 
 
-@pytest.mark.parametrize("name", list(FOLDERS))
-def test_v0_1_folder_loads_with_todays_package(name):
+@pytest.mark.parametrize("saved, name", CASES)
+def test_saved_folder_loads_with_todays_package(saved, name):
     """The Auto class (and the public class itself) gives today's class, every weight loaded (no
-    missing or unexpected key), and the outputs recorded by commit ec2d684."""
-    folder = FIXTURES / name
+    missing or unexpected key), and the outputs recorded by the code that saved the folder."""
+    folder = SAVED[saved] / name
     auto_class, class_name, fields = FOLDERS[name]
     model_class = getattr(quarf_hf, class_name)
     expected = load_file(str(folder / "expected.safetensors"))
@@ -98,11 +108,11 @@ def test_v0_1_folder_loads_with_todays_package(name):
         _assert_outputs(out, expected, fields, name)
 
 
-@pytest.mark.parametrize("name", list(FOLDERS))
-def test_v0_1_folder_loads_with_its_own_code(name, tmp_path):
-    """trust_remote_code=True where quarf_hf cannot be imported: the folder's own copied code (of
-    commit ec2d684) runs and gives the recorded outputs."""
-    folder = FIXTURES / name
+@pytest.mark.parametrize("saved, name", CASES)
+def test_saved_folder_loads_with_its_own_code(saved, name, tmp_path):
+    """trust_remote_code=True where quarf_hf cannot be imported: the folder's own copied code (of the
+    commit that saved it) runs and gives the recorded outputs."""
+    folder = SAVED[saved] / name
     auto_class, _, fields = FOLDERS[name]
     code = f"""
 import json, torch
@@ -199,3 +209,15 @@ def test_v0_1_fixture_was_written_by_commit_ec2d684():
     assert (adapter["output"] - adapter["base_output"]).abs().max() > 0.01
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     assert total < 800_000, f"tests/fixtures/v0_1 is {total} bytes"
+
+
+def test_fixture_was_written_by_the_pre_layout_code():
+    """The fixture really is pre-layout: written by commit b08d724, with the flat code files."""
+    for name in PRE_LAYOUT_FOLDERS:
+        with safe_open(str(PRE_LAYOUT / name / "expected.safetensors"), "pt") as handle:
+            assert handle.metadata()["commit"] == PRE_LAYOUT_COMMIT
+        config = json.loads((PRE_LAYOUT / name / "config.json").read_text())
+        for target in config["auto_map"].values():
+            assert (PRE_LAYOUT / name / f"{target.split('.')[0]}.py").is_file(), target
+    total = sum(p.stat().st_size for p in PRE_LAYOUT.rglob("*") if p.is_file())
+    assert total < 300_000, f"tests/fixtures/pre_layout is {total} bytes"
