@@ -13,6 +13,7 @@ from transformers import AutoModel, AutoModelForSemanticSegmentation, SegformerC
 from quarf_hf import ContriqueModel, QuarfSegformerForSemanticSegmentation
 from quarf_hf.cli import main as cli_main
 from quarf_hf.hub.build import build, load_hub_config
+from tiny_models import segformer_config
 
 HUB_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "hub_configs").glob("*.yaml"))
 SEGFORMER_CONFIGS = [p for p in HUB_CONFIGS if load_hub_config(p)["model"] == "quarf_segformer"]
@@ -98,7 +99,7 @@ def test_build_contrique_variant(tmp_path):
 
 
 def test_mismatched_base_is_rejected(tmp_path):
-    SegformerModel(SegformerConfig(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1])).save_pretrained(tmp_path / "tiny")
+    SegformerModel(SegformerConfig(**segformer_config())).save_pretrained(tmp_path / "tiny")
     with pytest.raises(ValueError, match=r"--base: its hidden_sizes \[8, 16, 16, 16\] do not match quarf-segformer-b0's"):
         build("quarf-segformer-b0", tmp_path / "out", base=str(tmp_path / "tiny"), quality="brisque")
     assert not (tmp_path / "out").exists()

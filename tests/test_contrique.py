@@ -9,7 +9,7 @@ from torch import nn
 
 from remote_code import run_without_quarf_hf
 
-from quarf_hf import ContriqueConfig, ContriqueModel
+from quarf_hf import ContriqueModel
 from quarf_hf.cli import main as cli_main
 from quarf_hf.hub.convert_contrique import build_contrique_folder, convert_state_dict
 
@@ -157,7 +157,6 @@ def test_converter_refuses_to_overwrite_and_leaves_nothing_on_failure(official, 
     "shape, message",
     [((3, 64, 64), "expected a 4-D tensor"), ((1, 1, 64, 64), "expected 3 channels"), ((1, 3, 63, 64), "at least 64x64")],
 )
-def test_bad_pixel_values(shape, message):
-    model = ContriqueModel(ContriqueConfig(hidden_sizes=[8, 8, 8, 8], embedding_size=8, depths=[1, 1, 1, 1]))
+def test_bad_pixel_values(tiny_contrique, shape, message):
     with pytest.raises(ValueError, match=message):
-        model(torch.rand(shape))
+        tiny_contrique(torch.rand(shape))

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-from transformers import AutoModel, AutoModelForSemanticSegmentation, SegformerConfig, SegformerForSemanticSegmentation
+from transformers import AutoModel, AutoModelForSemanticSegmentation, SegformerForSemanticSegmentation
 
-from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+from quarf_hf import QuarfRestorationModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
 from quarf_hf.cli import main
 from quarf_hf.data import load_dataset_spec
 from quarf_hf.degradations import degrade
@@ -23,8 +23,8 @@ from quarf_hf.evaluation import (
     write_report,
 )
 from quarf_hf.evaluation.runner import degradation_seed
+from tiny_models import make_quarf_segformer, make_restoration, make_segformer, segformer_config
 
-TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16)
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
@@ -39,12 +39,12 @@ def seg_data():
 
 def tiny_quarf(num_labels, seed=0):
     torch.manual_seed(seed)
-    return QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**TINY, num_labels=num_labels, quality="brisque")).eval()
+    return make_quarf_segformer(num_labels)
 
 
 def tiny_segformer(num_labels, seed=1):
     torch.manual_seed(seed)
-    return SegformerForSemanticSegmentation(SegformerConfig(**TINY, num_labels=num_labels)).eval()
+    return make_segformer(num_labels)
 
 
 def json_round_trip(value):
@@ -187,7 +187,7 @@ def test_two_shards_agree_with_one_process(seg_data, task):
         model = tiny_quarf(data.num_labels)
     else:
         torch.manual_seed(0)
-        model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque")).eval()
+        model = make_restoration()
         torch.nn.init.normal_(model.conv_out.weight, std=0.05)  # not the identity, so the model matters
     kwargs = dict(corruptions=["shot_noise", "motion_blur"], severities=[2], seed=1, batch_size=2, progress=False)
     single = evaluate_model(model, data, **kwargs)
@@ -235,7 +235,7 @@ def test_restoration_identity_model_scores_the_degradation():
     images against the clean ones, the degraded images rebuilt here from degradation_seed."""
     data = shapes("restoration", num_samples=3)
     torch.manual_seed(0)
-    model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque"))
+    model = make_restoration()
     model.train()
     results = evaluate_model(model, data, corruptions=["gaussian_noise"], severities=[4], seed=7, batch_size=2, progress=False)
     assert model.training  # mode restored
@@ -280,7 +280,7 @@ def test_evaluate_model_argument_errors(seg_data, kwargs, argument):
 def test_pixel_normalisation(tmp_path, seg_data):
     """QuARF-SegFormer: its config's mean/std; plain SegFormer: ImageNet, or the saved image
     processor's values when its folder has one; restoration: mean 0, std 1."""
-    config = QuarfSegformerConfig(**TINY, num_labels=2, quality="brisque", image_mean=[0.5] * 3, image_std=[0.25] * 3)
+    config = QuarfSegformerConfig(**segformer_config(), num_labels=2, quality="brisque", image_mean=[0.5] * 3, image_std=[0.25] * 3)
     assert model_pixel_normalisation(QuarfSegformerForSemanticSegmentation(config)) == ([0.5] * 3, [0.25] * 3)
     plain = tiny_segformer(2)
     assert model_pixel_normalisation(plain) == IMAGENET
@@ -288,7 +288,7 @@ def test_pixel_normalisation(tmp_path, seg_data):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6]}))
     loaded = SegformerForSemanticSegmentation.from_pretrained(tmp_path)
     assert model_pixel_normalisation(loaded) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
-    restoration = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque"))
+    restoration = make_restoration()
     assert model_pixel_normalisation(restoration) == ([0.0] * 3, [1.0] * 3)
 
 
@@ -344,9 +344,7 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys, kind):
 def test_cli_evaluate_restoration(tmp_path):
     """A saved QuARF restoration model is loaded with AutoModel and scored with PSNR/SSIM."""
     torch.manual_seed(0)
-    QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque")).save_pretrained(
-        tmp_path / "model"
-    )
+    make_restoration().save_pretrained(tmp_path / "model")
     assert main(cli_args(tmp_path / "model", tmp_path / "out", corruptions="jpeg_compression", severities="2")) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["task"] == "restoration" and results["dataset"]["task"] == "restoration"

@@ -6,16 +6,9 @@ import torch
 from PIL import Image
 from transformers import SegformerImageProcessor
 
-from quarf_hf import (
-    ContriqueConfig,
-    ContriqueModel,
-    QuarfBlockConfig,
-    QuarfBlockModel,
-    QuarfSegformerConfig,
-    QuarfSegformerForSemanticSegmentation,
-)
+from quarf_hf import QuarfBlockConfig, QuarfBlockModel
+from tiny_models import make_quarf_segformer
 
-TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16, num_labels=3)
 
 LOAD_SEGFORMER = """
 import json, torch
@@ -42,7 +35,7 @@ print(json.dumps({"importable": importable, "module": type(model).__module__, "b
 def published_segformer(local_hub, tmp_path_factory):
     folder = tmp_path_factory.mktemp("seg")
     torch.manual_seed(0)
-    model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**TINY, quality="brisque")).eval()
+    model = make_quarf_segformer()
     with torch.no_grad():  # a non-identity block, so the routing path matters for the logits
         model.segformer.quarf.residual_scale.fill_(0.5)
     model.save_pretrained(folder)
@@ -72,9 +65,8 @@ def test_quarf_segformer_by_repo_id(local_hub, published_segformer, tmp_path, bl
 
 
 @pytest.mark.parametrize("block_quarf_hf", [False, True], ids=["with-quarf_hf", "remote-code-only"])
-def test_contrique_by_repo_id(local_hub, tmp_path, block_quarf_hf):
-    torch.manual_seed(0)
-    model = ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])).eval()
+def test_contrique_by_repo_id(local_hub, tiny_contrique, tmp_path, block_quarf_hf):
+    model = tiny_contrique
     model.save_pretrained(tmp_path / "contrique")
     local_hub.publish(tmp_path / "contrique", "quarf-test/tiny-contrique")
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))

@@ -8,11 +8,7 @@ import torch
 
 from quarf_hf.degradations import degrade
 from quarf_hf.models.brisque import BrisqueFeatures
-from quarf_hf.models.configuration_contrique import ContriqueConfig
-from quarf_hf.models.configuration_quarf_restoration import QuarfRestorationConfig
 from quarf_hf.models.input_checks import check_pixel_range, check_pixel_values, to_unit_range
-from quarf_hf.models.modeling_contrique import ContriqueModel
-from quarf_hf.models.modeling_quarf_restoration import QuarfRestorationModel
 
 
 def message(call, *args) -> str:
@@ -81,13 +77,11 @@ def test_the_pixel_rule():
         assert str(caught.value) == text
 
 
-def test_same_mistake_same_message_across_the_package():
+def test_same_mistake_same_message_across_the_package(tiny_contrique, tiny_restoration):
     """A 2-channel batch: CONTRIQUE, the restoration model and degrade word it identically (but for
     the argument's name); BRISQUE, which also takes grey images, names the channels it accepts."""
     bad = torch.rand(1, 2, 64, 64)
-    contrique = ContriqueModel(ContriqueConfig(hidden_sizes=[8, 8, 8, 8], embedding_size=8, depths=[1, 1, 1, 1]))
-    restoration = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque"))
-    texts = [message(contrique, bad), message(restoration, bad), message(degrade, bad, "fog", 2)]
+    texts = [message(tiny_contrique, bad), message(tiny_restoration, bad), message(degrade, bad, "fog", 2)]
     assert texts[0] == texts[1] == texts[2].replace("images:", "pixel_values:")
     assert texts[0] == "pixel_values: expected 3 channels (dim 1 of (batch, 3, height, width)), found shape (1, 2, 64, 64)"
     assert "1 or 3 channels" in message(BrisqueFeatures(), bad)

@@ -111,13 +111,6 @@ def test_unet_with_inserted_block_trains():
     assert insertion.block.residual_scale.abs().sum() > 0, "the block's gate moved away from identity"
 
 
-def tiny_contrique():
-    from quarf_hf import ContriqueConfig, ContriqueModel
-
-    torch.manual_seed(5)
-    return ContriqueModel(ContriqueConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1])).eval()
-
-
 class TwoConvs(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -128,7 +121,7 @@ class TwoConvs(torch.nn.Module):
         return self.head(torch.relu(self.stem(x)))
 
 
-def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_parameters():
+def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_parameters(tiny_contrique):
     """Issue 10: a CONTRIQUE extractor used to stay float32 on its device after model.to(float64)/.half().
 
     Compared: the extractor's dtype/device after each move with the block's (which was always
@@ -139,7 +132,7 @@ def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_pa
     model = TwoConvs()
     from quarf_hf.models.quality import ContriqueQuality
 
-    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique()))
+    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique))
     extractor_parameters = list(adapter.quality_extractor.parameters())
     assert extractor_parameters and all(not p.requires_grad for p in extractor_parameters)
     model_parameters = {id(p) for p in model.parameters()}
@@ -194,12 +187,12 @@ def test_insert_into_an_nn_sequential():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_extractor_follows_model_cuda():
+def test_extractor_follows_model_cuda(tiny_contrique):
     """On a GPU machine: model.cuda() takes the CONTRIQUE extractor along, and a forward runs there."""
     from quarf_hf.models.quality import ContriqueQuality
 
     model = TwoConvs()
-    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique()))
+    adapter = insert_quarf(model, after="stem", quality=ContriqueQuality(tiny_contrique))
     model.cuda()
     assert {p.device.type for p in adapter.quality_extractor.parameters()} == {"cuda"}
     assert model(torch.rand(2, 3, 64, 64, device="cuda")).device.type == "cuda"

@@ -16,6 +16,7 @@ from quarf_hf.hub.convert_contrique import build_contrique_folder
 from quarf_hf.training import TrainConfig
 from quarf_hf.training.export import export_model
 from quarf_hf.training.models import build_model
+from tiny_models import segformer_config
 
 
 def run_snippet(folder, reference, cwd, monkeypatch) -> dict:
@@ -76,8 +77,7 @@ def test_training_export_card_has_a_model_index_of_the_evaluation(tmp_path):
     config = TrainConfig.from_dict({
         "output_dir": str(tmp_path / "run"),
         "model": {"type": "quarf_segformer", "quality": "brisque", "base": None,
-                  "config": {"hidden_sizes": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 1, 1],
-                             "sr_ratios": [2, 1, 1, 1], "decoder_hidden_size": 16},
+                  "config": segformer_config(sr_ratios=[2, 1, 1, 1]),
                   "quarf": {"num_groups": 2, "experts": [[3, 1], [3, 2]], "top_k": 2}},
         "data": {"train": {"type": "quarf-shapes"}, "validation": {"type": "quarf-shapes", "num_samples": 4}},
     })

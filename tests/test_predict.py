@@ -10,13 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+from transformers import SegformerImageProcessor
 
-from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
 from quarf_hf.cli import main
 from quarf_hf.degradations import degrade
+from tiny_models import make_quarf_segformer, make_restoration, make_segformer
 
-TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16)
 NATURAL = Path("/work/shared/data/natural-images/womanhat.png")
 NUM_LABELS = 5
 
@@ -54,7 +53,7 @@ def images(tmp_path_factory):
 def quarf_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("quarf_segformer")
     torch.manual_seed(0)
-    model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**TINY, num_labels=NUM_LABELS, quality="brisque")).eval()
+    model = make_quarf_segformer(NUM_LABELS)
     model.save_pretrained(folder)
     return folder, model
 
@@ -64,7 +63,7 @@ def segformer_folder(tmp_path_factory):
     """A plain SegFormer saved with an image processor whose normalisation is not ImageNet's."""
     folder = tmp_path_factory.mktemp("segformer")
     torch.manual_seed(1)
-    model = SegformerForSemanticSegmentation(SegformerConfig(**TINY, num_labels=NUM_LABELS)).eval()
+    model = make_segformer(NUM_LABELS)
     model.save_pretrained(folder)
     SegformerImageProcessor(image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3]).save_pretrained(folder)
     return folder, model
@@ -74,7 +73,7 @@ def segformer_folder(tmp_path_factory):
 def restoration_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("restoration")
     torch.manual_seed(0)
-    model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque")).eval()
+    model = make_restoration()
     with torch.no_grad():  # conv_out starts at zero (identity); make the output differ from the input
         model.conv_out.weight.normal_(0, 0.05)
     model.save_pretrained(folder)

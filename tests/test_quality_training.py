@@ -22,6 +22,7 @@ from quarf_hf.quality_training import QualityTrainConfig, load_quality_config, t
 from quarf_hf.quality_training.objective import supervised_contrastive_loss
 from quarf_hf.quality_training.probe import logistic_probe_accuracy, spearman
 from quarf_hf.training import loop as training_loop
+from tiny_models import make_quarf_segformer, make_restoration, segformer_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ENCODER = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 64], "depths": [1, 1, 1, 1], "projection_dim": 32}
@@ -339,8 +340,6 @@ def test_quality_folder_plugs_in_wherever_a_quality_spec_is_taken(trained, tmp_p
     import shutil
 
     from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
-    from quarf_hf.models.configuration_quarf_restoration import QuarfRestorationConfig
-    from quarf_hf.models.modeling_quarf_restoration import QuarfRestorationModel
     from quarf_hf.training.models import build_model
 
     _, folder = trained
@@ -350,16 +349,10 @@ def test_quality_folder_plugs_in_wherever_a_quality_spec_is_taken(trained, tmp_p
     pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected = encoder(pixels).quality_features
-    segformer = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(
-        hidden_sizes=[8, 16, 16, 16], depths=[1] * 4, num_attention_heads=[1] * 4, decoder_hidden_size=16,
-        num_labels=3, quality=str(source))).eval()
+    segformer = make_quarf_segformer(quality=str(source))
     assert segformer.config.quality["source"] == str(source) and segformer.config.quarf["quality_dim"] == 128
-    restoration = QuarfRestorationModel(QuarfRestorationConfig(
-        block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4, mid_block_attention=False,
-        quality=str(source))).eval()
-    trainable = build_model({"type": "quarf_segformer", "quality": str(source), "config": {
-        "hidden_sizes": [8, 16, 16, 16], "depths": [1] * 4, "num_attention_heads": [1] * 4, "decoder_hidden_size": 16}},
-        num_labels=3)
+    restoration = make_restoration(quality=str(source), layers_per_block=1, mid_block_attention=False)
+    trainable = build_model({"type": "quarf_segformer", "quality": str(source), "config": segformer_config()}, num_labels=3)
     with torch.no_grad():
         for extractor in (segformer.segformer.quality_extractor, restoration.quality_extractor,
                           trainable.segformer.quality_extractor):

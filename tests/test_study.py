@@ -1,8 +1,6 @@
 """``quarf-hf study``: disjoint kinds enforced, equal steps per arm, resume, time cap, report contents."""
 
 import json
-import math
-import os
 from pathlib import Path
 
 import pytest
@@ -11,10 +9,10 @@ import yaml
 from quarf_hf.cli import main
 from quarf_hf.study import StudyAborted, StudyConfig, build_report, corruption_family, run_study, write_study_report
 from quarf_hf.study.runner import plan_jobs, run_dir
+from tiny_models import segformer_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"hidden_sizes": [8, 8, 8, 8], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 1, 1],
-        "decoder_hidden_size": 8}
+TINY = segformer_config()
 KINDS = {"augmentation": ["gaussian_noise", "gaussian_blur", "rain", "contrast"],
          "development": ["speckle_noise", "zoom_blur", "raindrops", "brightness"],
          "test": ["shot_noise", "defocus_blur", "fog", "jpeg_compression"]}
