@@ -103,7 +103,6 @@ def make_world(root: Path) -> dict:
     images = root / "images"
     images.mkdir()
     w["good"] = _png(images / "good.png")
-    w["good2"] = _png(images / "good2.png", seed=1)
     w["tiny"] = _png(images / "tiny.png", (8, 8))
     w["text_png"] = images / "text.png"
     w["text_png"].write_text("hello, I am not a PNG")

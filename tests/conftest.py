@@ -1,24 +1,11 @@
-"""Shared fixtures: the tiny models (built by tiny_models.py), the local Hub server and the bad-input world."""
+"""Shared fixtures: the tiny restoration model and CONTRIQUE (built by tiny_models.py, which also makes the tiny
+SegFormers and holds every tiny config), the local Hub server and the bad-input world."""
 
 import pytest
 import torch
 
 import tiny_models
 from hub_server import LocalHub
-
-
-@pytest.fixture
-def tiny_quarf_segformer():
-    """A tiny QuARF-SegFormer (3 labels, BRISQUE quality), seeded, in eval mode."""
-    torch.manual_seed(0)
-    return tiny_models.make_quarf_segformer()
-
-
-@pytest.fixture
-def tiny_segformer():
-    """A tiny plain SegFormer (3 labels), seeded, in eval mode."""
-    torch.manual_seed(0)
-    return tiny_models.make_segformer()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from quarf_hf import QuarfAdapter, QuarfAdapterConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
 from quarf_hf.models.quality import ContriqueQuality
+from tiny_models import segformer_config
 
 # Base networks defined in code, run here and in the subprocesses (the same source in both).
 PLAIN_BASES = """
@@ -39,8 +40,7 @@ def tiny_sequential():
 """
 exec(PLAIN_BASES)
 
-SEGFORMER = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1],
-                 decoder_hidden_size=16, num_labels=3)
+SEGFORMER = segformer_config(num_labels=3)
 IMAGENET = dict(pixel_mean=[0.485, 0.456, 0.406], pixel_std=[0.229, 0.224, 0.225])
 
 

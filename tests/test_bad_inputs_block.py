@@ -13,7 +13,10 @@ rand = torch.rand
 
 
 def _block(x, q=None, hard=False):
-    return lambda w, out: w["hard_block" if hard else "block"](x, torch.rand(x.shape[0] if isinstance(x, torch.Tensor) and x.ndim else 1, 4) if q is None else q)
+    """The (hard-mode) block called on ``x`` and ``q``; by default a valid quality vector for each image."""
+    if q is None:
+        q = torch.rand(x.shape[0] if isinstance(x, torch.Tensor) and x.ndim else 1, 4)
+    return lambda w, out: w["hard_block" if hard else "block"](x, q)
 
 
 API = [

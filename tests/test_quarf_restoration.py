@@ -12,8 +12,9 @@ from remote_code import run_without_quarf_hf
 
 from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
 from quarf_hf.hub.build import build
+from tiny_models import restoration_config
 
-SMALL = dict(block_out_channels=[16, 32], norm_num_groups=8, quality="brisque")
+SMALL = restoration_config()
 
 
 def small_model(**kwargs):

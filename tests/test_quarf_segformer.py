@@ -20,14 +20,9 @@ from transformers import (
 from remote_code import run_without_quarf_hf
 
 from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
+from tiny_models import segformer_config
 
-TINY = dict(
-    hidden_sizes=[8, 16, 16, 16],
-    depths=[1, 1, 1, 1],
-    num_attention_heads=[1, 1, 1, 1],
-    decoder_hidden_size=16,
-    num_labels=3,
-)
+TINY = segformer_config(num_labels=3)
 
 
 def tiny_quarf(**kwargs):

@@ -52,10 +52,11 @@ from quarf_hf.evaluation.runner import degradation_seed  # noqa: E402
 from quarf_hf.space.app import build_app, example_rows  # noqa: E402
 from quarf_hf.space.images import MAX_SIDE, load_image  # noqa: E402
 from quarf_hf.space.models import SpaceModels, prepare  # noqa: E402
+from tiny_models import segformer_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16,
-            num_labels=5, id2label=dict(enumerate(CLASS_NAMES[:5])), label2id={n: i for i, n in enumerate(CLASS_NAMES[:5])})
+TINY = segformer_config(num_labels=5, id2label=dict(enumerate(CLASS_NAMES[:5])),
+                        label2id={n: i for i, n in enumerate(CLASS_NAMES[:5])})
 EXPERTS = [[3, 1], [3, 2], [3, 4], [3, 8]]
 SUBPROCESS_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                   "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

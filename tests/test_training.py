@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 import quarf_hf  # noqa: F401  (registers the Auto classes)
 from quarf_hf.training import TrainConfig, load_train_config, train
 from quarf_hf.training import loop as training_loop
+from tiny_models import segformer_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_SEGFORMER = {"hidden_sizes": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 1, 1],
-                  "sr_ratios": [2, 1, 1, 1], "decoder_hidden_size": 16}
+TINY_SEGFORMER = segformer_config(sr_ratios=[2, 1, 1, 1])
 
 
 def tiny_config(tmp_path, name="run", **overrides) -> dict:

@@ -1,9 +1,9 @@
 """The tiny models the tests build, defined once.
 
 Each ``*_config`` returns a fresh dict of a model's tiny settings (safe to change), with ``changes``
-laid over it; each ``make_*`` builds the model in eval mode. conftest.py offers the default models as
-fixtures (``tiny_quarf_segformer``, ``tiny_segformer``, ``tiny_restoration``, ``tiny_contrique``); tests
-that need the settings in a YAML/JSON config, a different size or a model per parameter import these.
+laid over it; each ``make_*`` builds the model in eval mode. conftest.py offers the default restoration
+model and CONTRIQUE as fixtures (``tiny_restoration``, ``tiny_contrique``); tests that need the settings in a
+YAML/JSON config, another size, a model in a module-scoped fixture or one per parameter import these.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def make_segformer(num_labels: int = 3, **changes):
     """A tiny plain transformers ``SegformerForSemanticSegmentation`` in eval mode (the no-QuARF control)."""
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-    return SegformerForSemanticSegmentation(SegformerConfig(**segformer_config(**changes), num_labels=num_labels)).eval()
+    config = SegformerConfig(**segformer_config(**changes), num_labels=num_labels)
+    return SegformerForSemanticSegmentation(config).eval()
 
 
 def make_restoration(**changes):
