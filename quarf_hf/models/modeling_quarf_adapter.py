@@ -16,7 +16,10 @@ a network with two kinds of forward hooks:
 The quality vector of a forward lives in a ``contextvars.ContextVar`` for the duration of that
 forward only: nothing of one call is kept for the next, threads calling one network each see
 their own image's quality, and a named module called on its own (not inside a forward of the
-network) raises an error naming its block instead of reusing an earlier image's quality.
+network) raises an error naming its block instead of reusing an earlier image's quality. The
+routing of a forward is handed out per call too: ``with adapter.record_routing() as routing:``
+collects the forwards of the calling thread only; ``adapter.last_routing_weights`` is the last
+forward finished in the calling thread (a convenience for one-thread use).
 
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
@@ -32,6 +35,7 @@ where quarf_hf is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import tempfile
@@ -108,6 +112,9 @@ class _Attachment:
     handles: list = field(default_factory=list)
     call: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_call", default=None))
     last: threading.local = field(default_factory=threading.local)  # .routing: this thread's last forward
+    # The list that `record_routing` collects into in this thread/context (None outside one).
+    recorder: contextvars.ContextVar = field(
+        default_factory=lambda: contextvars.ContextVar("quarf_adapter_recorder", default=None))
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -407,6 +414,30 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             return {}
         return dict(getattr(self._attachment.last, "routing", {}))
 
+    @contextlib.contextmanager
+    def record_routing(self):
+        """Collects the routing of every forward of the network that finishes inside the ``with`` block
+        in the calling thread (or asyncio task): yields a list that gains one ``{module name: (B, groups,
+        experts)}`` dict (detached) per forward, in order. Forwards in other threads never show in it, so
+        a server calling one network from many threads gets each request's own routing.
+
+        Example:
+
+        ```python
+        >>> with adapter.record_routing() as routing:
+        ...     output = model(pixel_values)
+        >>> routing[0]["stem"].shape  # (batch, groups, experts)
+        ```
+        """
+        if self._attachment is None:
+            raise ValueError("adapter: not attached to any model; attach() it before recording its routing")
+        recorded: list = []
+        token = self._attachment.recorder.set(recorded)
+        try:
+            yield recorded
+        finally:
+            self._attachment.recorder.reset(token)
+
     def _start_call(self, attachment: _Attachment):
         def start(_module, args, kwargs):
             call = _Call()
@@ -422,6 +453,9 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             if call is not None and call.token is not None:
                 attachment.call.reset(call.token)
                 attachment.last.routing = call.routing
+                recorded = attachment.recorder.get()
+                if recorded is not None and _output is not None:
+                    recorded.append(dict(call.routing))
 
         return end
 
