@@ -48,6 +48,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .checks import InputError
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
@@ -159,17 +160,18 @@ def host_module(model: nn.Module, after: str) -> nn.Module:
 
 
 def _pixel_input(args, kwargs, pixel_argument):
+    """(the argument's name, the pixel tensor) of a call of the network."""
     if pixel_argument is not None:
         if isinstance(kwargs.get(pixel_argument), torch.Tensor):
-            return kwargs[pixel_argument]
+            return pixel_argument, kwargs[pixel_argument]
         if args and isinstance(args[0], torch.Tensor):
-            return args[0]
+            return pixel_argument, args[0]
         raise ValueError(f"pixel_argument: the model was called without {pixel_argument!r}")
     for key in PIXEL_KEYWORDS:
         if isinstance(kwargs.get(key), torch.Tensor):
-            return kwargs[key]
+            return key, kwargs[key]
     if args and isinstance(args[0], torch.Tensor):
-        return args[0]
+        return "the pixel input (first argument)", args[0]
     raise ValueError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
 
 
@@ -442,8 +444,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         def start(_module, args, kwargs):
             call = _Call()
             call.token = attachment.call.set(call)  # first: the end hook then always finds this call
-            pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
-            call.quality = self.compute_quality_features(pixels)
+            name, pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
+            call.quality = self.compute_quality_features(pixels, name=name)
 
         return start
 
@@ -469,13 +471,18 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
                     f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
                 )
             features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
-            if isinstance(features, torch.Tensor) and features.ndim == 4:
-                mixed, routing = apply_block(block, features, call.quality)
-            elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
-                  and all(isinstance(v, int) for v in rest[:2])):
-                # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
-                mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
-            else:
+            try:
+                if isinstance(features, torch.Tensor) and features.ndim == 4:
+                    mixed, routing = apply_block(block, features, call.quality)
+                elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
+                      and all(isinstance(v, int) for v in rest[:2])):
+                    # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
+                    mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
+                else:
+                    mixed = None
+            except InputError as err:  # name the block: the user never called it directly
+                raise type(err)(f"the QuARF block after {after!r}: {err}") from None
+            if mixed is None:
                 found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
                 raise ValueError(
                     f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
@@ -486,9 +493,10 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         return run_block
 
     # ------------------------------------------------------------------ quality
-    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def compute_quality_features(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
         """Quality features (float32) of the base network's normalised pixel input, without gradients."""
-        return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std)
+        return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std,
+                              name=name)
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
         quality_features = self.compute_quality_features(pixel_values)
