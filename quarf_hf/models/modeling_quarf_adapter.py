@@ -54,6 +54,7 @@ from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked
 
 PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
 # Modules whose forward runs (or whose owner iterates) their children: a block registered on
@@ -181,6 +182,12 @@ class QuarfAdapterPreTrainedModel(PreTrainedModel):
     base_model_prefix = "quarf_adapter"
     main_input_name = "pixel_values"
     _can_compile_fullgraph = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a damaged file is one line naming it, missing QuARF weights a
+        warning (see :mod:`.weights`)."""
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module):
         # Only the blocks: the extractor is frozen and comes with its own weights.

@@ -35,6 +35,7 @@ from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked
 
 
 @dataclass
@@ -117,6 +118,12 @@ class QuarfRestorationModel(PreTrainedModel):
         self.conv_norm_out = nn.GroupNorm(groups, widths[0], eps=eps)
         self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a damaged file is one line naming it, missing QuARF weights a
+        warning (see :mod:`.weights`)."""
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.

@@ -35,6 +35,7 @@ from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked
 
 
 @dataclass
@@ -90,7 +91,7 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
                     f"(model_type 'segformer'), not a QuARF-SegFormer. Build one from it with "
                     f"QuarfSegformerForSemanticSegmentation.from_segformer({pretrained_model_name_or_path!r}, quality=...)"
                 )
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
 
 class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
