@@ -118,6 +118,7 @@ def quality_vector(
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
     name: str = "pixel_values",
+    check: bool | None = None,
 ) -> torch.Tensor:
     """The frozen ``extractor``'s quality features of a model's pixel input, float32 (B, feature_dim), no gradient.
 
@@ -127,6 +128,8 @@ def quality_vector(
         mean, std (`float` or `list[float]`, *optional*): how they were normalised
             (``pixels_01 = pixel_values * std + mean``); `None` for pixels already in [0, 1].
         name (`str`, *optional*, defaults to `"pixel_values"`): the argument's name, as errors call it.
+        check (`bool`, *optional*): whether to check the values (see below); models pass
+            ``input_checks.value_checks(self)``.
 
     Un-normalised pixels far outside [0, 1] (beyond :data:`PIXEL_SLACK`: far more than a noisy diffusion
     sample or an augmentation gives, e.g. 0-255 values handed over unnormalised) are refused with a hint
@@ -134,7 +137,8 @@ def quality_vector(
     (it would wait for the device).
     """
     # A host sync: on CPU tensors and without autograd (inference) always; skipped in a training step on an accelerator.
-    check = (pixel_values.device.type == "cpu" or not torch.is_grad_enabled()) and not torch.compiler.is_compiling()
+    if check is None:
+        check = (pixel_values.device.type == "cpu" or not torch.is_grad_enabled()) and not torch.compiler.is_compiling()
     with torch.no_grad():
         pixels = pixel_values.float()
         if mean is not None or std is not None:

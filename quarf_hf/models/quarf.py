@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import InputError
+from .input_checks import value_checks
 
 MODES = ("soft", "hard")
 ROUTERS = ("linear", "mlp")
@@ -403,10 +404,8 @@ class QuARF(nn.Module):
                 f"x: the QuARF block got an empty {x.shape[-2]}x{x.shape[-1]} feature map (shape {tuple(x.shape)}); "
                 f"its experts see up to {largest}x{largest} pixels (the largest receptive field): give a larger image"
             )
-        # A host sync: on CPU tensors and in inference always; skipped in a training step on an accelerator
-        # and inside torch.compile (a full graph has no host values).
-        if (quality_features.numel() and (quality_features.device.type == "cpu" or not self.training)
-                and not torch.compiler.is_compiling()):
+        # A host sync: in inference always, in training on the block's first batch only (input_checks.value_checks).
+        if quality_features.numel() and value_checks(self):
             if not bool(torch.isfinite(quality_features).all()):
                 kinds = [kind for kind, found in (("NaN", quality_features.isnan()), ("inf", quality_features.isinf()))
                          if bool(found.any())]
