@@ -35,7 +35,7 @@ from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values, value_checks
 from .quality import build_quality_extractor
 from .quarf import QuARF
-from .weights import from_pretrained_checked
+from .weights import from_pretrained_checked, load_error
 
 
 @dataclass
@@ -85,6 +85,11 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
                 )
             except (OSError, ValueError):
                 config = None
+            except Exception as err:  # a badly typed config.json: one line naming the file and the field
+                converted = load_error(err, pretrained_model_name_or_path)
+                if converted is None:
+                    raise
+                raise converted from None
             if config is not None and config.model_type == "segformer":
                 raise ValueError(
                     f"pretrained_model_name_or_path: {pretrained_model_name_or_path!r} is a plain SegFormer "
