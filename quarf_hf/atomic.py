@@ -9,16 +9,32 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _create_beside(folder: Path, make, prefix: str, suffix: str = "") -> Path:
+    """``make(path)`` on a new ``folder/prefix + 8 random characters + suffix`` (as tempfile names them),
+    retrying on a name taken. ``make`` creates with an explicit mode (0o666 files, 0o777 folders) that
+    the kernel narrows by the process umask: the usual modes, without reading or changing the umask
+    (``os.umask`` is process-wide: changing it for a moment races with other threads)."""
+    for _ in range(100):
+        path = folder / f"{prefix}{''.join(secrets.choice(_NAME_CHARACTERS) for _ in range(8))}{suffix}"
+        try:
+            make(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{folder}: no free temporary name starting with {prefix!r}")
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
 
 
 # tempfile's random part: 8 characters from [a-z0-9_].
@@ -57,9 +73,7 @@ def atomic_path(path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(path.parent, path.name)  # a killed earlier write of the same file
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual mode
+    temporary = _create_beside(path.parent, _new_file, f".{path.name}.", ".tmp")  # the usual mode, not mkstemp's 0o600
     try:
         yield Path(temporary)
         os.replace(temporary, path)
@@ -80,8 +94,7 @@ def atomic_folder(path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(path.parent, path.name)  # a killed earlier write of the same folder
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes owner-only folders; give the usual mode
+    staging = _create_beside(path.parent, lambda p: os.mkdir(p, 0o777), f".{path.name}-")  # not mkdtemp's 0o700
     try:
         yield staging
         if path.exists():

@@ -193,7 +193,7 @@ def test_docs_index_links_every_page():
             assert f"]({page.name})" in index, f"docs/index.md does not link {page.name}"
 
 
-@pytest.mark.parametrize("page", [*PAGES, *sorted((ROOT / "benchmarks").glob("*.md")),
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "ARCHITECTURE.md", *sorted((ROOT / "benchmarks").glob("*.md")),
                                   ROOT / "spaces" / "quarf-demo" / "README.md"], ids=relative)
 def test_named_paths_exist(page):
     """Every repository path written in backticks, and every relative link, exists."""

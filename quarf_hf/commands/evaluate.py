@@ -109,7 +109,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md and the plots")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow running the code saved with a model of a type neither quarf_hf nor transformers "
+                             "provides (the types they provide always load with their own classes)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out unreadable items and masks of the wrong size (listed) instead of stopping")

@@ -136,7 +136,9 @@ def register(subparsers) -> None:
     parser.add_argument("--severity", type=int, default=None, metavar="N", help="severity 1..5 of --corruption (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the degradation (default: 0)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow running the code saved with a model of a type neither quarf_hf nor transformers "
+                             "provides (the types they provide always load with their own classes)")
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,8 @@ import os
 import torch
 
 from ..hub.ids import looks_like_hub_id
+from ..models.checks import InputError
+from ..models.weights import load_error
 from .pixels import RESTORATION_MODEL_TYPES
 
 
@@ -23,25 +25,69 @@ def resolve_device(text: str | None) -> torch.device:
     return device
 
 
-def load_model_config(model: str, trust_remote_code: bool):
+# Where a run may set the consent for remote code instead of a flag (the Space has no command line).
+TRUST_REMOTE_CODE_ENV = "QUARF_TRUST_REMOTE_CODE"
+
+
+def trust_remote_code_from_env() -> bool:
+    """Whether ``QUARF_TRUST_REMOTE_CODE`` is set to 1/true/yes (the Space's opt-in to remote code)."""
+    return os.environ.get(TRUST_REMOTE_CODE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def known_model_type(model_type) -> bool:
+    """Whether transformers or this package provides the classes of ``model_type`` (no remote code needed)."""
     import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
-    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return isinstance(model_type, str) and model_type in CONFIG_MAPPING
+
+
+def load_model_config(model: str, trust_remote_code: bool = False, *, option: str = "--trust-remote-code"):
+    """The config of a folder or Hub id, loaded with this package's (or transformers') own classes.
+
+    The consent rule: a model type that transformers or this package provides is always loaded with
+    those classes, never with the code saved beside it (``trust_remote_code=False``, whatever was
+    asked); any other type runs the repository's code, so it is refused unless ``trust_remote_code``
+    (``option`` names how the user gives it, for the message).
+    """
+    import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
+    from transformers import AutoConfig, PretrainedConfig
 
     if not os.path.isdir(model) and (not looks_like_hub_id(model) or os.path.exists(model)):
         raise FileNotFoundError(f"MODEL: no such folder {model!r}")
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
+    config_file = os.path.join(model, "config.json") if os.path.isdir(model) else f"{model} (config.json)"
     try:
-        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        data, _ = PretrainedConfig.get_config_dict(model)  # reads config.json only: runs no code
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
-    except (ValueError, KeyError, TypeError) as err:
-        # transformers' own errors for an unknown model_type or a config field of the wrong type
-        raise ValueError(f"MODEL: {os.path.join(model, 'config.json')} is not a usable model config "
-                         f"({type(err).__name__}: {_first_line(err)})") from None
+    except ValueError as err:  # not JSON
+        raise ValueError(f"MODEL: {config_file} is not a usable model config ({_first_line(err)})") from None
+    model_type = data.get("model_type")
+    known = known_model_type(model_type)
+    if not known and not trust_remote_code:
+        raise InputError(
+            f"MODEL: {model!r} is a {model_type!r} model, which neither quarf_hf nor transformers provides; loading "
+            f"it would run the code saved with it. Pass {option} if you trust that code"
+        )
+    try:
+        return AutoConfig.from_pretrained(model, trust_remote_code=not known)
+    except OSError as err:
+        raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
+    except Exception as err:
+        converted = load_error(err, model)
+        if converted is not None:
+            raise InputError(f"MODEL: {converted}") from None
+        if isinstance(err, (ValueError, KeyError, TypeError)):
+            # transformers' own errors for an unknown model_type or a config field of the wrong type
+            raise ValueError(f"MODEL: {config_file} is not a usable model config "
+                             f"({type(err).__name__}: {_first_line(err)})") from None
+        raise
 
 
 def load_model(model: str, config, trust_remote_code: bool = False):
+    """The model of a folder or Hub id whose ``config`` :func:`load_model_config` returned (same consent rule)."""
     from transformers import AutoModel, AutoModelForSemanticSegmentation
 
     auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
@@ -49,14 +95,15 @@ def load_model(model: str, config, trust_remote_code: bool = False):
         weights = [name for name in os.listdir(model) if name.endswith((".safetensors", ".bin"))]
         if not weights:
             raise FileNotFoundError(f"MODEL: {model!r} has no weights (model.safetensors); expected a saved model folder")
+    known = known_model_type(config.model_type)
     try:
-        return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
+        return auto.from_pretrained(model, config=config, trust_remote_code=bool(trust_remote_code) and not known)
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
     except Exception as err:
-        if type(err).__name__ == "SafetensorError":  # truncated, random bytes, bad header
-            name = os.path.join(model, "model.safetensors") if os.path.isdir(model) else model
-            raise ValueError(f"MODEL: {name} is not a readable safetensors file ({err})") from None
+        converted = load_error(err, model)
+        if converted is not None:
+            raise InputError(f"MODEL: {converted}") from None
         raise
 
 

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
+from ..models.checks import InputError
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -80,6 +81,8 @@ def _load_base(load, base):
         return load()
     except OSError as err:
         raise FileNotFoundError(f"--base: cannot load {str(base)!r} as a model folder or Hub id ({_first_line(err)})") from None
+    except InputError as err:  # the models' own one line (models/weights.py): a damaged file or config, named
+        raise InputError(f"--base: {err}") from None
     except Exception as err:
         if type(err).__name__ == "SafetensorError":  # a truncated or random-bytes weights file
             raise ValueError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None

@@ -95,6 +95,23 @@ def check_pixel_values(
         )
 
 
+def value_checks(module) -> bool:
+    """Whether a forward of ``module`` should run its checks of values, which wait for the device (a host sync).
+
+    Always in inference (the module in eval mode, or autograd off); in a training forward, only the
+    first one of the module (the data loader's items were checked when loaded, and a sync per step
+    would stall an accelerator); never inside ``torch.compile``.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    if not (module.training and torch.is_grad_enabled()):
+        return True
+    if module.__dict__.get("_checked_a_training_batch"):
+        return False
+    module.__dict__["_checked_a_training_batch"] = True  # not a buffer or parameter: never saved
+    return True
+
+
 def _min_max(pixel_values: torch.Tensor) -> tuple[float, float]:
     """(min, max) in one pass and one sync; NaN if any value is NaN."""
     # Reduce in memory order (a channels-last batch is not copied first).
@@ -154,12 +171,14 @@ def check_pixel_range(pixel_values: torch.Tensor, *, name: str = "pixel_values",
     _check_unit_floats(pixel_values, name, tolerance, hint)
 
 
-def to_unit_range(pixel_values, *, name: str = "pixel_values") -> torch.Tensor:
+def to_unit_range(pixel_values, *, name: str = "pixel_values", check_values: bool = True) -> torch.Tensor:
     """``pixel_values`` as floats in [0, 1] under the pixel rule (see the module doc).
 
     Args:
         pixel_values (`torch.Tensor`): pixels of any shape and real dtype.
         name (`str`, *optional*, defaults to `"pixel_values"`): the argument's name, as errors call it.
+        check_values (`bool`, *optional*, defaults to `True`): `False` takes float pixels as they are, without
+            the pass over them that waits for the device (see :func:`value_checks`).
 
     Returns:
         `torch.Tensor`: the same shape; integers as float32 / 255 (``uint16`` / 65535), floats as
@@ -189,10 +208,10 @@ def to_unit_range(pixel_values, *, name: str = "pixel_values") -> torch.Tensor:
             if low < 0 or high > 255:
                 raise ValueError(f"{name}: expected integer pixels in 0-255, found values from {low} to {high}")
         return pixel_values.float() / 255.0
-    if pixel_values.numel() == 0:
+    if pixel_values.numel() == 0 or not check_values:
         return pixel_values
     low, high = _check_unit_floats(pixel_values, name, ROUNDING, "")
     return pixel_values.clamp(0, 1) if low < 0 or high > 1 else pixel_values
 
 
-__all__ = ["check_pixel_values", "check_pixel_range", "check_finite", "to_unit_range", "ROUNDING"]
+__all__ = ["value_checks", "check_pixel_values", "check_pixel_range", "check_finite", "to_unit_range", "ROUNDING"]

@@ -16,7 +16,10 @@ a network with two kinds of forward hooks:
 The quality vector of a forward lives in a ``contextvars.ContextVar`` for the duration of that
 forward only: nothing of one call is kept for the next, threads calling one network each see
 their own image's quality, and a named module called on its own (not inside a forward of the
-network) raises an error naming its block instead of reusing an earlier image's quality.
+network) raises an error naming its block instead of reusing an earlier image's quality. The
+routing of a forward is handed out per call too: ``with adapter.record_routing() as routing:``
+collects the forwards of the calling thread only; ``adapter.last_routing_weights`` is the last
+forward finished in the calling thread (a convenience for one-thread use).
 
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
@@ -32,6 +35,7 @@ where quarf_hf is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import tempfile
@@ -44,11 +48,13 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .checks import InputError
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked
 
 PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
 # Modules whose forward runs (or whose owner iterates) their children: a block registered on
@@ -108,6 +114,9 @@ class _Attachment:
     handles: list = field(default_factory=list)
     call: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_call", default=None))
     last: threading.local = field(default_factory=threading.local)  # .routing: this thread's last forward
+    # The list that `record_routing` collects into in this thread/context (None outside one).
+    recorder: contextvars.ContextVar = field(
+        default_factory=lambda: contextvars.ContextVar("quarf_adapter_recorder", default=None))
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -152,17 +161,18 @@ def host_module(model: nn.Module, after: str) -> nn.Module:
 
 
 def _pixel_input(args, kwargs, pixel_argument):
+    """(the argument's name, the pixel tensor) of a call of the network."""
     if pixel_argument is not None:
         if isinstance(kwargs.get(pixel_argument), torch.Tensor):
-            return kwargs[pixel_argument]
+            return pixel_argument, kwargs[pixel_argument]
         if args and isinstance(args[0], torch.Tensor):
-            return args[0]
+            return pixel_argument, args[0]
         raise ValueError(f"pixel_argument: the model was called without {pixel_argument!r}")
     for key in PIXEL_KEYWORDS:
         if isinstance(kwargs.get(key), torch.Tensor):
-            return kwargs[key]
+            return key, kwargs[key]
     if args and isinstance(args[0], torch.Tensor):
-        return args[0]
+        return "the pixel input (first argument)", args[0]
     raise ValueError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
 
 
@@ -172,6 +182,12 @@ class QuarfAdapterPreTrainedModel(PreTrainedModel):
     base_model_prefix = "quarf_adapter"
     main_input_name = "pixel_values"
     _can_compile_fullgraph = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a damaged file is one line naming it, missing QuARF weights a
+        warning (see :mod:`.weights`)."""
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module):
         # Only the blocks: the extractor is frozen and comes with its own weights.
@@ -407,12 +423,36 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             return {}
         return dict(getattr(self._attachment.last, "routing", {}))
 
+    @contextlib.contextmanager
+    def record_routing(self):
+        """Collects the routing of every forward of the network that finishes inside the ``with`` block
+        in the calling thread (or asyncio task): yields a list that gains one ``{module name: (B, groups,
+        experts)}`` dict (detached) per forward, in order. Forwards in other threads never show in it, so
+        a server calling one network from many threads gets each request's own routing.
+
+        Example:
+
+        ```python
+        >>> with adapter.record_routing() as routing:
+        ...     output = model(pixel_values)
+        >>> routing[0]["stem"].shape  # (batch, groups, experts)
+        ```
+        """
+        if self._attachment is None:
+            raise ValueError("adapter: not attached to any model; attach() it before recording its routing")
+        recorded: list = []
+        token = self._attachment.recorder.set(recorded)
+        try:
+            yield recorded
+        finally:
+            self._attachment.recorder.reset(token)
+
     def _start_call(self, attachment: _Attachment):
         def start(_module, args, kwargs):
             call = _Call()
             call.token = attachment.call.set(call)  # first: the end hook then always finds this call
-            pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
-            call.quality = self.compute_quality_features(pixels)
+            name, pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
+            call.quality = self.compute_quality_features(pixels, name=name)
 
         return start
 
@@ -422,6 +462,9 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             if call is not None and call.token is not None:
                 attachment.call.reset(call.token)
                 attachment.last.routing = call.routing
+                recorded = attachment.recorder.get()
+                if recorded is not None and _output is not None:
+                    recorded.append(dict(call.routing))
 
         return end
 
@@ -435,13 +478,18 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
                     f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
                 )
             features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
-            if isinstance(features, torch.Tensor) and features.ndim == 4:
-                mixed, routing = apply_block(block, features, call.quality)
-            elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
-                  and all(isinstance(v, int) for v in rest[:2])):
-                # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
-                mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
-            else:
+            try:
+                if isinstance(features, torch.Tensor) and features.ndim == 4:
+                    mixed, routing = apply_block(block, features, call.quality)
+                elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
+                      and all(isinstance(v, int) for v in rest[:2])):
+                    # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
+                    mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
+                else:
+                    mixed = None
+            except InputError as err:  # name the block: the user never called it directly
+                raise type(err)(f"the QuARF block after {after!r}: {err}") from None
+            if mixed is None:
                 found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
                 raise ValueError(
                     f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
@@ -452,9 +500,10 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         return run_block
 
     # ------------------------------------------------------------------ quality
-    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def compute_quality_features(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
         """Quality features (float32) of the base network's normalised pixel input, without gradients."""
-        return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std)
+        return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std,
+                              name=name)
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
         quality_features = self.compute_quality_features(pixel_values)

@@ -32,9 +32,10 @@ from transformers.utils import ModelOutput
 
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_restoration import QuarfRestorationConfig
-from .input_checks import check_pixel_values, to_unit_range
+from .input_checks import check_pixel_values, to_unit_range, value_checks
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked
 
 
 @dataclass
@@ -118,6 +119,12 @@ class QuarfRestorationModel(PreTrainedModel):
         self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
         self.post_init()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a damaged file is one line naming it, missing QuARF weights a
+        warning (see :mod:`.weights`)."""
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
+
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
 
@@ -166,16 +173,18 @@ class QuarfRestorationModel(PreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
-        pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
+        check_values = value_checks(self)  # the passes over values wait for the device: see input_checks
+        # integers as 0-255; out of range refused
+        pixel_values = to_unit_range(pixel_values, name="pixel_values", check_values=check_values)
         if labels is not None:
             if not isinstance(labels, torch.Tensor):
                 raise TypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
                                 f"found {type(labels).__name__}")
             if labels.shape != pixel_values.shape:
                 raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
-            labels = to_unit_range(labels, name="labels")
+            labels = to_unit_range(labels, name="labels", check_values=check_values)
         if quality_features is None:
-            quality_features = quality_vector(self.quality_extractor, pixel_values)
+            quality_features = quality_vector(self.quality_extractor, pixel_values, check=check_values)
         dtype = self.conv_in.weight.dtype
         height, width = pixel_values.shape[-2:]
         multiple = self.config.size_multiple

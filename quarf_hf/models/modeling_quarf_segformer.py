@@ -32,9 +32,10 @@ from transformers.models.segformer.modeling_segformer import (
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
-from .input_checks import check_finite, check_pixel_values
+from .input_checks import check_finite, check_pixel_values, value_checks
 from .quality import build_quality_extractor
 from .quarf import QuARF
+from .weights import from_pretrained_checked, load_error
 
 
 @dataclass
@@ -84,13 +85,18 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
                 )
             except (OSError, ValueError):
                 config = None
+            except Exception as err:  # a badly typed config.json: one line naming the file and the field
+                converted = load_error(err, pretrained_model_name_or_path)
+                if converted is None:
+                    raise
+                raise converted from None
             if config is not None and config.model_type == "segformer":
                 raise ValueError(
                     f"pretrained_model_name_or_path: {pretrained_model_name_or_path!r} is a plain SegFormer "
                     f"(model_type 'segformer'), not a QuARF-SegFormer. Build one from it with "
                     f"QuarfSegformerForSemanticSegmentation.from_segformer({pretrained_model_name_or_path!r}, quality=...)"
                 )
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
 
 class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
@@ -135,15 +141,17 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         self.quality_extractor = build_quality_extractor(config.quality)
         self.post_init()
 
-    def _check_pixel_values(self, pixel_values):
-        # Normalised pixels (any sign): floats and finite, no [0, 1] check; the extractor checks its own input.
+    def _check_pixel_values(self, pixel_values, check_values: bool = True):
+        # Normalised pixels (any sign): floats and finite (values: a host sync, see input_checks.value_checks).
         check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size,
                            values="normalised by the image processor", size_reason="for this encoder and quality extractor")
-        check_finite(pixel_values, name="pixel_values", expected="finite normalised values")
+        if check_values:
+            check_finite(pixel_values, name="pixel_values", expected="finite normalised values")
 
-    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def compute_quality_features(self, pixel_values: torch.Tensor, check: bool | None = None) -> torch.Tensor:
         """Quality features (float32) of normalised ``pixel_values``: un-normalised to [0, 1], through the frozen extractor."""
-        return quality_vector(self.quality_extractor, pixel_values, self.config.image_mean, self.config.image_std)
+        return quality_vector(self.quality_extractor, pixel_values, self.config.image_mean, self.config.image_std,
+                              check=check)
 
     def forward(
         self,
@@ -153,9 +161,10 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ):
-        self._check_pixel_values(pixel_values)
+        check_values = value_checks(self)
+        self._check_pixel_values(pixel_values, check_values)
         if quality_features is None:
-            quality_features = self.compute_quality_features(pixel_values)
+            quality_features = self.compute_quality_features(pixel_values, check=check_values)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -238,7 +247,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
-            loss = segformer_loss(logits, labels, self.config)
+            loss = segformer_loss(logits, labels, self.config, check_values=value_checks(self))
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -357,9 +366,9 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         return adapter
 
 
-def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config, check_values: bool = True) -> torch.Tensor:
     """SegFormer's loss: logits upsampled to the labels' size, cross-entropy with the ignore index."""
-    check_labels(labels, logits.shape[0], config)
+    check_labels(labels, logits.shape[0], config, check_values=check_values)
     upsampled = nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     if config.num_labels > 1:
         return nn.functional.cross_entropy(upsampled, labels, ignore_index=config.semantic_loss_ignore_index)
@@ -368,14 +377,17 @@ def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.
     return (loss * valid).mean()
 
 
-def check_labels(labels, batch: int, config) -> None:
-    """``labels``: integer class ids (batch, H, W), each in 0..num_labels-1 or the ignore index."""
+def check_labels(labels, batch: int, config, check_values: bool = True) -> None:
+    """``labels``: integer class ids (batch, H, W), each in 0..num_labels-1 or the ignore index (the values:
+    with ``check_values``, a host sync; see ``input_checks.value_checks``)."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels: expected a tensor of class ids, found {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"labels: expected integer class ids (torch.long), found {labels.dtype}")
     if labels.ndim != 3 or labels.shape[0] != batch:
         raise ValueError(f"labels: expected shape (batch={batch}, height, width), found {tuple(labels.shape)}")
+    if not check_values:
+        return
     ignore = config.semantic_loss_ignore_index
     bad = ((labels < 0) | (labels >= config.num_labels)) & (labels != ignore)
     if bool(bad.any()):

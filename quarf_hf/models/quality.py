@@ -54,6 +54,7 @@ from torch import nn
 from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
+from .checks import InputError
 from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
@@ -246,6 +247,7 @@ class ContriqueQuality(FrozenQualityExtractor):
         """The extractor of a saved ContriqueModel (folder or Hub id), weights loaded."""
         from .modeling_contrique import ContriqueModel
 
+        check_quality_name(os.fspath(source))
         try:
             model = ContriqueModel.from_pretrained(source)
         except (OSError, ValueError) as err:
@@ -259,6 +261,7 @@ class ContriqueQuality(FrozenQualityExtractor):
     def spec_from_source(cls, source) -> dict:
         """A folder or Hub id of a saved ContriqueModel -> its spec dict (reads config.json only)."""
         text = os.fspath(source)
+        check_quality_name(text)
         if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith(".") or text.count("/") > 1):
             raise ValueError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
                              f"folder/Hub id of a ContriqueModel)")
@@ -276,6 +279,16 @@ class ContriqueQuality(FrozenQualityExtractor):
 
     def spec(self) -> dict:
         return {"type": "contrique", "config": self.model.config.architecture_dict(), **self._spec_options()}
+
+
+def check_quality_name(text: str) -> None:
+    """A name without a slash is a built-in type or a local folder, never a Hub id (Hub ids are
+    ``owner/name``): an unknown one is refused at once, listing the known names, instead of asking
+    the Hub (which, offline, waits for its retries)."""
+    if "/" not in text and os.sep not in text and not os.path.isdir(text):
+        known = ", ".join(repr(name) for name in QUALITY_TYPES)
+        raise InputError(f"quality: unknown quality extractor {text!r}; expected one of {known}, a local folder, "
+                         f"a Hub id (owner/name) of a converted CONTRIQUE, or a spec dict")
 
 
 # The one registry: spec "type" -> extractor class. Every width, minimum size and builder is read from here.

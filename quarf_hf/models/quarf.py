@@ -5,7 +5,7 @@ A frozen image-quality model turns the input image into a quality vector ``q``. 
 own receptive field (by default 3x3 with dilations 1, 2, 4, 8), shared by all groups. Group
 ``i``'s output is ``sum_e w[b, i, e] * expert_e(x_i)``.
 
-This file is shipped to the Hub with the models that use it, so it imports nothing but torch.
+This file is shipped to the Hub with the models that use it, so it imports nothing but torch (and\nits sibling ``checks``).
 
 How this differs from the published ``quarf.py`` (and why):
 
@@ -39,6 +39,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checks import InputError
+from .input_checks import value_checks
 
 MODES = ("soft", "hard")
 ROUTERS = ("linear", "mlp")
@@ -395,6 +398,21 @@ class QuARF(nn.Module):
             )
         if quality_features.is_complex() or not quality_features.is_floating_point():
             raise TypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
+        if x.shape[0] and 0 in x.shape[-2:]:
+            largest = max(receptive_field(k, d) for k, d in self.config.experts)
+            raise InputError(
+                f"x: the QuARF block got an empty {x.shape[-2]}x{x.shape[-1]} feature map (shape {tuple(x.shape)}); "
+                f"its experts see up to {largest}x{largest} pixels (the largest receptive field): give a larger image"
+            )
+        # A host sync: in inference always, in training on the block's first batch only (input_checks.value_checks).
+        if quality_features.numel() and value_checks(self):
+            if not bool(torch.isfinite(quality_features).all()):
+                kinds = [kind for kind, found in (("NaN", quality_features.isnan()), ("inf", quality_features.isinf()))
+                         if bool(found.any())]
+                raise InputError(
+                    f"quality_features: expected finite values, found {' and '.join(kinds)} (a NaN or inf quality vector "
+                    f"would make the whole output NaN; check the images given to the quality extractor)"
+                )
 
     def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
         self._check_inputs(x, quality_features)

@@ -160,12 +160,14 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
 
 
 def load_one(role: str, source: str, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a folder or Hub id (with the package's classes registered; remote code trusted, as
-    the Space's owner chose the model)."""
-    from quarf_hf.evaluation.loading import load_model, load_model_config
+    """Load a folder or Hub id. Model types this package or transformers provides load with their own
+    classes, never the code saved beside them; any other type runs its repository's code, so it is
+    refused unless the Space's owner sets ``QUARF_TRUST_REMOTE_CODE=1``."""
+    from quarf_hf.evaluation.loading import TRUST_REMOTE_CODE_ENV, load_model, load_model_config, trust_remote_code_from_env
 
-    config = load_model_config(source, trust_remote_code=True)
-    return prepare(role, source, load_model(source, config, trust_remote_code=True), device, processor_source=source)
+    trust = trust_remote_code_from_env()
+    config = load_model_config(source, trust, option=f"{TRUST_REMOTE_CODE_ENV}=1 (the Space's opt-in to remote code)")
+    return prepare(role, source, load_model(source, config, trust), device, processor_source=source)
 
 
 _CACHE: dict[tuple, SpaceModels] = {}

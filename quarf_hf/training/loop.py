@@ -164,11 +164,12 @@ def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = N
         log_with=None if config.tracker == "none" else config.tracker,
         project_dir=str(output_dir),
     )
+    set_seed(config.seed)  # data a task draws at random follows the seed, not the RNG's history
     dataset = task.load_data(accelerator)
     if len(dataset) < config.batch_size * accelerator.num_processes:
         raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
                          f"the {len(dataset)} training samples")
-    set_seed(config.seed)  # the initial weights follow the seed
+    set_seed(config.seed)  # again: the initial weights follow the seed only, however much loading drew
     model = task.build_model(dataset, accelerator)
     trainable = [p for p in model.parameters() if p.requires_grad]  # a quality extractor stays frozen
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
