@@ -20,7 +20,7 @@ import torch
 import yaml
 from PIL import Image
 
-from quarf_hf import QuARF
+from quarf_hf import QuARF, insert_quarf
 from quarf_hf.cli import main
 from tiny_models import make_contrique, make_quarf_segformer, make_restoration, segformer_config
 
@@ -100,6 +100,16 @@ def make_world(root: Path) -> dict:
     w["badtype_model"] = _copy_model(res_dir, root / "badtype_model",
                                      lambda d: _set_config(d, block_out_channels="wide"))
     w["badquarf_model"] = _copy_model(seg_dir, root / "badquarf_model", lambda d: _set_config(d, quarf_stage=9))
+    w["damaged_model"] = _copy_model(seg_dir, root / "damaged_model",
+                                     lambda d: (d / "model.safetensors").write_bytes(b"not a safetensors file" * 4))
+    w["typed_model"] = _copy_model(seg_dir, root / "typed_model", lambda d: _set_config(d, hidden_sizes="abc"))
+    w["custom_model"] = _copy_model(seg_dir, root / "custom_model",
+                                    lambda d: _set_config(d, model_type="someone_elses_model"))
+    # adapters inside someone else's network: a plain CNN, and one whose map shrinks to 0x0 before the block
+    w["cnn"] = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1)).eval()
+    insert_quarf(w["cnn"], after="0", quality="brisque", num_groups=2)
+    w["shrink"] = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.AdaptiveAvgPool2d(0)).eval()
+    insert_quarf(w["shrink"], after="1", channels=8, quality="brisque", num_groups=2)
     images = root / "images"
     images.mkdir()
     w["good"] = _png(images / "good.png")

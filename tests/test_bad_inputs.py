@@ -1,4 +1,4 @@
-"""Every bad input refused up front, in one line (issue 16).
+"""Every bad input refused up front, in one line (issue 16; the silent cases of issue 24 are rows too).
 
 The tables of bad inputs live in one file per entry point: test_bad_inputs_block.py (the QuARF block),
 test_bad_inputs_models.py (the models, their configs and the image-to-image pipeline),

@@ -42,6 +42,10 @@ CLI = [
     ("predict corruption", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--corruption", "sunburn", "--out", str(o)], "--corruption"),
     ("predict device", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--device", "quantum", "--out", str(o)], "--device"),
     ("FILE: predict out is a file", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "--out"),
+    ("predict damaged weights", lambda w, o: ["predict", str(w["damaged_model"]), str(w["good"]), "--out", str(o)], "model.safetensors: not a readable safetensors file"),
+    ("predict badly typed config", lambda w, o: ["predict", str(w["typed_model"]), str(w["good"]), "--out", str(o)], "hidden_sizes"),
+    ("predict unknown type", lambda w, o: ["predict", str(w["custom_model"]), str(w["good"]), "--out", str(o)], "Pass --trust-remote-code"),
+    ("predict small second image", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), str(w["tiny"]), "--out", str(o)], "tiny.png' is 8x8 pixels"),
     ("predict restoration text png", lambda w, o: ["predict", str(w["res_dir"]), str(w["good"]), str(w["text_png"]), "--out", str(o)], "text.png"),
     # evaluate
     ("evaluate severities 0", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "0", "--out", str(o)], "--severities"),
@@ -65,6 +69,8 @@ CLI = [
     ("evaluate no weights", lambda w, o: ["evaluate", str(w["noweights_model"]), "--num-samples", "2", "--out", str(o)], "noweights_model"),
     ("evaluate one-label model on shapes", lambda w, o: ["evaluate", str(w["root"] / "seg_one_label"), "--out", str(o)], "--dataset"),
     ("evaluate device", lambda w, o: ["evaluate", str(w["seg_dir"]), "--device", "gpu:x", "--out", str(o)], "--device"),
+    ("evaluate unknown type", lambda w, o: ["evaluate", str(w["custom_model"]), "--dataset", "quarf-shapes", "--out", str(o)], "Pass --trust-remote-code"),
+    ("evaluate damaged weights", lambda w, o: ["evaluate", str(w["damaged_model"]), "--dataset", "quarf-shapes", "--out", str(o)], "not a readable safetensors file"),
     ("FILE: evaluate out is a file", lambda w, o: ["evaluate", str(w["seg_dir"]), "--out", str(o)], "--out"),
     # train
     ("train missing config", lambda w, o: ["train", str(w["root"] / "nope.yaml")], "nope.yaml"),

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bad_input_world import assert_api_refuses
-from quarf_hf import ContriqueConfig, QuarfRestorationConfig, QuarfSegformerConfig
+from quarf_hf import (ContriqueConfig, QuarfRestorationConfig, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation,
+                      insert_quarf)
 from tiny_models import restoration_config, segformer_config
 
 rand = torch.rand
@@ -21,6 +22,10 @@ def _seg_forward(pixels, labels=None):
 
 def _res_forward(pixels, labels=None):
     return lambda w, out: w["res"](pixel_values=pixels, labels=labels)
+
+
+def _load(key):
+    return lambda w, out: QuarfSegformerForSemanticSegmentation.from_pretrained(w[key])
 
 
 def _contrique(pixels):
@@ -81,6 +86,15 @@ API = [
     ("segformer labels bool", "QuarfSegformer", _seg_forward(rand(1, 3, 32, 32), torch.zeros(1, 32, 32, dtype=torch.bool)), TypeError, "labels"),
     ("segformer labels batch", "QuarfSegformer", _seg_forward(rand(1, 3, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long)), ValueError, "labels"),
     ("segformer labels 2-D", "QuarfSegformer", _seg_forward(rand(1, 3, 32, 32), torch.zeros(32, 32, dtype=torch.long)), ValueError, "labels"),
+    ("segformer 0-255 floats", "QuarfSegformer", _seg_forward(torch.full((1, 3, 32, 32), 200.0)), ValueError, "image processor"),
+    ("segformer damaged weights", "QuarfSegformer", _load("damaged_model"), ValueError, "model.safetensors: not a readable safetensors file"),
+    ("segformer badly typed config", "QuarfSegformer", _load("typed_model"), ValueError, "config.json: "),
+    ("restoration NaN quality", "QuarfRestorationModel", lambda w, out: w["res"](pixel_values=rand(1, 3, 16, 16), quality_features=torch.full((1, 36), float("nan"))), ValueError, "quality_features: expected finite values"),
+    # --- an adapter inside someone else's network (insert_quarf)
+    ("adapter 0-255 floats", "insert_quarf", lambda w, out: w["cnn"](torch.full((1, 3, 32, 32), 200.0)), ValueError, "look like 0-255"),
+    ("adapter NaN pixels", "insert_quarf", lambda w, out: w["cnn"](torch.full((1, 3, 32, 32), float("nan"))), ValueError, "finite pixel values"),
+    ("adapter empty map names block", "insert_quarf", lambda w, out: w["shrink"](rand(1, 3, 32, 32)), ValueError, "the QuARF block after '1': x: the QuARF block got an empty 0x0 feature map"),
+    ("adapter unknown quality name", "insert_quarf", lambda w, out: insert_quarf(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1)), after="0", quality="niqe"), ValueError, "unknown quality extractor 'niqe'"),
     # --- configs
     ("segformer config stage", "configs", lambda w, out: QuarfSegformerConfig(**segformer_config(), quarf_stage=7), ValueError, "quarf_stage"),
     ("segformer config quality", "configs", lambda w, out: QuarfSegformerConfig(**segformer_config(), quality="./niqe"), ValueError, "quality: no such folder './niqe'"),

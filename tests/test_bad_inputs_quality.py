@@ -8,6 +8,7 @@ import torch
 
 from bad_input_world import assert_api_refuses
 from quarf_hf import build_quality_extractor, extract_quality
+from quarf_hf.models.conditioning import quality_vector
 
 
 def _quality(images, extractor="brisque"):
@@ -30,6 +31,9 @@ API = [
     ("quality too small", "extract_quality", _quality(torch.rand(3, 10, 10)), ValueError, "images[0]"),
     ("quality second bad", "extract_quality", _quality([torch.rand(3, 32, 32), torch.full((3, 32, 32), 2.0)]), ValueError, "images[1]"),
     ("quality bad extractor", "extract_quality", _quality(torch.rand(3, 32, 32), "./niqe"), ValueError, "spec"),
+    ("extract_quality niqe", "extract_quality", _quality(torch.rand(3, 32, 32), "niqe"), ValueError, "expected one of 'brisque', 'contrique', 'constant'"),
+    ("extract_quality 16-bit as 8-bit", "extract_quality", _quality(np.full((32, 32, 3), 70000, np.int64)), ValueError, "0-255"),
+    ("quality_vector 0-255", "quality_vector", lambda w, out: quality_vector(build_quality_extractor("brisque"), torch.full((1, 3, 32, 32), 255.0)), ValueError, "divide by 255"),
     ("quality extractor number", "build_quality_extractor", lambda w, out: build_quality_extractor(5), ValueError, "spec"),
     ("quality extractor module", "build_quality_extractor", lambda w, out: build_quality_extractor(torch.nn.Linear(2, 2)), ValueError, "spec"),
 ]
