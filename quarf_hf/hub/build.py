@@ -224,6 +224,11 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
     if data["model"] == "contrique" and "training" in data:
         check_trained_encoder(data, base)
+    if data["model"] == "quarf_restoration" and "training" in data and not base:
+        raise ValueError(
+            f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train {data['name']}` "
+            f"and pass the folder it writes (outputs/{data['name']}/model) as --base"
+        )
     if push:
         from .publish import resolve_token
 

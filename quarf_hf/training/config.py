@@ -58,6 +58,8 @@ class TrainConfig:
     tracker: str = "none"
     push_to_hub: str | None = None
     log_sample_ids: bool = False  # write each process's sample ids (for checking sharding)
+    name: str | None = None  # the model card's title (a published variant's name); default: the folder's
+    limitations: str | None = None  # the model card's "Limitations" section (what the evaluation does not cover)
 
     def __post_init__(self):
         def check(name, value, allowed):
@@ -141,10 +143,10 @@ def _check_types(config: "TrainConfig") -> None:
         raise ValueError(f"output_dir: expected a folder path, found {config.output_dir!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int):
         raise ValueError(f"seed: expected an integer, found {config.seed!r}")
-    for name in ("push_to_hub",):
+    for name in ("push_to_hub", "name", "limitations"):
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"{name}: expected a Hub repo id (text) or nothing, found {value!r}")
+            raise ValueError(f"{name}: expected text or nothing, found {value!r}")
     if not isinstance(config.log_sample_ids, bool):
         raise ValueError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
     if config.max_grad_norm is not None:
@@ -225,8 +227,35 @@ def _check_crop_sizes(model: dict, data: dict) -> None:
 
 
 def load_train_config(path, **overrides) -> TrainConfig:
+    """A YAML training config, or the name of a hub_configs/ variant with a ``training`` recipe
+    (``quarf-restoration-photos``): its recipe, the architecture it publishes (``model.hub_config``)
+    and, by default, ``output_dir: outputs/<name>``; the model card is titled with its name."""
+    from ..hub.build import HUB_CONFIGS
     from ..yaml_files import read_yaml_mapping
 
-    data = read_yaml_mapping(Path(path), "CONFIG")
+    path = Path(path)
+    published = HUB_CONFIGS / f"{path.name}.yaml"
+    if not path.is_file() and published.is_file():
+        path = published
+    data = read_yaml_mapping(path, "CONFIG")
+    if path.resolve().parent == HUB_CONFIGS.resolve() and "training" in data and data.get("model") == "quarf_restoration":
+        data = _published_recipe(data)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data)
+
+
+def _published_recipe(variant: dict) -> dict:
+    """A hub_configs/ variant's ``training`` section as a training config."""
+    recipe = variant["training"]
+    if not isinstance(recipe, dict):
+        raise ValueError(f"CONFIG: training: expected a mapping (the recipe), found {recipe!r}")
+    recipe = dict(recipe)
+    model = {"type": variant["model"], "hub_config": variant["name"], "quality": variant.get("quality", "brisque")}
+    if "model" in recipe:
+        raise ValueError("CONFIG: training.model: the architecture is the variant's own (unet, quarf, quality); "
+                         "remove training.model")
+    recipe["model"] = model
+    recipe.setdefault("task", "restoration")
+    recipe.setdefault("output_dir", f"outputs/{variant['name']}")
+    recipe.setdefault("name", variant["name"])
+    return recipe
