@@ -7,7 +7,6 @@ and compare with the trained model's outputs.
 """
 
 import json
-import warnings
 
 import pytest
 import torch

@@ -10,7 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from transformers import AutoModel, AutoModelForSemanticSegmentation, SegformerForSemanticSegmentation
 
-from quarf_hf import QuarfRestorationModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
+from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel, QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation
 from quarf_hf.cli import main
 from quarf_hf.data import load_dataset_spec
 from quarf_hf.degradations import degrade
@@ -414,3 +414,58 @@ def test_a_process_without_images_joins_every_reduction(seg_data):
     # batches of 1 here, of 2 in the single run: the model's float32 sums differ in the last bits
     assert idle["clean"]["mIoU"] == pytest.approx(single["clean"]["mIoU"], rel=1e-5)
     assert idle["clean"]["routing"] == pytest.approx(single["clean"]["routing"], rel=1e-5)
+
+
+def test_restoration_identity_row_is_the_degraded_input_per_kind_and_severity():
+    """The results' "identity": each kind x severity scored on the degraded input itself (the floor),
+    built here by hand from degradation_seed and the size rule; the model's own rows are separate."""
+    data = load_dataset_spec({"type": "photos", "photos": ["chelsea"], "crop_size": 128})
+    torch.manual_seed(0)
+    model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4,
+                                                         conditioning="none"))
+    with torch.no_grad():  # a model that is no longer the identity, so its rows differ from the floor
+        model.conv_out.bias.fill_(0.05)
+    results = evaluate_model(model, data, corruptions=["shot_noise", "defocus_blur"], severities=[2, 4], seed=3,
+                             batch_size=4, progress=False, reference_size=224)
+    identity = results["identity"]
+    assert identity["clean"] == {"psnr": 100.0, "ssim": 1.0}
+    for name in ("shot_noise", "defocus_blur"):
+        for severity in (2, 4):
+            expected = RestorationMeter()
+            for index in range(len(data)):
+                clean = data[index]["labels"].unsqueeze(0)
+                generator = torch.Generator().manual_seed(degradation_seed(3, name, severity, index))
+                expected.update(degrade(clean, name, severity, generator=generator, reference_size=224), clean)
+            expected = expected.compute()
+            assert identity["corruptions"][name][str(severity)] == pytest.approx(expected, rel=1e-9)
+            assert results["corruptions"][name][str(severity)]["psnr"] != pytest.approx(expected["psnr"], rel=1e-3)
+    means = [identity["corruptions"][n][s]["psnr"] for n in ("shot_noise", "defocus_blur") for s in ("2", "4")]
+    assert identity["mean_corrupted"]["psnr"] == pytest.approx(sum(means) / 4)
+    assert "experts" not in results  # conditioning "none" routes nothing
+
+
+def test_psnr_and_ssim_agree_with_scikit_image():
+    """A second reference for the restoration metrics (torchmetrics is the first, above): scikit-image's
+    skimage.metrics on crops of real photos under three kinds. PSNR agrees to rounding; SSIM to 0.01,
+    the difference being the border (skimage averages the map without a 5-px border, torchmetrics and
+    this package reflect-pad and average it all), and it orders the images the same way."""
+    import numpy as np
+    from skimage.metrics import peak_signal_noise_ratio as sk_psnr
+    from skimage.metrics import structural_similarity as sk_ssim
+
+    from quarf_hf.data.photos import load_photo
+    from quarf_hf.evaluation.metrics import psnr_per_image, ssim_per_image
+
+    ours, theirs = [], []
+    for name in ("chelsea", "coffee", "astronaut"):
+        clean = load_photo(name)[:, :96, :128].unsqueeze(0)
+        for kind in ("shot_noise", "defocus_blur", "jpeg_compression"):
+            degraded = degrade(clean, kind, 3, generator=torch.Generator().manual_seed(0))
+            a, b = degraded[0].double().numpy(), clean[0].double().numpy()
+            assert psnr_per_image(degraded, clean).item() == pytest.approx(sk_psnr(b, a, data_range=1.0), abs=1e-9)
+            reference = sk_ssim(b, a, data_range=1.0, channel_axis=0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, win_size=11)
+            ours.append(ssim_per_image(degraded, clean).item())
+            theirs.append(reference)
+            assert ours[-1] == pytest.approx(reference, abs=0.01), (name, kind)
+    assert (np.argsort(ours) == np.argsort(theirs)).mean() > 0.7

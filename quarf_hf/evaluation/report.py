@@ -37,8 +37,9 @@ def _format(value, metric: str) -> str:
 def markdown_table(results: dict, metric: str | None = None) -> str:
     """A Markdown table of one metric (default: the task's main one).
 
-    Rows: clean, each corruption, and the mean over corruptions; columns: the severities and
-    the mean over them (the clean row has only its mean).
+    Rows: clean, each corruption, and the mean over corruptions (restoration: then the same mean
+    for the degraded input itself, the identity's floor); columns: the severities and the mean over
+    them (the clean row has only its mean).
     """
     metric = metric or results["metric"]
     severities = [str(s) for s in results.get("severities") or sorted({s for v in results["corruptions"].values() for s in v}, key=int)]
@@ -61,6 +62,13 @@ def markdown_table(results: dict, metric: str | None = None) -> str:
         means = [sum(columns[s]) / len(columns[s]) if columns[s] else None for s in severities]
         overall = results.get("mean_corrupted", {}).get(metric)
         lines.append(row(["**mean (corrupted)**"] + [_format(v, metric) for v in means] + [_format(overall, metric)]))
+        identity = results.get("identity")
+        if identity and identity.get("corruptions"):  # restoration: the degraded input itself, the floor
+            by_severity = [[entry[s][metric] for entry in identity["corruptions"].values() if s in entry] for s in severities]
+            means = [sum(values) / len(values) if values else None for values in by_severity]
+            overall = identity.get("mean_corrupted", {}).get(metric)
+            lines.append(row(["*identity (degraded input), mean*"] + [_format(v, metric) for v in means]
+                             + [_format(overall, metric)]))
     return "\n".join(lines) + "\n"
 
 

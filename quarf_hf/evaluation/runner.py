@@ -10,13 +10,16 @@ For each condition (clean, then each corruption at each severity) the runner tak
 - restoration: the source is ``item["labels"]`` (the clean image). The dataset's own degraded
   ``pixel_values`` are not used, so every corruption is applied to the same clean images and
   "clean" means the model is given the clean image itself (a good restorer leaves it alone).
-  Mean per-image PSNR and SSIM (:class:`RestorationMeter`).
+  Mean per-image PSNR and SSIM (:class:`RestorationMeter`), and the same scores of the degraded
+  input itself (the *identity*: what doing nothing scores, the floor a restorer must beat), under
+  ``"identity"`` in the results.
 
 Degraded images are fixed by the seed: image ``i`` under corruption ``c`` at severity ``s`` is
 degraded on its own, on the CPU, with a ``torch.Generator`` seeded from a hash of ``(seed, c, s,
 i)``. They depend neither on which other corruptions are evaluated, nor on the batch size, nor
 on the number of processes, nor on the device, so two models (or two runs) see identical
-images.
+images. ``reference_size`` is the degradations' size rule (:mod:`quarf_hf.degradations.registry`;
+``None``: the tables' pixel values), applied to each image at its own size.
 
 With an ``accelerator`` process ``p`` of ``n`` takes the images ``p, p + n, p + 2n, ...`` and
 the meters are summed across processes, giving the single-process numbers.
@@ -96,6 +99,8 @@ class _Condition:
 
     def __init__(self, task: str, num_labels: int, ignore_index, num_experts: int | None):
         self.meter = SegmentationMeter(num_labels, ignore_index) if task == "segmentation" else RestorationMeter()
+        # restoration: the degraded input scored against the clean image (the identity's row)
+        self.identity = RestorationMeter() if task == "restoration" else None
         # Zeros, not None, for a QuARF model: a process with no images must still join the reduction.
         self.routing_sum = None if num_experts is None else torch.zeros(num_experts, dtype=torch.float64)
         self.count = torch.zeros((), dtype=torch.float64)
@@ -151,6 +156,7 @@ class Evaluation:
     experts: list[int] | None
     indices: list[int]
     conditions: list[tuple[str | None, int | None]]
+    reference_size: int | None = None
 
     def new_condition(self) -> _Condition:
         """Empty meters for one condition."""
@@ -163,10 +169,13 @@ class Evaluation:
 
 def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_noise",),
                      severities: Sequence[int] = SEVERITIES, seed: int = 0, batch_size: int = 8,
-                     accelerator=None) -> Evaluation:
+                     accelerator=None, reference_size: int | None = None) -> Evaluation:
     """Checks the arguments and the dataset against the model (before the model runs) and fixes
     the conditions, the normalisation, the device and this process's images."""
+    from quarf_hf.degradations.registry import check_reference_size
+
     corruptions, severities = _validate(corruptions, severities, seed, batch_size, dataset)
+    reference_size = check_reference_size(reference_size)
     task = model_task(model)
     config = model.config
     num_labels, ignore_index = 0, None
@@ -200,6 +209,7 @@ def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_
         num_labels=num_labels, ignore_index=ignore_index, experts=_experts(model),
         indices=list(range(rank, len(dataset), world)),
         conditions=[(None, None)] + [(name, severity) for name in corruptions for severity in severities],
+        reference_size=reference_size,
     )
 
 
@@ -214,7 +224,7 @@ def evaluate_batch(run: Evaluation, state: _Condition, batch, name: str | None, 
         if name is not None:
             # On the CPU with a CPU generator: the same images on every device.
             generator = torch.Generator().manual_seed(degradation_seed(run.seed, name, severity, index))
-            image = degrade(image.cpu(), name, severity, generator=generator)
+            image = degrade(image.cpu(), name, severity, generator=generator, reference_size=run.reference_size)
         images.append(image.to(run.device))
     pixels = torch.cat(images)
     labels = torch.stack([labels for _, _, labels in batch]).to(run.device)
@@ -225,7 +235,20 @@ def evaluate_batch(run: Evaluation, state: _Condition, batch, name: str | None, 
         state.meter.update(logits.argmax(1), labels.long())
     else:
         state.meter.update(output.reconstruction.float(), labels.float())
+        state.identity.update(pixels.float(), labels.float())
     state.add_routing(getattr(output, "routing_weights", None), len(batch))
+
+
+def store_condition(results: dict, state: _Condition, name: str | None, severity: int | None, accelerator) -> None:
+    """A finished condition's metrics into ``results`` (the identity's under ``identity:<name>``)."""
+    for key, meter_metrics in (("", state.compute(accelerator)),
+                               ("identity:", None if state.identity is None else state.identity.compute(accelerator))):
+        if meter_metrics is None:
+            continue
+        if name is None:
+            results[f"{key}clean"] = meter_metrics
+        else:
+            results.setdefault(f"{key}{name}", {})[str(severity)] = meter_metrics
 
 
 def finish_evaluation(run: Evaluation, results: dict) -> dict:
@@ -249,6 +272,13 @@ def finish_evaluation(run: Evaluation, results: dict) -> dict:
     }
     if run.experts is not None:
         out["experts"] = run.experts
+    if run.task == "restoration":
+        identity = {key: results[f"identity:{key}"] for key in ["clean", *run.corruptions]}
+        out["identity"] = {
+            "clean": identity["clean"],
+            "corruptions": {name: identity[name] for name in run.corruptions},
+            "mean_corrupted": _mean_metrics([entry for name in run.corruptions for entry in identity[name].values()]),
+        }
     return out
 
 
@@ -262,6 +292,7 @@ def evaluate_model(
     batch_size: int = 8,
     accelerator=None,
     progress: bool = True,
+    reference_size: int | None = None,
 ) -> dict:
     """Metrics of ``model`` on ``dataset`` clean and under each corruption at each severity.
 
@@ -272,16 +303,19 @@ def evaluate_model(
          "clean": {metrics..., "routing": [mean weight per expert] (QuARF only)},
          "corruptions": {name: {"1": {metrics...}, ...}},   # in the order given
          "mean_corrupted": {metrics averaged over every corruption x severity},
-         "experts": [receptive field per expert] (QuARF only),
+         "experts": [receptive field per expert] (routed QuARF models only),
+         "identity": {"clean": ..., "corruptions": ..., "mean_corrupted": ...},  # restoration only
          "severities": [...], "num_images": N, "seed": seed}
 
     Segmentation metrics: ``mIoU``, ``pixel_accuracy``, ``per_class_iou``; restoration:
-    ``psnr`` (dB), ``ssim``. See the module docstring for how images are degraded and sharded.
+    ``psnr`` (dB), ``ssim``; ``identity`` holds the scores of the degraded inputs themselves (the
+    floor). ``reference_size``: the degradations' size rule (``None``: the tables' pixel values).
+    See the module docstring for how images are degraded and sharded.
     The steps are :func:`setup_evaluation`, :func:`evaluate_batch` per batch and condition, and
     :func:`finish_evaluation`.
     """
     run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed,
-                           batch_size=batch_size, accelerator=accelerator)
+                           batch_size=batch_size, accelerator=accelerator, reference_size=reference_size)
     show = progress and (accelerator is None or getattr(accelerator, "is_main_process", True))
     from tqdm.auto import tqdm
 
@@ -297,15 +331,11 @@ def evaluate_model(
                 for batch in run.batches():
                     evaluate_batch(run, state, batch, name, severity)
                     bar.update(len(batch))
-                metrics = state.compute(accelerator)
-                if name is None:
-                    results["clean"] = metrics
-                else:
-                    results.setdefault(name, {})[str(severity)] = metrics
+                store_condition(results, state, name, severity, accelerator)
     finally:
         bar.close()
         model.train(was_training)
     return finish_evaluation(run, results)
 
 
-__all__ = ["evaluate_model", "setup_evaluation", "evaluate_batch", "finish_evaluation", "Evaluation", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]
+__all__ = ["evaluate_model", "setup_evaluation", "evaluate_batch", "finish_evaluation", "store_condition", "Evaluation", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]

@@ -193,12 +193,26 @@ def check_trained_encoder(data: dict, base) -> None:
 
 def build_trained_encoder(data: dict, folder: Path, base, repo_id=None) -> None:
     """Copies a train-quality ``model/`` folder whose architecture is the variant's; the card names the repo."""
-    import shutil
-
     from ..models.modeling_contrique import ContriqueModel
 
-    model = _load_base(lambda: ContriqueModel.from_pretrained(base), base)
-    for key, expected in data.get("contrique", {}).items():
+    _copy_trained(data, folder, base, repo_id, ContriqueModel, data.get("contrique", {}))
+
+
+def build_trained_restoration(data: dict, folder: Path, base, repo_id=None) -> None:
+    """Copies a ``quarf-hf train NAME`` ``model/`` folder whose architecture is the variant's (its card,
+    with the evaluation and the photos' licences, is kept; it names the repo)."""
+    from ..models.modeling_quarf_restoration import QuarfRestorationModel
+
+    if not Path(base).is_dir():
+        raise FileNotFoundError(f"--base: no such folder {str(base)!r} (the model/ folder of a `quarf-hf train` run)")
+    _copy_trained(data, folder, base, repo_id, QuarfRestorationModel, data.get("unet", {}))
+
+
+def _copy_trained(data: dict, folder: Path, base, repo_id, model_class, architecture: dict) -> None:
+    import shutil
+
+    model = _load_base(lambda: model_class.from_pretrained(base), base)
+    for key, expected in architecture.items():
         found = getattr(model.config, key)
         if (list(found) if isinstance(found, (list, tuple)) else found) != expected:
             raise ValueError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
@@ -210,6 +224,7 @@ def build_trained_encoder(data: dict, folder: Path, base, repo_id=None) -> None:
         reference = repo_id or f"<your-org>/{data['name']}"
         text = re.sub(r'from_pretrained\("[^"]*"', f'from_pretrained("{reference}"', card.read_text())
         text = re.sub(r'quality="[^"]*"', f'quality="{reference}"', text)
+        text = re.sub(r'model="[^"]*"', f'model="{reference}"', text)
         card.write_text(re.sub(r"^# .*$", f"# {data['name']}", text, count=1, flags=re.M))
 
 
@@ -227,6 +242,11 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
     if data["model"] == "contrique" and "training" in data:
         check_trained_encoder(data, base)
+    if data["model"] == "quarf_restoration" and "training" in data and not base:
+        raise ValueError(
+            f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train {data['name']}` "
+            f"and pass the folder it writes (outputs/{data['name']}/model) as --base"
+        )
     if push:
         from .publish import resolve_token
 
@@ -244,6 +264,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
             from .convert_contrique import build_contrique_folder
 
             build_contrique_folder(staging, checkpoint=base, overwrite=True, name=data["name"])
+        elif "training" in data:
+            build_trained_restoration(data, staging, base, push)
         else:
             build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
     if push:

@@ -50,10 +50,16 @@ def describe(config) -> str:
                 f"describes each input image and a router weights {len(config.quarf['experts'])} dilated-convolution "
                 f"experts per channel group.")
     if kind == "quarf_restoration":
-        return ("An image-restoration UNet built from diffusers' 2D UNet blocks (no timestep), with a QuARF block "
-                "(quality-adaptive receptive fields, AAAI-25) after the input convolution, routed by a frozen "
-                f"{config.quality['type'].upper()} quality model, and a global residual: output = input + "
-                "predicted residual, in [0, 1], at the input's size.")
+        conditioning = getattr(config, "conditioning", "route")
+        block = {
+            "route": ("a QuARF block (quality-adaptive receptive fields, AAAI-25) after the input convolution, routed "
+                      f"by a frozen {config.quality['type'].upper()} quality model"),
+            "film": ("a FiLM block after the input convolution: a per-channel scale and shift predicted from a frozen "
+                     f"{config.quality['type'].upper()} quality model's features (no routing)"),
+            "none": "no quality conditioning (the plain UNet)",
+        }.get(conditioning, f"conditioning {conditioning!r}")
+        return ("An image-restoration UNet built from diffusers' 2D UNet blocks (no timestep), with "
+                f"{block}, and a global residual: output = input + predicted residual, in [0, 1], at the input's size.")
     if kind == "contrique":
         return ("CONTRIQUE (Madhusudana, Birkbeck, Wang, Adsumilli, Bovik: *Image Quality Assessment using "
                 "Contrastive Learning*, IEEE TIP 2022) as a transformers model. It maps an RGB image in [0, 1] "

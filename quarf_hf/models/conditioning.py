@@ -13,8 +13,18 @@ network) conditions on image quality the same way, through the three pieces here
 * :func:`apply_block`: runs that module on a (B, C, H, W) map or on tokens (B, N, C) with their
   (H, W), SegFormer's layout, with the vector in the block's dtype.
 
-Adding a way of using the vector (e.g. ``"film"``: a per-channel scale and shift predicted from
-it, instead of routing over experts) is one entry in :data:`CONDITIONING_MODES`: a builder
+The modes (the configs' ``conditioning`` setting):
+
+* ``"route"`` (default): QuARF, the vector routes a mixture of dilated-convolution experts.
+* ``"film"``: :class:`QualityFilm`, the same vector turned into a per-channel scale and shift of the
+  same feature map (FiLM), no routing and no experts. Its output layer starts at zero, so it is the
+  identity at initialisation, and its hidden width is chosen so that it has the routed block's
+  parameter count (within one hidden unit): the control that separates "routing on quality" from
+  "any use of quality".
+* ``"none"``: :class:`Unconditioned`, the identity with no parameters; a model with it never runs
+  its quality extractor (the plain network, e.g. the plain UNet arm of the restoration comparison).
+
+Adding a way of using the vector is one entry in :data:`CONDITIONING_MODES`: a builder
 ``(in_channels, out_channels, config) -> module`` whose module is called as
 ``module(feature_map, quality, return_routing=True) -> (output map, routing weights or None)``.
 The configs' ``conditioning`` value then selects it, and the three models need no change.
@@ -41,8 +51,102 @@ def _routed_block(in_channels: int, out_channels: int | None, config) -> nn.Modu
     return QuARF(in_channels, out_channels=out_channels, config=config)
 
 
+def _same_channels(in_channels: int, out_channels: int | None, mode: str) -> None:
+    if out_channels is not None and out_channels != in_channels:
+        raise ValueError(f"out_channels: conditioning {mode!r} keeps the feature map's channels; expected "
+                         f"{in_channels}, found {out_channels}")
+
+
+def routed_parameter_count(in_channels: int, config, out_channels: int | None = None) -> int:
+    """Parameters of the QuARF block with these settings (built on the meta device: no memory, no random draws)."""
+    with torch.device("meta"):
+        block = QuARF(in_channels, out_channels=out_channels, config=config)
+    return sum(p.numel() for p in block.parameters())
+
+
+class FilmLinear(nn.Linear):
+    """A linear layer of :class:`QualityFilm`; ``zero_init``: the output layer, zero at initialisation.
+
+    The identity-at-init rule sits on the layer itself, not on the block: transformers initialises
+    a remote-code module that has no parameters of its own (the block) as already done, so a rule
+    keyed on the block would never run."""
+
+    def __init__(self, in_features: int, out_features: int, zero_init: bool = False):
+        super().__init__(in_features, out_features)
+        self.zero_init = zero_init
+        if zero_init:
+            nn.init.zeros_(self.weight)
+            nn.init.zeros_(self.bias)
+
+
+class QualityFilm(nn.Module):
+    r"""
+    FiLM on the quality vector: ``x * (1 + scale(q)) + shift(q)``, one scale and one shift per channel
+    from a small MLP (Linear -> GELU -> Linear) of the quality features; no routing, no experts.
+
+    The output layer is zero at initialisation, so the block starts as the identity. The hidden
+    width makes the parameter count that of the QuARF block with the same settings
+    (:func:`routed_parameter_count`), so "film" and "route" differ in how they use the vector, not
+    in how many parameters they spend on it.
+
+    Args:
+        in_channels (`int`): channels of the feature map (the output has the same).
+        config (`QuarfConfig` or `dict`): the block settings; ``quality_dim`` is the vector's width,
+            the others size the routed block whose parameter count this one matches.
+    """
+
+    uses_quality = True
+
+    def __init__(self, in_channels: int, config):
+        super().__init__()
+        if isinstance(config, dict):
+            config = QuarfConfig.from_dict(config)
+        self.config, self.in_channels = config, in_channels
+        budget = routed_parameter_count(in_channels, config)
+        # hidden * (quality_dim + 1) + (hidden + 1) * 2C parameters = the routed block's
+        hidden = max(1, round((budget - 2 * in_channels) / (config.quality_dim + 1 + 2 * in_channels)))
+        self.hidden = FilmLinear(config.quality_dim, hidden)
+        self.out = FilmLinear(hidden, 2 * in_channels, zero_init=True)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.in_channels}, quality_dim={self.config.quality_dim}, hidden={self.hidden.out_features}"
+
+    def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+            found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x: expected a (batch, {self.in_channels}, height, width) feature map, found {found}")
+        expected = (x.shape[0], self.config.quality_dim)
+        if not isinstance(quality_features, torch.Tensor) or tuple(quality_features.shape) != expected:
+            found = tuple(quality_features.shape) if isinstance(quality_features, torch.Tensor) else type(quality_features).__name__
+            raise ValueError(f"quality_features: expected shape {expected} (batch of x, quality_dim), found {found}")
+        scale, shift = self.out(nn.functional.gelu(self.hidden(quality_features.to(self.hidden.weight.dtype)))).chunk(2, dim=-1)
+        out = x * (1 + scale[..., None, None].to(x.dtype)) + shift[..., None, None].to(x.dtype)
+        return (out, None) if return_routing else out
+
+
+class Unconditioned(nn.Module):
+    """The identity, with no parameters: the ``"none"`` mode (a model with it runs no quality extractor)."""
+
+    uses_quality = False
+
+    def forward(self, x: torch.Tensor, quality_features: torch.Tensor | None = None, return_routing: bool = False):
+        return (x, None) if return_routing else x
+
+
+def _film_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
+    """FiLM: the vector scales and shifts each channel (no routing), as many parameters as "route"."""
+    _same_channels(in_channels, out_channels, "film")
+    return QualityFilm(in_channels, config)
+
+
+def _no_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
+    """No conditioning: the plain network."""
+    _same_channels(in_channels, out_channels, "none")
+    return Unconditioned()
+
+
 # conditioning setting -> builder of the module that uses the quality vector (see the module doc).
-CONDITIONING_MODES = {"route": _routed_block}
+CONDITIONING_MODES = {"route": _routed_block, "film": _film_block, "none": _no_block}
 DEFAULT_CONDITIONING = "route"
 
 
@@ -74,12 +178,45 @@ def build_block(conditioning: str, in_channels: int, config, *, out_channels: in
     """The module that conditions a feature map of ``in_channels`` on the quality vector.
 
     Args:
-        conditioning (`str`): a key of :data:`CONDITIONING_MODES` (``"route"``: a QuARF block).
+        conditioning (`str`): a key of :data:`CONDITIONING_MODES` (``"route"``: a QuARF block;
+            ``"film"``: :class:`QualityFilm`; ``"none"``: :class:`Unconditioned`).
         in_channels (`int`): channels of the feature map it transforms.
         config (`QuarfConfig` or `dict`): the block's settings.
         out_channels (`int`, *optional*): its output channels (``in_channels`` by default).
     """
     return CONDITIONING_MODES[check_conditioning(conditioning)](in_channels, out_channels, config)
+
+
+def uses_quality(block: nn.Module) -> bool:
+    """Whether ``block`` reads the quality vector (``False`` for ``"none"``: the extractor need not run)."""
+    return getattr(block, "uses_quality", True)
+
+
+def init_identity(module: nn.Module) -> None:
+    """Sets a conditioning block's identity-at-init part to zero: QuARF's ``residual_scale`` (when
+    residual), FiLM's output layer (a :class:`FilmLinear` with ``zero_init``). For the models'
+    ``_init_weights``, after their generic rule; transformers' guarded init functions leave weights
+    loaded from a checkpoint alone."""
+    from transformers import initialization as init
+
+    if isinstance(module, QuARF) and module.residual_scale is not None:
+        init.zeros_(module.residual_scale)
+    elif isinstance(module, FilmLinear) and module.zero_init:
+        init.zeros_(module.weight)
+        init.zeros_(module.bias)
+
+
+def init_film_layer(layer: FilmLinear) -> None:
+    """torch's default initialisation of a FiLM layer, the output layer at zero (guarded: weights
+    loaded from a checkpoint are left alone). For models whose own rule leaves linears alone."""
+    import math
+
+    from transformers import initialization as init
+
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    bound = 1 / math.sqrt(layer.in_features)
+    init.uniform_(layer.bias, -bound, bound)
+    init_identity(layer)
 
 
 def upscale_to_min_size(pixels: torch.Tensor, min_size: int) -> torch.Tensor:
@@ -163,11 +300,13 @@ def apply_block(block: nn.Module, features: torch.Tensor, quality: torch.Tensor,
     Args:
         block (`nn.Module`): made by :func:`build_block`.
         features (`torch.Tensor`): a (B, C, H, W) map, or tokens (B, H*W, C) when ``size`` is given.
-        quality (`torch.Tensor`): (B, feature_dim) quality vector; cast to the block's dtype here.
+        quality (`torch.Tensor`): (B, feature_dim) quality vector, cast to the block's dtype here; `None`
+            for a block that does not use it (``"none"``).
         size (`tuple[int, int]`, *optional*): (H, W) of the tokens.
     """
     reference = next(block.parameters(), None)
-    quality = quality.to(reference.dtype if reference is not None else features.dtype)
+    if quality is not None:
+        quality = quality.to(reference.dtype if reference is not None else features.dtype)
     if size is None:
         return block(features, quality, return_routing=True)
     height, width = size
@@ -180,6 +319,13 @@ def apply_block(block: nn.Module, features: torch.Tensor, quality: torch.Tensor,
 __all__ = [
     "CONDITIONING_MODES",
     "DEFAULT_CONDITIONING",
+    "QualityFilm",
+    "Unconditioned",
+    "FilmLinear",
+    "init_film_layer",
+    "init_identity",
+    "routed_parameter_count",
+    "uses_quality",
     "apply_block",
     "block_settings",
     "build_block",

@@ -40,8 +40,10 @@ class QuarfAdapterConfig(PretrainedConfig):
             :class:`~quarf_hf.QuarfConfig` as a dict) and ``parameter_shapes`` (the shapes of that
             module's parameters when the adapter was made, checked when attaching).
         conditioning (`str`, *optional*, defaults to `"route"`):
-            How the blocks use the quality vector: ``"route"``, QuARF's routing over experts (the
-            one mode so far; see ``conditioning.CONDITIONING_MODES``).
+            How the blocks use the quality vector: ``"route"``, QuARF's routing over experts;
+            ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
+            routed block's parameter count, the identity at init); ``"none"``, no block (see
+            ``conditioning.CONDITIONING_MODES``).
         pixel_mean, pixel_std (`float` or `list[float]`, *optional*, default 0 and 1): how the base
             network's pixel input is normalised: ``pixels_01 = input * std + mean``.
         pixel_argument (`str`, *optional*): the keyword of the base network's forward that carries

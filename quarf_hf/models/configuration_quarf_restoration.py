@@ -59,8 +59,10 @@ class QuarfRestorationConfig(PretrainedConfig):
         quality (`str` or `dict`, *optional*, defaults to `"brisque"`):
             The frozen quality extractor's spec (see :func:`quarf_hf.build_quality_extractor`).
         conditioning (`str`, *optional*, defaults to `"route"`):
-            How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
-            one mode so far; see ``conditioning.CONDITIONING_MODES``).
+            How the block uses the quality vector: ``"route"``, QuARF's routing over experts;
+            ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
+            routed block's parameter count, the identity at init); ``"none"``, no block (the plain
+            network, its quality extractor never run). See ``conditioning.CONDITIONING_MODES``.
         loss (`str`, *optional*, defaults to `"charbonnier"`):
             ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
         charbonnier_eps (`float`, *optional*, defaults to 1e-3):

@@ -43,8 +43,10 @@ class QuarfSegformerConfig(SegformerConfig):
             ``{"type": "contrique", "config": {...}}``); stored as a spec dict. Its weights are
             saved with the model.
         conditioning (`str`, *optional*, defaults to `"route"`):
-            How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
-            one mode so far; see ``conditioning.CONDITIONING_MODES``).
+            How the block uses the quality vector: ``"route"``, QuARF's routing over experts;
+            ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
+            routed block's parameter count, the identity at init); ``"none"``, no block (the plain
+            network, its quality extractor never run). See ``conditioning.CONDITIONING_MODES``.
         image_mean (`list[float]`, *optional*, defaults to ImageNet's `[0.485, 0.456, 0.406]`):
             The mean the image processor subtracts from ``pixel_values``; the model undoes the
             normalisation to give the quality extractor pixels in [0, 1]. Must match the processor.

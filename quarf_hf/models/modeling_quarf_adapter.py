@@ -49,7 +49,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .checks import InputError
-from .conditioning import apply_block, build_block, quality_vector
+from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
 from .quality import build_quality_extractor
@@ -193,6 +193,8 @@ class QuarfAdapterPreTrainedModel(PreTrainedModel):
         # Only the blocks: the extractor is frozen and comes with its own weights.
         if isinstance(module, QuARF):
             init_quarf_block(module)
+        elif isinstance(module, FilmLinear):
+            init_film_layer(module)
 
 
 class QuarfAdapter(QuarfAdapterPreTrainedModel):

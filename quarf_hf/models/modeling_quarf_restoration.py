@@ -30,11 +30,10 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .conditioning import apply_block, build_block, quality_vector
+from .conditioning import apply_block, build_block, init_identity, quality_vector, uses_quality
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range, value_checks
 from .quality import build_quality_extractor
-from .quarf import QuARF
 from .weights import from_pretrained_checked
 
 
@@ -88,9 +87,7 @@ class QuarfRestorationModel(PreTrainedModel):
         super().__init__(config)
         widths = config.block_out_channels
         groups, eps, act = config.norm_num_groups, 1e-6, "silu"
-        self.quality_extractor = build_quality_extractor(config.quality)
         self.conv_in = nn.Conv2d(config.num_channels, widths[0], 3, padding=1)
-        self.quarf = build_block(config.conditioning, widths[0], config.quarf)
         self.down_blocks = nn.ModuleList()
         in_width = widths[0]
         for level, width in enumerate(widths):
@@ -117,6 +114,12 @@ class QuarfRestorationModel(PreTrainedModel):
             ))
         self.conv_norm_out = nn.GroupNorm(groups, widths[0], eps=eps)
         self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
+        # The block and the extractor come after the UNet and are built without touching the random
+        # stream: the UNet's initial weights then depend on the seed alone, not on the conditioning
+        # (the arms of a comparison start from the same UNet; see init_weights' module order).
+        with torch.random.fork_rng(devices=[]):
+            self.quarf = build_block(config.conditioning, widths[0], config.quarf)
+            self.quality_extractor = build_quality_extractor(config.quality)
         self.post_init()
 
     @classmethod
@@ -131,7 +134,9 @@ class QuarfRestorationModel(PreTrainedModel):
         Convolutions and linears (QuARF's experts and router included): torch's default, as
         diffusers' blocks have it (weight kaiming-uniform with ``a=sqrt(5)``, bias uniform in
         +-1/sqrt(fan_in)); GroupNorm/LayerNorm weight 1, bias 0; QuARF's ``residual_scale`` 0 (when
-        residual); ``conv_out`` 0, so an untrained model is the identity. Weights already loaded
+        residual) and FiLM's output layer 0 (``conditioning.init_identity``); ``conv_out`` 0, so an
+        untrained model is the identity. Modules are visited in registration order, the UNet before
+        the block, so the UNet's weights do not depend on the conditioning. Weights already loaded
         are left alone (transformers' guarded ``init`` functions).
         """
         if module is getattr(self, "conv_out", None):
@@ -148,8 +153,7 @@ class QuarfRestorationModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, QuARF) and module.residual_scale is not None:
-            init.zeros_(module.residual_scale)
+        init_identity(module)  # QuARF's gate, FiLM's output layer: the block starts as the identity
 
     def _check_pixel_values(self, pixel_values):
         # Any size: images under the quality model's minimum reach it upscaled (conditioning.quality_vector).
@@ -183,7 +187,7 @@ class QuarfRestorationModel(PreTrainedModel):
             if labels.shape != pixel_values.shape:
                 raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
             labels = to_unit_range(labels, name="labels", check_values=check_values)
-        if quality_features is None:
+        if quality_features is None and uses_quality(self.quarf):  # conditioning "none" never runs the extractor
             quality_features = quality_vector(self.quality_extractor, pixel_values, check=check_values)
         dtype = self.conv_in.weight.dtype
         height, width = pixel_values.shape[-2:]

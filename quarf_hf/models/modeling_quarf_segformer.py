@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import SegformerForSemanticSegmentation
-from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import (
     SegformerDecodeHead,
@@ -29,12 +28,11 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
-from .conditioning import apply_block, build_block, quality_vector
+from .conditioning import apply_block, build_block, init_identity, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values, value_checks
 from .quality import build_quality_extractor
-from .quarf import QuARF
 from .weights import from_pretrained_checked, load_error
 
 
@@ -65,12 +63,11 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
 
         SegFormer's rule for its layers (transformers' default: linears and convolutions, QuARF's
         experts and router included, ~ N(0, ``initializer_range``) with zero bias; norms weight 1,
-        bias 0), plus QuARF's ``residual_scale`` at 0, so a block without saved weights is the
-        identity. Weights already loaded are left alone (transformers' guarded ``init`` functions).
+        bias 0), plus the block's identity part at 0 (QuARF's ``residual_scale``, FiLM's output
+        layer), so a block without saved weights is the identity. Weights already loaded are left alone (transformers' guarded ``init`` functions).
         """
         super()._init_weights(module)
-        if isinstance(module, QuARF) and module.residual_scale is not None:
-            init.zeros_(module.residual_scale)
+        init_identity(module)  # QuARF's gate, FiLM's output layer
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

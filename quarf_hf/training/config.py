@@ -22,8 +22,16 @@ class TrainConfig:
         overrides), ``quarf`` (block settings) and ``quality`` (extractor spec).
     data: ``train`` and ``validation`` dataset specs (see ``quarf_hf.data.load_dataset_spec``).
     augmentation: ``policy`` none | degradation, ``p`` (share of degraded images), ``corruptions``
-        (names, or "all"), ``severities`` (``[low, high]``: an inclusive range; a longer list: exactly those).
-    evaluation: ``corruptions`` and ``severities`` of the degraded validation sets.
+        (names, or "all"), ``severities`` (``[low, high]``: an inclusive range; a longer list: exactly
+        those), ``reference_size`` (the degradations' size rule: ``null`` keeps the tables' pixel
+        values, 224 scales spatial parameters with the image's shorter side; see
+        :mod:`quarf_hf.degradations.registry`).
+    evaluation: ``corruptions``, ``severities`` and ``reference_size`` of the degraded validation sets.
+
+    ``task: restoration`` (model ``quarf_restoration``) trains on clean crops (``{type: photos}`` or
+    ``{type: images, path}``): each batch's ``pixel_values`` are degraded on the device and the
+    clean ``labels`` are the target. Every ``crop_size`` of its data must be a multiple of the UNet's
+    downsampling factor (``2 ** (levels - 1)``).
     """
 
     task: str = "segmentation"
@@ -50,6 +58,8 @@ class TrainConfig:
     tracker: str = "none"
     push_to_hub: str | None = None
     log_sample_ids: bool = False  # write each process's sample ids (for checking sharding)
+    name: str | None = None  # the model card's title (a published variant's name); default: the folder's
+    limitations: str | None = None  # the model card's "Limitations" section (what the evaluation does not cover)
 
     def __post_init__(self):
         def check(name, value, allowed):
@@ -76,6 +86,10 @@ class TrainConfig:
         _check_degradations("augmentation", self.augmentation.get("corruptions", "all"),
                             self.augmentation.get("severities", [1, 5]))
         _check_degradations("evaluation", self.evaluation.get("corruptions", []), self.evaluation.get("severities", [3]))
+        for section in ("augmentation", "evaluation"):
+            _check_reference_size(f"{section}.reference_size", getattr(self, section).get("reference_size"))
+        if self.task == "restoration":
+            _check_crop_sizes(self.model, self.data)
         check("schedule", self.schedule, SCHEDULES)
         check("mixed_precision", self.mixed_precision, PRECISIONS)
         check("tracker", self.tracker, TRACKERS)
@@ -129,10 +143,10 @@ def _check_types(config: "TrainConfig") -> None:
         raise ValueError(f"output_dir: expected a folder path, found {config.output_dir!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int):
         raise ValueError(f"seed: expected an integer, found {config.seed!r}")
-    for name in ("push_to_hub",):
+    for name in ("push_to_hub", "name", "limitations"):
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"{name}: expected a Hub repo id (text) or nothing, found {value!r}")
+            raise ValueError(f"{name}: expected text or nothing, found {value!r}")
     if not isinstance(config.log_sample_ids, bool):
         raise ValueError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
     if config.max_grad_norm is not None:
@@ -150,8 +164,8 @@ def _check_types(config: "TrainConfig") -> None:
 
 
 MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
-AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities")
-EVALUATION_KEYS = ("corruptions", "severities")
+AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities", "reference_size")
+EVALUATION_KEYS = ("corruptions", "severities", "reference_size")
 
 
 def _check_keys(section: str, value, allowed) -> None:
@@ -183,9 +197,65 @@ def _check_degradations(section: str, corruptions, severities) -> None:
         raise ValueError(str(err)) from None
 
 
+def _check_reference_size(name: str, value) -> None:
+    from ..degradations.registry import check_reference_size
+
+    check_reference_size(value, name)
+
+
+def _check_crop_sizes(model: dict, data: dict) -> None:
+    """Each photo dataset's ``crop_size`` is a multiple of the restoration UNet's downsampling factor
+    (known from the config without loading anything; a ``base`` on the Hub is not checked here)."""
+    from ..data.specs import DEFAULT_CROP_SIZE
+    from .models import restoration_size_multiple
+
+    multiple = restoration_size_multiple(model)
+    if multiple is None:
+        return
+    for split in ("train", "validation"):
+        spec = data.get(split)
+        if not isinstance(spec, dict) or spec.get("type") not in ("photos", "images"):
+            continue
+        size = spec.get("crop_size", DEFAULT_CROP_SIZE)
+        sides = list(size) if isinstance(size, (list, tuple)) else [size]
+        if not sides or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
+            raise ValueError(f"data.{split}.crop_size: expected a positive int or [height, width], found {size!r}")
+        if any(side % multiple for side in sides):
+            fits = sorted({max(multiple, side - side % multiple) for side in sides})
+            raise ValueError(f"data.{split}.crop_size: expected a multiple of {multiple} (the restoration UNet halves "
+                             f"the size {multiple.bit_length() - 1} times), found {size!r}; e.g. {fits[0]}")
+
+
 def load_train_config(path, **overrides) -> TrainConfig:
+    """A YAML training config, or the name of a hub_configs/ variant with a ``training`` recipe
+    (``quarf-restoration-photos``): its recipe, the architecture it publishes (``model.hub_config``)
+    and, by default, ``output_dir: outputs/<name>``; the model card is titled with its name."""
+    from ..hub.build import HUB_CONFIGS
     from ..yaml_files import read_yaml_mapping
 
-    data = read_yaml_mapping(Path(path), "CONFIG")
+    path = Path(path)
+    published = HUB_CONFIGS / f"{path.name}.yaml"
+    if not path.is_file() and published.is_file():
+        path = published
+    data = read_yaml_mapping(path, "CONFIG")
+    if path.resolve().parent == HUB_CONFIGS.resolve() and "training" in data and data.get("model") == "quarf_restoration":
+        data = _published_recipe(data)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data)
+
+
+def _published_recipe(variant: dict) -> dict:
+    """A hub_configs/ variant's ``training`` section as a training config."""
+    recipe = variant["training"]
+    if not isinstance(recipe, dict):
+        raise ValueError(f"CONFIG: training: expected a mapping (the recipe), found {recipe!r}")
+    recipe = dict(recipe)
+    model = {"type": variant["model"], "hub_config": variant["name"], "quality": variant.get("quality", "brisque")}
+    if "model" in recipe:
+        raise ValueError("CONFIG: training.model: the architecture is the variant's own (unet, quarf, quality); "
+                         "remove training.model")
+    recipe["model"] = model
+    recipe.setdefault("task", "restoration")
+    recipe.setdefault("output_dir", f"outputs/{variant['name']}")
+    recipe.setdefault("name", variant["name"])
+    return recipe

@@ -239,6 +239,8 @@ def run_training(task: Task, resume: bool = False, push_to_hub: str | None = Non
     while run.step < config.max_steps and not stopped_early:
         epoch, done_in_epoch = divmod(run.step, steps_per_epoch)
         loader.set_epoch(epoch)
+        if hasattr(run.dataset, "set_epoch"):  # accelerate passes the epoch to the sampler only
+            run.dataset.set_epoch(epoch)
         skip = done_in_epoch * config.gradient_accumulation_steps
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch_in_epoch, batch in enumerate(epoch_loader, start=skip):

@@ -57,3 +57,29 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
         return QuarfRestorationModel.from_pretrained(base)
     return new_quarf_model("quarf_restoration", quality, **architecture, quarf=quarf)
 
+
+
+def restoration_size_multiple(model_section: dict) -> int | None:
+    """The factor a restoration model's input sides must be a multiple of (``2 ** (levels - 1)``), from
+    a training config's ``model`` section: its ``config`` and ``hub_config`` widths, or a local
+    ``base`` folder's config.json; None when it cannot be known without a download."""
+    import json
+    from pathlib import Path
+
+    from ..models.configuration_quarf_restoration import QuarfRestorationConfig
+
+    base = model_section.get("base")
+    if base:
+        config_file = Path(str(base)) / "config.json"
+        if not config_file.is_file():
+            return None
+        widths = json.loads(config_file.read_text()).get("block_out_channels")
+    else:
+        widths = (model_section.get("config") or {}).get("block_out_channels")
+        if widths is None and model_section.get("hub_config"):
+            widths = load_hub_config(model_section["hub_config"]).get("unet", {}).get("block_out_channels")
+    if widths is None:
+        widths = QuarfRestorationConfig.block_out_channels
+    if not isinstance(widths, (list, tuple)) or not widths:
+        return None  # the model config reports it, naming the key
+    return 2 ** (len(widths) - 1)

@@ -27,6 +27,11 @@ class IndexedDataset(torch.utils.data.Dataset):
     def __getitem__(self, index):
         return {**self.dataset[index], "index": index}
 
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on (random photo crops are drawn from the seed, the epoch and the index)."""
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
 
 def _evaluate(model, dataset, config: TrainConfig, accelerator) -> dict:
     """Clean and degraded validation metrics, shared over processes (see quarf_hf.evaluation)."""
@@ -38,7 +43,7 @@ def _evaluate(model, dataset, config: TrainConfig, accelerator) -> dict:
         corruptions=config.evaluation.get("corruptions", []),
         severities=config.evaluation.get("severities", [3]),
         seed=config.seed, batch_size=config.batch_size, accelerator=accelerator,
-        progress=accelerator.is_local_main_process,
+        progress=accelerator.is_local_main_process, reference_size=config.evaluation.get("reference_size"),
     )
     model.train()
     return results
@@ -70,7 +75,27 @@ def _augmentation(config: TrainConfig):
         names=None if names == "all" else names,
         severities=_severity_choice(config.augmentation.get("severities", [1, 5])),
         p=config.augmentation.get("p", 0.5),
+        reference_size=config.augmentation.get("reference_size"),
     )
+
+
+def _load_spec(spec, where: str):
+    """``load_dataset_spec(spec)``; its one-line errors (``path: no images in ...``, ``photos: unknown
+    photo ...``, ``crop_size: ... is larger than ...``) name the setting in the config
+    (``data.train.path: ...``)."""
+    import re
+
+    from ..data import load_dataset_spec
+
+    try:
+        return load_dataset_spec(spec)
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err)
+        key = re.match(r"^([A-Za-z_][\w.]*): ", message)
+        if key and "\n" not in message:
+            named = where if key.group(1) == "spec" else f"{where}.{key.group(1)}"
+            raise type(err)(f"{named}: {message[key.end():]}") from None
+        raise
 
 
 class SegmentationTask(Task):
@@ -88,15 +113,14 @@ class SegmentationTask(Task):
         self.seen_ids: list[int] = []  # with log_sample_ids: the sample ids this process trained on
 
     def load_data(self, accelerator):
-        from ..data import load_dataset_spec
         from ..data.checks import check_items, skipped_lines
 
         config, task = self.config, self.config.task
-        self.train_set, skipped = check_items(load_dataset_spec(config.data["train"]), "data.train",
+        self.train_set, skipped = check_items(_load_spec(config.data["train"], "data.train"), "data.train",
                                               skip_bad=self.skip_bad, same_size=True, task=task)
         skipped_validation = []
         if config.data.get("validation"):
-            self.validation_set, skipped_validation = check_items(load_dataset_spec(config.data["validation"]),
+            self.validation_set, skipped_validation = check_items(_load_spec(config.data["validation"], "data.validation"),
                                                                   "data.validation", skip_bad=self.skip_bad, task=task)
         self.skipped = [(f"data.train {name}", reason) for name, reason in skipped] + [
             (f"data.validation {name}", reason) for name, reason in skipped_validation]
