@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..hub.ids import looks_like_hub_id
+from ..models.checks import InputError
 from .pixels import RESTORATION_MODEL_TYPES
 
 
@@ -17,9 +18,9 @@ def resolve_device(text: str | None) -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise ValueError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
+        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {text!r} requested but CUDA is not available")
+        raise InputError(f"--device: {text!r} requested but CUDA is not available")
     return device
 
 
@@ -37,7 +38,7 @@ def load_model_config(model: str, trust_remote_code: bool):
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except (ValueError, KeyError, TypeError) as err:
         # transformers' own errors for an unknown model_type or a config field of the wrong type
-        raise ValueError(f"MODEL: {os.path.join(model, 'config.json')} is not a usable model config "
+        raise InputError(f"MODEL: {os.path.join(model, 'config.json')} is not a usable model config "
                          f"({type(err).__name__}: {_first_line(err)})") from None
 
 
@@ -56,7 +57,7 @@ def load_model(model: str, config, trust_remote_code: bool = False):
     except Exception as err:
         if type(err).__name__ == "SafetensorError":  # truncated, random bytes, bad header
             name = os.path.join(model, "model.safetensors") if os.path.isdir(model) else model
-            raise ValueError(f"MODEL: {name} is not a readable safetensors file ({err})") from None
+            raise InputError(f"MODEL: {name} is not a readable safetensors file ({err})") from None
         raise
 
 

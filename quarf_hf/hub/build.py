@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
+from ..models.checks import InputError
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -43,23 +44,23 @@ def load_hub_config(path) -> dict:
     data = read_yaml_mapping(path, "CONFIG")
     for key in ("name", "model"):
         if key not in data:
-            raise ValueError(f"CONFIG: {path} is missing the key {key!r}")
+            raise InputError(f"CONFIG: {path} is missing the key {key!r}")
     if data["model"] not in MODEL_KINDS:
-        raise ValueError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
+        raise InputError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
     for key in ("quarf", "segformer", "unet"):
         if key in data and not isinstance(data[key], dict):
-            raise ValueError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
+            raise InputError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
     if data["model"] == "quarf_segformer":
         quarf = data.get("quarf", {})
         stage = quarf.get("stage", 0)
         sizes = data.get("segformer", {}).get("hidden_sizes")
         if not isinstance(sizes, list) or not sizes or not all(isinstance(v, int) and v > 0 for v in sizes):
-            raise ValueError(f"CONFIG: segformer.hidden_sizes: expected a list of positive integers, found {sizes!r} in {path}")
+            raise InputError(f"CONFIG: segformer.hidden_sizes: expected a list of positive integers, found {sizes!r} in {path}")
         if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(sizes):
-            raise ValueError(f"CONFIG: quarf.stage: expected an integer from 0 to {len(sizes) - 1}, found {stage!r} in {path}")
+            raise InputError(f"CONFIG: quarf.stage: expected an integer from 0 to {len(sizes) - 1}, found {stage!r} in {path}")
         width = sizes[stage]
         if quarf.get("width", width) != width:
-            raise ValueError(
+            raise InputError(
                 f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
             )
     data["_path"] = str(path)
@@ -82,7 +83,7 @@ def _load_base(load, base):
         raise FileNotFoundError(f"--base: cannot load {str(base)!r} as a model folder or Hub id ({_first_line(err)})") from None
     except Exception as err:
         if type(err).__name__ == "SafetensorError":  # a truncated or random-bytes weights file
-            raise ValueError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None
+            raise InputError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None
         raise
 
 
@@ -111,7 +112,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
         "quarf_restoration": (QuarfRestorationConfig, QuarfRestorationModel, "quality_extractor"),
     }
     if model_type not in classes:
-        raise ValueError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
+        raise InputError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
     config_class, model_class, extractor_path = classes[model_type]
     extractor, spec = resolve_quality(quality)
     with warnings.catch_warnings():  # the extractor's weights are loaded just below, whatever its type
@@ -133,7 +134,7 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
         ), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
-                raise ValueError(
+                raise InputError(
                     f"--base: its {key} {list(getattr(model.config, key))} do not match "
                     f"{data['name']}'s {list(segformer[key])}"
                 )
@@ -180,7 +181,7 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
 def check_trained_encoder(data: dict, base) -> None:
     """A trained variant (a ``training`` recipe) is published from the folder its training wrote."""
     if not base:
-        raise ValueError(
+        raise InputError(
             f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train-quality "
             f"{data['name']}` and pass the folder it writes (outputs/{data['name']}/model) as --base"
         )
@@ -198,7 +199,7 @@ def build_trained_encoder(data: dict, folder: Path, base, repo_id=None) -> None:
     for key, expected in data.get("contrique", {}).items():
         found = getattr(model.config, key)
         if (list(found) if isinstance(found, (list, tuple)) else found) != expected:
-            raise ValueError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
+            raise InputError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
     for path in Path(base).iterdir():
         if path.is_file():
             shutil.copy2(path, folder / path.name)

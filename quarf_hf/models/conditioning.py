@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .checks import InputError
 from .quality import quality_feature_dim
 from .quarf import QuARF, QuarfConfig
 
@@ -46,7 +47,7 @@ DEFAULT_CONDITIONING = "route"
 def check_conditioning(value) -> str:
     """``value`` if it is a known conditioning mode, else a ValueError naming ``conditioning``."""
     if not isinstance(value, str) or value not in CONDITIONING_MODES:
-        raise ValueError(f"conditioning: expected one of {list(CONDITIONING_MODES)}, found {value!r}")
+        raise InputError(f"conditioning: expected one of {list(CONDITIONING_MODES)}, found {value!r}")
     return value
 
 
@@ -60,7 +61,7 @@ def block_settings(settings: dict | None, quality: dict, name: str = "quarf") ->
     settings = {"quality_dim": feature_dim, "residual": True, **(settings or {})}
     block = QuarfConfig.from_dict(settings)  # validates every block setting
     if block.quality_dim != feature_dim:
-        raise ValueError(
+        raise InputError(
             f"{name}.quality_dim: expected the quality extractor's feature width {feature_dim} "
             f"({quality['type']}), found {block.quality_dim}"
         )

@@ -39,6 +39,7 @@ import os
 import numpy as np
 import torch
 
+from .checks import InputError, InputTypeError
 from .input_checks import to_unit_range
 
 # PIL modes read as integers with 16 significant bits (see the module doc).
@@ -73,7 +74,7 @@ def _array_to_tensor(array: np.ndarray, name: str) -> torch.Tensor:
         return torch.from_numpy(array.astype(np.int64))
     if array.dtype.kind in "bfc":  # bool and complex are refused by the rule, by name
         return torch.from_numpy(np.array(array))  # a copy: read-only arrays make non-writable tensors
-    raise TypeError(f"{name}: expected integer (0-255), uint16 (16-bit) or float ([0, 1]) pixels, found {array.dtype}")
+    raise InputTypeError(f"{name}: expected integer (0-255), uint16 (16-bit) or float ([0, 1]) pixels, found {array.dtype}")
 
 
 def open_image(path, name: str = "image"):
@@ -86,7 +87,7 @@ def open_image(path, name: str = "image"):
         image = Image.open(path)
         image.load()
     except OSError as err:  # PIL.UnidentifiedImageError and truncated files
-        raise ValueError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
+        raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
     return image
 
 
@@ -131,17 +132,17 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     elif isinstance(image, torch.Tensor):
         tensor = to_unit_range(image, name=name).float()
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: expected a path, a PIL image, a numpy array or a tensor, found {type(image).__name__}"
         )
     if tensor.ndim == 2:
         tensor = tensor[None]
     if tensor.ndim != 3 or tensor.shape[0] not in (1, 2, 3, 4):
-        raise ValueError(
+        raise InputError(
             f"{name}: expected (H, W), (H, W, C) or (C, H, W) with 1 to 4 channels, found {tuple(tensor.shape)}"
         )
     if tensor.numel() == 0:
-        raise ValueError(f"{name}: the image is empty, shape {tuple(tensor.shape)}")
+        raise InputError(f"{name}: the image is empty, shape {tuple(tensor.shape)}")
     if tensor.shape[0] in (2, 4):  # the alpha rule: composite on white
         alpha = tensor[-1:]
         tensor = tensor[:-1] * alpha + (1 - alpha)
@@ -153,7 +154,7 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
 def load_image(path, name: str = "image") -> torch.Tensor:
     """An image file as float32 RGB (3, H, W) in [0, 1]: :func:`image_to_tensor` of a path."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a path, found {type(path).__name__}")
+        raise InputTypeError(f"{name}: expected a path, found {type(path).__name__}")
     return image_to_tensor(path, name)
 
 

@@ -30,6 +30,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .checks import InputError, InputTypeError
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range
@@ -169,10 +170,10 @@ class QuarfRestorationModel(PreTrainedModel):
         pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
         if labels is not None:
             if not isinstance(labels, torch.Tensor):
-                raise TypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
+                raise InputTypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
                                 f"found {type(labels).__name__}")
             if labels.shape != pixel_values.shape:
-                raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
+                raise InputError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
             labels = to_unit_range(labels, name="labels")
         if quality_features is None:
             quality_features = quality_vector(self.quality_extractor, pixel_values)

@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import InputError, InputTypeError
+
 MODES = ("soft", "hard")
 ROUTERS = ("linear", "mlp")
 HARD_GRADIENTS = ("straight_through", "gate")
@@ -115,15 +117,15 @@ class QuarfConfig:
     def __post_init__(self):
         experts = self.experts
         if not isinstance(experts, (list, tuple)) or len(experts) == 0:
-            raise ValueError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
+            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
         normalised = []
         for i, expert in enumerate(experts):
             if not isinstance(expert, (list, tuple)) or len(expert) != 2:
-                raise ValueError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
+                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
             kernel_size, dilation = expert
             for name, value in (("kernel_size", kernel_size), ("dilation", dilation)):
                 if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ValueError(f"experts[{i}] {name}: expected a positive integer, found {value!r}")
+                    raise InputError(f"experts[{i}] {name}: expected a positive integer, found {value!r}")
             normalised.append((kernel_size, dilation))
         object.__setattr__(self, "experts", tuple(normalised))
         _check_positive_int("quality_dim", self.quality_dim)
@@ -132,7 +134,7 @@ class QuarfConfig:
         num_experts = len(self.experts)
         top_k = self.top_k
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_experts):
-            raise ValueError(
+            raise InputError(
                 f"top_k: expected an integer from 1 to the number of experts ({num_experts}), found {top_k!r}"
             )
         for name, value, allowed in (
@@ -141,7 +143,7 @@ class QuarfConfig:
             ("hard_gradient", self.hard_gradient, HARD_GRADIENTS),
         ):
             if value not in allowed:
-                raise ValueError(f"{name}: expected one of {allowed}, found {value!r}")
+                raise InputError(f"{name}: expected one of {allowed}, found {value!r}")
 
     @property
     def num_experts(self) -> int:
@@ -161,7 +163,7 @@ class QuarfConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"QuarfConfig: unknown keys {unknown}; expected some of {sorted(known)}")
+            raise InputError(f"QuarfConfig: unknown keys {unknown}; expected some of {sorted(known)}")
         data = dict(data)
         if "experts" in data:
             data["experts"] = tuple(tuple(e) for e in data["experts"])
@@ -170,7 +172,7 @@ class QuarfConfig:
 
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        raise InputError(f"{name}: expected a positive integer, found {value!r}")
 
 
 class NoisyTopkRouter(nn.Module):
@@ -331,14 +333,14 @@ class QuARF(nn.Module):
                 overrides[name] = value
         if num_experts is not None:
             if "experts" in overrides and len(overrides["experts"]) != num_experts:
-                raise ValueError(
+                raise InputError(
                     f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {num_experts!r}"
                 )
             _check_positive_int("num_experts", num_experts)
             overrides.setdefault("experts", _default_experts(num_experts))
         unknown = sorted(set(overrides) - {f.name for f in fields(QuarfConfig)})
         if unknown:
-            raise TypeError(f"QuARF: unexpected keyword arguments {unknown}")
+            raise InputTypeError(f"QuARF: unexpected keyword arguments {unknown}")
         config = replace(config or QuarfConfig(), **overrides)
 
         out_channels = in_channels if out_channels is None else out_channels
@@ -346,11 +348,11 @@ class QuARF(nn.Module):
         _check_positive_int("out_channels", out_channels)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % config.num_groups:
-                raise ValueError(
+                raise InputError(
                     f"num_groups: expected a divisor of {name}={channels}, found {config.num_groups}"
                 )
         if config.residual and out_channels != in_channels:
-            raise ValueError(
+            raise InputError(
                 f"residual: needs out_channels == in_channels, found {out_channels} != {in_channels}"
             )
 
@@ -380,21 +382,21 @@ class QuARF(nn.Module):
     def _check_inputs(self, x: torch.Tensor, quality_features: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected a 4-D tensor (batch, {self.in_channels}, height, width), found {found}")
+            raise InputError(f"x: expected a 4-D tensor (batch, {self.in_channels}, height, width), found {found}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels, found shape {tuple(x.shape)}")
+            raise InputError(f"x: expected {self.in_channels} channels, found shape {tuple(x.shape)}")
         if x.dtype == torch.bool or x.is_complex() or not x.is_floating_point():
-            raise TypeError(f"x: expected a floating-point feature map, found {x.dtype}")
+            raise InputTypeError(f"x: expected a floating-point feature map, found {x.dtype}")
         if not isinstance(quality_features, torch.Tensor):
-            raise TypeError(f"quality_features: expected a tensor, found {type(quality_features).__name__}")
+            raise InputTypeError(f"quality_features: expected a tensor, found {type(quality_features).__name__}")
         expected = (x.shape[0], self.config.quality_dim)
         if quality_features.ndim != 2 or tuple(quality_features.shape) != expected:
-            raise ValueError(
+            raise InputError(
                 f"quality_features: expected shape {expected} (batch of x, quality_dim), "
                 f"found {tuple(quality_features.shape)}"
             )
         if quality_features.is_complex() or not quality_features.is_floating_point():
-            raise TypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
+            raise InputTypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
 
     def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
         self._check_inputs(x, quality_features)

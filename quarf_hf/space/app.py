@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import inference, plots
+from ..models.checks import InputError
 from .images import MAX_SIDE, fit_to_cap, load_image
 from .models import GET_A_MODEL, SpaceModels, load_space_models, project_roots
 
@@ -178,7 +179,7 @@ class SpaceLogic:
 
     def _input(self, path) -> tuple[torch.Tensor, str | None]:
         if path is None:
-            raise ValueError("image: upload an image or pick an example first")
+            raise InputError("image: upload an image or pick an example first")
         return fit_to_cap(load_image(path), self.min_side)
 
     def segment(self, path, corruption: str, severity):
@@ -232,7 +233,7 @@ class SpaceLogic:
     def sweep(self, path, corruption: str):
         """The severity sweep 0-5: one plot of routing per expert and mIoU vs clean, and its numbers."""
         if not self.models.segmenters:
-            raise ValueError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
+            raise InputError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
         image, _ = self._input(path)
         degraded = [inference.degraded_image(image, corruption, s) for s in SEVERITIES]
         miou, routing, labels, numbers = {}, None, [], {"corruption": corruption, "severities": SEVERITIES}
@@ -255,7 +256,7 @@ class SpaceLogic:
         """Degraded, restored, clean images, the PSNRs and the restoration model's routing."""
         model = self.models.restoration
         if model is None:
-            raise ValueError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
+            raise InputError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
         image, notice = self._input(path)
         degraded = inference.degraded_image(image, corruption, severity)
         result = inference.restore(model, degraded)

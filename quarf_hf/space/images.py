@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..models.checks import InputError
 from ..models.image_utils import image_to_tensor
 
 # Longest side, in pixels, the page works at; larger uploads are downscaled (and the page says so).
@@ -38,14 +39,14 @@ def load_image(path: str | Path) -> torch.Tensor:
             image = ImageOps.exif_transpose(image)
             pixels = image_to_tensor(image, "image")
     except UnidentifiedImageError:
-        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), {name!r} is not an image PIL can read") from None
+        raise InputError(f"image: expected an image file (PNG, JPEG, WebP, ...), {name!r} is not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt image data
         reason = str(err).replace(str(path), name)
-        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), cannot read {name!r} ({reason})") from None
+        raise InputError(f"image: expected an image file (PNG, JPEG, WebP, ...), cannot read {name!r} ({reason})") from None
     except OverflowError as err:  # raised above, before decoding
-        raise ValueError(str(err)) from None
+        raise InputError(str(err)) from None
     except Image.DecompressionBombError:
-        raise ValueError(f"image: expected at most {MAX_PIXELS:,} pixels, {name!r} is larger") from None
+        raise InputError(f"image: expected at most {MAX_PIXELS:,} pixels, {name!r} is larger") from None
     return pixels.unsqueeze(0).contiguous()
 
 
@@ -63,7 +64,7 @@ def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> 
     new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
     if min(new_height, new_width) < min_side:
         after = f", {new_width}x{new_height} after downscaling to the {max_side}-pixel cap" if scale < 1 else ""
-        raise ValueError(
+        raise InputError(
             f"image: expected at least {min_side}x{min_side} pixels on each side, found {width}x{height}{after}"
         )
     if scale == 1.0:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.checks import InputError
 from .models import LoadedModel
 
 BLEND_ALPHA = 0.5   # weight of the class colour in the overlay
@@ -26,11 +27,11 @@ def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch
     from quarf_hf.evaluation.runner import degradation_seed
 
     if corruption not in CORRUPTIONS:
-        raise ValueError(f"corruption: expected one of {', '.join(CORRUPTIONS)}, found {corruption!r}")
+        raise InputError(f"corruption: expected one of {', '.join(CORRUPTIONS)}, found {corruption!r}")
     if isinstance(severity, float) and severity.is_integer():
         severity = int(severity)
     if not isinstance(severity, int) or not 0 <= severity <= 5:
-        raise ValueError(f"severity: expected an integer from 0 (clean) to 5, found {severity!r}")
+        raise InputError(f"severity: expected an integer from 0 (clean) to 5, found {severity!r}")
     if severity == 0:
         return image.clone()
     generator = torch.Generator().manual_seed(degradation_seed(SEED, corruption, severity, 0))
