@@ -50,6 +50,19 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
     return value
 
 
+def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
+                   distinct: bool = False) -> list[int]:
+    """``value`` as a non-empty list of ints, each checked as ``check_int(f"{name}[{i}]", ...)``;
+    all different when ``distinct``."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError(f"{name}: expected a non-empty list of integers, found {value!r}")
+    for index, item in enumerate(value):
+        check_int(f"{name}[{index}]", item, minimum, maximum)
+    if distinct and len(set(value)) != len(value):
+        raise InputError(f"{name}: expected distinct values, found {value!r}")
+    return list(value)
+
+
 def check_number(name: str, value, minimum: float | None = None, *, exclusive: bool = False,
                  maximum: float | None = None) -> float:
     """``value`` as a finite float; above ``minimum`` (strictly when ``exclusive``) and at most
@@ -101,13 +114,15 @@ def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None])
         raise InputError(f"{name}: expected shape {readable}, found {shape}")
 
 
-def check_groups(name: str, channels: int, groups: int, *, what: str = "channels") -> None:
-    """The channel rule of the QuARF block: ``groups`` divides ``channels`` (both positive).
+def check_groups(name: str, channels: int, groups, *, what: str = "channels") -> int:
+    """``groups`` (the setting ``name``) as a positive integer that divides ``channels``.
 
-    Shared by ``QuARF``, ``QuarfBlockConfig`` and ``QuarfAdapterConfig``, so that the three agree.
+    ``what`` says which channels, for the message (``"in_channels"``, ``"stage 2's width"``):
+    ``num_groups: expected a divisor of in_channels (16), found 3``. The QuARF block's whole channel
+    rule (in, out, residual) is ``quarf.check_block_channels``, which calls this.
     """
-    check_int(f"{name}.{what}" if name else what, channels)
-    check_int(f"{name}.num_groups" if name else "num_groups", groups)
+    check_int(what, channels)
+    check_int(name, groups)
     if channels % groups:
-        prefix = f"{name}: " if name else ""
-        raise InputError(f"{prefix}num_groups ({groups}) must divide {what} ({channels})")
+        raise InputError(f"{name}: expected a divisor of {what} ({channels}), found {groups}")
+    return groups

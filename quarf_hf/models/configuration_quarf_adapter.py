@@ -10,6 +10,7 @@ from transformers import PretrainedConfig
 from .checks import InputError
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
+from .quarf import check_block_channels
 
 AUTO_MAP = {
     "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
@@ -99,11 +100,10 @@ class QuarfAdapterConfig(PretrainedConfig):
         unknown = sorted(set(attachment) - ATTACHMENT_KEYS)
         if unknown:
             raise InputError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")
-        in_channels = attachment.get("in_channels")
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
-            raise InputError(f"{where}.in_channels: expected a positive integer, found {in_channels!r}")
-        out_channels = attachment.get("out_channels") or in_channels
         block = block_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
+        in_channels = attachment.get("in_channels")
+        out_channels = check_block_channels(block, in_channels, attachment.get("out_channels"), where=f"{where}.",
+                                            block_where=f"{where}.quarf.")
         shapes = attachment.get("parameter_shapes") or {}
         return {
             "after": attachment["after"],

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import InputError, InputTypeError
+from .checks import InputError, InputTypeError, check_choice, check_groups, check_int
 
 MODES = ("soft", "hard")
 ROUTERS = ("linear", "mlp")
@@ -124,26 +124,16 @@ class QuarfConfig:
                 raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
             kernel_size, dilation = expert
             for name, value in (("kernel_size", kernel_size), ("dilation", dilation)):
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise InputError(f"experts[{i}] {name}: expected a positive integer, found {value!r}")
+                check_int(f"experts[{i}] {name}", value)
             normalised.append((kernel_size, dilation))
         object.__setattr__(self, "experts", tuple(normalised))
-        _check_positive_int("quality_dim", self.quality_dim)
-        _check_positive_int("num_groups", self.num_groups)
-        _check_positive_int("router_hidden_dim", self.router_hidden_dim)
-        num_experts = len(self.experts)
-        top_k = self.top_k
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_experts):
-            raise InputError(
-                f"top_k: expected an integer from 1 to the number of experts ({num_experts}), found {top_k!r}"
-            )
-        for name, value, allowed in (
-            ("mode", self.mode, MODES),
-            ("router", self.router, ROUTERS),
-            ("hard_gradient", self.hard_gradient, HARD_GRADIENTS),
-        ):
-            if value not in allowed:
-                raise InputError(f"{name}: expected one of {allowed}, found {value!r}")
+        for name in ("quality_dim", "num_groups", "router_hidden_dim"):
+            check_int(name, getattr(self, name))
+        if self.top_k is not None:
+            check_int("top_k", self.top_k, 1, len(self.experts))  # at most the number of experts
+        check_choice("mode", self.mode, MODES)
+        check_choice("router", self.router, ROUTERS)
+        check_choice("hard_gradient", self.hard_gradient, HARD_GRADIENTS)
 
     @property
     def num_experts(self) -> int:
@@ -170,9 +160,24 @@ class QuarfConfig:
         return cls(**data)
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"{name}: expected a positive integer, found {value!r}")
+def check_block_channels(config: QuarfConfig, in_channels, out_channels=None, *, where: str = "",
+                         block_where: str = "") -> int:
+    """The channel rule of a QuARF block; returns its output channels (``in_channels`` when ``None``).
+
+    ``in_channels`` and ``out_channels`` are positive integers that ``config.num_groups`` divides,
+    and a residual block keeps its width. ``QuARF``, ``QuarfBlockConfig`` and ``QuarfAdapterConfig``
+    all call this, so that they agree; ``where`` / ``block_where`` prefix the names in messages
+    (``"attachments[0]."`` / ``"attachments[0].quarf."``).
+    """
+    check_int(f"{where}in_channels", in_channels)
+    out_channels = in_channels if out_channels is None else check_int(f"{where}out_channels", out_channels)
+    for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+        check_groups(f"{block_where}num_groups", channels, config.num_groups, what=f"{where}{name}")
+    if config.residual and out_channels != in_channels:
+        raise InputError(
+            f"{block_where}residual: needs out_channels == in_channels, found {out_channels} != {in_channels}"
+        )
+    return out_channels
 
 
 class NoisyTopkRouter(nn.Module):
@@ -336,25 +341,14 @@ class QuARF(nn.Module):
                 raise InputError(
                     f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {num_experts!r}"
                 )
-            _check_positive_int("num_experts", num_experts)
+            check_int("num_experts", num_experts)
             overrides.setdefault("experts", _default_experts(num_experts))
         unknown = sorted(set(overrides) - {f.name for f in fields(QuarfConfig)})
         if unknown:
             raise InputTypeError(f"QuARF: unexpected keyword arguments {unknown}")
         config = replace(config or QuarfConfig(), **overrides)
 
-        out_channels = in_channels if out_channels is None else out_channels
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if channels % config.num_groups:
-                raise InputError(
-                    f"num_groups: expected a divisor of {name}={channels}, found {config.num_groups}"
-                )
-        if config.residual and out_channels != in_channels:
-            raise InputError(
-                f"residual: needs out_channels == in_channels, found {out_channels} != {in_channels}"
-            )
+        out_channels = check_block_channels(config, in_channels, out_channels)
 
         self.config = config
         self.in_channels = in_channels

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from ..models.checks import InputError
-from ..models.quarf import _check_positive_int
-from ..training.config import PRECISIONS, TRACKERS, _check_keys, _number, dataclass_from_dict
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability
+from ..training.config import PRECISIONS, TRACKERS, _check_keys, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
 MODEL_KEYS = ("config", "base")
@@ -78,11 +77,9 @@ class QualityTrainConfig:
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
                      "gradient_accumulation_steps"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"{name}: expected an integer >= 0, found {value!r}")
+            check_int(name, getattr(self, name), minimum=0)
         if self.crop_size > self.image_size:
             raise InputError(f"crop_size: expected at most image_size ({self.image_size}), found {self.crop_size}")
         if self.corruptions != "all":
@@ -90,10 +87,8 @@ class QualityTrainConfig:
             if not names or any(n not in CORRUPTIONS for n in names):
                 raise InputError(f"corruptions: expected 'all' or a list of names from {sorted(CORRUPTIONS)}, "
                                  f"found {self.corruptions!r}")
-        _check_severity_list("severities", self.severities)
-        self.authentic_fraction = _number("authentic_fraction", self.authentic_fraction)
-        if not 0 <= self.authentic_fraction <= 1:
-            raise InputError(f"authentic_fraction: expected a number in [0, 1], found {self.authentic_fraction!r}")
+        check_int_list("severities", self.severities, 1, 5, distinct=True)
+        self.authentic_fraction = check_probability("authentic_fraction", self.authentic_fraction)
         synthetic = self.batch_size - round(self.batch_size * self.authentic_fraction)
         if synthetic % self.images_per_class:
             raise InputError(f"images_per_class: the {synthetic} synthetic images of a batch of {self.batch_size} "
@@ -101,18 +96,13 @@ class QualityTrainConfig:
         if synthetic // self.images_per_class > self.num_classes:
             raise InputError(f"batch_size: {synthetic // self.images_per_class} classes per batch needed but only "
                              f"{self.num_classes} synthetic classes exist; lower batch_size or raise images_per_class")
-        self.temperature = _number("temperature", self.temperature)
-        self.learning_rate = _number("learning_rate", self.learning_rate)
-        self.weight_decay = _number("weight_decay", self.weight_decay)
-        if self.temperature <= 0 or self.learning_rate <= 0 or self.weight_decay < 0:
-            raise InputError(f"temperature, learning_rate: expected positive numbers and weight_decay >= 0, found "
-                             f"{self.temperature!r}, {self.learning_rate!r}, {self.weight_decay!r}")
-        if self.max_minutes is not None and _number("max_minutes", self.max_minutes) <= 0:
-            raise InputError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
-        if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
-        if self.mixed_precision not in PRECISIONS:
-            raise InputError(f"mixed_precision: expected one of {PRECISIONS}, found {self.mixed_precision!r}")
+        self.temperature = check_number("temperature", self.temperature, 0, exclusive=True)
+        self.learning_rate = check_number("learning_rate", self.learning_rate, 0, exclusive=True)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, 0)
+        if self.max_minutes is not None:
+            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         if self.tracker not in TRACKERS:
             raise InputError(f"tracker: expected one of {TRACKERS}, found {self.tracker!r}")
         if self.probe is not None:
@@ -154,12 +144,6 @@ class QualityTrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "QualityTrainConfig":
         return dataclass_from_dict(cls, data)
-
-
-def _check_severity_list(name, value) -> None:
-    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
-            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5 for v in value)):
-        raise InputError(f"{name}: expected a list of distinct severities from 1 to 5, found {value!r}")
 
 
 def load_quality_config(path, **overrides) -> QualityTrainConfig:

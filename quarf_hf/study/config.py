@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int, check_int_list, check_number
 
 FAMILIES = ("noise", "blur", "weather", "digital")
 SPLITS = ("augmentation", "development", "test")
@@ -116,25 +116,19 @@ class StudyConfig:
                     raise InputError(f"arms.{name}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
                                      "an arm may train only on augmentation kinds")
         # Seeds, severities, evaluation, comparisons, workers.
-        if (not isinstance(self.seeds, list) or len(set(self.seeds)) != len(self.seeds)
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)):
-            raise InputError(f"seeds: expected a list of distinct integers >= 0, found {self.seeds!r}")
+        check_int_list("seeds", self.seeds, minimum=0, distinct=True)
         if len(self.seeds) < self.min_seeds:
             raise InputError(f"seeds: expected at least {self.min_seeds} seeds, found {len(self.seeds)}")
-        if (not isinstance(self.severities, list) or not self.severities
-                or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 5 for s in self.severities)):
-            raise InputError(f"severities: expected a list of severities from 1 to 5, found {self.severities!r}")
+        check_int_list("severities", self.severities, 1, 5)
         if (not isinstance(self.evaluate, list) or not self.evaluate
                 or any(s not in EVALUATED_SPLITS for s in self.evaluate)):
             raise InputError(f"evaluate: expected a list from {list(EVALUATED_SPLITS)}, found {self.evaluate!r}")
         for pair in self.comparisons:
             if not isinstance(pair, list) or len(pair) != 2 or any(a not in self.arms for a in pair) or pair[0] == pair[1]:
                 raise InputError(f"comparisons: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise InputError(f"workers: expected a positive integer, found {self.workers!r}")
-        if self.max_minutes is not None and (isinstance(self.max_minutes, bool)
-                                             or not isinstance(self.max_minutes, (int, float)) or self.max_minutes <= 0):
-            raise InputError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
+        check_int("workers", self.workers)
+        if self.max_minutes is not None:
+            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
         # Every run's training config must be valid now, not after hours of other runs.
         for name in self.arms:
             self.train_config(name, self.seeds[0], "/nonexistent")
