@@ -46,7 +46,7 @@ def test_a_bad_severity_reads_the_same_from_every_entry_point():
         "--severity": error_text(lambda: check_degradation("fog", 7, arguments=("--corruption", "--severity"))),
     }
     for argument, text in texts.items():
-        assert text == f"{argument}: expected an int in 1..5, found 7"
+        assert text == f"{argument}: expected an integer from 1 to 5, found 7"
 
 
 def test_accepted_forms():
@@ -61,5 +61,5 @@ def test_accepted_forms():
     with pytest.raises(ValueError, match="corruptions: expected at least one corruption name"):
         check_corruptions([])
     assert check_corruptions([], allow_empty=True) == []
-    with pytest.raises(ValueError, match="augmentation.severities: expected an int in 1..5, found str '3'"):
+    with pytest.raises(ValueError, match="augmentation.severities: expected an integer from 1 to 5, found '3'"):
         TrainConfig.from_dict({**TRAIN, "augmentation": {"severities": ["3"]}})  # config errors stay ValueErrors

@@ -9,7 +9,7 @@ import sys
 from ..degradations.registry import parse_corruptions, parse_severities
 from ..hub.ids import looks_like_hub_id
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int
 
 
 def dataset_spec(args, task: str, num_labels: int | None = None):
@@ -22,9 +22,7 @@ def dataset_spec(args, task: str, num_labels: int | None = None):
             raise InputError(f"--dataset: not a valid JSON spec ({err})") from None
     if value == "quarf-shapes":
         for name in ("num_samples", "image_size"):
-            number = getattr(args, name)
-            if number < 1:
-                raise InputError(f"--{name.replace('_', '-')}: expected a positive integer, found {number}")
+            check_int(f"--{name.replace('_', '-')}", getattr(args, name))
         spec = {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed,
                 "task": task}
         if task == "segmentation" and num_labels is not None:
@@ -49,8 +47,7 @@ def run(args) -> int:
     # Everything the user typed is checked before anything heavy is loaded.
     severities = parse_severities(args.severities)
     corruptions = parse_corruptions(args.corruptions)
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size: expected a positive integer, found {args.batch_size}")
+    check_int("--batch-size", args.batch_size)
     device = resolve_device(args.device)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")

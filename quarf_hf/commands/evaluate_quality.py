@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int_list
 
 
 def _data_spec(text: str):
@@ -66,8 +66,8 @@ def run_evaluate_quality(args) -> int:
     for name in args.corruptions or []:
         if name not in CORRUPTIONS:
             raise InputError(f"--corruptions: unknown {name!r}; expected names from {sorted(CORRUPTIONS)}")
-    if args.severities and any(not 1 <= s <= 5 for s in args.severities):
-        raise InputError(f"--severities: expected values from 1 to 5, found {args.severities}")
+    if args.severities:
+        check_int_list("--severities", args.severities, 1, 5)
     model = _load_encoder(args.model)
     corruptions = args.corruptions or _held_out_kinds(args.model, _model_folder(args.model) or Path(args.model))
     data = [_data_spec(text) for text in args.data] if args.data else None

@@ -71,7 +71,7 @@ def _check_readable(paths: list[Path], min_size: int) -> None:
     for path in paths:
         try:
             pixels = load_rgb(path)
-        except (ValueError, TypeError):
+        except InputError:
             raise  # the loader's one line already names the file
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for damaged files
             raise InputError(f"IMAGE: cannot read {str(path)!r} as an image ({type(err).__name__}: {err})") from None

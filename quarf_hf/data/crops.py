@@ -14,7 +14,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_choice, check_int
 from ..models.image_utils import image_to_tensor
 from .segmentation import parse_size
 from .shapes import _seed
@@ -81,10 +81,8 @@ class PhotoCrops(torch.utils.data.Dataset):
         if not self.photos:
             raise InputError(f"{argument}: no photos to crop")
         self.crop_size = parse_size(crop_size, "crop_size")
-        if crops not in CROPS:
-            raise InputError(f"crops: expected one of {', '.join(CROPS)}, found {crops!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise InputError(f"seed: expected an int, found {seed!r}")
+        check_choice("crops", crops, CROPS)
+        check_int("seed", seed, minimum=None)
         if not isinstance(cache, bool):
             raise InputError(f"cache: expected true or false, found {cache!r}")
         self.crops, self.seed, self.description, self.argument, self.cache = crops, seed, description, argument, cache
@@ -104,8 +102,7 @@ class PhotoCrops(torch.utils.data.Dataset):
             if crops != "random":
                 raise InputError(f"num_samples: only for crops: random (grid crops are fixed: {len(self.grid)} here), "
                                  f"found {num_samples!r}")
-            if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-                raise InputError(f"num_samples: expected a positive int, found {num_samples!r}")
+            check_int("num_samples", num_samples)
         self.num_samples = len(self.grid) if num_samples is None else num_samples
         self._pixels: dict[int, torch.Tensor] = {}
 

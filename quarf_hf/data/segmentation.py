@@ -11,7 +11,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int
 from ..models.image_utils import image_to_tensor
 from .sources import resolve_source
 
@@ -22,14 +22,12 @@ def parse_size(size, argument: str = "size") -> tuple[int, int] | None:
     """``None``, an int or an ``(H, W)`` pair -> ``(H, W)``."""
     if size is None:
         return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (
-        isinstance(size, (tuple, list)) and len(size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        return int(size[0]), int(size[1])
-    raise InputError(f"{argument}: expected a positive int or an (H, W) pair of positive ints, found {size!r}")
+    expected = "a positive int or an (H, W) pair of positive ints"
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2:
+        raise InputError(f"{argument}: expected {expected}, found {size!r}")
+    height, width = (check_int(argument, value, expected=expected) for value in pair)
+    return height, width
 
 
 def _class_label_names(feature) -> list[str] | None:
@@ -134,8 +132,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             num_labels, id2label = len(class_names), dict(enumerate(class_names))
         if num_labels is None:
             num_labels = self._scan_num_labels()
-        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1:
-            raise InputError(f"num_labels: expected a positive int, found {num_labels!r}")
+        check_int("num_labels", num_labels)
         self.num_labels = num_labels
         self.id2label = id2label if id2label is not None else {i: str(i) for i in range(num_labels)}
         if self.lookup is not None:

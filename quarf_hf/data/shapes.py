@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_choice, check_int
 from .segmentation import parse_size
 
 CLASS_NAMES = (
@@ -113,15 +113,12 @@ class QuarfShapes(torch.utils.data.Dataset):
 
     def __init__(self, num_samples: int, size=64, seed: int = 0, task: str = "segmentation", num_classes: int = 5,
                  degradations=None, severities=(1, 5)):
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise InputError(f"num_samples: expected a positive int, found {num_samples!r}")
+        check_int("num_samples", num_samples)
         self.size = parse_size(size)
-        if task not in ("segmentation", "restoration"):
-            raise InputError(f"task: expected 'segmentation' or 'restoration', found {task!r}")
-        if not isinstance(num_classes, int) or not 2 <= num_classes <= len(CLASS_NAMES):
-            raise InputError(f"num_classes: expected an int in 2..{len(CLASS_NAMES)} (background included), found {num_classes!r}")
-        if not isinstance(seed, int):
-            raise InputError(f"seed: expected an int, found {seed!r}")
+        check_choice("task", task, ("segmentation", "restoration"))
+        check_int("num_classes", num_classes, 2, len(CLASS_NAMES),
+                  expected=f"an integer from 2 to {len(CLASS_NAMES)} (background included)")
+        check_int("seed", seed, minimum=None)
         severities = tuple(severities)
         if len(severities) != 2 or not 1 <= severities[0] <= severities[1] <= 5:
             raise InputError(f"severities: expected (low, high) with 1 <= low <= high <= 5, found {severities!r}")

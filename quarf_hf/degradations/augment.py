@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.checks import InputError, InputTypeError
+from ..models.checks import InputError, InputTypeError, check_probability
 from .registry import (
     check_corruptions, check_generator, check_images, check_reference_size, check_severity, check_values, degrade,
 )
@@ -50,11 +50,7 @@ class RandomDegradation:
             raise InputTypeError(f"severities: expected a (low, high) tuple or a list of ints in 1..5, found {severities!r}")
         self.severities = sorted(set(levels))
 
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise InputTypeError(f"p: expected a probability (float in [0, 1]), found {type(p).__name__}")
-        if not 0.0 <= float(p) <= 1.0:
-            raise InputError(f"p: expected a probability in [0, 1], found {p}")
-        self.p = float(p)
+        self.p = check_probability("p", p)
         self.reference_size = check_reference_size(reference_size)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
-from ..models.checks import InputError, InputTypeError
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.image_utils import image_to_tensor
 from .registry import (
     SEVERITIES, check_corruptions, check_images, check_reference_size, check_severity, check_values, degrade,
@@ -118,8 +118,8 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
     for s in severities:
         check_severity(s)
     check_reference_size(reference_size)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
-        raise InputError(f"size: expected an int >= 8 (short side in pixels), found {size!r}")
+    if size is not None:
+        check_int("size", size, 8, expected="an integer >= 8 (the short side in pixels)")
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".png":
         raise InputError(f"out_path: expected a .png path, found {str(out_path)!r}")

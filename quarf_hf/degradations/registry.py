@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from ..models.checks import InputError, InputTypeError
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.input_checks import check_pixel_range, check_pixel_values
 
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
@@ -78,11 +78,7 @@ def check_name(name, argument: str = "name") -> None:
 
 def check_severity(severity, argument: str = "severity") -> None:
     """One severity: an int from 1 to 5."""
-    # bool is an int subclass but True/False as a severity is a bug in the caller
-    if isinstance(severity, bool) or not isinstance(severity, int):
-        raise InputTypeError(f"{argument}: expected an int in 1..5, found {type(severity).__name__} {severity!r}")
-    if not 1 <= severity <= 5:
-        raise InputError(f"{argument}: expected an int in 1..5, found {severity}")
+    check_int(argument, severity, 1, 5)  # refuses True/False too: a bool severity is a bug in the caller
 
 
 def check_corruptions(names, argument: str = "corruptions", *, allow_empty: bool = False) -> list[str]:
@@ -187,12 +183,8 @@ def check_reference_size(reference_size, argument: str = "reference_size") -> in
     pixel values apply unchanged (the size rule in the module doc)."""
     if reference_size is None:
         return None
-    if isinstance(reference_size, bool) or not isinstance(reference_size, int) or reference_size < 1:
-        raise InputError(
-            f"{argument}: expected None (no scaling) or a positive int in pixels (224: ImageNet-C's size), "
-            f"found {reference_size!r}"
-        )
-    return reference_size
+    return check_int(argument, reference_size,
+                     expected="None (no scaling) or a positive int in pixels (224: ImageNet-C's size)")
 
 
 def spatial_scale(height: int, width: int, reference_size: int | None) -> float:

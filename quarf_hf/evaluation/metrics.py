@@ -25,7 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..models.checks import InputError, InputTypeError
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.input_checks import check_pixel_values
 
 MIN_MSE = 1e-10  # PSNR cap: 10 * log10(1 / 1e-10) = 100 dB
@@ -42,8 +42,7 @@ class SegmentationMeter:
     """Accumulates a (num_labels x num_labels) confusion matrix (rows: labels, columns: predictions)."""
 
     def __init__(self, num_labels: int, ignore_index: int | None = 255):
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-            raise InputError(f"num_labels: expected a positive integer, found {num_labels!r}")
+        check_int("num_labels", num_labels)
         self.num_labels = num_labels
         self.ignore_index = ignore_index
         self.confusion = torch.zeros(num_labels, num_labels, dtype=torch.int64)

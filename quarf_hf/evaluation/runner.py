@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int
 from .metrics import RestorationMeter, SegmentationMeter
 from .pixels import model_pixel_normalisation, model_task
 from .routing import expert_fields, routing_per_image
@@ -52,10 +52,8 @@ def _validate(corruptions, severities, seed, batch_size, dataset):
 
     corruptions = check_corruptions(corruptions, "corruptions", allow_empty=True)
     severities = check_severities(severities, "severities", allow_empty=not corruptions)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"seed: expected an integer, found {seed!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size: expected a positive integer, found {batch_size!r}")
+    check_int("seed", seed, minimum=None)
+    check_int("batch_size", batch_size)
     try:
         size = len(dataset)
     except TypeError:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int, check_int_list
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -54,10 +54,8 @@ def load_hub_config(path) -> dict:
         quarf = data.get("quarf", {})
         stage = quarf.get("stage", 0)
         sizes = data.get("segformer", {}).get("hidden_sizes")
-        if not isinstance(sizes, list) or not sizes or not all(isinstance(v, int) and v > 0 for v in sizes):
-            raise InputError(f"CONFIG: segformer.hidden_sizes: expected a list of positive integers, found {sizes!r} in {path}")
-        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(sizes):
-            raise InputError(f"CONFIG: quarf.stage: expected an integer from 0 to {len(sizes) - 1}, found {stage!r} in {path}")
+        check_int_list(f"CONFIG: {path}: segformer.hidden_sizes", sizes)
+        check_int(f"CONFIG: {path}: quarf.stage", stage, 0, len(sizes) - 1)
         width = sizes[stage]
         if quarf.get("width", width) != width:
             raise InputError(

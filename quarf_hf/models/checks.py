@@ -35,9 +35,18 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = None) -> int:
-    """``value`` as an int within ``[minimum, maximum]`` (``None``: unbounded); booleans are refused."""
-    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
+              expected: str | None = None) -> int:
+    """``value`` as an int within ``[minimum, maximum]`` (``None``: unbounded); booleans are refused.
+
+    A value that is no integer at all raises :class:`InputTypeError`, one out of bounds
+    :class:`InputError`. ``expected`` replaces the generated description of what is allowed, for a
+    message that also says why (``"an integer >= 8 (the short side in pixels)"``).
+    """
+    in_bounds = _is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if in_bounds:
+        return value
+    if expected is None:
         if minimum is not None and maximum is not None:
             expected = f"an integer from {minimum} to {maximum}"
         elif minimum is not None:
@@ -46,8 +55,8 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
             expected = f"an integer <= {maximum}"
         else:
             expected = "an integer"
-        raise InputError(f"{name}: expected {expected}, found {value!r}")
-    return value
+    error = InputError if _is_int(value) else InputTypeError
+    raise error(f"{name}: expected {expected}, found {value!r}")
 
 
 def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
@@ -74,7 +83,8 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
         except ValueError:
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-        raise InputError(f"{name}: expected a finite number, found {value!r}")
+        error = InputError if isinstance(value, (str, float)) else InputTypeError  # "abc", nan: wrong value
+        raise error(f"{name}: expected a finite number, found {value!r}")
     low_ok = minimum is None or (number > minimum if exclusive else number >= minimum)
     if not low_ok or (maximum is not None and number > maximum):
         bounds = []

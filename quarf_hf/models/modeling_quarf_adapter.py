@@ -44,7 +44,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .checks import InputError, InputTypeError
+from .checks import InputError, InputTypeError, check_int
 from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
@@ -309,8 +309,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         """Block ``index`` on its own, as a :class:`~quarf_hf.models.modeling_quarf.QuarfBlockModel` (a copy)."""
         from .modeling_quarf import QuarfBlockModel
 
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.blocks):
-            raise InputError(f"index: expected an integer from 0 to {len(self.blocks) - 1}, found {index!r}")
+        check_int("index", index, 0, len(self.blocks) - 1)
         return QuarfBlockModel.from_block(self.blocks[index])
 
     def check_compatible(self, model: nn.Module) -> None:

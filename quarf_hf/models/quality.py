@@ -54,7 +54,7 @@ from torch import nn
 from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
-from .checks import InputError
+from .checks import InputError, check_int
 from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
@@ -173,8 +173,7 @@ class ConstantQuality(FrozenQualityExtractor):
     @classmethod
     def normalize_spec(cls, spec: dict) -> dict:
         dim = spec.get("dim", cls.default_dim)
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InputError(f"quality.dim: expected a positive integer, found {dim!r}")
+        check_int("quality.dim", dim)
         unknown = sorted(set(spec) - {"type", "dim"})
         if unknown:
             raise InputError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
@@ -318,11 +317,8 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
     if isinstance(spec, dict) and spec.get("max_side") is not None:
         max_side = spec["max_side"]
         extractor = build_quality_extractor({key: value for key, value in spec.items() if key != "max_side"})
-        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < extractor.min_size:
-            raise InputError(
-                f"quality: max_side: expected an integer of at least {extractor.min_size} (the extractor's "
-                f"smallest image), found {max_side!r}"
-            )
+        check_int("quality: max_side", max_side, extractor.min_size,
+                  expected=f"an integer of at least {extractor.min_size} (the extractor's smallest image)")
         extractor.max_side = max_side
         return extractor
     if isinstance(spec, nn.Module):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..data.sources import IMAGE_EXTENSIONS
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int
 from ..training.seeds import mixed_seed
 
 IMAGES_KEYS = ("type", "path", "files", "resize_short_side", "repeats", "optional")
@@ -46,9 +46,8 @@ class PhotoFolder(torch.utils.data.Dataset):
             found = [p for p in found if p.name in set(files)]
         if not found:
             raise InputError(f"path: {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        if resize_short_side is not None and (isinstance(resize_short_side, bool) or not isinstance(resize_short_side, int)
-                                              or resize_short_side < 1):
-            raise InputError(f"resize_short_side: expected a positive integer, found {resize_short_side!r}")
+        if resize_short_side is not None:
+            check_int("resize_short_side", resize_short_side)
         self.paths, self.resize_short_side = found, resize_short_side
         self.sizes = []  # (H, W) after rescaling, read from the headers only
         for p in found:
@@ -91,8 +90,7 @@ def _source(spec, index: int):
             warnings.warn(f"data.train[{index}]: optional photo folder {spec['path']!r} not found, skipped", stacklevel=3)
             return None
         repeats = spec.get("repeats", 1)
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise InputError(f"data.train[{index}].repeats: expected a positive integer, found {repeats!r}")
+        check_int(f"data.train[{index}].repeats", repeats)
         dataset = PhotoFolder(spec["path"], files=spec.get("files"), resize_short_side=spec.get("resize_short_side"))
         return dataset, repeats, dataset.sizes, f"photos in {spec['path']}"
     dataset = load_dataset_spec(spec)

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import degrade
-from ..models.checks import InputError
+from ..models.checks import InputError, check_int
 from ..models.quality import QUALITY_TYPES
 from ..training.seeds import mixed_seed
 
@@ -33,9 +33,8 @@ def probe_images(probe: dict, image_size: int, min_size: int = QUALITY_TYPES["co
     """The probe's images, (N, 3, S, S), and each one's source-image id, (N,) (default: 48 quarf-shapes scenes of seed 1000)."""
     from .data import QualityImages
 
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < min_size:
-        raise InputError(f"image_size: expected an integer of at least {min_size} (the model's min_image_size), "
-                         f"found {image_size!r}")
+    check_int("image_size", image_size, min_size,
+              expected=f"an integer of at least {min_size} (the model's min_image_size)")
     specs = probe.get("data") or [dict(DEFAULT_PROBE_DATA, size=image_size)]
     dataset = QualityImages(specs, image_size, seed=seed + 7919, argument="probe.data")
     if len(set(dataset.groups)) < 4:

@@ -172,7 +172,7 @@ class StudyConfig:
 
         try:
             return TrainConfig.from_dict(self.train_dict(arm, seed, output_dir))
-        except ValueError as err:
+        except InputError as err:
             raise InputError(f"arms.{arm} (with base): {err}") from None
 
     def fingerprint(self, arm: str, seed: int) -> str:
