@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from quarf_hf.degradations import CORRUPTIONS, STOCHASTIC, RandomDegradation, degrade
-from quarf_hf.degradations.gallery import HEADER_HEIGHT, LABEL_WIDTH, load_image, make_gallery, psnr, psnr_table
+from quarf_hf.degradations.gallery import HEADER_HEIGHT, LABEL_WIDTH, load_resized, make_gallery, psnr, psnr_table
 
 NATURAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "natural-images"
 NAMES = list(CORRUPTIONS)
@@ -59,7 +59,7 @@ def photos():
     # short side 128, centre crop: fast and still real image statistics
     imgs = []
     for f in files:
-        x = load_image(f, 128)
+        x = load_resized(f, 128)
         h, w = x.shape[-2:]
         top, left = (h - 128) // 2, (w - 128) // 2
         imgs.append(x[..., top : top + 128, left : left + 128])

@@ -7,9 +7,8 @@ import os
 import sys
 
 from ..degradations.registry import parse_corruptions, parse_severities
-from ..hub.ids import looks_like_hub_id
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
-from ..models.checks import InputError, check_int
+from ..models.checks import InputError, check_int, looks_like_hub_id
 
 
 def dataset_spec(args, task: str, num_labels: int | None = None):

@@ -37,7 +37,7 @@ from PIL import Image
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
 from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
 from quarf_hf.models.image_utils import load_image
-from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction, to_uint8  # noqa: F401 (palette, to_uint8: public here before)
+from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
 
 from ..models.checks import InputError
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..hub.ids import looks_like_hub_id
-from ..models.checks import InputError, InputTypeError
+from ..models.checks import InputError, InputTypeError, looks_like_hub_id
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_EXTENSIONS = (".png",)

@@ -49,11 +49,11 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
     return table
 
 
-def load_image(path, size: int | None = None) -> torch.Tensor:
+def load_resized(path, size: int | None = None) -> torch.Tensor:
     """An image file as a (1, 3, H, W) float tensor in [0, 1], short side resized to ``size``.
 
     Read by :func:`quarf_hf.models.image_utils.load_image`, as every entry point of quarf-hf
-    reads images (16-bit PNGs at full depth, transparency composited on white)."""
+    reads images (EXIF orientation applied, 16-bit PNGs at full depth, transparency composited on white)."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputTypeError(f"image: expected a path, found {type(path).__name__}")
     return _to_tensor(path, size)

@@ -7,8 +7,7 @@ import os
 
 import torch
 
-from ..hub.ids import looks_like_hub_id
-from ..models.checks import InputError
+from ..models.checks import InputError, looks_like_hub_id
 from .pixels import RESTORATION_MODEL_TYPES
 
 

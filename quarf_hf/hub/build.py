@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
-from ..models.checks import InputError, check_int, check_int_list
+from ..models.checks import InputError, check_int, check_int_list, looks_like_hub_id
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -213,8 +213,6 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
     """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
     data = load_hub_config(config_path)
     if base is not None:
-        from .ids import looks_like_hub_id
-
         # A path that cannot be a Hub id must exist: say so now, not after transformers' traceback.
         if not os.path.exists(base) and not looks_like_hub_id(str(base)):
             raise FileNotFoundError(f"--base: no such folder or file {str(base)!r}")

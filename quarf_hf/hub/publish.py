@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..models.checks import InputError
+from ..models.checks import InputError, looks_like_hub_id
 
 
 def resolve_token(token: str | None) -> str:
@@ -28,7 +28,7 @@ def push_folder_to_hub(folder, repo_id: str, private: bool = False, token: str |
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder: no such directory {str(folder)!r}")
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+    if not isinstance(repo_id, str) or not looks_like_hub_id(repo_id) or "/" not in repo_id:
         raise InputError(f"repo_id: expected 'namespace/name', found {repo_id!r}")
     api = HfApi(token=resolve_token(token))
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -124,6 +124,13 @@ def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None])
         raise InputError(f"{name}: expected shape {readable}, found {shape}")
 
 
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text``, which is not an existing path, may be a Hub repo id: ``"name"`` or
+    ``"owner/name"``. Anything absolute, dotted-relative, deeper or with a backslash can only be a
+    local path (so a missing folder is reported as missing, not as an unknown Hub repo)."""
+    return not text.startswith((".", "/", "~")) and text.count("/") <= 1 and "\\" not in text
+
+
 def check_groups(name: str, channels: int, groups, *, what: str = "channels") -> int:
     """``groups`` (the setting ``name``) as a positive integer that divides ``channels``.
 

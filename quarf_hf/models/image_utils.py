@@ -20,6 +20,10 @@ What :func:`image_to_tensor` returns: float32 RGB of shape (3, H, W) in [0, 1]. 
   refused. 1 channel is grey, 2 grey + alpha, 3 RGB, 4 RGBA.
 * **paths**: opened with PIL, then as above.
 
+**The orientation rule.** A PIL image (a file, too) with an EXIF orientation tag is turned upright
+first (``PIL.ImageOps.exif_transpose``), as viewers and transformers' ``load_image`` show it:
+phone photos store their pixels sideways plus a tag that says so.
+
 **The alpha rule.** An image with transparency (``RGBA``, ``LA``, ``PA``, a palette or greyscale
 with a transparent colour, a 2- or 4-channel array) is composited on white, in float:
 ``rgb * alpha + (1 - alpha)``, as an image viewer on a white page shows it. Fully transparent
@@ -46,10 +50,21 @@ from .input_checks import to_unit_range
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # Modes with an alpha channel that numpy does not hand over as plain RGBA / LA.
 _ALPHA_MODES = ("PA", "RGBa", "La")
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def upright(image):
+    """A PIL image turned as its EXIF orientation tag says (the image itself when it has none)."""
+    from PIL import ImageOps
+
+    if image.getexif().get(_ORIENTATION, 1) in (None, 1):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _pil_to_array(image, name: str) -> np.ndarray:
     """A PIL image -> float32 (H, W, C) in [0, 1], C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGBA)."""
+    image = upright(image)
     mode = image.mode
     if mode in SIXTEEN_BIT_MODES:
         array = np.asarray(image).astype(np.float32) / 65535.0
@@ -158,6 +173,12 @@ def load_image(path, name: str = "image") -> torch.Tensor:
     return image_to_tensor(path, name)
 
 
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded: pixels to save or show."""
+    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
+    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def _as_channels(value, channels: int = 3) -> list[float]:
     values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * channels
     return values
@@ -198,4 +219,5 @@ def processor_normalisation(path_or_id, **kwargs) -> tuple[list[float], list[flo
     return _as_channels(data["image_mean"]), _as_channels(data["image_std"])
 
 
-__all__ = ["image_to_tensor", "load_image", "open_image", "processor_normalisation", "SIXTEEN_BIT_MODES"]
+__all__ = ["image_to_tensor", "load_image", "open_image", "processor_normalisation", "to_uint8", "upright",
+           "SIXTEEN_BIT_MODES"]

@@ -54,7 +54,7 @@ from torch import nn
 from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
-from .checks import InputError, check_int
+from .checks import InputError, check_int, looks_like_hub_id
 from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
@@ -259,7 +259,7 @@ class ContriqueQuality(FrozenQualityExtractor):
     def spec_from_source(cls, source) -> dict:
         """A folder or Hub id of a saved ContriqueModel -> its spec dict (reads config.json only)."""
         text = os.fspath(source)
-        if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith(".") or text.count("/") > 1):
+        if not os.path.isdir(text) and not looks_like_hub_id(text):
             raise InputError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
                              f"folder/Hub id of a ContriqueModel)")
         try:

@@ -18,7 +18,8 @@ import torch
 
 from . import inference, plots
 from ..models.checks import InputError
-from .images import MAX_SIDE, fit_to_cap, load_image
+from ..models.image_utils import to_uint8
+from .images import MAX_SIDE, fit_to_cap, load_upload
 from .models import GET_A_MODEL, SpaceModels, load_space_models, project_roots
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def example_rows(examples_dir: Path, natural_images: Path | None, scenes: int = 
     for index in range(scenes):
         path = examples_dir / f"quarf-shapes-{index}.png"
         if not path.is_file():
-            Image.fromarray(inference.to_uint8(dataset[index]["pixel_values"])).save(path)
+            Image.fromarray(to_uint8(dataset[index]["pixel_values"])).save(path)
         corruption, severity = SCENE_SETTINGS[index % len(SCENE_SETTINGS)]
         rows.append([str(path), corruption, severity])
     if natural_images is not None and natural_images.is_dir():
@@ -180,7 +181,7 @@ class SpaceLogic:
     def _input(self, path) -> tuple[torch.Tensor, str | None]:
         if path is None:
             raise InputError("image: upload an image or pick an example first")
-        return fit_to_cap(load_image(path), self.min_side)
+        return fit_to_cap(load_upload(path), self.min_side)
 
     def segment(self, path, corruption: str, severity):
         """Outputs, in order: degraded input, QuARF overlay, baseline overlay, legend, QuARF mIoU,
@@ -219,7 +220,7 @@ class SpaceLogic:
         if not self.models.segmenters:
             notes.append(f"No segmentation model is loaded: only the degraded input is shown (see the note above; `{GET_A_MODEL}`).")
         return [
-            self.image(inference.to_uint8(degraded)),
+            self.image(to_uint8(degraded)),
             self.image(overlays.get("quarf")),
             self.image(overlays.get("baseline")),
             inference.legend_html(shown),
@@ -269,7 +270,7 @@ class SpaceLogic:
         if result["routing"] is not None:
             weights = result["routing"][0]
             chart = plots.routing_frame(weights.numpy(), inference.expert_labels(model, weights.shape[-1]))
-        images = [self.image(inference.to_uint8(x)) for x in (degraded, restored, image)]
+        images = [self.image(to_uint8(x)) for x in (degraded, restored, image)]
         return *images, text, chart
 
 

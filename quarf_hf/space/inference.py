@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.checks import InputError
+from ..models.image_utils import to_uint8
 from .models import LoadedModel
 
 BLEND_ALPHA = 0.5   # weight of the class colour in the overlay
@@ -88,12 +89,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(psnr_per_image(a.reshape(1, -1), b.reshape(1, -1)))
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
-    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def num_labels(model: LoadedModel) -> int:
     return int(getattr(model.model.config, "num_labels", 0) or len(model.id2label) or 1)
 
@@ -152,5 +147,5 @@ def quality_summary(model: LoadedModel, features: torch.Tensor, clean_features: 
             f"distance from the clean image's features {shift:.2f}.")
 
 
-__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html", "to_uint8",
+__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html",
            "expert_labels", "quality_summary"]
