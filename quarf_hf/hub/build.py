@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
-from ..models.checks import InputError, check_int, check_int_list, looks_like_hub_id
+from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -45,8 +45,7 @@ def load_hub_config(path) -> dict:
     for key in ("name", "model"):
         if key not in data:
             raise InputError(f"CONFIG: {path} is missing the key {key!r}")
-    if data["model"] not in MODEL_KINDS:
-        raise InputError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
+    check_choice(f"CONFIG: {path}: model", data["model"], MODEL_KINDS)
     for key in ("quarf", "segformer", "unet"):
         if key in data and not isinstance(data[key], dict):
             raise InputError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
@@ -109,8 +108,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
         "quarf_segformer": (QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, "segformer.quality_extractor"),
         "quarf_restoration": (QuarfRestorationConfig, QuarfRestorationModel, "quality_extractor"),
     }
-    if model_type not in classes:
-        raise InputError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
+    check_choice("model_type", model_type, classes)
     config_class, model_class, extractor_path = classes[model_type]
     extractor, spec = resolve_quality(quality)
     with warnings.catch_warnings():  # the extractor's weights are loaded just below, whatever its type

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .checks import InputError
+from .checks import InputError, check_choice
 from .quality import quality_feature_dim
 from .quarf import QuARF, QuarfConfig
 
@@ -46,9 +46,7 @@ DEFAULT_CONDITIONING = "route"
 
 def check_conditioning(value) -> str:
     """``value`` if it is a known conditioning mode, else a ValueError naming ``conditioning``."""
-    if not isinstance(value, str) or value not in CONDITIONING_MODES:
-        raise InputError(f"conditioning: expected one of {list(CONDITIONING_MODES)}, found {value!r}")
-    return value
+    return check_choice("conditioning", value, CONDITIONING_MODES)
 
 
 def block_settings(settings: dict | None, quality: dict, name: str = "quarf") -> QuarfConfig:

@@ -103,8 +103,7 @@ class QualityTrainConfig:
             self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
-        if self.tracker not in TRACKERS:
-            raise InputError(f"tracker: expected one of {TRACKERS}, found {self.tracker!r}")
+        check_choice("tracker", self.tracker, TRACKERS)
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.checks import InputError
+from ..models.checks import check_choice, check_int
 from ..models.image_utils import to_uint8
 from .models import LoadedModel
 
@@ -27,12 +27,10 @@ def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch
     from quarf_hf.degradations import CORRUPTIONS, degrade
     from quarf_hf.evaluation.runner import degradation_seed
 
-    if corruption not in CORRUPTIONS:
-        raise InputError(f"corruption: expected one of {', '.join(CORRUPTIONS)}, found {corruption!r}")
-    if isinstance(severity, float) and severity.is_integer():
+    check_choice("corruption", corruption, CORRUPTIONS)
+    if isinstance(severity, float) and severity.is_integer():  # a Gradio slider gives floats
         severity = int(severity)
-    if not isinstance(severity, int) or not 0 <= severity <= 5:
-        raise InputError(f"severity: expected an integer from 0 (clean) to 5, found {severity!r}")
+    check_int("severity", severity, 0, 5, expected="an integer from 0 (clean) to 5")
     if severity == 0:
         return image.clone()
     generator = torch.Generator().manual_seed(degradation_seed(SEED, corruption, severity, 0))
