@@ -248,7 +248,7 @@ def test_torch_compile_full_graph_soft_mode():
     [
         ({"num_groups": 3}, "num_groups: expected a divisor of in_channels (16), found 3"),
         ({"out_channels": 18}, "num_groups: expected a divisor of out_channels (18)"),
-        ({"top_k": 0}, "top_k: expected an integer from 1 to 4, found 0"),
+        ({"top_k": 0}, "top_k: expected an integer from 1 to the number of experts (4), found 0"),
         ({"top_k": 5}, "top_k"),
         ({"experts": []}, "experts: expected a non-empty list"),
         ({"experts": [(3, 0)]}, "experts[0] dilation: expected an integer >= 1, found 0"),

@@ -130,7 +130,8 @@ class QuarfConfig:
         for name in ("quality_dim", "num_groups", "router_hidden_dim"):
             check_int(name, getattr(self, name))
         if self.top_k is not None:
-            check_int("top_k", self.top_k, 1, len(self.experts))  # at most the number of experts
+            check_int("top_k", self.top_k, 1, len(self.experts),
+                      expected=f"an integer from 1 to the number of experts ({len(self.experts)})")
         check_choice("mode", self.mode, MODES)
         check_choice("router", self.router, ROUTERS)
         check_choice("hard_gradient", self.hard_gradient, HARD_GRADIENTS)
