@@ -48,26 +48,25 @@ def build_pair(variant: str, quality: str, num_labels: int = 19):
     segformer = {**data["segformer"], "num_labels": num_labels}
     block = {key: value for key, value in data.get("quarf", {}).items() if key not in ("stage", "width")}
     torch.manual_seed(0)
-    quarf = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**segformer, quarf=block, quality=quality_spec(quality)))
-    if Path(quality).is_dir():  # a trained quality encoder: its weights into the extractor
+    spec = quality_spec(quality)
+    quarf = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(**segformer, quarf=block, quality=spec))
+    if spec.get("source"):  # a trained quality encoder: its weights into the extractor
         from quarf_hf import build_quality_extractor
 
-        quarf.segformer.quality_extractor.load_state_dict(build_quality_extractor(quality).state_dict())
+        quarf.segformer.quality_extractor.load_state_dict(build_quality_extractor(spec["source"]).state_dict())
     plain = SegformerForSemanticSegmentation(SegformerConfig(**segformer))
     shared = {k: v for k, v in quarf.state_dict().items() if not k.startswith(("segformer.quarf.", "segformer.quality_extractor."))}
     plain.load_state_dict(shared, strict=True)
     return plain.eval(), quarf.eval()
 
 
-def quality_spec(quality: str):
-    """'brisque' / 'contrique' / a quality-encoder folder, each optionally '@N' (quality at longer side N)."""
-    name, _, max_side = quality.partition("@")
-    if name in ("brisque", "contrique"):
-        spec = {"type": name}
-    else:
-        from transformers import AutoConfig
+def quality_spec(quality: str) -> dict:
+    """The package's spec of ``--quality`` ('brisque' / 'contrique' / a quality-encoder folder), with an
+    optional '@N' suffix of this benchmark: quality computed at longer side N (``max_side``)."""
+    from quarf_hf.models.quality import normalize_quality_spec
 
-        spec = {"type": "contrique", "config": AutoConfig.from_pretrained(name).architecture_dict()}
+    name, _, max_side = quality.partition("@")
+    spec = normalize_quality_spec(name)
     if max_side:
         spec["max_side"] = int(max_side)
     return spec

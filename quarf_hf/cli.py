@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import re
 import sys
+
+from .models.checks import InputError
 
 # Modules with a ``register(subparsers)``, in the order the commands appear in ``--help``.
 COMMAND_MODULES = [
@@ -41,41 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Our own bad-input errors start with what they name: an argument (``--out``, ``MODEL``, ``images[0]``,
-# ``data.train``), a file path, or a config key, then a colon.
-_NAME = r"(?:--?[\w-]+|[\w.\[\]-]+|\S*[/\\.]\S*)"
-# One name, a comma-separated list of names ("weight_decay, load_balancing_weight:"), or a name and a
-# qualifier ("folder spec:", "experts[0] dilation:"); Python's own messages have longer prefixes.
-_NAMED = re.compile(rf"^\s*{_NAME}(?:,\s*{_NAME})*(?:\s+[\w.\[\]-]+)?:\s")
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _raised_by_us(err: BaseException) -> bool:
-    """Whether the innermost frame that raised ``err`` is quarf_hf code (or a model's copied code)."""
-    tb = err.__traceback__
-    last = None
-    while tb is not None:
-        last = tb.tb_frame.f_code.co_filename
-        tb = tb.tb_next
-    if last is None:
-        return False
-    last = os.path.abspath(last)
-    return last.startswith(_PACKAGE_DIR + os.sep) or "transformers_modules" in last
-
-
 def user_error_message(err: BaseException) -> str | None:
     """The one-line message for a user error, or None for anything else (a bug: full traceback).
 
-    User errors are: ``ValueError``/``TypeError``/``KeyError`` that quarf_hf raised on purpose (raised in
-    quarf_hf's code, with a message that starts with the argument, key or file it names); any
-    ``OSError`` (a missing, unreadable or damaged file; named when the error carries its name);
-    YAML errors (with their line). A ``TypeError`` or ``ValueError`` raised anywhere else, or
-    without that form, is a programming bug and keeps its traceback.
+    User errors are :class:`~quarf_hf.models.checks.InputError` (every check of a user-given value
+    raises it; its message names the argument, key or file), any ``OSError`` (a missing, unreadable
+    or damaged file, named when the error carries its name) and YAML errors (with their line).
+    Anything else, a plain ``ValueError`` included, is a programming bug and keeps its traceback.
     """
     text = " ".join(str(err).split())
+    if isinstance(err, InputError):
+        return text or type(err).__name__
     if isinstance(err, OSError):
+        # Python's own file errors read "[Errno 2] No such file or directory: 'x'": say "x: No such ...".
         filename = getattr(err, "filename", None)
-        if filename and str(filename) not in text:
+        if filename and (err.strerror or str(filename) not in text):
             text = f"{filename}: {err.strerror or text}"
         return text or type(err).__name__
     try:
@@ -85,8 +65,6 @@ def user_error_message(err: BaseException) -> str | None:
             return f"invalid YAML: {text}"
     except ImportError:  # pragma: no cover - yaml is a dependency
         pass
-    if isinstance(err, (ValueError, TypeError, LookupError)) and _raised_by_us(err) and _NAMED.match(text):
-        return text
     return None
 
 

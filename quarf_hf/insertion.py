@@ -18,6 +18,7 @@ import os
 
 from torch import nn
 
+from .models.checks import InputError, InputTypeError
 from .models.modeling_quarf_adapter import PIXEL_KEYWORDS, QuarfAdapter
 
 
@@ -73,16 +74,16 @@ def insert_quarf(
                                           ("base_model", base_model)) if value is not None]
         given += sorted(block_kwargs)
         if given:
-            raise ValueError(f"adapter: the adapter brings its own settings; pass either adapter= or {given}, not both")
+            raise InputError(f"adapter: the adapter brings its own settings; pass either adapter= or {given}, not both")
         if isinstance(adapter, (str, os.PathLike)):
             if not isinstance(model, nn.Module):
-                raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+                raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
             adapter = QuarfAdapter.from_pretrained(adapter)
         if not isinstance(adapter, QuarfAdapter):
-            raise TypeError(f"adapter: expected a QuarfAdapter, a folder or a Hub id, found {type(adapter).__name__}")
+            raise InputTypeError(f"adapter: expected a QuarfAdapter, a folder or a Hub id, found {type(adapter).__name__}")
         return adapter.attach(model)
     if after is None:
-        raise ValueError("after: expected the name of a submodule to insert the block after (or adapter=), found None")
+        raise InputError("after: expected the name of a submodule to insert the block after (or adapter=), found None")
     adapter = QuarfAdapter.for_model(
         model, after, quality, channels=channels, pixel_mean=pixel_mean, pixel_std=pixel_std,
         pixel_argument=pixel_argument, base_model=base_model, **block_kwargs,

@@ -25,6 +25,7 @@ from PIL import Image
 from .atomic import atomic_path, write_text_atomic
 from .evaluation.metrics import psnr_per_image
 from .evaluation.routing import expert_fields, routing_per_image
+from .models.image_utils import to_uint8
 
 BLEND_ALPHA = 0.5  # weight of the class colour in <stem>_segmentation.png
 
@@ -45,12 +46,6 @@ def palette(num_classes: int) -> np.ndarray:
             value >>= 3
         colours[index] = (r, g, b)
     return colours
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
-    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
-    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -200,4 +195,4 @@ def finish_prediction(state: Prediction, records: list[dict], out: Path, model_n
     return path
 
 
-__all__ = ["Prediction", "setup_prediction", "predict_image", "finish_prediction", "palette", "to_uint8", "routing_line"]
+__all__ = ["Prediction", "setup_prediction", "predict_image", "finish_prediction", "palette", "routing_line"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from .models.checks import InputError
+
 
 def read_yaml_mapping(path, argument: str = "CONFIG") -> dict:
     """The mapping in the YAML file ``path``; a one-line ``ValueError`` naming ``argument``, the file
@@ -17,16 +19,16 @@ def read_yaml_mapping(path, argument: str = "CONFIG") -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{argument}: {path} is not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+        raise InputError(f"{argument}: {path} is not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ValueError(f"{argument}: {path} is not valid YAML{where}: {problem}") from None
+        raise InputError(f"{argument}: {path} is not valid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{argument}: {path} must hold a YAML mapping (key: value lines), found {type(data).__name__}")
+        raise InputError(f"{argument}: {path} must hold a YAML mapping (key: value lines), found {type(data).__name__}")
     return data

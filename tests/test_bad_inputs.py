@@ -82,27 +82,6 @@ class _FixedParser:
         pass
 
 
-def test_user_error_classifier():
-    """ValueErrors we raise are user errors; Python's own TypeError/ValueError wording is not."""
-    from quarf_hf.cli import user_error_message
-
-    def raise_in_quarf(message, kind):
-        code = compile(f"raise {kind}({message!r})", quarf_hf.cli.__file__, "exec")
-        try:
-            exec(code, {})
-        except Exception as err:  # noqa: BLE001
-            return err
-
-    assert user_error_message(raise_in_quarf("--out: exists", "ValueError")) == "--out: exists"
-    assert user_error_message(raise_in_quarf("x: expected a tensor", "TypeError")) == "x: expected a tensor"
-    assert user_error_message(raise_in_quarf("unsupported operand type(s) for +: 'int' and 'str'", "TypeError")) is None
-    try:
-        int("seven")
-    except ValueError as err:  # raised by Python, not by quarf_hf, even though it has a colon
-        assert user_error_message(err) is None
-    assert "a.png" in user_error_message(FileNotFoundError(2, "No such file or directory", "a.png"))
-
-
 # ----------------------------------------------------------------------------------------------
 # The rules that replace refusals: what a bad-looking input now gives.
 

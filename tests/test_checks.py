@@ -42,11 +42,13 @@ def test_check_probability_choice_type_shape():
 
 
 def test_check_groups_is_the_one_channel_rule():
-    check_groups("block", 16, 4)
-    with pytest.raises(InputError, match=r"^block: num_groups \(3\) must divide channels \(16\)"):
-        check_groups("block", 16, 3)
-    with pytest.raises(InputError, match=r"^block.channels: expected an integer >= 1"):
-        check_groups("block", 0, 1)
+    assert check_groups("block.num_groups", 16, 4) == 4
+    with pytest.raises(InputError, match=r"^block.num_groups: expected a divisor of channels \(16\), found 3$"):
+        check_groups("block.num_groups", 16, 3)
+    with pytest.raises(InputError, match=r"^in_channels: expected an integer >= 1"):
+        check_groups("num_groups", 0, 1, what="in_channels")
+    with pytest.raises(InputError, match=r"^num_groups: expected an integer >= 1, found 0"):
+        check_groups("num_groups", 16, 0)
 
 
 def test_error_types_are_value_and_type_errors():

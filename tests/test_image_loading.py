@@ -49,7 +49,14 @@ def files(tmp_path_factory):
     with PIL.Image.open(folder / "sixteen.png") as check:
         assert check.mode.startswith("I"), check.mode  # really stored with 16 bits
     to_tensor = lambda array: torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)  # noqa: E731
-    return {"rgba": (folder / "rgba.png", to_tensor(composited)), "sixteen": (folder / "sixteen.png", to_tensor(grey))}
+    # A phone photo: pixels stored sideways plus EXIF orientation 6 ("turn 90 degrees clockwise to view").
+    stored = _rgba_values()[..., :3]
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    PIL.Image.fromarray(stored).save(folder / "sideways.png", exif=exif)
+    upright = np.rot90(stored, k=-1).astype(np.float64) / 255  # numpy's clockwise quarter turn
+    return {"rgba": (folder / "rgba.png", to_tensor(composited)), "sixteen": (folder / "sixteen.png", to_tensor(grey)),
+            "sideways": (folder / "sideways.png", to_tensor(upright))}
 
 
 def _close(actual, expected):
@@ -98,9 +105,9 @@ def _via_predict(path):
 
 
 def _via_gallery(path):
-    from quarf_hf.degradations.gallery import load_image as gallery_load_image
+    from quarf_hf.degradations.gallery import load_resized
 
-    return gallery_load_image(path)[0]
+    return load_resized(path)[0]
 
 
 def _via_dataset(path):
@@ -110,8 +117,16 @@ def _via_dataset(path):
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     (root / "images" / "a.png").write_bytes(path.read_bytes())
-    PIL.Image.fromarray(np.zeros((H, W), np.uint8)).save(root / "masks" / "a.png")
+    with PIL.Image.open(path) as image:  # a mask of the upright size
+        height, width = (W, H) if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (H, W)
+    PIL.Image.fromarray(np.zeros((height, width), np.uint8)).save(root / "masks" / "a.png")
     return load_segmentation_dataset(root, num_labels=2)[0]["pixel_values"]
+
+
+def _via_space(path):
+    from quarf_hf.space.images import load_upload
+
+    return load_upload(path)[0]
 
 
 ENTRY_POINTS = {
@@ -121,16 +136,18 @@ ENTRY_POINTS = {
     "predict": _via_predict,
     "gallery": _via_gallery,
     "dataset": _via_dataset,
+    "space": _via_space,
 }
 
 
-@pytest.mark.parametrize("kind", ["rgba", "sixteen"])
+@pytest.mark.parametrize("kind", ["rgba", "sixteen", "sideways"])
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 def test_every_entry_point_reads_the_same_pixels(files, kind, entry):
     """The same file gives the same pixels via quality extraction, the image-to-image pipeline,
     predict, the gallery and the dataset loader, equal to the numpy reference: RGBA composited on
     white in float, 16-bit values / 65535. Before the fix predict, the gallery and the dataset
-    dropped the alpha, and every entry point read the 16-bit PNG as (almost) white."""
+    dropped the alpha, and every entry point read the 16-bit PNG as (almost) white; only the
+    Space turned a photo with an EXIF orientation upright."""
     path, expected = files[kind]
     _close(ENTRY_POINTS[entry](path), expected)
 

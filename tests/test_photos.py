@@ -182,7 +182,7 @@ def test_a_users_folder_goes_through_the_same_code(tmp_path):
     ({"type": "photos", "split": "test", "crop_size": 0}, r"^crop_size: expected a positive int"),
     ({"type": "photos", "split": "test", "crops": "centre"}, r"^crops: expected one of random, grid, found 'centre'$"),
     ({"type": "photos", "split": "test", "num_samples": 8}, r"^num_samples: only for crops: random"),
-    ({"type": "photos", "split": "train", "num_samples": 0}, r"^num_samples: expected a positive int, found 0$"),
+    ({"type": "photos", "split": "train", "num_samples": 0}, r"^num_samples: expected an integer >= 1, found 0$"),
     ({"type": "photos", "split": "test", "photos": ["chelsea"]}, r"^photos spec: give either split or photos"),
     ({"type": "photos", "photos": ["chelsea", "chelsea"]}, r"^photos: \['chelsea'\] listed more than once"),
     ({"type": "photos", "photos": []}, r"^photos: expected a non-empty list"),

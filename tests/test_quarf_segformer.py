@@ -189,7 +189,7 @@ def test_quality_width_mismatch_rejected_at_config():
 def test_invalid_stage_and_groups_rejected():
     with pytest.raises(ValueError, match="quarf_stage: expected an integer from 0 to 3, found 4"):
         QuarfSegformerConfig(**TINY, quality="brisque", quarf_stage=4)
-    with pytest.raises(ValueError, match="quarf.num_groups: expected a divisor of stage 0's width 8"):
+    with pytest.raises(ValueError, match=r"quarf.num_groups: expected a divisor of stage 0's width \(8\)"):
         QuarfSegformerConfig(**TINY, quality="brisque", quarf={"num_groups": 3})
 
 

@@ -50,7 +50,7 @@ from quarf_hf.data.shapes import CLASS_NAMES  # noqa: E402
 from quarf_hf.degradations import CORRUPTIONS, degrade  # noqa: E402
 from quarf_hf.evaluation.runner import degradation_seed  # noqa: E402
 from quarf_hf.space.app import build_app, example_rows  # noqa: E402
-from quarf_hf.space.images import MAX_SIDE, load_image  # noqa: E402
+from quarf_hf.space.images import MAX_SIDE, load_upload  # noqa: E402
 from quarf_hf.space.models import SpaceModels, prepare  # noqa: E402
 from tiny_models import segformer_config  # noqa: E402
 
@@ -224,29 +224,29 @@ def test_loader_reads_every_kind_of_image(tmp_path):
     rng = np.random.default_rng(1)
     grey16 = rng.integers(0, 65536, (40, 50), dtype=np.uint16)
     Image.fromarray(grey16).save(tmp_path / "grey16.png")
-    assert np.allclose(load_image(tmp_path / "grey16.png")[0].numpy(), np.broadcast_to(grey16 / 65535.0, (3, 40, 50)), atol=1e-6)
+    assert np.allclose(load_upload(tmp_path / "grey16.png")[0].numpy(), np.broadcast_to(grey16 / 65535.0, (3, 40, 50)), atol=1e-6)
 
     grey = rng.integers(0, 256, (40, 50), dtype=np.uint8)
     Image.fromarray(grey).save(tmp_path / "grey.png")
-    assert np.allclose(load_image(tmp_path / "grey.png")[0].numpy(), np.broadcast_to(grey / 255.0, (3, 40, 50)), atol=1e-6)
+    assert np.allclose(load_upload(tmp_path / "grey.png")[0].numpy(), np.broadcast_to(grey / 255.0, (3, 40, 50)), atol=1e-6)
 
     rgba = rng.integers(0, 256, (40, 50, 4), dtype=np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     alpha = rgba[..., 3:].astype(np.float64) / 255
     over_white = rgba[..., :3] * alpha + 255 * (1 - alpha)
-    assert np.abs(load_image(tmp_path / "rgba.png")[0].permute(1, 2, 0).numpy() * 255 - over_white).max() <= 1.01
+    assert np.abs(load_upload(tmp_path / "rgba.png")[0].permute(1, 2, 0).numpy() * 255 - over_white).max() <= 1.01
 
     # 16-bit RGB (48-bit PNG, written by OpenCV, BGR order): Pillow reads it at 8 bits, so within 1/255
     cv2 = pytest.importorskip("cv2")
     rgb16 = rng.integers(0, 65536, (40, 50, 3), dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16[..., ::-1])
-    assert np.abs(load_image(tmp_path / "rgb16.png")[0].permute(1, 2, 0).numpy() - rgb16 / 65535.0).max() <= 1 / 255 + 1e-6
+    assert np.abs(load_upload(tmp_path / "rgb16.png")[0].permute(1, 2, 0).numpy() - rgb16 / 65535.0).max() <= 1 / 255 + 1e-6
 
     rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "image.webp", lossless=True)
-    assert np.array_equal((load_image(tmp_path / "image.webp")[0].permute(1, 2, 0).numpy() * 255).round(), rgb)
+    assert np.array_equal((load_upload(tmp_path / "image.webp")[0].permute(1, 2, 0).numpy() * 255).round(), rgb)
     Image.fromarray(rgb).save(tmp_path / "image.jpg", quality=95)
-    assert load_image(tmp_path / "image.jpg").shape == (1, 3, 40, 50)
+    assert load_upload(tmp_path / "image.jpg").shape == (1, 3, 40, 50)
 
 
 def test_large_upload_is_downscaled_and_the_page_says_so(client, images):

@@ -21,6 +21,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ..models.checks import InputError
+
 
 def benchmarks_dir() -> Path:
     """The ``benchmarks/`` folder of the source checkout this package was imported from."""
@@ -69,7 +71,7 @@ def split_arguments(words: list[str]) -> tuple[list[str], list[str], bool]:
     before = [word for word in before if word != "--list"]
     options = [word for word in before if word.startswith("-")]
     if options:
-        raise ValueError(f"NAME: {options[0]!r} is not a benchmark; arguments for the scripts go after `--`")
+        raise InputError(f"NAME: {options[0]!r} is not a benchmark; arguments for the scripts go after `--`")
     return before, extra, listing
 
 
@@ -79,7 +81,7 @@ def _resolve(names: list[str], known: dict[str, Path]) -> list[str]:
         key = name.removesuffix(".py").removeprefix("bench_")
         if key not in known:
             listed = ", ".join(known) or "none"
-            raise ValueError(f"NAME: unknown benchmark {name!r}; known benchmarks: {listed}")
+            raise InputError(f"NAME: unknown benchmark {name!r}; known benchmarks: {listed}")
         if key not in resolved:
             resolved.append(key)
     return resolved

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text_atomic
+from ..models.checks import check_int, check_number
 
 # The arms, in the order they are trained and shown: configs/<name>.yaml is each one's only definition.
 ARM_NAMES = ("baseline", "augmentation", "static", "quarf")
@@ -119,10 +120,10 @@ def run_demo(args) -> int:
     from ..evaluation import write_report
     from ..training import train
 
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise ValueError(f"--max-minutes: expected a positive number, found {args.max_minutes}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected a positive integer, found {args.steps}")
+    if args.max_minutes is not None:
+        check_number("--max-minutes", args.max_minutes, 0, exclusive=True)
+    if args.steps is not None:
+        check_int("--steps", args.steps)
     budget = BUDGETS["quick" if args.quick else "full"]
     minutes = args.max_minutes or budget["minutes"]
     out_dir = Path(args.out)

@@ -7,8 +7,8 @@ import os
 import sys
 
 from ..degradations.registry import parse_corruptions, parse_severities
-from ..hub.ids import looks_like_hub_id
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
+from ..models.checks import InputError, check_int, looks_like_hub_id
 
 
 def dataset_spec(args, task: str, num_labels: int | None = None):
@@ -18,19 +18,17 @@ def dataset_spec(args, task: str, num_labels: int | None = None):
         try:
             return json.loads(value)
         except json.JSONDecodeError as err:
-            raise ValueError(f"--dataset: not a valid JSON spec ({err})") from None
+            raise InputError(f"--dataset: not a valid JSON spec ({err})") from None
     if value == "quarf-shapes":
         for name in ("num_samples", "image_size"):
-            number = getattr(args, name)
-            if number < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, found {number}")
+            check_int(f"--{name.replace('_', '-')}", getattr(args, name))
         spec = {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed,
                 "task": task}
         if task == "segmentation" and num_labels is not None:
             from quarf_hf.data.shapes import CLASS_NAMES
 
             if not 2 <= num_labels <= len(CLASS_NAMES):
-                raise ValueError(f"--dataset: quarf-shapes has 2 to {len(CLASS_NAMES)} classes, but the model "
+                raise InputError(f"--dataset: quarf-shapes has 2 to {len(CLASS_NAMES)} classes, but the model "
                                  f"predicts {num_labels}: evaluate it on its own data")
             spec["num_classes"] = num_labels
         return spec
@@ -48,8 +46,7 @@ def run(args) -> int:
     # Everything the user typed is checked before anything heavy is loaded.
     severities = parse_severities(args.severities)
     corruptions = parse_corruptions(args.corruptions)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size: expected a positive integer, found {args.batch_size}")
+    check_int("--batch-size", args.batch_size)
     device = resolve_device(args.device)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")

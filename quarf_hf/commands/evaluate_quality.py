@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models.checks import InputError, check_int_list
+
 
 def _data_spec(text: str):
     """``quarf-shapes``, a folder of photos, or a YAML/JSON dataset spec."""
@@ -38,7 +40,7 @@ def _held_out_kinds(reference: str, model_folder) -> list[str]:
 
     recipe_path = Path(model_folder) / TRAINING_FILE
     if not recipe_path.is_file():
-        raise ValueError(f"--corruptions: {reference} has no {TRAINING_FILE} telling which kinds it was trained on; "
+        raise InputError(f"--corruptions: {reference} has no {TRAINING_FILE} telling which kinds it was trained on; "
                          "name the held-out kinds with --corruptions")
     recipe = json.loads(recipe_path.read_text())
     if recipe.get("probe_corruptions"):
@@ -63,9 +65,9 @@ def run_evaluate_quality(args) -> int:
 
     for name in args.corruptions or []:
         if name not in CORRUPTIONS:
-            raise ValueError(f"--corruptions: unknown {name!r}; expected names from {sorted(CORRUPTIONS)}")
-    if args.severities and any(not 1 <= s <= 5 for s in args.severities):
-        raise ValueError(f"--severities: expected values from 1 to 5, found {args.severities}")
+            raise InputError(f"--corruptions: unknown {name!r}; expected names from {sorted(CORRUPTIONS)}")
+    if args.severities:
+        check_int_list("--severities", args.severities, 1, 5)
     model = _load_encoder(args.model)
     corruptions = args.corruptions or _held_out_kinds(args.model, _model_folder(args.model) or Path(args.model))
     data = [_data_spec(text) for text in args.data] if args.data else None

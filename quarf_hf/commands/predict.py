@@ -36,7 +36,9 @@ from PIL import Image
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
 from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
 from quarf_hf.models.image_utils import load_image
-from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction, to_uint8  # noqa: F401 (palette, to_uint8: public here before)
+from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
+
+from ..models.checks import InputError
 
 
 def _check_images(paths: list[str]) -> list[Path]:
@@ -50,15 +52,15 @@ def _check_images(paths: list[str]) -> list[Path]:
             with Image.open(path) as image:
                 image.verify()
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for unreadable files
-            raise ValueError(f"IMAGE: cannot read {text!r} as an image ({err})") from None
+            raise InputError(f"IMAGE: cannot read {text!r} as an image ({err})") from None
         if path.stem in stems:
-            raise ValueError(
+            raise InputError(
                 f"IMAGE: {stems[path.stem]!r} and {text!r} share the name {path.stem!r}, so their outputs would collide"
             )
         stems[path.stem] = text
         checked.append(path)
     if not checked:
-        raise ValueError("IMAGE: expected at least one image")
+        raise InputError("IMAGE: expected at least one image")
     return checked
 
 
@@ -68,13 +70,13 @@ def _check_readable(paths: list[Path], min_size: int) -> None:
     for path in paths:
         try:
             pixels = load_rgb(path)
-        except (ValueError, TypeError):
+        except InputError:
             raise  # the loader's one line already names the file
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for damaged files
-            raise ValueError(f"IMAGE: cannot read {str(path)!r} as an image ({type(err).__name__}: {err})") from None
+            raise InputError(f"IMAGE: cannot read {str(path)!r} as an image ({type(err).__name__}: {err})") from None
         height, width = pixels.shape[-2:]
         if min(height, width) < min_size:
-            raise ValueError(f"IMAGE: {str(path)!r} is {width}x{height} pixels; this model needs at least "
+            raise InputError(f"IMAGE: {str(path)!r} is {width}x{height} pixels; this model needs at least "
                              f"{min_size}x{min_size}")
 
 

@@ -7,14 +7,16 @@ wrote under ``outputs/demo/``. With none the page opens and says how to get one.
 
 from __future__ import annotations
 
+from ..models.checks import InputError, check_int
+
 
 def run_space(args) -> int:
-    if args.port is not None and not 0 < args.port < 65536:
-        raise ValueError(f"--port: expected a port number from 1 to 65535, found {args.port}")
+    if args.port is not None:
+        check_int("--port", args.port, 1, 65535, expected="a port number from 1 to 65535")
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise ValueError("quarf-hf space needs gradio: pip install 'quarf-hf[space]' (or pip install gradio)") from None
+        raise InputError("quarf-hf space needs gradio: pip install 'quarf-hf[space]' (or pip install gradio)") from None
     from ..space import launch
 
     launch(model=args.model, baseline=args.baseline, restoration=args.restoration, host=args.host, port=args.port,

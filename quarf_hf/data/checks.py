@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..models.checks import InputError
 from .shapes import QuarfShapes
 
 
@@ -56,15 +57,15 @@ def check_items(dataset, argument: str = "dataset", *, skip_bad: bool = False, s
             labels = torch.as_tensor(item["labels"])
             want = 3 if task == "restoration" else 2
             if labels.ndim != want:
-                raise ValueError(f"labels of shape {tuple(labels.shape)}, expected {want} dimensions")
+                raise InputError(f"labels of shape {tuple(labels.shape)}, expected {want} dimensions")
             if same_size and shape is not None and tuple(pixels.shape) != shape:
-                raise ValueError(f"image of shape {tuple(pixels.shape)}, but the first is {shape}; "
+                raise InputError(f"image of shape {tuple(pixels.shape)}, but the first is {shape}; "
                                  f"give the dataset spec a 'size' to resize every image")
         except Exception as err:  # noqa: BLE001 - every read error is the item's, named below
             reason = " ".join(str(err).split()) or type(err).__name__
             if not skip_bad:
                 where = name if name in reason or Path(name).name in reason else f"{name}"
-                raise ValueError(f"{argument}: {where} cannot be used ({type(err).__name__}: {reason}); "
+                raise InputError(f"{argument}: {where} cannot be used ({type(err).__name__}: {reason}); "
                                  f"fix or remove it, or pass --skip-bad to leave such items out") from None
             skipped.append((name, reason))
             continue
@@ -72,7 +73,7 @@ def check_items(dataset, argument: str = "dataset", *, skip_bad: bool = False, s
             shape = tuple(pixels.shape)
         good.append(index)
     if not good:
-        raise ValueError(f"{argument}: none of its {len(dataset)} items can be used; first: {skipped[0][0]} ({skipped[0][1]})")
+        raise InputError(f"{argument}: none of its {len(dataset)} items can be used; first: {skipped[0][0]} ({skipped[0][1]})")
     return (dataset if not skipped else CheckedSubset(dataset, good)), skipped
 
 

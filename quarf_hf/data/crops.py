@@ -14,6 +14,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
+from ..models.checks import InputError, check_choice, check_int
 from ..models.image_utils import image_to_tensor
 from .segmentation import parse_size
 from .shapes import _seed
@@ -29,7 +30,7 @@ def image_files(folder, argument: str = "path") -> list[Path]:
         raise FileNotFoundError(f"{argument}: folder not found: {folder.resolve()}")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise ValueError(f"{argument}: no images in {folder.resolve()}; expected files ending in "
+        raise InputError(f"{argument}: no images in {folder.resolve()}; expected files ending in "
                          f"{', '.join(IMAGE_EXTENSIONS)}")
     return files
 
@@ -49,7 +50,7 @@ def _header_size(path: Path, name: str) -> tuple[int, int]:
         with PIL.Image.open(path) as image:
             width, height = image.size
     except OSError as err:  # PIL.UnidentifiedImageError and unreadable files
-        raise ValueError(f"{name}: cannot read {str(path)!r} as an image ({err})") from None
+        raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from None
     return height, width
 
 
@@ -78,14 +79,12 @@ class PhotoCrops(torch.utils.data.Dataset):
                  description: str = "photos", argument: str = "photos", cache: bool = True):
         self.photos = [(str(name), Path(path)) for name, path in photos]
         if not self.photos:
-            raise ValueError(f"{argument}: no photos to crop")
+            raise InputError(f"{argument}: no photos to crop")
         self.crop_size = parse_size(crop_size, "crop_size")
-        if crops not in CROPS:
-            raise ValueError(f"crops: expected one of {', '.join(CROPS)}, found {crops!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed: expected an int, found {seed!r}")
+        check_choice("crops", crops, CROPS)
+        check_int("seed", seed, minimum=None)
         if not isinstance(cache, bool):
-            raise ValueError(f"cache: expected true or false, found {cache!r}")
+            raise InputError(f"cache: expected true or false, found {cache!r}")
         self.crops, self.seed, self.description, self.argument, self.cache = crops, seed, description, argument, cache
         self.epoch = 0
         self.sizes = [_header_size(path, argument) for _, path in self.photos]
@@ -93,7 +92,7 @@ class PhotoCrops(torch.utils.data.Dataset):
         small = [(name, size) for (name, _), size in zip(self.photos, self.sizes) if size[0] < ch or size[1] < cw]
         if small:
             name, (h, w) = small[0]
-            raise ValueError(
+            raise InputError(
                 f"crop_size: {ch}x{cw} (HxW) is larger than {len(small)} of the {len(self.photos)} photos, first "
                 f"{name!r} ({h}x{w}); expected at most {min(s[0] for s in self.sizes)}x{min(s[1] for s in self.sizes)}"
             )
@@ -101,10 +100,9 @@ class PhotoCrops(torch.utils.data.Dataset):
                      for top in grid_offsets(h, ch) for left in grid_offsets(w, cw)]
         if num_samples is not None:
             if crops != "random":
-                raise ValueError(f"num_samples: only for crops: random (grid crops are fixed: {len(self.grid)} here), "
+                raise InputError(f"num_samples: only for crops: random (grid crops are fixed: {len(self.grid)} here), "
                                  f"found {num_samples!r}")
-            if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-                raise ValueError(f"num_samples: expected a positive int, found {num_samples!r}")
+            check_int("num_samples", num_samples)
         self.num_samples = len(self.grid) if num_samples is None else num_samples
         self._pixels: dict[int, torch.Tensor] = {}
 

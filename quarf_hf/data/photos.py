@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.checks import InputError
+
 SPLITS = ("train", "development", "test")
 
 
@@ -116,7 +118,7 @@ _BY_NAME = {photo.name: photo for photo in PHOTOS}
 def check_split(split, argument: str = "split") -> str:
     """One of :data:`SPLITS`."""
     if split not in SPLITS:
-        raise ValueError(f"{argument}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise InputError(f"{argument}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return split
 
 
@@ -130,7 +132,7 @@ def photo_names(split: str | None = None) -> list[str]:
 def get_photo(name, argument: str = "photos") -> Photo:
     """The table entry of the photo called ``name``."""
     if not isinstance(name, str) or name not in _BY_NAME:
-        raise ValueError(f"{argument}: unknown photo {name!r}; built-in photos: {', '.join(_BY_NAME)}")
+        raise InputError(f"{argument}: unknown photo {name!r}; built-in photos: {', '.join(_BY_NAME)}")
     return _BY_NAME[name]
 
 

@@ -11,6 +11,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from ..models.checks import InputError, check_int
 from ..models.image_utils import image_to_tensor
 from .sources import resolve_source
 
@@ -21,14 +22,12 @@ def parse_size(size, argument: str = "size") -> tuple[int, int] | None:
     """``None``, an int or an ``(H, W)`` pair -> ``(H, W)``."""
     if size is None:
         return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (
-        isinstance(size, (tuple, list)) and len(size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        return int(size[0]), int(size[1])
-    raise ValueError(f"{argument}: expected a positive int or an (H, W) pair of positive ints, found {size!r}")
+    expected = "a positive int or an (H, W) pair of positive ints"
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2:
+        raise InputError(f"{argument}: expected {expected}, found {size!r}")
+    height, width = (check_int(argument, value, expected=expected) for value in pair)
+    return height, width
 
 
 def _class_label_names(feature) -> list[str] | None:
@@ -49,7 +48,7 @@ def _open(value, name: str):
             return PIL.Image.open(io.BytesIO(value["bytes"]))
         if value.get("path"):
             return PIL.Image.open(value["path"])
-        raise ValueError(f"{name}: image cell has neither bytes nor path")
+        raise InputError(f"{name}: image cell has neither bytes nor path")
     if isinstance(value, PIL.Image.Image):
         return value
     return np.asarray(value)
@@ -75,13 +74,13 @@ def _mask_array(mask, name: str) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.ndim == 3:
         if not (mask[..., :1] == mask[..., :3]).all():
-            raise ValueError(
+            raise InputError(
                 f"mask_column: {name} is a colour mask (shape {mask.shape}); expected one class id per pixel "
                 f"(a single-channel or palette PNG)"
             )
         mask = mask[..., 0]
     if mask.ndim != 2:
-        raise ValueError(f"mask_column: expected an (H, W) mask, found shape {mask.shape} in {name}")
+        raise InputError(f"mask_column: expected an (H, W) mask, found shape {mask.shape} in {name}")
     return mask.astype(np.int64)
 
 
@@ -112,11 +111,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.lookup = None
         if label_map is not None:
             if not isinstance(label_map, dict) or not label_map:
-                raise ValueError(f"label_map: expected a non-empty dict raw value -> train id, found {label_map!r}")
+                raise InputError(f"label_map: expected a non-empty dict raw value -> train id, found {label_map!r}")
             raw = np.array([int(k) for k in label_map], dtype=np.int64)
             ids = np.array([int(v) for v in label_map.values()], dtype=np.int64)
             if raw.min() < 0 or ids.min() < 0:
-                raise ValueError(f"label_map: expected non-negative raw values and train ids, found {label_map!r}")
+                raise InputError(f"label_map: expected non-negative raw values and train ids, found {label_map!r}")
             # a lookup table: raw values not in the map (and ignore_index itself) become ignore_index
             self.lookup = np.full(max(int(raw.max()), self.ignore_index) + 1, self.ignore_index, dtype=np.int64)
             self.lookup[raw] = ids
@@ -124,7 +123,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if id2label is not None:
             id2label = {int(k): str(v) for k, v in id2label.items()}
             if num_labels is not None and int(num_labels) != len(id2label):
-                raise ValueError(f"num_labels: {num_labels} does not match id2label, which names {len(id2label)} classes")
+                raise InputError(f"num_labels: {num_labels} does not match id2label, which names {len(id2label)} classes")
             num_labels = len(id2label)
         if num_labels is None and self.lookup is not None:
             train_ids = [int(v) for v in label_map.values() if int(v) != self.ignore_index]
@@ -133,14 +132,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
             num_labels, id2label = len(class_names), dict(enumerate(class_names))
         if num_labels is None:
             num_labels = self._scan_num_labels()
-        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1:
-            raise ValueError(f"num_labels: expected a positive int, found {num_labels!r}")
+        check_int("num_labels", num_labels)
         self.num_labels = num_labels
         self.id2label = id2label if id2label is not None else {i: str(i) for i in range(num_labels)}
         if self.lookup is not None:
             bad = sorted({int(v) for v in label_map.values() if int(v) != self.ignore_index and int(v) >= num_labels})
             if bad:
-                raise ValueError(f"label_map: train ids {bad} are >= num_labels={num_labels} and not ignore_index={self.ignore_index}")
+                raise InputError(f"label_map: train ids {bad} are >= num_labels={num_labels} and not ignore_index={self.ignore_index}")
 
     def _scan_num_labels(self) -> int:
         # no class list anywhere: read every mask once (O(N) decodes at construction)
@@ -151,7 +149,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             if values.size:
                 largest = max(largest, int(values.max()))
         if largest < 0:
-            raise ValueError(f"num_labels: could not infer it from {self.description}: every mask is ignore_index={self.ignore_index}")
+            raise InputError(f"num_labels: could not infer it from {self.description}: every mask is ignore_index={self.ignore_index}")
         return largest + 1
 
     def _raw_mask(self, index: int) -> tuple[np.ndarray, str]:
@@ -172,7 +170,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         mask_name = _cell_name(row[self.mask_column], f"{self.description} item {index}")
         mask = _mask_array(_open(row[self.mask_column], mask_name), mask_name)
         if tuple(pixels.shape[1:]) != mask.shape:
-            raise ValueError(
+            raise InputError(
                 f"mask_column: image {image_name} is {tuple(pixels.shape[1:])} (H, W) but its mask {mask_name} "
                 f"is {mask.shape}; expected the same size"
             )
@@ -182,7 +180,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         else:
             bad = np.unique(mask[((mask >= self.num_labels) | (mask < 0)) & (mask != self.ignore_index)])
             if bad.size:
-                raise ValueError(
+                raise InputError(
                     f"num_labels: mask {mask_name} holds values {bad[:10].tolist()} outside 0..{self.num_labels - 1} "
                     f"that are not ignore_index={self.ignore_index}; pass a label_map or the right num_labels"
                 )
@@ -214,18 +212,18 @@ def load_segmentation_dataset(source, split: str = "train", *, image_column: str
         image_column, mask_column = "image", "mask"
     columns = list(table.column_names)
     if image_column not in columns:
-        raise ValueError(f"image_column: {image_column!r} not found in {description}; columns are {columns}")
+        raise InputError(f"image_column: {image_column!r} not found in {description}; columns are {columns}")
     if mask_column is None:
         found = [c for c in MASK_COLUMN_CANDIDATES if c in columns]
         if not found:
-            raise ValueError(
+            raise InputError(
                 f"mask_column: none given and none of {list(MASK_COLUMN_CANDIDATES)} found in {description}; "
                 f"columns are {columns}"
             )
         mask_column = found[0]
     elif mask_column not in columns:
-        raise ValueError(f"mask_column: {mask_column!r} not found in {description}; columns are {columns}")
+        raise InputError(f"mask_column: {mask_column!r} not found in {description}; columns are {columns}")
     if len(table) == 0:
-        raise ValueError(f"source: {description} has no samples (split {split!r}); expected at least one")
+        raise InputError(f"source: {description} has no samples (split {split!r}); expected at least one")
     return SegmentationDataset(table, image_column, mask_column, label_map=label_map, ignore_index=ignore_index,
                                num_labels=num_labels, id2label=id2label, size=size, description=description)

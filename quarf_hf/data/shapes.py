@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..models.checks import InputError, check_choice, check_int
 from .segmentation import parse_size
 
 CLASS_NAMES = (
@@ -112,18 +113,15 @@ class QuarfShapes(torch.utils.data.Dataset):
 
     def __init__(self, num_samples: int, size=64, seed: int = 0, task: str = "segmentation", num_classes: int = 5,
                  degradations=None, severities=(1, 5)):
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"num_samples: expected a positive int, found {num_samples!r}")
+        check_int("num_samples", num_samples)
         self.size = parse_size(size)
-        if task not in ("segmentation", "restoration"):
-            raise ValueError(f"task: expected 'segmentation' or 'restoration', found {task!r}")
-        if not isinstance(num_classes, int) or not 2 <= num_classes <= len(CLASS_NAMES):
-            raise ValueError(f"num_classes: expected an int in 2..{len(CLASS_NAMES)} (background included), found {num_classes!r}")
-        if not isinstance(seed, int):
-            raise ValueError(f"seed: expected an int, found {seed!r}")
+        check_choice("task", task, ("segmentation", "restoration"))
+        check_int("num_classes", num_classes, 2, len(CLASS_NAMES),
+                  expected=f"an integer from 2 to {len(CLASS_NAMES)} (background included)")
+        check_int("seed", seed, minimum=None)
         severities = tuple(severities)
         if len(severities) != 2 or not 1 <= severities[0] <= severities[1] <= 5:
-            raise ValueError(f"severities: expected (low, high) with 1 <= low <= high <= 5, found {severities!r}")
+            raise InputError(f"severities: expected (low, high) with 1 <= low <= high <= 5, found {severities!r}")
         self.num_samples, self.seed, self.task, self.num_classes = num_samples, seed, task, num_classes
         self.severities = severities
         self.degradations = tuple(DEFAULT_DEGRADATIONS if degradations is None else degradations)
@@ -133,7 +131,7 @@ class QuarfShapes(torch.utils.data.Dataset):
 
             unknown = [name for name in self.degradations if name not in CORRUPTIONS]
             if unknown or not self.degradations:
-                raise ValueError(f"degradations: unknown {unknown or 'empty list'}; expected names from {sorted(CORRUPTIONS)}")
+                raise InputError(f"degradations: unknown {unknown or 'empty list'}; expected names from {sorted(CORRUPTIONS)}")
         self.num_labels = num_classes
         self.id2label = dict(enumerate(CLASS_NAMES[:num_classes]))
 

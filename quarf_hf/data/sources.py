@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..hub.ids import looks_like_hub_id
+from ..models.checks import InputError, InputTypeError, looks_like_hub_id
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MASK_EXTENSIONS = (".png",)
@@ -15,7 +15,7 @@ METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 
 def _pick_split(splits: dict, split: str, where: str):
     if split not in splits:
-        raise ValueError(f"split: {split!r} not found in {where}; available splits: {sorted(splits)}")
+        raise InputError(f"split: {split!r} not found in {where}; available splits: {sorted(splits)}")
     return splits[split]
 
 
@@ -31,7 +31,7 @@ def _files_by_stem(folder: Path, extensions: tuple[str, ...], argument: str) -> 
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in extensions:
             if path.stem in found:
-                raise ValueError(
+                raise InputError(
                     f"{argument}: two files share the stem {path.stem!r} in {folder}: "
                     f"{found[path.stem].name} and {path.name}; expected one per stem"
                 )
@@ -55,7 +55,7 @@ def _pairs_dataset(root: Path, split: str):
             raise FileNotFoundError(f"source: {root} has images/{split}/ but no masks/{split}/")
     elif split != "train":
         # a flat folder is one split; calling it "train" keeps the default working everywhere
-        raise ValueError(
+        raise InputError(
             f"split: {split!r} not found in {root}: it has no split subfolders under images/; "
             f"available splits: ['train']"
         )
@@ -83,7 +83,7 @@ def resolve_source(source, split: str) -> tuple[object, str, bool]:
         # already a single split: ``split`` has nothing to choose from
         return source, "the Dataset", False
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
+        raise InputTypeError(
             f"source: expected a datasets.Dataset/DatasetDict, a folder path or a Hub dataset id, "
             f"found {type(source).__name__}"
         )

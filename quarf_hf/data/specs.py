@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.checks import InputError
 from .crops import PhotoCrops, image_files
 from .photos import check_split, get_photo, photo_names, photo_path
 from .segmentation import load_segmentation_dataset
@@ -39,16 +40,16 @@ def _photos(options: dict) -> PhotoCrops:
     ``photos``; random crops for the train split, a grid of crops otherwise, unless ``crops`` says."""
     if "photos" in options:
         if "split" in options:
-            raise ValueError("photos spec: give either split or photos (a list of names), not both")
+            raise InputError("photos spec: give either split or photos (a list of names), not both")
         names = options["photos"]
         names = [names] if isinstance(names, str) else names
         if not isinstance(names, (list, tuple)) or not names:
-            raise ValueError(f"photos: expected a non-empty list of built-in photo names, found {options['photos']!r}")
+            raise InputError(f"photos: expected a non-empty list of built-in photo names, found {options['photos']!r}")
         for name in names:
             get_photo(name)
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
-            raise ValueError(f"photos: {twice} listed more than once; expected each photo once")
+            raise InputError(f"photos: {twice} listed more than once; expected each photo once")
         crops, description = "grid", f"built-in photos {list(names)}"
     else:
         split = check_split(options.get("split", "train"))
@@ -71,23 +72,23 @@ def load_dataset_spec(spec):
     """
     if isinstance(spec, str):
         if spec != "quarf-shapes":
-            raise ValueError(f"spec: unknown dataset {spec!r}; a string spec must be 'quarf-shapes', else use a dict with type in {sorted(_ALLOWED)}")
+            raise InputError(f"spec: unknown dataset {spec!r}; a string spec must be 'quarf-shapes', else use a dict with type in {sorted(_ALLOWED)}")
         spec = {"type": "quarf-shapes"}
     if not isinstance(spec, dict):
-        raise ValueError(f"spec: expected 'quarf-shapes' or a dict with a 'type', found {type(spec).__name__}")
+        raise InputError(f"spec: expected 'quarf-shapes' or a dict with a 'type', found {type(spec).__name__}")
     options = dict(spec)
     kind = options.pop("type", None)
     if kind not in _ALLOWED:
-        raise ValueError(f"type: unknown dataset type {kind!r}; allowed: {sorted(_ALLOWED)}")
+        raise InputError(f"type: unknown dataset type {kind!r}; allowed: {sorted(_ALLOWED)}")
     unknown = sorted(set(options) - set(_ALLOWED[kind]))
     if unknown:
-        raise ValueError(f"{kind} spec: unknown keys {unknown}; allowed: ['type'] + {list(_ALLOWED[kind])}")
+        raise InputError(f"{kind} spec: unknown keys {unknown}; allowed: ['type'] + {list(_ALLOWED[kind])}")
     options = _tuples(options)
     if kind == "photos":
         return _photos(options)
     if kind == "images":
         if "path" not in options:
-            raise ValueError("images spec: missing key 'path'")
+            raise InputError("images spec: missing key 'path'")
         files = image_files(options["path"], "path")
         return PhotoCrops([(path.name, path) for path in files], description=str(Path(options["path"]).expanduser()),
                           argument="path", **_crop_options(options, "grid"))
@@ -95,12 +96,12 @@ def load_dataset_spec(spec):
         return QuarfShapes(**{"num_samples": DEFAULT_SHAPES_SAMPLES, **options})
     if kind == "folder":
         if "path" not in options:
-            raise ValueError("folder spec: missing key 'path'")
+            raise InputError("folder spec: missing key 'path'")
         path = Path(options.pop("path")).expanduser()
         if not path.is_dir():
             # a folder spec never falls back to the Hub
             raise FileNotFoundError(f"path: folder not found: {path.resolve()}")
         return load_segmentation_dataset(path, **options)
     if "source" not in options:
-        raise ValueError("datasets spec: missing key 'source'")
+        raise InputError("datasets spec: missing key 'source'")
     return load_segmentation_dataset(options.pop("source"), **options)

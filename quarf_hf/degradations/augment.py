@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..models.checks import InputError, InputTypeError, check_probability
 from .registry import (
     check_corruptions, check_generator, check_images, check_reference_size, check_severity, check_values, degrade,
 )
@@ -34,7 +35,7 @@ class RandomDegradation:
             check_severity(low)
             check_severity(high)
             if low > high:
-                raise ValueError(f"severities: expected a (low, high) range with low <= high, found {severities}")
+                raise InputError(f"severities: expected a (low, high) range with low <= high, found {severities}")
             levels = list(range(low, high + 1))
         elif isinstance(severities, int) and not isinstance(severities, bool):
             check_severity(severities)
@@ -42,18 +43,14 @@ class RandomDegradation:
         elif isinstance(severities, Sequence) and not isinstance(severities, str):
             levels = list(severities)
             if not levels:
-                raise ValueError("severities: expected at least one severity, found an empty sequence")
+                raise InputError("severities: expected at least one severity, found an empty sequence")
             for s in levels:
                 check_severity(s)
         else:
-            raise TypeError(f"severities: expected a (low, high) tuple or a list of ints in 1..5, found {severities!r}")
+            raise InputTypeError(f"severities: expected a (low, high) tuple or a list of ints in 1..5, found {severities!r}")
         self.severities = sorted(set(levels))
 
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"p: expected a probability (float in [0, 1]), found {type(p).__name__}")
-        if not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"p: expected a probability in [0, 1], found {p}")
-        self.p = float(p)
+        self.p = check_probability("p", p)
         self.reference_size = check_reference_size(reference_size)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.image_utils import image_to_tensor
 from .registry import (
     SEVERITIES, check_corruptions, check_images, check_reference_size, check_severity, check_values, degrade,
@@ -48,13 +49,13 @@ def psnr_table(images: torch.Tensor, seed: int = 0, names=None, severities=SEVER
     return table
 
 
-def load_image(path, size: int | None = None) -> torch.Tensor:
+def load_resized(path, size: int | None = None) -> torch.Tensor:
     """An image file as a (1, 3, H, W) float tensor in [0, 1], short side resized to ``size``.
 
     Read by :func:`quarf_hf.models.image_utils.load_image`, as every entry point of quarf-hf
-    reads images (16-bit PNGs at full depth, transparency composited on white)."""
+    reads images (EXIF orientation applied, 16-bit PNGs at full depth, transparency composited on white)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"image: expected a path, found {type(path).__name__}")
+        raise InputTypeError(f"image: expected a path, found {type(path).__name__}")
     return _to_tensor(path, size)
 
 
@@ -86,7 +87,7 @@ def _to_tensor(image, size: int | None) -> torch.Tensor:
         check_images(t)
         check_values(t)
         if t.shape[0] != 1:
-            raise ValueError(f"image: expected one image (3, H, W) or (1, 3, H, W), found shape {tuple(image.shape)}")
+            raise InputError(f"image: expected one image (3, H, W) or (1, 3, H, W), found shape {tuple(image.shape)}")
         t = t.float().cpu()
         if size is not None:
             h, w = t.shape[-2:]
@@ -95,7 +96,7 @@ def _to_tensor(image, size: int | None) -> torch.Tensor:
                 t, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bicubic", align_corners=False, antialias=True
             ).clamp(0, 1)
         return t
-    raise TypeError(f"image: expected a path, a PIL image or a tensor, found {type(image).__name__}")
+    raise InputTypeError(f"image: expected a path, a PIL image or a tensor, found {type(image).__name__}")
 
 
 def _to_pil(t: torch.Tensor) -> Image.Image:
@@ -117,11 +118,11 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
     for s in severities:
         check_severity(s)
     check_reference_size(reference_size)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
-        raise ValueError(f"size: expected an int >= 8 (short side in pixels), found {size!r}")
+    if size is not None:
+        check_int("size", size, 8, expected="an integer >= 8 (the short side in pixels)")
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".png":
-        raise ValueError(f"out_path: expected a .png path, found {str(out_path)!r}")
+        raise InputError(f"out_path: expected a .png path, found {str(out_path)!r}")
     clean = _to_tensor(image, size)
     _, _, h, w = clean.shape
 

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.input_checks import check_pixel_range, check_pixel_values
 
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
@@ -70,18 +71,14 @@ SEVERITIES = (1, 2, 3, 4, 5)
 def check_name(name, argument: str = "name") -> None:
     """One corruption name: a str that ``CORRUPTIONS`` knows."""
     if not isinstance(name, str):
-        raise TypeError(f"{argument}: expected a str naming a corruption, found {type(name).__name__}")
+        raise InputTypeError(f"{argument}: expected a str naming a corruption, found {type(name).__name__}")
     if name not in CORRUPTIONS:
-        raise ValueError(f"{argument}: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+        raise InputError(f"{argument}: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
 
 
 def check_severity(severity, argument: str = "severity") -> None:
     """One severity: an int from 1 to 5."""
-    # bool is an int subclass but True/False as a severity is a bug in the caller
-    if isinstance(severity, bool) or not isinstance(severity, int):
-        raise TypeError(f"{argument}: expected an int in 1..5, found {type(severity).__name__} {severity!r}")
-    if not 1 <= severity <= 5:
-        raise ValueError(f"{argument}: expected an int in 1..5, found {severity}")
+    check_int(argument, severity, 1, 5)  # refuses True/False too: a bool severity is a bug in the caller
 
 
 def check_corruptions(names, argument: str = "corruptions", *, allow_empty: bool = False) -> list[str]:
@@ -94,9 +91,9 @@ def check_corruptions(names, argument: str = "corruptions", *, allow_empty: bool
     try:
         names = list(names)
     except TypeError:
-        raise TypeError(f"{argument}: expected 'all', a corruption name or a list of names, found {names!r}") from None
+        raise InputTypeError(f"{argument}: expected 'all', a corruption name or a list of names, found {names!r}") from None
     if not names and not allow_empty:
-        raise ValueError(f"{argument}: expected at least one corruption name, found an empty sequence")
+        raise InputError(f"{argument}: expected at least one corruption name, found an empty sequence")
     for name in names:
         check_name(name, argument)
     return list(dict.fromkeys(names))
@@ -107,10 +104,10 @@ def check_severities(severities, argument: str = "severities", *, allow_empty: b
     if isinstance(severities, int) and not isinstance(severities, bool):
         severities = [severities]
     if isinstance(severities, str) or not hasattr(severities, "__iter__"):
-        raise TypeError(f"{argument}: expected a list of ints in 1..5, found {severities!r}")
+        raise InputTypeError(f"{argument}: expected a list of ints in 1..5, found {severities!r}")
     severities = list(severities)
     if not severities and not allow_empty:
-        raise ValueError(f"{argument}: expected at least one severity from 1 to 5, found none")
+        raise InputError(f"{argument}: expected at least one severity from 1 to 5, found none")
     for severity in severities:
         check_severity(severity, argument)
     return sorted(set(severities))
@@ -125,7 +122,7 @@ def check_degradation(corruption, severity, *, default_severity: int = 3,
         check_severity(severity, severity_argument)
     if corruption is None:
         if severity is not None:
-            raise ValueError(f"{severity_argument}: only meaningful with {corruption_argument}")
+            raise InputError(f"{severity_argument}: only meaningful with {corruption_argument}")
         return None, None
     check_name(corruption, corruption_argument)
     return corruption, default_severity if severity is None else severity
@@ -137,7 +134,7 @@ def parse_corruptions(text: str, argument: str = "--corruptions") -> list[str]:
         return sorted(CORRUPTIONS)
     names = [name.strip() for name in str(text).split(",") if name.strip()]
     if not names:
-        raise ValueError(f"{argument}: expected 'all' or a comma-separated list, found {text!r}")
+        raise InputError(f"{argument}: expected 'all' or a comma-separated list, found {text!r}")
     return check_corruptions(names, argument)
 
 
@@ -155,7 +152,7 @@ def parse_severities(text: str, argument: str = "--severities") -> list[int]:
             else:
                 values.append(int(part))
     except ValueError:
-        raise ValueError(f"{argument}: expected '1-5', '1,3,5' or '3', found {text!r}") from None
+        raise InputError(f"{argument}: expected '1-5', '1,3,5' or '3', found {text!r}") from None
     return check_severities(values, argument)
 
 
@@ -173,9 +170,9 @@ def check_generator(generator, images: torch.Tensor) -> None:
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, found {type(generator).__name__}")
+        raise InputTypeError(f"generator: expected a torch.Generator or None, found {type(generator).__name__}")
     if generator.device.type != images.device.type:
-        raise ValueError(
+        raise InputError(
             f"generator: expected a generator on the images' device type {images.device.type!r}, "
             f"found one on {generator.device.type!r}"
         )
@@ -186,12 +183,8 @@ def check_reference_size(reference_size, argument: str = "reference_size") -> in
     pixel values apply unchanged (the size rule in the module doc)."""
     if reference_size is None:
         return None
-    if isinstance(reference_size, bool) or not isinstance(reference_size, int) or reference_size < 1:
-        raise ValueError(
-            f"{argument}: expected None (no scaling) or a positive int in pixels (224: ImageNet-C's size), "
-            f"found {reference_size!r}"
-        )
-    return reference_size
+    return check_int(argument, reference_size,
+                     expected="None (no scaling) or a positive int in pixels (224: ImageNet-C's size)")
 
 
 def spatial_scale(height: int, width: int, reference_size: int | None) -> float:

@@ -7,8 +7,7 @@ import os
 
 import torch
 
-from ..hub.ids import looks_like_hub_id
-from ..models.checks import InputError
+from ..models.checks import InputError, looks_like_hub_id
 from ..models.weights import load_error
 from .pixels import RESTORATION_MODEL_TYPES
 
@@ -19,9 +18,9 @@ def resolve_device(text: str | None) -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise ValueError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
+        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {text!r} requested but CUDA is not available")
+        raise InputError(f"--device: {text!r} requested but CUDA is not available")
     return device
 
 
@@ -63,7 +62,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, *, option: st
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except ValueError as err:  # not JSON
-        raise ValueError(f"MODEL: {config_file} is not a usable model config ({_first_line(err)})") from None
+        raise InputError(f"MODEL: {config_file} is not a usable model config ({_first_line(err)})") from None
     model_type = data.get("model_type")
     known = known_model_type(model_type)
     if not known and not trust_remote_code:
@@ -81,7 +80,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, *, option: st
             raise InputError(f"MODEL: {converted}") from None
         if isinstance(err, (ValueError, KeyError, TypeError)):
             # transformers' own errors for an unknown model_type or a config field of the wrong type
-            raise ValueError(f"MODEL: {config_file} is not a usable model config "
+            raise InputError(f"MODEL: {config_file} is not a usable model config "
                              f"({type(err).__name__}: {_first_line(err)})") from None
         raise
 

@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..models.checks import InputError, InputTypeError, check_int
 from ..models.input_checks import check_pixel_values
 
 MIN_MSE = 1e-10  # PSNR cap: 10 * log10(1 / 1e-10) = 100 dB
@@ -41,8 +42,7 @@ class SegmentationMeter:
     """Accumulates a (num_labels x num_labels) confusion matrix (rows: labels, columns: predictions)."""
 
     def __init__(self, num_labels: int, ignore_index: int | None = 255):
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-            raise ValueError(f"num_labels: expected a positive integer, found {num_labels!r}")
+        check_int("num_labels", num_labels)
         self.num_labels = num_labels
         self.ignore_index = ignore_index
         self.confusion = torch.zeros(num_labels, num_labels, dtype=torch.int64)
@@ -53,13 +53,13 @@ class SegmentationMeter:
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
         """``predictions`` and ``labels``: integer tensors of the same shape, e.g. (B, H, W)."""
         if not isinstance(predictions, torch.Tensor) or not isinstance(labels, torch.Tensor):
-            raise TypeError("predictions, labels: expected tensors")
+            raise InputTypeError("predictions, labels: expected tensors")
         if predictions.shape != labels.shape:
-            raise ValueError(
+            raise InputError(
                 f"predictions: expected the labels' shape {tuple(labels.shape)}, found {tuple(predictions.shape)}"
             )
         if predictions.is_floating_point() or labels.is_floating_point():
-            raise TypeError(
+            raise InputTypeError(
                 f"predictions, labels: expected integer class indices, found {predictions.dtype} and {labels.dtype}"
             )
         predictions = predictions.reshape(-1).long()
@@ -71,7 +71,7 @@ class SegmentationMeter:
         for name, values in (("labels", labels), ("predictions", predictions)):
             if values.numel() and (values.min() < 0 or values.max() >= n):
                 bad = values[(values < 0) | (values >= n)][0].item()
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected class indices from 0 to {n - 1} (or ignore_index {self.ignore_index}), found {bad}"
                 )
         bins = torch.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
@@ -139,7 +139,7 @@ class RestorationMeter:
                            size_reason="for SSIM")
         check_pixel_values(clean, name="clean", channels=None, floating=False)
         if reconstruction.shape != clean.shape:
-            raise ValueError(
+            raise InputError(
                 f"reconstruction: expected a tensor of the clean images' shape {tuple(clean.shape)}, "
                 f"found {tuple(reconstruction.shape)}"
             )

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models.checks import InputError, check_int
 from .metrics import RestorationMeter, SegmentationMeter
 from .pixels import model_pixel_normalisation, model_task
 from .routing import expert_fields, routing_per_image
@@ -54,16 +55,14 @@ def _validate(corruptions, severities, seed, batch_size, dataset):
 
     corruptions = check_corruptions(corruptions, "corruptions", allow_empty=True)
     severities = check_severities(severities, "severities", allow_empty=not corruptions)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an integer, found {seed!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, found {batch_size!r}")
+    check_int("seed", seed, minimum=None)
+    check_int("batch_size", batch_size)
     try:
         size = len(dataset)
     except TypeError:
-        raise ValueError(f"dataset: expected a sized, indexable dataset, found {type(dataset).__name__}") from None
+        raise InputError(f"dataset: expected a sized, indexable dataset, found {type(dataset).__name__}") from None
     if size == 0:
-        raise ValueError("dataset: expected at least one image, found an empty dataset")
+        raise InputError("dataset: expected at least one image, found an empty dataset")
     return corruptions, severities
 
 
@@ -186,16 +185,16 @@ def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_
         # A dataset whose classes are the model's first ones (its masks need not hold the top class)
         # is scored over the model's classes; more classes than the model predicts cannot be.
         if dataset_labels is not None and int(dataset_labels) > num_labels:
-            raise ValueError(f"dataset: has {dataset_labels} labels but the model predicts only {num_labels}")
+            raise InputError(f"dataset: has {dataset_labels} labels but the model predicts only {num_labels}")
 
     first = dataset[0]
     labels_shape = tuple(torch.as_tensor(first["labels"]).shape)
     if task == "restoration" and len(labels_shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"dataset: restoration evaluation needs items whose labels are clean (3, H, W) images, found labels of shape {labels_shape}"
         )
     if task == "segmentation" and len(labels_shape) != 2:
-        raise ValueError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
+        raise InputError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
 
     mean, std = model_pixel_normalisation(model)
     device = accelerator.device if accelerator is not None else _model_device(model)

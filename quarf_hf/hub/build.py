@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
-from ..models.checks import InputError
+from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -44,23 +44,20 @@ def load_hub_config(path) -> dict:
     data = read_yaml_mapping(path, "CONFIG")
     for key in ("name", "model"):
         if key not in data:
-            raise ValueError(f"CONFIG: {path} is missing the key {key!r}")
-    if data["model"] not in MODEL_KINDS:
-        raise ValueError(f"CONFIG: model: expected one of {MODEL_KINDS}, found {data['model']!r} in {path}")
+            raise InputError(f"CONFIG: {path} is missing the key {key!r}")
+    check_choice(f"CONFIG: {path}: model", data["model"], MODEL_KINDS)
     for key in ("quarf", "segformer", "unet"):
         if key in data and not isinstance(data[key], dict):
-            raise ValueError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
+            raise InputError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
     if data["model"] == "quarf_segformer":
         quarf = data.get("quarf", {})
         stage = quarf.get("stage", 0)
         sizes = data.get("segformer", {}).get("hidden_sizes")
-        if not isinstance(sizes, list) or not sizes or not all(isinstance(v, int) and v > 0 for v in sizes):
-            raise ValueError(f"CONFIG: segformer.hidden_sizes: expected a list of positive integers, found {sizes!r} in {path}")
-        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(sizes):
-            raise ValueError(f"CONFIG: quarf.stage: expected an integer from 0 to {len(sizes) - 1}, found {stage!r} in {path}")
+        check_int_list(f"CONFIG: {path}: segformer.hidden_sizes", sizes)
+        check_int(f"CONFIG: {path}: quarf.stage", stage, 0, len(sizes) - 1)
         width = sizes[stage]
         if quarf.get("width", width) != width:
-            raise ValueError(
+            raise InputError(
                 f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
             )
     data["_path"] = str(path)
@@ -85,7 +82,7 @@ def _load_base(load, base):
         raise InputError(f"--base: {err}") from None
     except Exception as err:
         if type(err).__name__ == "SafetensorError":  # a truncated or random-bytes weights file
-            raise ValueError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None
+            raise InputError(f"--base: {str(base)!r} holds a damaged safetensors file ({err})") from None
         raise
 
 
@@ -113,8 +110,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
         "quarf_segformer": (QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, "segformer.quality_extractor"),
         "quarf_restoration": (QuarfRestorationConfig, QuarfRestorationModel, "quality_extractor"),
     }
-    if model_type not in classes:
-        raise ValueError(f"model_type: expected one of {tuple(classes)}, found {model_type!r}")
+    check_choice("model_type", model_type, classes)
     config_class, model_class, extractor_path = classes[model_type]
     extractor, spec = resolve_quality(quality)
     with warnings.catch_warnings():  # the extractor's weights are loaded just below, whatever its type
@@ -136,7 +132,7 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
         ), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
-                raise ValueError(
+                raise InputError(
                     f"--base: its {key} {list(getattr(model.config, key))} do not match "
                     f"{data['name']}'s {list(segformer[key])}"
                 )
@@ -183,7 +179,7 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
 def check_trained_encoder(data: dict, base) -> None:
     """A trained variant (a ``training`` recipe) is published from the folder its training wrote."""
     if not base:
-        raise ValueError(
+        raise InputError(
             f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train-quality "
             f"{data['name']}` and pass the folder it writes (outputs/{data['name']}/model) as --base"
         )
@@ -215,7 +211,7 @@ def _copy_trained(data: dict, folder: Path, base, repo_id, model_class, architec
     for key, expected in architecture.items():
         found = getattr(model.config, key)
         if (list(found) if isinstance(found, (list, tuple)) else found) != expected:
-            raise ValueError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
+            raise InputError(f"--base: its {key} {found} do not match {data['name']}'s {expected}")
     for path in Path(base).iterdir():
         if path.is_file():
             shutil.copy2(path, folder / path.name)
@@ -232,8 +228,6 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
     """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
     data = load_hub_config(config_path)
     if base is not None:
-        from .ids import looks_like_hub_id
-
         # A path that cannot be a Hub id must exist: say so now, not after transformers' traceback.
         if not os.path.exists(base) and not looks_like_hub_id(str(base)):
             raise FileNotFoundError(f"--base: no such folder or file {str(base)!r}")
@@ -243,7 +237,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
     if data["model"] == "contrique" and "training" in data:
         check_trained_encoder(data, base)
     if data["model"] == "quarf_restoration" and "training" in data and not base:
-        raise ValueError(
+        raise InputError(
             f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train {data['name']}` "
             f"and pass the folder it writes (outputs/{data['name']}/model) as --base"
         )

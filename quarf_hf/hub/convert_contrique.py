@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_folder
+from ..models.checks import InputError
 from ..models.configuration_contrique import ContriqueConfig
 from ..models.modeling_contrique import ContriqueModel
 from .model_card import write_model_card
@@ -53,20 +54,20 @@ def load_checkpoint(path) -> dict:
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         if "weights only" in str(err).lower() or "weights_only" in str(err):
-            raise ValueError(
+            raise InputError(
                 f"CHECKPOINT: {path} holds objects that would run code on loading; refused (only plain "
                 f"tensors are read)"
             ) from None
-        raise ValueError(f"CHECKPOINT: {path} is not a PyTorch checkpoint ({first})") from None
+        raise InputError(f"CHECKPOINT: {path} is not a PyTorch checkpoint ({first})") from None
     except (RuntimeError, EOFError, ValueError, KeyError, IndexError, UnicodeDecodeError, AttributeError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ValueError(f"CHECKPOINT: {path} is not a readable PyTorch checkpoint ({type(err).__name__}: {first})") from None
+        raise InputError(f"CHECKPOINT: {path} is not a readable PyTorch checkpoint ({type(err).__name__}: {first})") from None
 
 
 def convert_state_dict(official: dict, config: ContriqueConfig | None = None) -> ContriqueModel:
     """A ``ContriqueModel`` holding the official weights; every key is accounted for, or a ValueError says which not."""
     if not isinstance(official, dict) or not all(isinstance(k, str) for k in official):
-        raise ValueError("checkpoint: expected a state dict (str -> tensor), found " + type(official).__name__)
+        raise InputError("checkpoint: expected a state dict (str -> tensor), found " + type(official).__name__)
     if "state_dict" in official and isinstance(official["state_dict"], dict):
         official = official["state_dict"]
     official = {k.removeprefix("module."): v for k, v in official.items()}  # DataParallel checkpoints
@@ -90,7 +91,7 @@ def convert_state_dict(official: dict, config: ContriqueConfig | None = None) ->
     if misshaped:
         problems.append(f"{len(misshaped)} mis-shaped (e.g. {misshaped[:3]})")
     if problems:
-        raise ValueError("checkpoint: does not match CONTRIQUE's ResNet-50 layout: " + "; ".join(problems))
+        raise InputError("checkpoint: does not match CONTRIQUE's ResNet-50 layout: " + "; ".join(problems))
     model.load_state_dict(mapped, strict=True)
     return model.eval()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..atomic import atomic_path
-from .ids import looks_like_hub_id
+from ..models.checks import looks_like_hub_id
 
 # model_type -> the pipeline that serves it, its Hub tags and default license.
 PIPELINE_TAGS = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..models.checks import InputError, looks_like_hub_id
+
 
 def resolve_token(token: str | None) -> str:
     """The token to push with: the argument, ``HF_TOKEN``, or the one saved by ``hf auth login``."""
@@ -12,7 +14,7 @@ def resolve_token(token: str | None) -> str:
 
     token = token or os.environ.get("HF_TOKEN") or get_token()
     if not token:
-        raise ValueError(
+        raise InputError(
             "token: no Hugging Face token found; set HF_TOKEN or run `hf auth login` (a write token is needed to push)"
         )
     return token
@@ -26,8 +28,8 @@ def push_folder_to_hub(folder, repo_id: str, private: bool = False, token: str |
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder: no such directory {str(folder)!r}")
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-        raise ValueError(f"repo_id: expected 'namespace/name', found {repo_id!r}")
+    if not isinstance(repo_id, str) or not looks_like_hub_id(repo_id) or "/" not in repo_id:
+        raise InputError(f"repo_id: expected 'namespace/name', found {repo_id!r}")
     api = HfApi(token=resolve_token(token))
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)

@@ -35,9 +35,18 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = None) -> int:
-    """``value`` as an int within ``[minimum, maximum]`` (``None``: unbounded); booleans are refused."""
-    if not _is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
+              expected: str | None = None) -> int:
+    """``value`` as an int within ``[minimum, maximum]`` (``None``: unbounded); booleans are refused.
+
+    A value that is no integer at all raises :class:`InputTypeError`, one out of bounds
+    :class:`InputError`. ``expected`` replaces the generated description of what is allowed, for a
+    message that also says why (``"an integer >= 8 (the short side in pixels)"``).
+    """
+    in_bounds = _is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if in_bounds:
+        return value
+    if expected is None:
         if minimum is not None and maximum is not None:
             expected = f"an integer from {minimum} to {maximum}"
         elif minimum is not None:
@@ -46,8 +55,21 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
             expected = f"an integer <= {maximum}"
         else:
             expected = "an integer"
-        raise InputError(f"{name}: expected {expected}, found {value!r}")
-    return value
+    error = InputError if _is_int(value) else InputTypeError
+    raise error(f"{name}: expected {expected}, found {value!r}")
+
+
+def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
+                   distinct: bool = False) -> list[int]:
+    """``value`` as a non-empty list of ints, each checked as ``check_int(f"{name}[{i}]", ...)``;
+    all different when ``distinct``."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError(f"{name}: expected a non-empty list of integers, found {value!r}")
+    for index, item in enumerate(value):
+        check_int(f"{name}[{index}]", item, minimum, maximum)
+    if distinct and len(set(value)) != len(value):
+        raise InputError(f"{name}: expected distinct values, found {value!r}")
+    return list(value)
 
 
 def check_number(name: str, value, minimum: float | None = None, *, exclusive: bool = False,
@@ -61,7 +83,8 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
         except ValueError:
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-        raise InputError(f"{name}: expected a finite number, found {value!r}")
+        error = InputError if isinstance(value, (str, float)) else InputTypeError  # "abc", nan: wrong value
+        raise error(f"{name}: expected a finite number, found {value!r}")
     low_ok = minimum is None or (number > minimum if exclusive else number >= minimum)
     if not low_ok or (maximum is not None and number > maximum):
         bounds = []
@@ -101,13 +124,22 @@ def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None])
         raise InputError(f"{name}: expected shape {readable}, found {shape}")
 
 
-def check_groups(name: str, channels: int, groups: int, *, what: str = "channels") -> None:
-    """The channel rule of the QuARF block: ``groups`` divides ``channels`` (both positive).
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text``, which is not an existing path, may be a Hub repo id: ``"name"`` or
+    ``"owner/name"``. Anything absolute, dotted-relative, deeper or with a backslash can only be a
+    local path (so a missing folder is reported as missing, not as an unknown Hub repo)."""
+    return not text.startswith((".", "/", "~")) and text.count("/") <= 1 and "\\" not in text
 
-    Shared by ``QuARF``, ``QuarfBlockConfig`` and ``QuarfAdapterConfig``, so that the three agree.
+
+def check_groups(name: str, channels: int, groups, *, what: str = "channels") -> int:
+    """``groups`` (the setting ``name``) as a positive integer that divides ``channels``.
+
+    ``what`` says which channels, for the message (``"in_channels"``, ``"stage 2's width"``):
+    ``num_groups: expected a divisor of in_channels (16), found 3``. The QuARF block's whole channel
+    rule (in, out, residual) is ``quarf.check_block_channels``, which calls this.
     """
-    check_int(f"{name}.{what}" if name else what, channels)
-    check_int(f"{name}.num_groups" if name else "num_groups", groups)
+    check_int(what, channels)
+    check_int(name, groups)
     if channels % groups:
-        prefix = f"{name}: " if name else ""
-        raise InputError(f"{prefix}num_groups ({groups}) must divide {what} ({channels})")
+        raise InputError(f"{name}: expected a divisor of {what} ({channels}), found {groups}")
+    return groups

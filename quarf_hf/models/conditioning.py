@@ -41,7 +41,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import InputError
+from .checks import InputError, check_choice
 from .quality import quality_feature_dim
 from .quarf import QuARF, QuarfConfig
 
@@ -53,7 +53,7 @@ def _routed_block(in_channels: int, out_channels: int | None, config) -> nn.Modu
 
 def _same_channels(in_channels: int, out_channels: int | None, mode: str) -> None:
     if out_channels is not None and out_channels != in_channels:
-        raise ValueError(f"out_channels: conditioning {mode!r} keeps the feature map's channels; expected "
+        raise InputError(f"out_channels: conditioning {mode!r} keeps the feature map's channels; expected "
                          f"{in_channels}, found {out_channels}")
 
 
@@ -114,11 +114,11 @@ class QualityFilm(nn.Module):
     def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
             found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected a (batch, {self.in_channels}, height, width) feature map, found {found}")
+            raise InputError(f"x: expected a (batch, {self.in_channels}, height, width) feature map, found {found}")
         expected = (x.shape[0], self.config.quality_dim)
         if not isinstance(quality_features, torch.Tensor) or tuple(quality_features.shape) != expected:
             found = tuple(quality_features.shape) if isinstance(quality_features, torch.Tensor) else type(quality_features).__name__
-            raise ValueError(f"quality_features: expected shape {expected} (batch of x, quality_dim), found {found}")
+            raise InputError(f"quality_features: expected shape {expected} (batch of x, quality_dim), found {found}")
         scale, shift = self.out(nn.functional.gelu(self.hidden(quality_features.to(self.hidden.weight.dtype)))).chunk(2, dim=-1)
         out = x * (1 + scale[..., None, None].to(x.dtype)) + shift[..., None, None].to(x.dtype)
         return (out, None) if return_routing else out
@@ -152,9 +152,7 @@ DEFAULT_CONDITIONING = "route"
 
 def check_conditioning(value) -> str:
     """``value`` if it is a known conditioning mode, else a ValueError naming ``conditioning``."""
-    if not isinstance(value, str) or value not in CONDITIONING_MODES:
-        raise ValueError(f"conditioning: expected one of {list(CONDITIONING_MODES)}, found {value!r}")
-    return value
+    return check_choice("conditioning", value, CONDITIONING_MODES)
 
 
 def block_settings(settings: dict | None, quality: dict, name: str = "quarf") -> QuarfConfig:
@@ -167,7 +165,7 @@ def block_settings(settings: dict | None, quality: dict, name: str = "quarf") ->
     settings = {"quality_dim": feature_dim, "residual": True, **(settings or {})}
     block = QuarfConfig.from_dict(settings)  # validates every block setting
     if block.quality_dim != feature_dim:
-        raise ValueError(
+        raise InputError(
             f"{name}.quality_dim: expected the quality extractor's feature width {feature_dim} "
             f"({quality['type']}), found {block.quality_dim}"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig, ResNetConfig
 
+from .checks import InputError
+
 # The settings that define the architecture: what QuARF model configs keep of a CONTRIQUE.
 ARCHITECTURE_KEYS = ("num_channels", "embedding_size", "hidden_sizes", "depths", "projection_dim")
 
@@ -54,7 +56,7 @@ class ContriqueConfig(PretrainedConfig):
 
     def __post_init__(self, **kwargs):
         if len(self.hidden_sizes) != len(self.depths) or not self.depths:
-            raise ValueError(
+            raise InputError(
                 f"depths: expected one depth per entry of hidden_sizes {list(self.hidden_sizes)}, found {list(self.depths)}"
             )
         self.hidden_sizes = [int(v) for v in self.hidden_sizes]

@@ -17,7 +17,7 @@ from dataclasses import fields
 
 from transformers import PretrainedConfig
 
-from .quarf import QuarfConfig
+from .quarf import QuarfConfig, check_block_channels
 
 AUTO_MAP = {"AutoConfig": "configuration_quarf.QuarfBlockConfig", "AutoModel": "modeling_quarf.QuarfBlockModel"}
 # The QuarfConfig fields this config carries, in order.
@@ -76,17 +76,7 @@ class QuarfBlockConfig(PretrainedConfig):
             settings["experts"] = self.experts
         block = QuarfConfig.from_dict(settings)  # validates every block setting
         self.experts = [list(expert) for expert in block.experts]
-        for name in ("in_channels", "out_channels"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name}: expected a positive integer, found {value!r}")
-        if self.out_channels is None:
-            self.out_channels = self.in_channels
-        for name in ("in_channels", "out_channels"):
-            if getattr(self, name) % block.num_groups:
-                raise ValueError(f"num_groups: expected a divisor of {name}={getattr(self, name)}, found {block.num_groups}")
-        if block.residual and self.out_channels != self.in_channels:
-            raise ValueError(f"residual: needs out_channels == in_channels, found {self.out_channels} != {self.in_channels}")
+        self.out_channels = check_block_channels(block, self.in_channels, self.out_channels)
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .checks import InputError
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
+from .quarf import check_block_channels
 
 AUTO_MAP = {
     "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
@@ -22,9 +24,9 @@ def _floats(name: str, value) -> list[float]:
     try:
         values = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number or a list of numbers, found {value!r}") from None
+        raise InputError(f"{name}: expected a number or a list of numbers, found {value!r}") from None
     if not values:
-        raise ValueError(f"{name}: expected a number or a non-empty list of numbers, found {value!r}")
+        raise InputError(f"{name}: expected a number or a non-empty list of numbers, found {value!r}")
     return values
 
 
@@ -79,16 +81,16 @@ class QuarfAdapterConfig(PretrainedConfig):
         names = [a["after"] for a in self.attachments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"attachments: expected one block per module, found several after {duplicates}")
+            raise InputError(f"attachments: expected one block per module, found several after {duplicates}")
         check_conditioning(self.conditioning)
         self.pixel_mean = _floats("pixel_mean", self.pixel_mean)
         self.pixel_std = _floats("pixel_std", self.pixel_std)
         if min(self.pixel_std) <= 0:
-            raise ValueError(f"pixel_std: expected positive values, found {self.pixel_std}")
+            raise InputError(f"pixel_std: expected positive values, found {self.pixel_std}")
         for name in ("pixel_argument", "base_model", "base_model_class"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{name}: expected a string or None, found {value!r}")
+                raise InputError(f"{name}: expected a string or None, found {value!r}")
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 
@@ -96,15 +98,14 @@ class QuarfAdapterConfig(PretrainedConfig):
     def _attachment(index: int, attachment, quality: dict) -> dict:
         where = f"attachments[{index}]"
         if not isinstance(attachment, dict) or not isinstance(attachment.get("after"), str) or not attachment["after"]:
-            raise ValueError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
+            raise InputError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
         unknown = sorted(set(attachment) - ATTACHMENT_KEYS)
         if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")
-        in_channels = attachment.get("in_channels")
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
-            raise ValueError(f"{where}.in_channels: expected a positive integer, found {in_channels!r}")
-        out_channels = attachment.get("out_channels") or in_channels
+            raise InputError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")
         block = block_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
+        in_channels = attachment.get("in_channels")
+        out_channels = check_block_channels(block, in_channels, attachment.get("out_channels"), where=f"{where}.",
+                                            block_where=f"{where}.quarf.")
         shapes = attachment.get("parameter_shapes") or {}
         return {
             "after": attachment["after"],

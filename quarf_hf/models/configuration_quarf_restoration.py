@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .checks import InputError, check_choice, check_groups
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
@@ -95,21 +96,14 @@ class QuarfRestorationConfig(PretrainedConfig):
     def __post_init__(self, **kwargs):
         self.block_out_channels = [int(c) for c in self.block_out_channels]
         if not self.block_out_channels:
-            raise ValueError("block_out_channels: expected at least one width, found []")
-        for width in self.block_out_channels:
-            if width % self.norm_num_groups:
-                raise ValueError(
-                    f"norm_num_groups: expected a divisor of every width in {self.block_out_channels}, found {self.norm_num_groups}"
-                )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {LOSSES}, found {self.loss!r}")
+            raise InputError("block_out_channels: expected at least one width, found []")
+        for index, width in enumerate(self.block_out_channels):
+            check_groups("norm_num_groups", width, self.norm_num_groups, what=f"block_out_channels[{index}]")
+        check_choice("loss", self.loss, LOSSES)
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
         block = block_settings(self.quarf, self.quality)
-        if self.block_out_channels[0] % block.num_groups:
-            raise ValueError(
-                f"quarf.num_groups: expected a divisor of the input convolution's width "
-                f"{self.block_out_channels[0]}, found {block.num_groups}"
-            )
+        check_groups("quarf.num_groups", self.block_out_channels[0], block.num_groups,
+                     what="the input convolution's width")
         self.quarf = block.to_dict()
         check_conditioning(self.conditioning)
         super().__post_init__(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
+from .checks import InputError, check_groups, check_int
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
@@ -79,20 +80,16 @@ class QuarfSegformerConfig(SegformerConfig):
         self.quarf = block.to_dict()
         check_conditioning(self.conditioning)
         num_stages = self.num_encoder_blocks
-        if isinstance(self.quarf_stage, bool) or not isinstance(self.quarf_stage, int) or not 0 <= self.quarf_stage < num_stages:
-            raise ValueError(f"quarf_stage: expected an integer from 0 to {num_stages - 1}, found {self.quarf_stage!r}")
-        width = self.hidden_sizes[self.quarf_stage]
-        if width % block.num_groups:
-            raise ValueError(
-                f"quarf.num_groups: expected a divisor of stage {self.quarf_stage}'s width {width}, found {block.num_groups}"
-            )
+        check_int("quarf_stage", self.quarf_stage, 0, num_stages - 1)
+        check_groups("quarf.num_groups", self.hidden_sizes[self.quarf_stage], block.num_groups,
+                     what=f"stage {self.quarf_stage}'s width")
         for name in ("image_mean", "image_std"):
             value = getattr(self, name)
             if len(value) != self.num_channels:
-                raise ValueError(f"{name}: expected {self.num_channels} values, found {list(value)}")
+                raise InputError(f"{name}: expected {self.num_channels} values, found {list(value)}")
             setattr(self, name, [float(v) for v in value])
         if min(self.image_std) <= 0:
-            raise ValueError(f"image_std: expected positive values, found {self.image_std}")
+            raise InputError(f"image_std: expected positive values, found {self.image_std}")
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 

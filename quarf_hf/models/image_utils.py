@@ -20,6 +20,10 @@ What :func:`image_to_tensor` returns: float32 RGB of shape (3, H, W) in [0, 1]. 
   refused. 1 channel is grey, 2 grey + alpha, 3 RGB, 4 RGBA.
 * **paths**: opened with PIL, then as above.
 
+**The orientation rule.** A PIL image (a file, too) with an EXIF orientation tag is turned upright
+first (``PIL.ImageOps.exif_transpose``), as viewers and transformers' ``load_image`` show it:
+phone photos store their pixels sideways plus a tag that says so.
+
 **The alpha rule.** An image with transparency (``RGBA``, ``LA``, ``PA``, a palette or greyscale
 with a transparent colour, a 2- or 4-channel array) is composited on white, in float:
 ``rgb * alpha + (1 - alpha)``, as an image viewer on a white page shows it. Fully transparent
@@ -39,16 +43,28 @@ import os
 import numpy as np
 import torch
 
+from .checks import InputError, InputTypeError
 from .input_checks import to_unit_range
 
 # PIL modes read as integers with 16 significant bits (see the module doc).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # Modes with an alpha channel that numpy does not hand over as plain RGBA / LA.
 _ALPHA_MODES = ("PA", "RGBa", "La")
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def upright(image):
+    """A PIL image turned as its EXIF orientation tag says (the image itself when it has none)."""
+    from PIL import ImageOps
+
+    if image.getexif().get(_ORIENTATION, 1) in (None, 1):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _pil_to_array(image, name: str) -> np.ndarray:
     """A PIL image -> float32 (H, W, C) in [0, 1], C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGBA)."""
+    image = upright(image)
     mode = image.mode
     if mode in SIXTEEN_BIT_MODES:
         array = np.asarray(image).astype(np.float32) / 65535.0
@@ -73,7 +89,7 @@ def _array_to_tensor(array: np.ndarray, name: str) -> torch.Tensor:
         return torch.from_numpy(array.astype(np.int64))
     if array.dtype.kind in "bfc":  # bool and complex are refused by the rule, by name
         return torch.from_numpy(np.array(array))  # a copy: read-only arrays make non-writable tensors
-    raise TypeError(f"{name}: expected integer (0-255), uint16 (16-bit) or float ([0, 1]) pixels, found {array.dtype}")
+    raise InputTypeError(f"{name}: expected integer (0-255), uint16 (16-bit) or float ([0, 1]) pixels, found {array.dtype}")
 
 
 def open_image(path, name: str = "image"):
@@ -86,7 +102,7 @@ def open_image(path, name: str = "image"):
         image = Image.open(path)
         image.load()
     except OSError as err:  # PIL.UnidentifiedImageError and truncated files
-        raise ValueError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
+        raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
     return image
 
 
@@ -131,17 +147,17 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
     elif isinstance(image, torch.Tensor):
         tensor = to_unit_range(image, name=name).float()
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: expected a path, a PIL image, a numpy array or a tensor, found {type(image).__name__}"
         )
     if tensor.ndim == 2:
         tensor = tensor[None]
     if tensor.ndim != 3 or tensor.shape[0] not in (1, 2, 3, 4):
-        raise ValueError(
+        raise InputError(
             f"{name}: expected (H, W), (H, W, C) or (C, H, W) with 1 to 4 channels, found {tuple(tensor.shape)}"
         )
     if tensor.numel() == 0:
-        raise ValueError(f"{name}: the image is empty, shape {tuple(tensor.shape)}")
+        raise InputError(f"{name}: the image is empty, shape {tuple(tensor.shape)}")
     if tensor.shape[0] in (2, 4):  # the alpha rule: composite on white
         alpha = tensor[-1:]
         tensor = tensor[:-1] * alpha + (1 - alpha)
@@ -153,8 +169,14 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
 def load_image(path, name: str = "image") -> torch.Tensor:
     """An image file as float32 RGB (3, H, W) in [0, 1]: :func:`image_to_tensor` of a path."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a path, found {type(path).__name__}")
+        raise InputTypeError(f"{name}: expected a path, found {type(path).__name__}")
     return image_to_tensor(path, name)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded: pixels to save or show."""
+    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
+    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def _as_channels(value, channels: int = 3) -> list[float]:
@@ -197,4 +219,5 @@ def processor_normalisation(path_or_id, **kwargs) -> tuple[list[float], list[flo
     return _as_channels(data["image_mean"]), _as_channels(data["image_std"])
 
 
-__all__ = ["image_to_tensor", "load_image", "open_image", "processor_normalisation", "SIXTEEN_BIT_MODES"]
+__all__ = ["image_to_tensor", "load_image", "open_image", "processor_normalisation", "to_uint8", "upright",
+           "SIXTEEN_BIT_MODES"]

@@ -26,6 +26,8 @@ import math
 
 import torch
 
+from .checks import InputError, InputTypeError
+
 # Half an 8-bit step: how far outside [0, 1] a float pixel may be (rounding) and still be accepted.
 ROUNDING = 0.5 / 255
 _LOOKS_8_BIT = "; they look like 0-255 values: divide by 255"
@@ -74,23 +76,23 @@ def check_pixel_values(
     wanted = "channels" if channels is None else " or ".join(str(c) for c in channels)
     layout = f"(batch, {wanted}, height, width)"
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor {layout}, found {type(pixel_values).__name__}")
+        raise InputTypeError(f"{name}: expected a torch.Tensor {layout}, found {type(pixel_values).__name__}")
     shape = tuple(pixel_values.shape)
     if pixel_values.ndim != 4:
-        raise ValueError(f"{name}: expected a 4-D tensor {layout} with 4 dimensions (4 dims), found shape {shape}")
+        raise InputError(f"{name}: expected a 4-D tensor {layout} with 4 dimensions (4 dims), found shape {shape}")
     if channels is not None and shape[1] not in channels:
-        raise ValueError(f"{name}: expected {wanted} channels (dim 1 of {layout}), found shape {shape}")
+        raise InputError(f"{name}: expected {wanted} channels (dim 1 of {layout}), found shape {shape}")
     if floating and not pixel_values.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor with values {values}, found dtype {pixel_values.dtype}")
+        raise InputTypeError(f"{name}: expected a floating-point tensor with values {values}, found dtype {pixel_values.dtype}")
     if shape[0] < min_batch:
-        raise ValueError(f"{name}: expected B >= {min_batch} images, found shape {shape}")
+        raise InputError(f"{name}: expected B >= {min_batch} images, found shape {shape}")
     if min(shape[2:]) < min_size:
         if size_reason:
-            raise ValueError(
+            raise InputError(
                 f"{name}: images must be at least {min_size}x{min_size} pixels {size_reason}, "
                 f"found {shape[2:]} (shape {shape})"
             )
-        raise ValueError(
+        raise InputError(
             f"{name}: expected images of at least {min_size}x{min_size} pixels (H, W >= {min_size}), found shape {shape}"
         )
 
@@ -139,17 +141,17 @@ def check_finite(pixel_values: torch.Tensor, *, name: str = "pixel_values", expe
         return
     low, high = _min_max(pixel_values)
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"{name}: expected {expected}, found {_non_finite(pixel_values)}")
+        raise InputError(f"{name}: expected {expected}, found {_non_finite(pixel_values)}")
 
 
 def _check_unit_floats(pixel_values: torch.Tensor, name: str, tolerance: float, hint: str) -> tuple[float, float]:
     low, high = _min_max(pixel_values)
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"{name}: expected finite values in [0, 1], found {_non_finite(pixel_values)}")
+        raise InputError(f"{name}: expected finite values in [0, 1], found {_non_finite(pixel_values)}")
     if low < -tolerance or high > 1 + tolerance:
         if low >= -tolerance and high <= 255 + 0.5:
             hint = _LOOKS_8_BIT
-        raise ValueError(f"{name}: expected values in [0, 1], found min {low:.4g}, max {high:.4g}{hint}")
+        raise InputError(f"{name}: expected values in [0, 1], found min {low:.4g}, max {high:.4g}{hint}")
     return low, high
 
 
@@ -195,18 +197,18 @@ def to_unit_range(pixel_values, *, name: str = "pixel_values", check_values: boo
     ```
     """
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, found {type(pixel_values).__name__}")
+        raise InputTypeError(f"{name}: expected a torch.Tensor, found {type(pixel_values).__name__}")
     if pixel_values.dtype == torch.bool:
-        raise TypeError(f"{name}: expected RGB values in [0, 1] (floats) or 0-255 (integers), found dtype torch.bool")
+        raise InputTypeError(f"{name}: expected RGB values in [0, 1] (floats) or 0-255 (integers), found dtype torch.bool")
     if pixel_values.is_complex():
-        raise TypeError(f"{name}: expected real RGB values, found dtype {pixel_values.dtype}")
+        raise InputTypeError(f"{name}: expected real RGB values, found dtype {pixel_values.dtype}")
     if pixel_values.dtype == torch.uint16:  # a 16-bit image
         return pixel_values.to(torch.int32).float() / 65535.0
     if not pixel_values.is_floating_point():
         if pixel_values.numel():
             low, high = (int(v) for v in torch.stack(torch.aminmax(pixel_values.to(torch.int64))).tolist())
             if low < 0 or high > 255:
-                raise ValueError(f"{name}: expected integer pixels in 0-255, found values from {low} to {high}")
+                raise InputError(f"{name}: expected integer pixels in 0-255, found values from {low} to {high}")
         return pixel_values.float() / 255.0
     if pixel_values.numel() == 0 or not check_values:
         return pixel_values

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .checks import InputTypeError
 from .configuration_quarf import QuarfBlockConfig
 from .quarf import QuARF
 
@@ -92,7 +93,7 @@ class QuarfBlockModel(QuarfPreTrainedModel):
     def from_block(cls, block: QuARF) -> "QuarfBlockModel":
         """A ``QuarfBlockModel`` holding a copy of an existing block's weights (e.g. one trained inside a network)."""
         if not isinstance(block, QuARF):
-            raise TypeError(f"block: expected a QuARF block, found {type(block).__name__}")
+            raise InputTypeError(f"block: expected a QuARF block, found {type(block).__name__}")
         model = cls(QuarfBlockConfig.from_block(block))
         reference = next(block.parameters())
         model.to(device=reference.device, dtype=reference.dtype)

@@ -48,7 +48,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .checks import InputError
+from .checks import InputError, InputTypeError, check_int
 from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
@@ -157,7 +157,7 @@ def host_module(model: nn.Module, after: str) -> nn.Module:
     for inner in module.modules():
         if not isinstance(inner, CONTAINERS):
             return inner
-    raise ValueError(f"after: {after!r} holds only containers (nn.Sequential/ModuleList/ModuleDict); name a layer inside it")
+    raise InputError(f"after: {after!r} holds only containers (nn.Sequential/ModuleList/ModuleDict); name a layer inside it")
 
 
 def _pixel_input(args, kwargs, pixel_argument):
@@ -167,13 +167,13 @@ def _pixel_input(args, kwargs, pixel_argument):
             return pixel_argument, kwargs[pixel_argument]
         if args and isinstance(args[0], torch.Tensor):
             return pixel_argument, args[0]
-        raise ValueError(f"pixel_argument: the model was called without {pixel_argument!r}")
+        raise InputError(f"pixel_argument: the model was called without {pixel_argument!r}")
     for key in PIXEL_KEYWORDS:
         if isinstance(kwargs.get(key), torch.Tensor):
             return key, kwargs[key]
     if args and isinstance(args[0], torch.Tensor):
         return "the pixel input (first argument)", args[0]
-    raise ValueError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
+    raise InputError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
 
 
 class QuarfAdapterPreTrainedModel(PreTrainedModel):
@@ -272,26 +272,26 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         from .quality import resolve_quality
 
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+            raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
         names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(f"after: expected a module name or a non-empty list of them, found {after!r}")
+            raise InputError(f"after: expected a module name or a non-empty list of them, found {after!r}")
         if isinstance(channels, (list, tuple)):
             if len(channels) != len(names):
-                raise ValueError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
+                raise InputError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
             channels = dict(zip(names, channels))
         attachments = []
         for name in names:
             try:
                 target = model.get_submodule(name)
             except AttributeError as err:
-                raise ValueError(f"after: {name!r} is not a submodule of {type(model).__name__}") from err
+                raise InputError(f"after: {name!r} is not a submodule of {type(model).__name__}") from err
             if hasattr(host_module(model, name), attribute_name(name)):
-                raise ValueError(f"after: a QuARF block is already inserted after {name!r}")
+                raise InputError(f"after: a QuARF block is already inserted after {name!r}")
             count = channels.get(name) if isinstance(channels, dict) else channels
             count = count if count is not None else find_channels(target)
             if count is None:
-                raise ValueError(
+                raise InputError(
                     f"channels: could not infer the output channels of {name!r} ({type(target).__name__}); pass channels="
                 )
             attachments.append({"after": name, "in_channels": count, "parameter_shapes": parameter_shapes(target)})
@@ -326,19 +326,18 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         """Block ``index`` on its own, as a :class:`~quarf_hf.models.modeling_quarf.QuarfBlockModel` (a copy)."""
         from .modeling_quarf import QuarfBlockModel
 
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.blocks):
-            raise ValueError(f"index: expected an integer from 0 to {len(self.blocks) - 1}, found {index!r}")
+        check_int("index", index, 0, len(self.blocks) - 1)
         return QuarfBlockModel.from_block(self.blocks[index])
 
     def check_compatible(self, model: nn.Module) -> None:
         """Raises a ValueError naming the problem if the blocks cannot go into ``model``; warns if only
         the network's class name differs from the one the adapter was made for. Changes nothing."""
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
+            raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
         if not self.config.attachments:
-            raise ValueError("adapter: its config lists no attachments (no QuARF blocks to attach)")
+            raise InputError("adapter: its config lists no attachments (no QuARF blocks to attach)")
         if self._attachment is not None:
-            raise ValueError(
+            raise InputError(
                 f"model: this adapter is already attached to a {type(self._attachment.model).__name__}; detach() it first"
             )
         recorded = self.config.base_model_class
@@ -351,23 +350,23 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             try:
                 target = model.get_submodule(name)
             except AttributeError:
-                raise ValueError(
+                raise InputError(
                     f"model: {found_class} has no module {name!r}, which the adapter attaches a QuARF block after{mismatch_note}"
                 ) from None
             channels = find_channels(target)
             if channels is not None and channels != attachment["in_channels"]:
-                raise ValueError(
+                raise InputError(
                     f"model: {name!r} outputs {channels} channels, the adapter's block takes {attachment['in_channels']}{mismatch_note}"
                 )
             found_shapes = dict(target.named_parameters())
             for parameter, shape in attachment["parameter_shapes"].items():
                 found = list(found_shapes[parameter].shape) if parameter in found_shapes else None
                 if found != shape:
-                    raise ValueError(
+                    raise InputError(
                         f"model: {name}.{parameter} has shape {found}, the adapter was made for {shape}{mismatch_note}"
                     )
             if hasattr(host_module(model, name), attribute_name(name)):
-                raise ValueError(f"model: a QuARF block is already inserted after {name!r}")
+                raise InputError(f"model: a QuARF block is already inserted after {name!r}")
         if mismatch_note:
             warnings.warn(
                 f"model: the adapter was made for a {recorded}, attaching it to a {type(model).__module__}.{found_class} "
@@ -408,7 +407,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
     def detach(self) -> nn.Module:
         """Takes the blocks, the extractor and the hooks out of the network; returns it, as it was."""
         if self._attachment is None:
-            raise ValueError("adapter: not attached to any model")
+            raise InputError("adapter: not attached to any model")
         attachment, self._attachment = self._attachment, None
         for handle in attachment.handles:
             handle.remove()
@@ -441,7 +440,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         ```
         """
         if self._attachment is None:
-            raise ValueError("adapter: not attached to any model; attach() it before recording its routing")
+            raise InputError("adapter: not attached to any model; attach() it before recording its routing")
         recorded: list = []
         token = self._attachment.recorder.set(recorded)
         try:
@@ -493,7 +492,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
                 raise type(err)(f"the QuARF block after {after!r}: {err}") from None
             if mixed is None:
                 found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-                raise ValueError(
+                raise InputError(
                     f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
                 )
             call.routing[after] = routing.detach() if routing is not None else None

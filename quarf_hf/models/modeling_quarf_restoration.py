@@ -30,6 +30,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .checks import InputError, InputTypeError
 from .conditioning import apply_block, build_block, init_identity, quality_vector, uses_quality
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range, value_checks
@@ -182,10 +183,10 @@ class QuarfRestorationModel(PreTrainedModel):
         pixel_values = to_unit_range(pixel_values, name="pixel_values", check_values=check_values)
         if labels is not None:
             if not isinstance(labels, torch.Tensor):
-                raise TypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
+                raise InputTypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
                                 f"found {type(labels).__name__}")
             if labels.shape != pixel_values.shape:
-                raise ValueError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
+                raise InputError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
             labels = to_unit_range(labels, name="labels", check_values=check_values)
         if quality_features is None and uses_quality(self.quarf):  # conditioning "none" never runs the extractor
             quality_features = quality_vector(self.quality_extractor, pixel_values, check=check_values)

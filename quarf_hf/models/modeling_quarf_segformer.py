@@ -28,6 +28,7 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
+from .checks import InputError, InputTypeError
 from .conditioning import apply_block, build_block, init_identity, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
@@ -88,7 +89,7 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
                     raise
                 raise converted from None
             if config is not None and config.model_type == "segformer":
-                raise ValueError(
+                raise InputError(
                     f"pretrained_model_name_or_path: {pretrained_model_name_or_path!r} is a plain SegFormer "
                     f"(model_type 'segformer'), not a QuARF-SegFormer. Build one from it with "
                     f"QuarfSegformerForSemanticSegmentation.from_segformer({pretrained_model_name_or_path!r}, quality=...)"
@@ -236,7 +237,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         **kwargs,
     ):
         if labels is not None and self.config.num_labels < 1:
-            raise ValueError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
+            raise InputError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
         # The decode head needs every stage's output, whatever the caller asked for.
         outputs = self.segformer(
             pixel_values, quality_features=quality_features, output_hidden_states=True, return_dict=True
@@ -319,7 +320,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         allowed_missing = ("segformer.quarf.", "segformer.quality_extractor.")
         really_missing = [k for k in missing if not k.startswith(allowed_missing)]
         if really_missing or unexpected:
-            raise ValueError(
+            raise InputError(
                 f"pretrained_model_name_or_path: weights did not map onto QuARF-SegFormer "
                 f"(missing {really_missing[:5]}, unexpected {unexpected[:5]})"
             )
@@ -378,18 +379,18 @@ def check_labels(labels, batch: int, config, check_values: bool = True) -> None:
     """``labels``: integer class ids (batch, H, W), each in 0..num_labels-1 or the ignore index (the values:
     with ``check_values``, a host sync; see ``input_checks.value_checks``)."""
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels: expected a tensor of class ids, found {type(labels).__name__}")
+        raise InputTypeError(f"labels: expected a tensor of class ids, found {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"labels: expected integer class ids (torch.long), found {labels.dtype}")
+        raise InputTypeError(f"labels: expected integer class ids (torch.long), found {labels.dtype}")
     if labels.ndim != 3 or labels.shape[0] != batch:
-        raise ValueError(f"labels: expected shape (batch={batch}, height, width), found {tuple(labels.shape)}")
+        raise InputError(f"labels: expected shape (batch={batch}, height, width), found {tuple(labels.shape)}")
     if not check_values:
         return
     ignore = config.semantic_loss_ignore_index
     bad = ((labels < 0) | (labels >= config.num_labels)) & (labels != ignore)
     if bool(bad.any()):
         values = torch.unique(labels[bad])[:5].tolist()
-        raise ValueError(f"labels: expected class ids from 0 to {config.num_labels - 1} (num_labels={config.num_labels}) "
+        raise InputError(f"labels: expected class ids from 0 to {config.num_labels - 1} (num_labels={config.num_labels}) "
                          f"or the ignore index {ignore}, found {values}")
 
 

@@ -54,7 +54,7 @@ from torch import nn
 from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
-from .checks import InputError
+from .checks import InputError, check_int, looks_like_hub_id
 from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
@@ -173,11 +173,10 @@ class ConstantQuality(FrozenQualityExtractor):
     @classmethod
     def normalize_spec(cls, spec: dict) -> dict:
         dim = spec.get("dim", cls.default_dim)
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"quality.dim: expected a positive integer, found {dim!r}")
+        check_int("quality.dim", dim)
         unknown = sorted(set(spec) - {"type", "dim"})
         if unknown:
-            raise ValueError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
+            raise InputError(f"quality: unknown keys {unknown} for type 'constant'; expected 'dim'")
         return {"type": "constant", "dim": dim}
 
     @classmethod
@@ -214,7 +213,7 @@ class ContriqueQuality(FrozenQualityExtractor):
         # Only the architecture: a config.json read from a folder carries much else (auto_map, dtype, ...).
         spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE_KEYS}).architecture_dict()
         if "source" in spec and not isinstance(spec["source"], str):
-            raise ValueError(f"quality.source: expected a folder path or Hub id (a string), found {spec['source']!r}")
+            raise InputError(f"quality.source: expected a folder path or Hub id (a string), found {spec['source']!r}")
         return spec
 
     @classmethod
@@ -251,7 +250,7 @@ class ContriqueQuality(FrozenQualityExtractor):
         try:
             model = ContriqueModel.from_pretrained(source)
         except (OSError, ValueError) as err:
-            raise ValueError(
+            raise InputError(
                 f"spec: expected 'brisque', 'contrique', a converted CONTRIQUE folder or Hub id, or a spec dict; "
                 f"could not load {str(source)!r}: {' '.join(str(err).split())[:300]}"
             ) from err
@@ -262,18 +261,18 @@ class ContriqueQuality(FrozenQualityExtractor):
         """A folder or Hub id of a saved ContriqueModel -> its spec dict (reads config.json only)."""
         text = os.fspath(source)
         check_quality_name(text)
-        if not os.path.isdir(text) and (os.path.isabs(text) or text.startswith(".") or text.count("/") > 1):
-            raise ValueError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
+        if not os.path.isdir(text) and not looks_like_hub_id(text):
+            raise InputError(f"quality: no such folder {text!r} (expected 'brisque', 'contrique', a spec dict, or a "
                              f"folder/Hub id of a ContriqueModel)")
         try:
             config, _ = ContriqueConfig.get_config_dict(text)
         except (OSError, ValueError) as err:
-            raise ValueError(
+            raise InputError(
                 f"quality: expected 'brisque', 'contrique', a spec dict, or a folder/Hub id of a ContriqueModel; "
                 f"could not read the config of {text!r}: {' '.join(str(err).split())[:300]}"
             ) from err
         if config.get("model_type") != "contrique":
-            raise ValueError(f"quality: {text!r} holds a {config.get('model_type')!r} model, expected a "
+            raise InputError(f"quality: {text!r} holds a {config.get('model_type')!r} model, expected a "
                              f"ContriqueModel (model_type 'contrique')")
         return {"type": "contrique", "config": config, "source": text}
 
@@ -307,7 +306,7 @@ def normalize_quality_spec(spec) -> dict:
         spec = ContriqueQuality.spec_from_source(spec)
     if not isinstance(spec, dict) or spec.get("type") not in QUALITY_TYPES:
         names = ", ".join(repr(name) for name in QUALITY_TYPES)
-        raise ValueError(f"quality: expected {names} or a spec dict with one of these types, found {spec!r}")
+        raise InputError(f"quality: expected {names} or a spec dict with one of these types, found {spec!r}")
     return QUALITY_TYPES[spec["type"]].normalize_spec(dict(spec))
 
 
@@ -330,11 +329,8 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
     if isinstance(spec, dict) and spec.get("max_side") is not None:
         max_side = spec["max_side"]
         extractor = build_quality_extractor({key: value for key, value in spec.items() if key != "max_side"})
-        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < extractor.min_size:
-            raise ValueError(
-                f"quality: max_side: expected an integer of at least {extractor.min_size} (the extractor's "
-                f"smallest image), found {max_side!r}"
-            )
+        check_int("quality: max_side", max_side, extractor.min_size,
+                  expected=f"an integer of at least {extractor.min_size} (the extractor's smallest image)")
         extractor.max_side = max_side
         return extractor
     if isinstance(spec, nn.Module):
@@ -345,7 +341,7 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         return QUALITY_TYPES[spec["type"]].from_spec(spec)
     if isinstance(spec, (str, os.PathLike)):
         return ContriqueQuality.from_source(spec)
-    raise ValueError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {spec!r}")
+    raise InputError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {spec!r}")
 
 
 def _frozen_module(module: nn.Module) -> nn.Module:
@@ -354,7 +350,7 @@ def _frozen_module(module: nn.Module) -> nn.Module:
     if isinstance(module, ContriqueModel):  # a bare CONTRIQUE: its features through the frozen wrapper
         return ContriqueQuality(module)
     if not isinstance(getattr(module, "feature_dim", None), int):
-        raise ValueError(f"spec: a module must have an integer feature_dim, {type(module).__name__} has none")
+        raise InputError(f"spec: a module must have an integer feature_dim, {type(module).__name__} has none")
     if isinstance(module, FrozenQualityExtractor):
         return module.freeze()
     for parameter in module.parameters():
@@ -367,7 +363,7 @@ def extractor_spec(module: nn.Module) -> dict:
     registered = not isinstance(module, FrozenQualityExtractor) or getattr(type(module), "type_name", None) in QUALITY_TYPES
     if hasattr(module, "spec") and registered:
         return module.spec()
-    raise ValueError(
+    raise InputError(
         f"quality: {type(module).__name__} is not one of quarf_hf's extractors; models can only store "
         f"the types {list(QUALITY_TYPES)} in their config"
     )
@@ -399,14 +395,14 @@ def extract_quality(images, extractor="brisque", device=None, batch_size: int = 
     elif not isinstance(images, (list, tuple)):
         images = [images]
     if len(images) == 0:
-        raise ValueError("images: expected at least one image, found an empty list")
+        raise InputError("images: expected at least one image, found an empty list")
     from .image_utils import image_to_tensor
 
     module = build_quality_extractor(extractor)
     tensors = [image_to_tensor(image, f"images[{index}]") for index, image in enumerate(images)]
     for index, tensor in enumerate(tensors):
         if min(tensor.shape[-2:]) < module.min_size:
-            raise ValueError(
+            raise InputError(
                 f"images[{index}]: expected at least {module.min_size}x{module.min_size} pixels, "
                 f"found {tuple(tensor.shape[-2:])}"
             )

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import InputError
+from .checks import InputError, InputTypeError, check_choice, check_groups, check_int
 from .input_checks import value_checks
 
 MODES = ("soft", "hard")
@@ -118,33 +118,24 @@ class QuarfConfig:
     def __post_init__(self):
         experts = self.experts
         if not isinstance(experts, (list, tuple)) or len(experts) == 0:
-            raise ValueError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
+            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
         normalised = []
         for i, expert in enumerate(experts):
             if not isinstance(expert, (list, tuple)) or len(expert) != 2:
-                raise ValueError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
+                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
             kernel_size, dilation = expert
             for name, value in (("kernel_size", kernel_size), ("dilation", dilation)):
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ValueError(f"experts[{i}] {name}: expected a positive integer, found {value!r}")
+                check_int(f"experts[{i}] {name}", value)
             normalised.append((kernel_size, dilation))
         object.__setattr__(self, "experts", tuple(normalised))
-        _check_positive_int("quality_dim", self.quality_dim)
-        _check_positive_int("num_groups", self.num_groups)
-        _check_positive_int("router_hidden_dim", self.router_hidden_dim)
-        num_experts = len(self.experts)
-        top_k = self.top_k
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_experts):
-            raise ValueError(
-                f"top_k: expected an integer from 1 to the number of experts ({num_experts}), found {top_k!r}"
-            )
-        for name, value, allowed in (
-            ("mode", self.mode, MODES),
-            ("router", self.router, ROUTERS),
-            ("hard_gradient", self.hard_gradient, HARD_GRADIENTS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}: expected one of {allowed}, found {value!r}")
+        for name in ("quality_dim", "num_groups", "router_hidden_dim"):
+            check_int(name, getattr(self, name))
+        if self.top_k is not None:
+            check_int("top_k", self.top_k, 1, len(self.experts),
+                      expected=f"an integer from 1 to the number of experts ({len(self.experts)})")
+        check_choice("mode", self.mode, MODES)
+        check_choice("router", self.router, ROUTERS)
+        check_choice("hard_gradient", self.hard_gradient, HARD_GRADIENTS)
 
     @property
     def num_experts(self) -> int:
@@ -164,16 +155,31 @@ class QuarfConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"QuarfConfig: unknown keys {unknown}; expected some of {sorted(known)}")
+            raise InputError(f"QuarfConfig: unknown keys {unknown}; expected some of {sorted(known)}")
         data = dict(data)
         if "experts" in data:
             data["experts"] = tuple(tuple(e) for e in data["experts"])
         return cls(**data)
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+def check_block_channels(config: QuarfConfig, in_channels, out_channels=None, *, where: str = "",
+                         block_where: str = "") -> int:
+    """The channel rule of a QuARF block; returns its output channels (``in_channels`` when ``None``).
+
+    ``in_channels`` and ``out_channels`` are positive integers that ``config.num_groups`` divides,
+    and a residual block keeps its width. ``QuARF``, ``QuarfBlockConfig`` and ``QuarfAdapterConfig``
+    all call this, so that they agree; ``where`` / ``block_where`` prefix the names in messages
+    (``"attachments[0]."`` / ``"attachments[0].quarf."``).
+    """
+    check_int(f"{where}in_channels", in_channels)
+    out_channels = in_channels if out_channels is None else check_int(f"{where}out_channels", out_channels)
+    for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+        check_groups(f"{block_where}num_groups", channels, config.num_groups, what=f"{where}{name}")
+    if config.residual and out_channels != in_channels:
+        raise InputError(
+            f"{block_where}residual: needs out_channels == in_channels, found {out_channels} != {in_channels}"
+        )
+    return out_channels
 
 
 class NoisyTopkRouter(nn.Module):
@@ -334,28 +340,17 @@ class QuARF(nn.Module):
                 overrides[name] = value
         if num_experts is not None:
             if "experts" in overrides and len(overrides["experts"]) != num_experts:
-                raise ValueError(
+                raise InputError(
                     f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {num_experts!r}"
                 )
-            _check_positive_int("num_experts", num_experts)
+            check_int("num_experts", num_experts)
             overrides.setdefault("experts", _default_experts(num_experts))
         unknown = sorted(set(overrides) - {f.name for f in fields(QuarfConfig)})
         if unknown:
-            raise TypeError(f"QuARF: unexpected keyword arguments {unknown}")
+            raise InputTypeError(f"QuARF: unexpected keyword arguments {unknown}")
         config = replace(config or QuarfConfig(), **overrides)
 
-        out_channels = in_channels if out_channels is None else out_channels
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if channels % config.num_groups:
-                raise ValueError(
-                    f"num_groups: expected a divisor of {name}={channels}, found {config.num_groups}"
-                )
-        if config.residual and out_channels != in_channels:
-            raise ValueError(
-                f"residual: needs out_channels == in_channels, found {out_channels} != {in_channels}"
-            )
+        out_channels = check_block_channels(config, in_channels, out_channels)
 
         self.config = config
         self.in_channels = in_channels
@@ -383,21 +378,21 @@ class QuARF(nn.Module):
     def _check_inputs(self, x: torch.Tensor, quality_features: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected a 4-D tensor (batch, {self.in_channels}, height, width), found {found}")
+            raise InputError(f"x: expected a 4-D tensor (batch, {self.in_channels}, height, width), found {found}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels, found shape {tuple(x.shape)}")
+            raise InputError(f"x: expected {self.in_channels} channels, found shape {tuple(x.shape)}")
         if x.dtype == torch.bool or x.is_complex() or not x.is_floating_point():
-            raise TypeError(f"x: expected a floating-point feature map, found {x.dtype}")
+            raise InputTypeError(f"x: expected a floating-point feature map, found {x.dtype}")
         if not isinstance(quality_features, torch.Tensor):
-            raise TypeError(f"quality_features: expected a tensor, found {type(quality_features).__name__}")
+            raise InputTypeError(f"quality_features: expected a tensor, found {type(quality_features).__name__}")
         expected = (x.shape[0], self.config.quality_dim)
         if quality_features.ndim != 2 or tuple(quality_features.shape) != expected:
-            raise ValueError(
+            raise InputError(
                 f"quality_features: expected shape {expected} (batch of x, quality_dim), "
                 f"found {tuple(quality_features.shape)}"
             )
         if quality_features.is_complex() or not quality_features.is_floating_point():
-            raise TypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
+            raise InputTypeError(f"quality_features: expected a floating-point tensor, found {quality_features.dtype}")
         if x.shape[0] and 0 in x.shape[-2:]:
             largest = max(receptive_field(k, d) for k, d in self.config.experts)
             raise InputError(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from ..models.quarf import _check_positive_int
-from ..training.config import PRECISIONS, TRACKERS, _check_keys, _number, dataclass_from_dict
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability
+from ..training.config import PRECISIONS, TRACKERS, _check_keys, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
 MODEL_KEYS = ("config", "base")
@@ -71,57 +71,47 @@ class QualityTrainConfig:
 
         _check_keys("model", self.model, MODEL_KEYS)
         if "config" in self.model and not isinstance(self.model["config"], dict):
-            raise ValueError(f"model.config: expected a mapping of ContriqueConfig settings, found {self.model['config']!r}")
+            raise InputError(f"model.config: expected a mapping of ContriqueConfig settings, found {self.model['config']!r}")
         if not isinstance(self.data, dict) or "train" not in self.data:
-            raise ValueError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
+            raise InputError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
                      "gradient_accumulation_steps"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, found {value!r}")
+            check_int(name, getattr(self, name), minimum=0)
         if self.crop_size > self.image_size:
-            raise ValueError(f"crop_size: expected at most image_size ({self.image_size}), found {self.crop_size}")
+            raise InputError(f"crop_size: expected at most image_size ({self.image_size}), found {self.crop_size}")
         if self.corruptions != "all":
             names = self.corruptions if isinstance(self.corruptions, list) else None
             if not names or any(n not in CORRUPTIONS for n in names):
-                raise ValueError(f"corruptions: expected 'all' or a list of names from {sorted(CORRUPTIONS)}, "
+                raise InputError(f"corruptions: expected 'all' or a list of names from {sorted(CORRUPTIONS)}, "
                                  f"found {self.corruptions!r}")
-        _check_severity_list("severities", self.severities)
-        self.authentic_fraction = _number("authentic_fraction", self.authentic_fraction)
-        if not 0 <= self.authentic_fraction <= 1:
-            raise ValueError(f"authentic_fraction: expected a number in [0, 1], found {self.authentic_fraction!r}")
+        check_int_list("severities", self.severities, 1, 5, distinct=True)
+        self.authentic_fraction = check_probability("authentic_fraction", self.authentic_fraction)
         synthetic = self.batch_size - round(self.batch_size * self.authentic_fraction)
         if synthetic % self.images_per_class:
-            raise ValueError(f"images_per_class: the {synthetic} synthetic images of a batch of {self.batch_size} "
+            raise InputError(f"images_per_class: the {synthetic} synthetic images of a batch of {self.batch_size} "
                              f"must split into groups of {self.images_per_class}")
         if synthetic // self.images_per_class > self.num_classes:
-            raise ValueError(f"batch_size: {synthetic // self.images_per_class} classes per batch needed but only "
+            raise InputError(f"batch_size: {synthetic // self.images_per_class} classes per batch needed but only "
                              f"{self.num_classes} synthetic classes exist; lower batch_size or raise images_per_class")
-        self.temperature = _number("temperature", self.temperature)
-        self.learning_rate = _number("learning_rate", self.learning_rate)
-        self.weight_decay = _number("weight_decay", self.weight_decay)
-        if self.temperature <= 0 or self.learning_rate <= 0 or self.weight_decay < 0:
-            raise ValueError(f"temperature, learning_rate: expected positive numbers and weight_decay >= 0, found "
-                             f"{self.temperature!r}, {self.learning_rate!r}, {self.weight_decay!r}")
-        if self.max_minutes is not None and _number("max_minutes", self.max_minutes) <= 0:
-            raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"mixed_precision: expected one of {PRECISIONS}, found {self.mixed_precision!r}")
-        if self.tracker not in TRACKERS:
-            raise ValueError(f"tracker: expected one of {TRACKERS}, found {self.tracker!r}")
+        self.temperature = check_number("temperature", self.temperature, 0, exclusive=True)
+        self.learning_rate = check_number("learning_rate", self.learning_rate, 0, exclusive=True)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, 0)
+        if self.max_minutes is not None:
+            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        check_choice("tracker", self.tracker, TRACKERS)
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])
             if not isinstance(probe_kinds, list) or any(n not in CORRUPTIONS for n in probe_kinds):
-                raise ValueError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {probe_kinds!r}")
+                raise InputError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {probe_kinds!r}")
             shared = sorted(set(probe_kinds) & set(self.corruption_names))
             if shared:
-                raise ValueError(f"probe.corruptions: {shared} are also trained on; the probe measures held-out kinds")
+                raise InputError(f"probe.corruptions: {shared} are also trained on; the probe measures held-out kinds")
         # The model config is checked now, not after the data is loaded.
         self.contrique_config()
 
@@ -144,21 +134,15 @@ class QualityTrainConfig:
         try:
             config = ContriqueConfig(**{k: v for k, v in settings.items() if k != "model_type"})
         except (TypeError, ValueError) as err:
-            raise ValueError(f"model.config: {err}") from None
+            raise InputError(f"model.config: {err}") from None
         if self.crop_size < config.min_image_size:
-            raise ValueError(f"crop_size: expected at least the model's min_image_size {config.min_image_size}, "
+            raise InputError(f"crop_size: expected at least the model's min_image_size {config.min_image_size}, "
                              f"found {self.crop_size}")
         return config
 
     @classmethod
     def from_dict(cls, data: dict) -> "QualityTrainConfig":
         return dataclass_from_dict(cls, data)
-
-
-def _check_severity_list(name, value) -> None:
-    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
-            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5 for v in value)):
-        raise ValueError(f"{name}: expected a list of distinct severities from 1 to 5, found {value!r}")
 
 
 def load_quality_config(path, **overrides) -> QualityTrainConfig:
@@ -172,7 +156,7 @@ def load_quality_config(path, **overrides) -> QualityTrainConfig:
         raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}, nor a hub_configs/ variant of that name")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+        raise InputError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
     if "training" in data and "model" in data and data.get("model") == "contrique":
         # A published variant: its recipe plus the architecture it publishes.
         recipe = dict(data["training"])

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..data.sources import IMAGE_EXTENSIONS
+from ..models.checks import InputError, check_int
 from ..training.seeds import mixed_seed
 
 IMAGES_KEYS = ("type", "path", "files", "resize_short_side", "repeats", "optional")
@@ -44,10 +45,9 @@ class PhotoFolder(torch.utils.data.Dataset):
                 raise FileNotFoundError(f"files: {missing} not found in {self.root}")
             found = [p for p in found if p.name in set(files)]
         if not found:
-            raise ValueError(f"path: {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        if resize_short_side is not None and (isinstance(resize_short_side, bool) or not isinstance(resize_short_side, int)
-                                              or resize_short_side < 1):
-            raise ValueError(f"resize_short_side: expected a positive integer, found {resize_short_side!r}")
+            raise InputError(f"path: {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        if resize_short_side is not None:
+            check_int("resize_short_side", resize_short_side)
         self.paths, self.resize_short_side = found, resize_short_side
         self.sizes = []  # (H, W) after rescaling, read from the headers only
         for p in found:
@@ -83,15 +83,14 @@ def _source(spec, index: int):
     if isinstance(spec, dict) and spec.get("type") == "images":
         unknown = sorted(set(spec) - set(IMAGES_KEYS))
         if unknown:
-            raise ValueError(f"data.train[{index}]: unknown keys {unknown}; allowed: {list(IMAGES_KEYS)}")
+            raise InputError(f"data.train[{index}]: unknown keys {unknown}; allowed: {list(IMAGES_KEYS)}")
         if "path" not in spec:
-            raise ValueError(f"data.train[{index}]: an images spec needs a 'path'")
+            raise InputError(f"data.train[{index}]: an images spec needs a 'path'")
         if spec.get("optional") and not Path(spec["path"]).expanduser().is_dir():
             warnings.warn(f"data.train[{index}]: optional photo folder {spec['path']!r} not found, skipped", stacklevel=3)
             return None
         repeats = spec.get("repeats", 1)
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise ValueError(f"data.train[{index}].repeats: expected a positive integer, found {repeats!r}")
+        check_int(f"data.train[{index}].repeats", repeats)
         dataset = PhotoFolder(spec["path"], files=spec.get("files"), resize_short_side=spec.get("resize_short_side"))
         return dataset, repeats, dataset.sizes, f"photos in {spec['path']}"
     dataset = load_dataset_spec(spec)
@@ -105,7 +104,7 @@ class QualityImages(torch.utils.data.Dataset):
     def __init__(self, specs, image_size: int, seed: int = 0, argument: str = "data.train"):
         specs = specs if isinstance(specs, list) else [specs]
         if not specs:
-            raise ValueError(f"{argument}: expected at least one dataset spec, found an empty list")
+            raise InputError(f"{argument}: expected at least one dataset spec, found an empty list")
         self.image_size, self.seed, self.argument = image_size, seed, argument
         self.items: list[tuple[object, int]] = []  # (dataset, index in it)
         self.groups: list[int] = []  # one id per underlying image: its tiles share it
@@ -120,14 +119,14 @@ class QualityImages(torch.utils.data.Dataset):
             for item, size in enumerate(sizes):
                 if min(size) < image_size:
                     where = dataset.describe(item) if hasattr(dataset, "describe") else f"{description} item {item}"
-                    raise ValueError(f"image_size: {where} is {size[0]}x{size[1]} pixels, smaller than the "
+                    raise InputError(f"image_size: {where} is {size[0]}x{size[1]} pixels, smaller than the "
                                      f"{image_size}x{image_size} tiles; lower image_size or use larger images")
             first = len(set(self.groups))
             self.items += [(dataset, i) for i in range(len(dataset)) for _ in range(repeats)]
             self.groups += [first + i for i in range(len(dataset)) for _ in range(repeats)]
             self.descriptions.append(f"{description} ({len(dataset)} x {repeats})")
         if not self.items:
-            raise ValueError(f"{argument}: no images found (every source was optional and absent)")
+            raise InputError(f"{argument}: no images found (every source was optional and absent)")
 
     def __len__(self):
         return len(self.items)
@@ -138,7 +137,7 @@ class QualityImages(torch.utils.data.Dataset):
         height, width = pixels.shape[-2:]
         size = self.image_size
         if min(height, width) < size:
-            raise ValueError(f"image_size: {self.argument} item {index} is {height}x{width} pixels, smaller than "
+            raise InputError(f"image_size: {self.argument} item {index} is {height}x{width} pixels, smaller than "
                              f"the {size}x{size} tiles")
         generator = torch.Generator().manual_seed(mixed_seed(self.seed, index))
         top = int(torch.randint(height - size + 1, (1,), generator=generator))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..degradations import degrade
+from ..models.checks import InputError
 
 
 def class_table(corruptions: list[str], severities: list[int], clean_class: bool) -> list[tuple[str, int]]:
@@ -70,7 +71,7 @@ def supervised_contrastive_loss(projections: torch.Tensor, labels: torch.Tensor,
     positives = (labels[:, None] == labels[None, :]) & ~self_mask
     counts = positives.sum(1)
     if bool((counts == 0).any()):
-        raise ValueError("labels: every sample needs at least one positive (another sample with its label)")
+        raise InputError("labels: every sample needs at least one positive (another sample with its label)")
     return -(log_prob.masked_fill(~positives, 0).sum(1) / counts).mean()
 
 

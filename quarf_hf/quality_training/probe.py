@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import degrade
+from ..models.checks import InputError, check_int
 from ..models.quality import QUALITY_TYPES
 from ..training.seeds import mixed_seed
 
@@ -32,13 +33,12 @@ def probe_images(probe: dict, image_size: int, min_size: int = QUALITY_TYPES["co
     """The probe's images, (N, 3, S, S), and each one's source-image id, (N,) (default: 48 quarf-shapes scenes of seed 1000)."""
     from .data import QualityImages
 
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < min_size:
-        raise ValueError(f"image_size: expected an integer of at least {min_size} (the model's min_image_size), "
-                         f"found {image_size!r}")
+    check_int("image_size", image_size, min_size,
+              expected=f"an integer of at least {min_size} (the model's min_image_size)")
     specs = probe.get("data") or [dict(DEFAULT_PROBE_DATA, size=image_size)]
     dataset = QualityImages(specs, image_size, seed=seed + 7919, argument="probe.data")
     if len(set(dataset.groups)) < 4:
-        raise ValueError(f"probe.data: expected at least 4 distinct images (two halves of two), found {len(set(dataset.groups))}")
+        raise InputError(f"probe.data: expected at least 4 distinct images (two halves of two), found {len(set(dataset.groups))}")
     return torch.stack([dataset[i]["pixel_values"] for i in range(len(dataset))]), torch.tensor(dataset.groups)
 
 
@@ -156,7 +156,7 @@ def run_probe(model, images, corruptions: list[str], severities=(1, 2, 3, 4, 5),
     from ..models.quality import ContriqueQuality, build_quality_extractor
 
     if len(corruptions) < 2:
-        raise ValueError(f"corruptions: the kind probe needs at least 2 corruption kinds, found {corruptions!r}")
+        raise InputError(f"corruptions: the kind probe needs at least 2 corruption kinds, found {corruptions!r}")
     severities = list(severities)
     images, groups = images if isinstance(images, tuple) else (images, torch.arange(len(images)))
     model = model.eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..models.checks import InputError
 from ..training.loop import Task, TrainingRun, run_training
 from ..training.seeds import mixed_seed, seeded_generator
 from .config import QualityTrainConfig
@@ -18,7 +19,7 @@ def build_encoder(config: QualityTrainConfig):
     if config.model.get("base"):
         model = ContriqueModel.from_pretrained(config.model["base"])
         if config.crop_size < model.config.min_image_size:
-            raise ValueError(f"crop_size: expected at least the base model's min_image_size "
+            raise InputError(f"crop_size: expected at least the base model's min_image_size "
                              f"{model.config.min_image_size}, found {config.crop_size}")
         return model
     return ContriqueModel(config.contrique_config())

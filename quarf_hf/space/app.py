@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from . import inference, plots
-from .images import MAX_SIDE, fit_to_cap, load_image
+from ..models.checks import InputError
+from ..models.image_utils import to_uint8
+from .images import MAX_SIDE, fit_to_cap, load_upload
 from .models import GET_A_MODEL, SpaceModels, load_space_models, project_roots
 
 logger = logging.getLogger(__name__)
@@ -143,7 +145,7 @@ def example_rows(examples_dir: Path, natural_images: Path | None, scenes: int = 
     for index in range(scenes):
         path = examples_dir / f"quarf-shapes-{index}.png"
         if not path.is_file():
-            Image.fromarray(inference.to_uint8(dataset[index]["pixel_values"])).save(path)
+            Image.fromarray(to_uint8(dataset[index]["pixel_values"])).save(path)
         corruption, severity = SCENE_SETTINGS[index % len(SCENE_SETTINGS)]
         rows.append([str(path), corruption, severity])
     if natural_images is not None and natural_images.is_dir():
@@ -178,8 +180,8 @@ class SpaceLogic:
 
     def _input(self, path) -> tuple[torch.Tensor, str | None]:
         if path is None:
-            raise ValueError("image: upload an image or pick an example first")
-        return fit_to_cap(load_image(path), self.min_side)
+            raise InputError("image: upload an image or pick an example first")
+        return fit_to_cap(load_upload(path), self.min_side)
 
     def segment(self, path, corruption: str, severity):
         """Outputs, in order: degraded input, QuARF overlay, baseline overlay, legend, QuARF mIoU,
@@ -218,7 +220,7 @@ class SpaceLogic:
         if not self.models.segmenters:
             notes.append(f"No segmentation model is loaded: only the degraded input is shown (see the note above; `{GET_A_MODEL}`).")
         return [
-            self.image(inference.to_uint8(degraded)),
+            self.image(to_uint8(degraded)),
             self.image(overlays.get("quarf")),
             self.image(overlays.get("baseline")),
             inference.legend_html(shown),
@@ -232,7 +234,7 @@ class SpaceLogic:
     def sweep(self, path, corruption: str):
         """The severity sweep 0-5: one plot of routing per expert and mIoU vs clean, and its numbers."""
         if not self.models.segmenters:
-            raise ValueError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
+            raise InputError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
         image, _ = self._input(path)
         degraded = [inference.degraded_image(image, corruption, s) for s in SEVERITIES]
         miou, routing, labels, numbers = {}, None, [], {"corruption": corruption, "severities": SEVERITIES}
@@ -255,7 +257,7 @@ class SpaceLogic:
         """Degraded, restored, clean images, the PSNRs and the restoration model's routing."""
         model = self.models.restoration
         if model is None:
-            raise ValueError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
+            raise InputError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
         image, notice = self._input(path)
         degraded = inference.degraded_image(image, corruption, severity)
         result = inference.restore(model, degraded)
@@ -268,7 +270,7 @@ class SpaceLogic:
         if result["routing"] is not None:
             weights = result["routing"][0]
             chart = plots.routing_frame(weights.numpy(), inference.expert_labels(model, weights.shape[-1]))
-        images = [self.image(inference.to_uint8(x)) for x in (degraded, restored, image)]
+        images = [self.image(to_uint8(x)) for x in (degraded, restored, image)]
         return *images, text, chart
 
 

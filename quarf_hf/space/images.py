@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from ..models.checks import InputError
 from ..models.image_utils import image_to_tensor
 
 # Longest side, in pixels, the page works at; larger uploads are downscaled (and the page says so).
@@ -16,13 +17,13 @@ MAX_SIDE = 1024
 MAX_PIXELS = 50_000_000
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """An image file as a (1, 3, H, W) float32 tensor in [0, 1].
+def load_upload(path: str | Path) -> torch.Tensor:
+    """An uploaded image file as a (1, 3, H, W) float32 tensor in [0, 1].
 
     Pixels as every entry point of quarf-hf reads them
-    (:func:`quarf_hf.models.image_utils.image_to_tensor`: 16-bit at full depth, transparency
-    composited on white); in addition EXIF orientation is applied and animated formats give
-    their first frame.
+    (:func:`quarf_hf.models.image_utils.image_to_tensor`: EXIF orientation applied, 16-bit at full
+    depth, transparency composited on white); in addition huge files are refused before decoding,
+    animated formats give their first frame and errors name the file without its temporary folder.
 
     Raises:
         ValueError: the file is not an image PIL can read, or is larger than ``MAX_PIXELS``.
@@ -35,17 +36,16 @@ def load_image(path: str | Path) -> torch.Tensor:
                 too_large = f"image: expected at most {MAX_PIXELS:,} pixels, found {width}x{height} in {name!r}"
                 raise OverflowError(too_large)
             image.seek(0)
-            image = ImageOps.exif_transpose(image)
             pixels = image_to_tensor(image, "image")
     except UnidentifiedImageError:
-        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), {name!r} is not an image PIL can read") from None
+        raise InputError(f"image: expected an image file (PNG, JPEG, WebP, ...), {name!r} is not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt image data
         reason = str(err).replace(str(path), name)
-        raise ValueError(f"image: expected an image file (PNG, JPEG, WebP, ...), cannot read {name!r} ({reason})") from None
+        raise InputError(f"image: expected an image file (PNG, JPEG, WebP, ...), cannot read {name!r} ({reason})") from None
     except OverflowError as err:  # raised above, before decoding
-        raise ValueError(str(err)) from None
+        raise InputError(str(err)) from None
     except Image.DecompressionBombError:
-        raise ValueError(f"image: expected at most {MAX_PIXELS:,} pixels, {name!r} is larger") from None
+        raise InputError(f"image: expected at most {MAX_PIXELS:,} pixels, {name!r} is larger") from None
     return pixels.unsqueeze(0).contiguous()
 
 
@@ -63,7 +63,7 @@ def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> 
     new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
     if min(new_height, new_width) < min_side:
         after = f", {new_width}x{new_height} after downscaling to the {max_side}-pixel cap" if scale < 1 else ""
-        raise ValueError(
+        raise InputError(
             f"image: expected at least {min_side}x{min_side} pixels on each side, found {width}x{height}{after}"
         )
     if scale == 1.0:
@@ -75,4 +75,4 @@ def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> 
     return resized, notice
 
 
-__all__ = ["load_image", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]
+__all__ = ["load_upload", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]

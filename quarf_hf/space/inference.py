@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.checks import check_choice, check_int
+from ..models.image_utils import to_uint8
 from .models import LoadedModel
 
 BLEND_ALPHA = 0.5   # weight of the class colour in the overlay
@@ -25,12 +27,10 @@ def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch
     from quarf_hf.degradations import CORRUPTIONS, degrade
     from quarf_hf.evaluation.runner import degradation_seed
 
-    if corruption not in CORRUPTIONS:
-        raise ValueError(f"corruption: expected one of {', '.join(CORRUPTIONS)}, found {corruption!r}")
-    if isinstance(severity, float) and severity.is_integer():
+    check_choice("corruption", corruption, CORRUPTIONS)
+    if isinstance(severity, float) and severity.is_integer():  # a Gradio slider gives floats
         severity = int(severity)
-    if not isinstance(severity, int) or not 0 <= severity <= 5:
-        raise ValueError(f"severity: expected an integer from 0 (clean) to 5, found {severity!r}")
+    check_int("severity", severity, 0, 5, expected="an integer from 0 (clean) to 5")
     if severity == 0:
         return image.clone()
     generator = torch.Generator().manual_seed(degradation_seed(SEED, corruption, severity, 0))
@@ -85,12 +85,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     from quarf_hf.evaluation.metrics import psnr_per_image
 
     return float(psnr_per_image(a.reshape(1, -1), b.reshape(1, -1)))
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    image = image.detach().float().cpu().reshape(-1, *image.shape[-2:])
-    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def num_labels(model: LoadedModel) -> int:
@@ -151,5 +145,5 @@ def quality_summary(model: LoadedModel, features: torch.Tensor, clean_features: 
             f"distance from the clean image's features {shift:.2f}.")
 
 
-__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html", "to_uint8",
+__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html",
            "expert_labels", "quality_summary"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.checks import InputError
+
 logger = logging.getLogger(__name__)
 
 DEMO_DIR = Path("outputs") / "demo"
@@ -146,7 +148,7 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
     task = model_task(model)
     expected = "restoration" if role == "restoration" else "segmentation"
     if task != expected:
-        raise ValueError(f"{ENV_VARS[role]}: expected a {expected} model, found a {task} model ({model.config.model_type})")
+        raise InputError(f"{ENV_VARS[role]}: expected a {expected} model, found a {task} model ({model.config.model_type})")
     mean, std = model_pixel_normalisation(model, processor_source)
     id2label = {int(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     quality = getattr(model.config, "quality", None)

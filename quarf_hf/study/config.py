@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from ..models.checks import InputError, check_int, check_int_list, check_number
+
 FAMILIES = ("noise", "blur", "weather", "digital")
 SPLITS = ("augmentation", "development", "test")
 EVALUATED_SPLITS = ("development", "test")
@@ -70,39 +72,39 @@ class StudyConfig:
         from ..degradations import CORRUPTIONS
 
         if not isinstance(self.base, dict):
-            raise ValueError(f"base: expected a mapping (a training config), found {self.base!r}")
+            raise InputError(f"base: expected a mapping (a training config), found {self.base!r}")
         if not isinstance(self.base.get("data"), dict) or not self.base["data"].get("validation"):
-            raise ValueError("base.data.validation: expected a dataset spec to evaluate every run on, found none")
+            raise InputError("base.data.validation: expected a dataset spec to evaluate every run on, found none")
         owned = sorted(set(self.base) & set(STUDY_OWNED))
         if owned:
-            raise ValueError(f"base: {owned} are set by the study for every run; remove them")
+            raise InputError(f"base: {owned} are set by the study for every run; remove them")
         if not isinstance(self.arms, dict) or len(self.arms) < 2:
-            raise ValueError(f"arms: expected a mapping of at least two arms, found {self.arms!r}")
+            raise InputError(f"arms: expected a mapping of at least two arms, found {self.arms!r}")
         for name, arm in self.arms.items():
             if not isinstance(arm, dict):
-                raise ValueError(f"arms.{name}: expected a mapping of training-config keys, found {arm!r}")
+                raise InputError(f"arms.{name}: expected a mapping of training-config keys, found {arm!r}")
             owned = sorted(set(arm) & set(STUDY_OWNED + ("max_steps",)))
             if owned:
                 # Equal steps for every arm: the step count lives in base only.
-                raise ValueError(f"arms.{name}: {owned} must be the same for every arm; set them in base")
+                raise InputError(f"arms.{name}: {owned} must be the same for every arm; set them in base")
         # Kinds: known names, three disjoint sets, each spanning the families.
         if not isinstance(self.kinds, dict) or sorted(self.kinds) != sorted(SPLITS):
-            raise ValueError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {self.kinds!r}")
+            raise InputError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {self.kinds!r}")
         for split in SPLITS:
             names = self.kinds[split]
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                raise ValueError(f"kinds.{split}: expected a non-empty list of corruption names, found {names!r}")
+                raise InputError(f"kinds.{split}: expected a non-empty list of corruption names, found {names!r}")
             unknown = [n for n in names if n not in CORRUPTIONS]
             if unknown:
-                raise ValueError(f"kinds.{split}: unknown {unknown}; expected names from {sorted(CORRUPTIONS)}")
+                raise InputError(f"kinds.{split}: unknown {unknown}; expected names from {sorted(CORRUPTIONS)}")
             missing = [f for f in FAMILIES if f not in {corruption_family(n) for n in names}]
             if missing:
-                raise ValueError(f"kinds.{split}: must span the families {list(FAMILIES)}; none from {missing} in {names}")
+                raise InputError(f"kinds.{split}: must span the families {list(FAMILIES)}; none from {missing} in {names}")
         for i, first in enumerate(SPLITS):
             for second in SPLITS[i + 1:]:
                 shared = sorted(set(self.kinds[first]) & set(self.kinds[second]))
                 if shared:
-                    raise ValueError(f"kinds: {first} and {second} must be disjoint, both contain {shared}")
+                    raise InputError(f"kinds: {first} and {second} must be disjoint, both contain {shared}")
         for name, arm in self.arms.items():
             augmentation = arm.get("augmentation", self.base.get("augmentation", {"policy": "none"}))
             names = augmentation.get("corruptions") if isinstance(augmentation, dict) else None
@@ -111,28 +113,22 @@ class StudyConfig:
                     names = ["all (every kind)"]
                 outside = sorted(set([names] if isinstance(names, str) else names) - set(self.kinds["augmentation"]))
                 if outside:
-                    raise ValueError(f"arms.{name}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
+                    raise InputError(f"arms.{name}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
                                      "an arm may train only on augmentation kinds")
         # Seeds, severities, evaluation, comparisons, workers.
-        if (not isinstance(self.seeds, list) or len(set(self.seeds)) != len(self.seeds)
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds)):
-            raise ValueError(f"seeds: expected a list of distinct integers >= 0, found {self.seeds!r}")
+        check_int_list("seeds", self.seeds, minimum=0, distinct=True)
         if len(self.seeds) < self.min_seeds:
-            raise ValueError(f"seeds: expected at least {self.min_seeds} seeds, found {len(self.seeds)}")
-        if (not isinstance(self.severities, list) or not self.severities
-                or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 5 for s in self.severities)):
-            raise ValueError(f"severities: expected a list of severities from 1 to 5, found {self.severities!r}")
+            raise InputError(f"seeds: expected at least {self.min_seeds} seeds, found {len(self.seeds)}")
+        check_int_list("severities", self.severities, 1, 5)
         if (not isinstance(self.evaluate, list) or not self.evaluate
                 or any(s not in EVALUATED_SPLITS for s in self.evaluate)):
-            raise ValueError(f"evaluate: expected a list from {list(EVALUATED_SPLITS)}, found {self.evaluate!r}")
+            raise InputError(f"evaluate: expected a list from {list(EVALUATED_SPLITS)}, found {self.evaluate!r}")
         for pair in self.comparisons:
             if not isinstance(pair, list) or len(pair) != 2 or any(a not in self.arms for a in pair) or pair[0] == pair[1]:
-                raise ValueError(f"comparisons: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers: expected a positive integer, found {self.workers!r}")
-        if self.max_minutes is not None and (isinstance(self.max_minutes, bool)
-                                             or not isinstance(self.max_minutes, (int, float)) or self.max_minutes <= 0):
-            raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
+                raise InputError(f"comparisons: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
+        check_int("workers", self.workers)
+        if self.max_minutes is not None:
+            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
         # Every run's training config must be valid now, not after hours of other runs.
         for name in self.arms:
             self.train_config(name, self.seeds[0], "/nonexistent")
@@ -140,13 +136,13 @@ class StudyConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "StudyConfig":
         if not isinstance(data, dict):
-            raise ValueError(f"CONFIG: expected a mapping, found {type(data).__name__}")
+            raise InputError(f"CONFIG: expected a mapping, found {type(data).__name__}")
         unknown = sorted(set(data) - set(STUDY_KEYS))
         if unknown:
-            raise ValueError(f"CONFIG: unknown keys {unknown}; expected some of {list(STUDY_KEYS)}")
+            raise InputError(f"CONFIG: unknown keys {unknown}; expected some of {list(STUDY_KEYS)}")
         missing = [k for k in ("base", "arms", "kinds") if k not in data]
         if missing:
-            raise ValueError(f"CONFIG: missing {missing}")
+            raise InputError(f"CONFIG: missing {missing}")
         return cls(**copy.deepcopy(data))
 
     def to_dict(self) -> dict:
@@ -176,8 +172,8 @@ class StudyConfig:
 
         try:
             return TrainConfig.from_dict(self.train_dict(arm, seed, output_dir))
-        except ValueError as err:
-            raise ValueError(f"arms.{arm} (with base): {err}") from None
+        except InputError as err:
+            raise InputError(f"arms.{arm} (with base): {err}") from None
 
     def fingerprint(self, arm: str, seed: int) -> str:
         """A hash of what a run trains: results made under another recipe are never mixed in."""
@@ -191,6 +187,6 @@ def load_study_config(path, **overrides) -> StudyConfig:
         raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+        raise InputError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return StudyConfig.from_dict(data)

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text_atomic
+from ..models.checks import InputError
 from .config import StudyConfig
 from .runner import load_result
 
@@ -80,7 +81,7 @@ def build_report(config: StudyConfig, out_dir) -> dict:
               if all(r is not None and s in r["splits"] for r in results.values())]
     seeds = [seed for seed in config.seeds if all(results[(arm, seed)] is not None for arm in config.arms)]
     if not seeds:
-        raise ValueError(f"OUT: no seed of {out_dir} has a result for every arm yet; run the study first")
+        raise InputError(f"OUT: no seed of {out_dir} has a result for every arm yet; run the study first")
     metric = next(iter(results[(next(iter(config.arms)), seeds[0])]["splits"].values()), {}).get("metric", "mIoU")
     scores = {arm: [run_scores(results[(arm, s)], metric) for s in seeds] for arm in config.arms}
     conditions = [c for c in scores[next(iter(config.arms))][0]

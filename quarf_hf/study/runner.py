@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_text_atomic
+from ..models.checks import InputError
 from .config import StudyConfig
 
 
@@ -51,7 +52,7 @@ def plan_jobs(config: StudyConfig, out_dir: Path) -> list[dict]:
             fingerprint = config.fingerprint(arm, seed)
             result = load_result(out_dir, arm, seed)
             if result is not None and result.get("fingerprint") != fingerprint:
-                raise ValueError(f"OUT: {folder} holds a run of a different recipe for arm {arm!r}; use another "
+                raise InputError(f"OUT: {folder} holds a run of a different recipe for arm {arm!r}; use another "
                                  "output folder (results of different recipes are never mixed)")
             missing = [s for s in config.evaluate if result is None or s not in result["splits"]]
             if not missing:
@@ -87,7 +88,7 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
     if saved.is_file():
         previous = json.loads(saved.read_text())
         if previous.get("base") != config.base or previous.get("kinds") != config.kinds:
-            raise ValueError(f"OUT: {out_dir} holds a study with another base recipe or kinds; use another output folder")
+            raise InputError(f"OUT: {out_dir} holds a study with another base recipe or kinds; use another output folder")
     jobs = plan_jobs(config, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(saved, json.dumps(config.to_dict(), indent=1))

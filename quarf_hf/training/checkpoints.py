@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..models.checks import check_int
+
 PREFIX = "step-"
 
 
@@ -54,8 +56,7 @@ def checkpoint_problem(path) -> str | None:
     path = Path(path)
     try:
         step = json.loads((path / "progress.json").read_text())["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step {step!r}")
+        check_int("step", step, minimum=0)
     except (OSError, ValueError, KeyError, TypeError) as err:
         return f"progress.json is missing or damaged ({type(err).__name__}: {err})"
     files = sorted(p for p in path.rglob("*") if p.is_file())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..models.checks import InputError, check_choice, check_int, check_number, check_probability
+
 TASKS = ("segmentation", "restoration")
 MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
 POLICIES = ("none", "degradation")
@@ -62,26 +64,20 @@ class TrainConfig:
     limitations: str | None = None  # the model card's "Limitations" section (what the evaluation does not cover)
 
     def __post_init__(self):
-        def check(name, value, allowed):
-            if value not in allowed:
-                raise ValueError(f"{name}: expected one of {allowed}, found {value!r}")
-
-        check("task", self.task, TASKS)
+        check_choice("task", self.task, TASKS)
         _check_types(self)
         if not isinstance(self.model, dict) or "type" not in self.model:
-            raise ValueError(f"model: expected a mapping with a 'type', found {self.model!r}")
-        check("model.type", self.model["type"], tuple(MODEL_TYPES))
+            raise InputError(f"model: expected a mapping with a 'type', found {self.model!r}")
+        check_choice("model.type", self.model["type"], MODEL_TYPES)
         if MODEL_TYPES[self.model["type"]] != self.task:
-            raise ValueError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
+            raise InputError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
         if "train" not in self.data:
-            raise ValueError("data.train: expected a dataset spec, found none")
+            raise InputError("data.train: expected a dataset spec, found none")
         _check_keys("model", self.model, MODEL_KEYS)
         _check_keys("augmentation", self.augmentation, AUGMENTATION_KEYS)
         _check_keys("evaluation", self.evaluation, EVALUATION_KEYS)
-        check("augmentation.policy", self.augmentation.get("policy", "none"), POLICIES)
-        p = _number("augmentation.p", self.augmentation.get("p", 0.5))
-        if not 0 <= p <= 1:
-            raise ValueError(f"augmentation.p: expected a probability in [0, 1], found {p!r}")
+        check_choice("augmentation.policy", self.augmentation.get("policy", "none"), POLICIES)
+        check_probability("augmentation.p", self.augmentation.get("p", 0.5))
         # Checked now, not when they are first used: a typo must not cost a whole training run.
         _check_degradations("augmentation", self.augmentation.get("corruptions", "all"),
                             self.augmentation.get("severities", [1, 5]))
@@ -90,30 +86,20 @@ class TrainConfig:
             _check_reference_size(f"{section}.reference_size", getattr(self, section).get("reference_size"))
         if self.task == "restoration":
             _check_crop_sizes(self.model, self.data)
-        check("schedule", self.schedule, SCHEDULES)
-        check("mixed_precision", self.mixed_precision, PRECISIONS)
-        check("tracker", self.tracker, TRACKERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        check_choice("tracker", self.tracker, TRACKERS)
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+            check_int(name, getattr(self, name))
         for name in ("warmup_steps", "eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, found {value!r}")
-        # YAML reads 6e-4 (no dot) as a string: accept it, name the key when it is no number.
-        self.learning_rate = _number("learning_rate", self.learning_rate)
-        self.weight_decay = _number("weight_decay", self.weight_decay)
-        self.load_balancing_weight = _number("load_balancing_weight", self.load_balancing_weight)
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate: expected a positive number, found {self.learning_rate!r}")
-        if self.weight_decay < 0 or self.load_balancing_weight < 0:
-            raise ValueError(f"weight_decay, load_balancing_weight: expected numbers >= 0, found "
-                             f"{self.weight_decay!r}, {self.load_balancing_weight!r}")
+            check_int(name, getattr(self, name), minimum=0)
+        # YAML reads 6e-4 (no dot) as a string: check_number accepts it (and stores the float, since
+        # "5" would repeat a string later) and names the key when it is no number.
+        self.learning_rate = check_number("learning_rate", self.learning_rate, 0, exclusive=True)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, 0)
+        self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0)
         if self.max_minutes is not None:
-            self.max_minutes = _number("max_minutes", self.max_minutes)  # "5" would repeat a string later
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
+            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -125,7 +111,7 @@ def dataclass_from_dict(cls, data: dict):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
+        raise InputError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
     return cls(**data)
 
 
@@ -134,33 +120,30 @@ def _check_types(config: "TrainConfig") -> None:
     for name in ("model", "data", "augmentation", "evaluation"):
         value = getattr(config, name)
         if not isinstance(value, dict):
-            raise ValueError(f"{name}: expected a mapping (indented key: value lines), found {value!r}")
+            raise InputError(f"{name}: expected a mapping (indented key: value lines), found {value!r}")
     for name in ("train", "validation"):
         spec = config.data.get(name)
         if spec is not None and not isinstance(spec, (dict, str)):
-            raise ValueError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {spec!r}")
+            raise InputError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {spec!r}")
     if not isinstance(config.output_dir, str) or not config.output_dir.strip():
-        raise ValueError(f"output_dir: expected a folder path, found {config.output_dir!r}")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
-        raise ValueError(f"seed: expected an integer, found {config.seed!r}")
+        raise InputError(f"output_dir: expected a folder path, found {config.output_dir!r}")
+    check_int("seed", config.seed, minimum=None)
     for name in ("push_to_hub", "name", "limitations"):
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"{name}: expected text or nothing, found {value!r}")
+            raise InputError(f"{name}: expected text or nothing, found {value!r}")
     if not isinstance(config.log_sample_ids, bool):
-        raise ValueError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
+        raise InputError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
     if config.max_grad_norm is not None:
-        config.max_grad_norm = _number("max_grad_norm", config.max_grad_norm)
-        if config.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm: expected a positive number or null, found {config.max_grad_norm!r}")
+        config.max_grad_norm = check_number("max_grad_norm", config.max_grad_norm, 0, exclusive=True)
     for key in ("base", "hub_config"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
+            raise InputError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
     for key in ("config", "quarf"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, dict):
-            raise ValueError(f"model.{key}: expected a mapping, found {value!r}")
+            raise InputError(f"model.{key}: expected a mapping, found {value!r}")
 
 
 MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
@@ -170,31 +153,18 @@ EVALUATION_KEYS = ("corruptions", "severities", "reference_size")
 
 def _check_keys(section: str, value, allowed) -> None:
     if not isinstance(value, dict):
-        raise ValueError(f"{section}: expected a mapping, found {value!r}")
+        raise InputError(f"{section}: expected a mapping, found {value!r}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise ValueError(f"{section}: unknown keys {unknown}; expected some of {list(allowed)}")
-
-
-def _number(name: str, value) -> float:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, found {value!r}") from None
+        raise InputError(f"{section}: unknown keys {unknown}; expected some of {list(allowed)}")
 
 
 def _check_degradations(section: str, corruptions, severities) -> None:
-    """A section's corruptions and severities, checked as everywhere else (quarf_hf.degradations);
-    a wrong type is reported as a ValueError, like every other config error."""
+    """A section's corruptions and severities, checked as everywhere else (quarf_hf.degradations)."""
     from ..degradations.registry import check_corruptions, check_severities
 
-    try:
-        check_corruptions(corruptions, f"{section}.corruptions", allow_empty=True)
-        check_severities(severities, f"{section}.severities")
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    check_corruptions(corruptions, f"{section}.corruptions", allow_empty=True)
+    check_severities(severities, f"{section}.severities")
 
 
 def _check_reference_size(name: str, value) -> None:
@@ -219,10 +189,10 @@ def _check_crop_sizes(model: dict, data: dict) -> None:
         size = spec.get("crop_size", DEFAULT_CROP_SIZE)
         sides = list(size) if isinstance(size, (list, tuple)) else [size]
         if not sides or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
-            raise ValueError(f"data.{split}.crop_size: expected a positive int or [height, width], found {size!r}")
+            raise InputError(f"data.{split}.crop_size: expected a positive int or [height, width], found {size!r}")
         if any(side % multiple for side in sides):
             fits = sorted({max(multiple, side - side % multiple) for side in sides})
-            raise ValueError(f"data.{split}.crop_size: expected a multiple of {multiple} (the restoration UNet halves "
+            raise InputError(f"data.{split}.crop_size: expected a multiple of {multiple} (the restoration UNet halves "
                              f"the size {multiple.bit_length() - 1} times), found {size!r}; e.g. {fits[0]}")
 
 
@@ -248,11 +218,11 @@ def _published_recipe(variant: dict) -> dict:
     """A hub_configs/ variant's ``training`` section as a training config."""
     recipe = variant["training"]
     if not isinstance(recipe, dict):
-        raise ValueError(f"CONFIG: training: expected a mapping (the recipe), found {recipe!r}")
+        raise InputError(f"CONFIG: training: expected a mapping (the recipe), found {recipe!r}")
     recipe = dict(recipe)
     model = {"type": variant["model"], "hub_config": variant["name"], "quality": variant.get("quality", "brisque")}
     if "model" in recipe:
-        raise ValueError("CONFIG: training.model: the architecture is the variant's own (unet, quarf, quality); "
+        raise InputError("CONFIG: training.model: the architecture is the variant's own (unet, quarf, quality); "
                          "remove training.model")
     recipe["model"] = model
     recipe.setdefault("task", "restoration")

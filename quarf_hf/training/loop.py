@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
+from ..models.checks import InputError
 from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
 from .seeds import EpochSeededSampler, mixed_seed
 
@@ -114,7 +115,7 @@ def check_output_dir(output_dir: Path, resume: bool) -> None:
         raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
     if not resume and list_checkpoints(output_dir):
         # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
-        raise ValueError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
+        raise InputError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
                          "it, or choose another output_dir")
     if accelerator_is_main_process_env():
         from ..atomic import remove_stale_staging
@@ -142,7 +143,7 @@ def _resume(accelerator, output_dir: Path) -> int:
         if skipped and accelerator.is_main_process:
             print(f"--resume: resuming from {checkpoint} instead", flush=True)
         return checkpoint_step(checkpoint)
-    raise ValueError(f"--resume: every checkpoint under {output_dir / 'checkpoints'} is damaged "
+    raise InputError(f"--resume: every checkpoint under {output_dir / 'checkpoints'} is damaged "
                      f"({', '.join(p.name for p in skipped)}); start a new run in another output_dir")
 
 
@@ -167,7 +168,7 @@ def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = N
     set_seed(config.seed)  # data a task draws at random follows the seed, not the RNG's history
     dataset = task.load_data(accelerator)
     if len(dataset) < config.batch_size * accelerator.num_processes:
-        raise ValueError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
+        raise InputError(f"batch_size: {config.batch_size} x {accelerator.num_processes} processes is more than "
                          f"the {len(dataset)} training samples")
     set_seed(config.seed)  # again: the initial weights follow the seed only, however much loading drew
     model = task.build_model(dataset, accelerator)
