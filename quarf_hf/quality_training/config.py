@@ -51,13 +51,13 @@ class QualityTrainConfig:
     max_steps: int = 200
     max_minutes: float | None = None
     batch_size: int = 16
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     tracker: str = "none"
@@ -77,7 +77,8 @@ class QualityTrainConfig:
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
                      "gradient_accumulation_steps"):
-            _check_positive_int(name, getattr(self, name))
+            if getattr(self, name) is not None or name != "gradient_accumulation_steps":
+                _check_positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -110,7 +111,7 @@ class QualityTrainConfig:
             raise ValueError(f"max_minutes: expected a positive number of minutes, found {self.max_minutes!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, found {self.schedule!r}")
-        if self.mixed_precision not in PRECISIONS:
+        if self.mixed_precision is not None and self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision: expected one of {PRECISIONS}, found {self.mixed_precision!r}")
         if self.tracker not in TRACKERS:
             raise ValueError(f"tracker: expected one of {TRACKERS}, found {self.tracker!r}")

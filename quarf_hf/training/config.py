@@ -10,7 +10,8 @@ MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "
 POLICIES = ("none", "degradation")
 SCHEDULES = ("poly", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
-TRACKERS = ("none", "tensorboard")
+# "none" and every tracker accelerate can log to (its own list, so a new one needs no change here).
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio")
 
 
 @dataclass
@@ -36,13 +37,13 @@ class TrainConfig:
     max_steps: int = 100
     max_minutes: float | None = None  # wall-clock budget: training stops gracefully at it
     batch_size: int = 8
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
     max_grad_norm: float | None = 1.0
     learning_rate: float = 6e-4
     weight_decay: float = 0.01
     schedule: str = "poly"
     warmup_steps: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
     load_balancing_weight: float = 0.0
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
@@ -77,10 +78,13 @@ class TrainConfig:
                             self.augmentation.get("severities", [1, 5]))
         _check_degradations("evaluation", self.evaluation.get("corruptions", []), self.evaluation.get("severities", [3]))
         check("schedule", self.schedule, SCHEDULES)
-        check("mixed_precision", self.mixed_precision, PRECISIONS)
+        if self.mixed_precision is not None:
+            check("mixed_precision", self.mixed_precision, PRECISIONS)
         check("tracker", self.tracker, TRACKERS)
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
             value = getattr(self, name)
+            if value is None and name == "gradient_accumulation_steps":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, found {value!r}")
         for name in ("warmup_steps", "eval_every", "checkpoint_every"):
