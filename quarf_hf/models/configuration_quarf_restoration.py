@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .checks import check_number
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
@@ -61,6 +62,10 @@ class QuarfRestorationConfig(PretrainedConfig):
         conditioning (`str`, *optional*, defaults to `"route"`):
             How the block uses the quality vector: ``"route"``, QuARF's routing over experts (the
             one mode so far; see ``conditioning.CONDITIONING_MODES``).
+        load_balancing_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the routers' load-balancing loss (:func:`quarf_aux_loss`) added to ``loss``
+            in training forwards with ``labels``, so that ``transformers.Trainer`` and quarf-hf's
+            own loop optimise the same objective.
         loss (`str`, *optional*, defaults to `"charbonnier"`):
             ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
         charbonnier_eps (`float`, *optional*, defaults to 1e-3):
@@ -77,6 +82,8 @@ class QuarfRestorationConfig(PretrainedConfig):
     ```
     """
 
+    # Trainer's evaluation hands compute_metrics only the prediction (logits / reconstruction).
+    keys_to_ignore_at_inference = ["hidden_states", "routing_weights", "quality_features"]
     model_type = "quarf_restoration"
 
     num_channels: int = 3
@@ -89,8 +96,10 @@ class QuarfRestorationConfig(PretrainedConfig):
     conditioning: str = "route"
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
+    load_balancing_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
+        self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
         self.block_out_channels = [int(c) for c in self.block_out_channels]
         if not self.block_out_channels:
             raise ValueError("block_out_channels: expected at least one width, found []")

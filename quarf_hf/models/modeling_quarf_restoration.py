@@ -34,7 +34,7 @@ from .conditioning import apply_block, build_block, quality_vector
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range
 from .quality import build_quality_extractor
-from .quarf import QuARF
+from .quarf import QuARF, with_load_balancing
 
 
 @dataclass
@@ -82,6 +82,9 @@ class QuarfRestorationModel(PreTrainedModel):
     config: QuarfRestorationConfig
     base_model_prefix = "restoration"
     main_input_name = "pixel_values"
+    # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
+    # so transformers.Trainer must scale it for gradient accumulation itself.
+    accepts_loss_kwargs = False
 
     def __init__(self, config: QuarfRestorationConfig):
         super().__init__(config)
@@ -195,6 +198,7 @@ class QuarfRestorationModel(PreTrainedModel):
                 loss = difference.abs().mean()
             else:
                 loss = torch.sqrt(difference.square() + self.config.charbonnier_eps**2).mean()
+            loss = with_load_balancing(loss, self)
         output = QuarfRestorationOutput(
             loss=loss, reconstruction=reconstruction, routing_weights=routing, quality_features=quality_features
         )

@@ -34,7 +34,7 @@ from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSeg
 from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values
 from .quality import build_quality_extractor
-from .quarf import QuARF
+from .quarf import QuARF, with_load_balancing
 
 
 @dataclass
@@ -58,6 +58,9 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     config: QuarfSegformerConfig
     _can_record_outputs = {}  # hidden states are collected by our own encoder loop
     _can_compile_fullgraph = False
+    # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
+    # so transformers.Trainer must scale it for gradient accumulation itself.
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
@@ -238,7 +241,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
-            loss = segformer_loss(logits, labels, self.config)
+            loss = with_load_balancing(segformer_loss(logits, labels, self.config), self)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states

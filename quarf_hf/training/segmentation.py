@@ -8,7 +8,6 @@ import json
 import torch
 
 from ..atomic import write_text_atomic
-from ..models.quarf import quarf_aux_loss
 from .config import TrainConfig
 from .loop import Task, TrainingRun, run_training
 from .models import build_model
@@ -114,6 +113,9 @@ class SegmentationTask(Task):
         self.mean, self.std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1)
                                for v in model_pixel_normalisation(model))
         self.augmentation = _augmentation(self.config)
+        if hasattr(model.config, "load_balancing_weight"):
+            # The model adds the routers' balance loss to its own loss, as it does under transformers.Trainer.
+            model.config.load_balancing_weight = self.config.load_balancing_weight
         return model
 
     def collate(self, samples):
@@ -122,7 +124,8 @@ class SegmentationTask(Task):
         return batch
 
     def loss(self, run: TrainingRun, batch: dict, position: tuple) -> torch.Tensor:
-        """Degrade (seeded by the batch's position), normalise, forward; plus the routers' balance loss."""
+        """Degrade (seeded by the batch's position), normalise, forward. The model's loss includes the
+        routers' balance loss (``config.load_balancing_weight``, set in :meth:`build_model`)."""
         config = self.config
         if config.log_sample_ids:
             self.seen_ids.extend(batch["index"].tolist())
@@ -131,12 +134,7 @@ class SegmentationTask(Task):
             pixels = self.augmentation(pixels, generator=seeded_generator(pixels.device, *position, 2))
         with run.accelerator.autocast():
             out = run.model(pixel_values=(pixels - self.mean) / self.std, labels=labels)
-        loss = out.loss
-        if config.load_balancing_weight:
-            aux = quarf_aux_loss(run.model)
-            if aux is not None:
-                loss = loss + config.load_balancing_weight * aux
-        return loss
+        return out.loss
 
     def after_step(self, run: TrainingRun) -> None:
         config = self.config
