@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..hub.ids import looks_like_hub_id
+from ..models.checks import InputError
 from .pixels import RESTORATION_MODEL_TYPES
 
 
@@ -23,16 +24,31 @@ def resolve_device(text: str | None) -> torch.device:
     return device
 
 
-def load_model_config(model: str, trust_remote_code: bool):
+def check_revision(model: str, revision: str | None, name: str = "--revision") -> str | None:
+    """``revision`` (a branch, tag or commit of a Hub repo) when ``model`` is a Hub id; a local folder
+    has no revisions, so one given for it is refused rather than silently ignored."""
+    if revision is None:
+        return None
+    if not isinstance(revision, str) or not revision.strip():
+        raise InputError(f"{name}: expected a commit hash, branch or tag, found {revision!r}")
+    if os.path.exists(model) or not looks_like_hub_id(model):
+        raise InputError(f"{name}: {revision!r} pins a Hub repo's commit, but {model!r} is a local folder; "
+                         f"leave {name} out for folders")
+    return revision.strip()
+
+
+def load_model_config(model: str, trust_remote_code: bool, revision: str | None = None):
+    """The config of a folder or Hub id (at ``revision``: a commit hash pins the code and weights)."""
     import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
     from transformers import AutoConfig
 
+    revision = check_revision(model, revision)
     if not os.path.isdir(model) and (not looks_like_hub_id(model) or os.path.exists(model)):
         raise FileNotFoundError(f"MODEL: no such folder {model!r}")
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
     try:
-        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except (ValueError, KeyError, TypeError) as err:
@@ -41,7 +57,8 @@ def load_model_config(model: str, trust_remote_code: bool):
                          f"({type(err).__name__}: {_first_line(err)})") from None
 
 
-def load_model(model: str, config, trust_remote_code: bool = False):
+def load_model(model: str, config, trust_remote_code: bool = False, revision: str | None = None):
+    """The model of a folder or Hub id whose config ``load_model_config`` read (the same ``revision``)."""
     from transformers import AutoModel, AutoModelForSemanticSegmentation
 
     auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
@@ -50,7 +67,7 @@ def load_model(model: str, config, trust_remote_code: bool = False):
         if not weights:
             raise FileNotFoundError(f"MODEL: {model!r} has no weights (model.safetensors); expected a saved model folder")
     try:
-        return auto.from_pretrained(model, trust_remote_code=trust_remote_code)
+        return auto.from_pretrained(model, trust_remote_code=trust_remote_code, revision=check_revision(model, revision))
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
     except Exception as err:

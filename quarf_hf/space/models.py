@@ -23,6 +23,8 @@ DEMO_DIR = Path("outputs") / "demo"
 # The command a visitor runs when no model is configured (writes the folders above in ~2 minutes).
 GET_A_MODEL = "quarf-hf demo --quick"
 ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL"}
+# A commit hash (or branch, tag) per model: pins the code and weights loaded from a Hub id.
+REVISION_VARS = {"quarf": "QUARF_REVISION", "baseline": "BASELINE_REVISION", "restoration": "RESTORATION_REVISION"}
 TITLES = {"quarf": "QuARF", "baseline": "baseline"}
 
 
@@ -159,13 +161,21 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
     )
 
 
-def load_one(role: str, source: str, device: str | torch.device = "cpu") -> LoadedModel:
+def load_one(role: str, source: str, device: str | torch.device = "cpu", revision: str | None = None) -> LoadedModel:
     """Load a folder or Hub id (with the package's classes registered; remote code trusted, as
-    the Space's owner chose the model)."""
+    the Space's owner chose the model), a Hub id at ``revision`` when given."""
     from quarf_hf.evaluation.loading import load_model, load_model_config
 
-    config = load_model_config(source, trust_remote_code=True)
-    return prepare(role, source, load_model(source, config, trust_remote_code=True), device, processor_source=source)
+    config = load_model_config(source, trust_remote_code=True, revision=revision)
+    model = load_model(source, config, trust_remote_code=True, revision=revision)
+    return prepare(role, source, model, device, processor_source=source)
+
+
+def resolve_revisions(revisions: dict | None = None) -> dict[str, str]:
+    """Role -> revision: the arguments, then ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``."""
+    given = revisions or {}
+    found = {role: given.get(role) or os.environ.get(variable) or None for role, variable in REVISION_VARS.items()}
+    return {role: value for role, value in found.items() if value}
 
 
 _CACHE: dict[tuple, SpaceModels] = {}
@@ -173,23 +183,27 @@ _LOCK = threading.Lock()
 
 
 def load_space_models(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None,
-                      device: str | torch.device | None = None) -> SpaceModels:
+                      device: str | torch.device | None = None, revisions: dict | None = None) -> SpaceModels:
     """The page's models, loaded once per process (later calls with the same sources reuse them).
+
+    ``revisions``: role -> commit hash (or branch, tag) for models given as Hub ids; unset roles
+    take ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``.
 
     A model that fails to load is left out and its error kept in ``errors`` for the page; this
     never raises for a bad model, so the page always opens.
     """
     sources = resolve_sources(quarf, baseline, restoration)
+    pinned = {role: revision for role, revision in resolve_revisions(revisions).items() if role in sources}
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (tuple(sorted(sources.items())), str(device))
+    key = (tuple(sorted(sources.items())), tuple(sorted(pinned.items())), str(device))
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
         loaded = SpaceModels(sources=dict(sources))
         for role, source in sources.items():
             try:
-                setattr(loaded, role, load_one(role, source, device))
+                setattr(loaded, role, load_one(role, source, device, revision=pinned.get(role)))
             except Exception as err:  # noqa: BLE001 - any failure is shown in the page instead
                 logger.warning("could not load the %s model %r: %s", role, source, err)
                 loaded.errors[role] = f"{type(err).__name__}: {err}"
@@ -197,4 +211,4 @@ def load_space_models(quarf: str | None = None, baseline: str | None = None, res
         return loaded
 
 
-__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "demo_folders", "GET_A_MODEL"]
+__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "resolve_revisions", "demo_folders", "GET_A_MODEL"]

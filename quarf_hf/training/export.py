@@ -20,6 +20,20 @@ def _dataset_name(config) -> str:
     return str(spec.get("source") or spec.get("path") or spec.get("type") or "validation")
 
 
+def _hub_datasets(config) -> list[str]:
+    """Hub ids of the training and validation data (specs with a Hub ``source``), for the card's ``datasets``."""
+    from ..hub.ids import looks_like_hub_id
+
+    found = []
+    for name in ("train", "validation"):
+        spec = config.data.get(name)
+        for item in spec if isinstance(spec, list) else [spec]:
+            source = item.get("source") if isinstance(item, dict) else item
+            if isinstance(source, str) and "/" in source and looks_like_hub_id(source) and not Path(source).exists():
+                found.append(source)
+    return list(dict.fromkeys(found))
+
+
 def export_model(model, folder, config, summary: dict, push_to_hub: str | None = None,
                  image_size: tuple[int, int] | None = None) -> Path:
     """Writes ``folder`` atomically (staging folder renamed into place); pushes it when asked.
@@ -40,8 +54,9 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
             SegformerImageProcessor(size=size, image_mean=mean, image_std=std).save_pretrained(staging)
         write_model_card(
             staging, model.config, title=folder.name, provenance=_provenance(config, summary),
-            reference=push_to_hub or str(folder), base_model=config.model.get("base"), license="apache-2.0",
+            reference=push_to_hub or str(folder), base_model=config.model.get("base"),
             evaluation=summary.get("evaluation") or None, dataset=_dataset_name(config),
+            datasets=_hub_datasets(config), base_model_relation="finetune" if config.model.get("base") else None,
         )
     if push_to_hub:
         from ..hub.publish import push_folder_to_hub
