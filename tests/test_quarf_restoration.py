@@ -93,10 +93,26 @@ def test_saved_with_code_auto_map_and_pipeline(saved_folder):
     assert isinstance(AutoModel.from_pretrained(folder), QuarfRestorationModel)
 
 
+def test_pipeline_is_a_registered_task_of_our_own(saved_folder):
+    """The task goes through transformers' public registry; its private REMOVED_TASKS table is left
+    alone, and with the package installed the call needs no trust_remote_code."""
+    from transformers import pipelines
+
+    from quarf_hf.models.pipeline_quarf_restoration import QuarfImageToImagePipeline
+
+    folder, _ = saved_folder
+    assert "image-to-image" in pipelines.REMOVED_TASKS
+    assert pipelines.PIPELINE_REGISTRY.supported_tasks["quarf-restoration"]["impl"] is QuarfImageToImagePipeline
+    restorer = pipeline("quarf-restoration", model=str(folder))
+    assert type(restorer) is QuarfImageToImagePipeline and restorer(Image.new("RGB", (17, 13))).size == (17, 13)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"]["quarf-restoration"]["impl"] == "pipeline_quarf_restoration.QuarfImageToImagePipeline"
+
+
 def test_pipeline_inputs_and_outputs(saved_folder, tmp_path):
     """PIL/path/array, grayscale and RGBA, single and batched: PIL images of the input sizes, the model's pixels."""
     folder, model = saved_folder
-    restorer = pipeline("image-to-image", model=str(folder), trust_remote_code=True)
+    restorer = pipeline("quarf-restoration", model=str(folder), trust_remote_code=True)
     rgb = (np.random.default_rng(0).random((37, 45, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "in.png")
     single = restorer(Image.fromarray(rgb))
@@ -123,7 +139,7 @@ from transformers import AutoModel, pipeline
 model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
 with torch.no_grad():
     torch.save(model(torch.load({str(tmp_path / 'x.pt')!r})).reconstruction, {str(tmp_path / 'y.pt')!r})
-out = pipeline("image-to-image", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
+out = pipeline("quarf-restoration", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
 print(json.dumps({{"module": type(model).__module__, "size": list(out.size)}}))
 """
     info = run_without_quarf_hf(code)
@@ -145,7 +161,7 @@ from transformers import AutoModel, pipeline
 model = AutoModel.from_pretrained("quarf-test/tiny-restoration", trust_remote_code=True).eval()
 with torch.no_grad():
     torch.save(model(torch.load("x.pt")).reconstruction, "y.pt")
-out = pipeline("image-to-image", model="quarf-test/tiny-restoration", trust_remote_code=True)(Image.new("RGB", (25, 23)))
+out = pipeline("quarf-restoration", model="quarf-test/tiny-restoration", trust_remote_code=True)(Image.new("RGB", (25, 23)))
 print(json.dumps({"size": list(out.size)}))
 """
     info = local_hub.run(code, block_quarf_hf=block_quarf_hf, cwd=tmp_path)

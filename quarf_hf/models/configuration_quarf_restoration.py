@@ -13,25 +13,21 @@ AUTO_MAP = {
     "AutoConfig": "configuration_quarf_restoration.QuarfRestorationConfig",
     "AutoModel": "modeling_quarf_restoration.QuarfRestorationModel",
 }
-# Saved with every model: `pipeline("image-to-image", model=..., trust_remote_code=True)` finds it.
-CUSTOM_PIPELINES = {
-    "image-to-image": {
-        "impl": "pipeline_quarf_restoration.QuarfImageToImagePipeline",
-        "pt": ["AutoModel"],
-        "tf": [],
-        "type": "image",
-    }
-}
+PIPELINE = {"impl": "pipeline_quarf_restoration.QuarfImageToImagePipeline", "pt": ["AutoModel"], "tf": [], "type": "image"}
+TASK = "quarf-restoration"  # pipeline_quarf_restoration.TASK (not imported: the config needs no pipeline code)
+# Saved with every model: `pipeline("quarf-restoration", model=..., trust_remote_code=True)` finds it
+# without the package; "image-to-image" (folders saved before the task had its own name) works the same way.
+CUSTOM_PIPELINES = {TASK: PIPELINE, "image-to-image": PIPELINE}
 
 
 def _pipeline_installed() -> bool:
-    """Whether this very package's image-to-image pipeline is registered with transformers (the
+    """Whether this very package's restoration pipeline is registered with transformers (the
     package is installed and imported), as opposed to this file running as a model's remote code."""
     try:
         from transformers.pipelines import PIPELINE_REGISTRY
     except ImportError:  # pragma: no cover
         return False
-    impl = PIPELINE_REGISTRY.supported_tasks.get("image-to-image", {}).get("impl")
+    impl = PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl")
     package = __name__.rpartition(".")[0]
     return impl is not None and impl.__module__ == f"{package}.pipeline_quarf_restoration"
 
@@ -40,7 +36,7 @@ class QuarfRestorationConfig(PretrainedConfig):
     r"""
     Configuration of a [`QuarfRestorationModel`]: a UNet of diffusers' 2D blocks (no time
     embedding) with a QuARF block after its input convolution, routed by a frozen quality
-    extractor. Saved configs carry ``auto_map`` and the ``image-to-image`` custom pipeline.
+    extractor. Saved configs carry ``auto_map`` and the ``quarf-restoration`` custom pipeline.
 
     Args:
         num_channels (`int`, *optional*, defaults to 3):
@@ -123,17 +119,16 @@ class QuarfRestorationConfig(PretrainedConfig):
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}
         if _pipeline_installed():
-            # With quarf_hf imported the pipeline is registered under "image-to-image": hide the
-            # remote-code entry so pipeline("image-to-image", model=...) needs no trust_remote_code.
-            # It is still written to config.json (to_dict), for users without the package.
+            # With quarf_hf imported, "quarf-restoration" is a registered task: hide its remote-code
+            # entry so pipeline("quarf-restoration", model=...) uses the installed class and needs no
+            # trust_remote_code. The full entry is still written to config.json (to_dict).
             self._saved_custom_pipelines = self.custom_pipelines
-            del self.custom_pipelines
+            self.custom_pipelines = {k: v for k, v in self.custom_pipelines.items() if k != TASK}
 
     def to_dict(self):
         data = super().to_dict()
         saved = data.pop("_saved_custom_pipelines", None)
-        if "custom_pipelines" not in data:
-            data["custom_pipelines"] = {**CUSTOM_PIPELINES, **(saved or {})}
+        data["custom_pipelines"] = {**CUSTOM_PIPELINES, **(saved or {}), **(data.get("custom_pipelines") or {})}
         return data
 
     @property

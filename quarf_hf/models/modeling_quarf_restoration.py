@@ -51,7 +51,7 @@ class QuarfRestorationModel(PreTrainedModel):
     r"""
     QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input
     convolution, routed by the frozen quality extractor of the input; a global residual makes
-    the untrained model the identity (see the module docstring). ``pipeline("image-to-image",
+    the untrained model the identity (see the module docstring). ``pipeline("quarf-restoration",
     model=folder, trust_remote_code=True)`` runs a saved model on images.
 
     Args:
@@ -85,6 +85,10 @@ class QuarfRestorationModel(PreTrainedModel):
     # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
     # so transformers.Trainer must scale it for gradient accumulation itself.
     accepts_loss_kwargs = False
+    # from_pretrained(dtype=torch.bfloat16 / float16) keeps the frozen quality extractor in float32:
+    # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
+    # a few numbers per image (conditioning.quality_vector returns float32 in any case).
+    _keep_in_fp32_modules_strict = ["quality_extractor"]
 
     def __init__(self, config: QuarfRestorationConfig):
         super().__init__(config)
@@ -206,7 +210,7 @@ class QuarfRestorationModel(PreTrainedModel):
 
 
 def restoration_pipeline(model: QuarfRestorationModel, **kwargs):
-    """The image-to-image pipeline around ``model`` (its file is saved with the model's code)."""
+    """The quarf-restoration pipeline around ``model`` (its file is saved with the model's code)."""
     from .pipeline_quarf_restoration import QuarfImageToImagePipeline
 
     return QuarfImageToImagePipeline(model=model, **kwargs)

@@ -61,6 +61,10 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
     # so transformers.Trainer must scale it for gradient accumulation itself.
     accepts_loss_kwargs = False
+    # from_pretrained(dtype=torch.bfloat16 / float16) keeps the frozen quality extractor in float32:
+    # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
+    # a few numbers per image (conditioning.quality_vector returns float32 in any case).
+    _keep_in_fp32_modules_strict = ["quality_extractor"]
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
