@@ -76,7 +76,7 @@ def test_fine_tuned_card_lists_its_hub_datasets_and_base(tmp_path):
     from quarf_hf.training.export import _hub_datasets
 
     config = TrainConfig.from_dict({"output_dir": str(tmp_path / "run"),
-                                    "data": {"train": {"type": "hub", "source": "owner/street-scenes"},
+                                    "data": {"train": {"type": "datasets", "source": "owner/street-scenes"},
                                              "validation": {"type": "quarf-shapes"}}})
     assert _hub_datasets(config) == ["owner/street-scenes"]
     write_model_card(tmp_path, quarf_hf.QuarfSegformerConfig(quality="brisque"), title="t", provenance="p",
