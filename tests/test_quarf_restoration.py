@@ -203,3 +203,39 @@ def test_input_errors():
         model(torch.rand(1, 3, 20, 20) * 255)
     with pytest.raises(ValueError, match="labels: expected clean images of shape"):
         model(torch.rand(1, 3, 20, 20), labels=torch.rand(1, 3, 20, 21))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """gradient_checkpointing_enable() reaches diffusers' UNet blocks; the gradients do not change."""
+    from diffusers.models.unets.unet_2d_blocks import DownBlock2D
+
+    def gradients(checkpointing):
+        torch.manual_seed(0)
+        model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4,
+                                                             quarf={"num_groups": 2, "experts": [[3, 1], [3, 2]],
+                                                                    "router_noise": False}))
+        torch.nn.init.normal_(model.conv_out.weight, std=0.01)
+        model.train()
+        if checkpointing:
+            # transformers 5.25 renamed it activation_checkpointing_enable; the old name still works.
+            (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+            assert all(block.gradient_checkpointing for block in model.modules() if isinstance(block, DownBlock2D))
+        generator = torch.Generator().manual_seed(1)
+        images = torch.rand(2, 3, 16, 16, generator=generator)
+        model(pixel_values=images, labels=torch.rand(2, 3, 16, 16, generator=generator)).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
+
+
+def test_device_map_auto_loads_on_cpu(saved_folder):
+    folder, model = saved_folder
+    loaded = QuarfRestorationModel.from_pretrained(folder, device_map="auto")
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}
+    assert QuarfRestorationModel._no_split_modules  # what device_map="auto" places whole
+    images = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(images).reconstruction, model.eval()(images).reconstruction)

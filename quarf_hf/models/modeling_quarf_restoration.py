@@ -89,6 +89,12 @@ class QuarfRestorationModel(PreTrainedModel):
     # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
     # a few numbers per image (conditioning.quality_vector returns float32 in any case).
     _keep_in_fp32_modules_strict = ["quality_extractor"]
+    # gradient_checkpointing_enable() switches on diffusers' own checkpointing in every UNet block
+    # (each carries a `gradient_checkpointing` flag and calls `_gradient_checkpointing_func`).
+    supports_gradient_checkpointing = True
+    # device_map="auto" places whole UNet blocks (a block's skip connections stay on one device) and
+    # keeps the quality extractor and the QuARF block whole.
+    _no_split_modules = ["DownBlock2D", "UpBlock2D", "UNetMidBlock2D", "QuARF", "StandardizedBrisque", "ContriqueQuality", "ConstantQuality"]
 
     def __init__(self, config: QuarfRestorationConfig):
         super().__init__(config)
