@@ -35,16 +35,18 @@ def _hub_datasets(config) -> list[str]:
 
 
 def export_model(model, folder, config, summary: dict, push_to_hub: str | None = None,
-                 image_size: tuple[int, int] | None = None) -> Path:
+                 image_size: tuple[int, int] | None = None, state_dict: dict | None = None) -> Path:
     """Writes ``folder`` atomically (staging folder renamed into place); pushes it when asked.
 
     ``image_size``: (height, width) the saved image processor resizes to (the training size).
+    ``state_dict``: the weights to save, gathered by ``accelerator.get_state_dict`` (under FSDP or
+    DeepSpeed ZeRO-3 the unwrapped model's own ``state_dict()`` holds only this process's shards).
     """
     from ..evaluation import model_pixel_normalisation
 
     folder = Path(folder)
     with atomic_folder(folder) as staging:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging, state_dict=state_dict)
         is_restoration = model.config.model_type == "quarf_restoration"
         if not is_restoration:
             from transformers import SegformerImageProcessor

@@ -41,6 +41,7 @@ class Task:
     description = "training"  # the progress bar's label
     config = None
     num_workers = 0  # the data loader's worker processes
+    unused_parameters = False  # True when some parameters may get no gradient in a step (DDP must know)
 
     def load_data(self, accelerator) -> torch.utils.data.Dataset:
         """The training items, every one checked (a bad item stops the run here, named)."""
@@ -191,6 +192,12 @@ def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = N
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir, resume)
     settings, notes = accelerator_settings(config)
+    if task.unused_parameters:
+        # Hard routing runs one expert per image: experts no image of a batch chose get no gradient,
+        # which DDP must be told about (else it waits for their gradients and fails).
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        settings["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     accelerator = Accelerator(**settings, log_with=None if config.tracker == "none" else config.tracker,
                               project_dir=str(output_dir))
     if accelerator.is_main_process:

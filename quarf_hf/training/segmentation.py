@@ -72,6 +72,16 @@ def _augmentation(config: TrainConfig):
     )
 
 
+def _hard_routing(model_section: dict) -> bool:
+    """Whether the model's QuARF block routes each image to one expert (``mode: hard``)."""
+    mode = (model_section.get("quarf") or {}).get("mode")
+    if mode is None and model_section.get("hub_config"):
+        from ..hub.build import load_hub_config
+
+        mode = (load_hub_config(model_section["hub_config"]).get("quarf") or {}).get("mode")
+    return mode == "hard"
+
+
 class SegmentationTask(Task):
     """Segmentation or restoration (``config.task``) with a :class:`TrainConfig`.
 
@@ -81,6 +91,7 @@ class SegmentationTask(Task):
 
     def __init__(self, config: TrainConfig, skip_bad: bool = False):
         self.config, self.skip_bad = config, skip_bad
+        self.unused_parameters = _hard_routing(config.model)
         self.train_set = self.validation_set = self.augmentation = None
         self.mean = self.std = None
         self.skipped: list = []  # (item, reason) left out by skip_bad
@@ -154,12 +165,14 @@ class SegmentationTask(Task):
         summary["evaluation"] = results
         if self.skipped:
             summary["skipped"] = [{"item": name, "reason": reason} for name, reason in self.skipped]
+        # Every process takes part (FSDP / ZeRO-3 gather their shards here); the main one writes.
+        state_dict = accelerator.get_state_dict(run.model)
         if accelerator.is_main_process:
             from .export import export_model
 
             image_size = tuple(int(n) for n in self.train_set[0]["pixel_values"].shape[-2:])
             export_model(accelerator.unwrap_model(run.model), run.output_dir / "model", config, summary,
-                         push_to_hub=run.push_to_hub, image_size=image_size)
+                         push_to_hub=run.push_to_hub, image_size=image_size, state_dict=state_dict)
 
 
 def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
