@@ -16,6 +16,7 @@ MODEL_COMMANDS = {
     "predict": ["predict", "org/model", "image.png", "--out", "out"],
     "evaluate": ["evaluate", "org/model", "--out", "out"],
     "evaluate-quality": ["evaluate-quality", "org/model"],
+    "build": ["build", "quarf-segformer-b0", "--out", "out", "--base", "nvidia/mit-b0"],
 }
 
 
@@ -23,6 +24,31 @@ MODEL_COMMANDS = {
 def test_every_model_loading_command_takes_a_revision(name):
     args = build_parser().parse_args([*MODEL_COMMANDS[name], "--revision", "0123abcd"])
     assert args.revision == "0123abcd"
+
+
+def test_train_and_build_pin_their_base(tmp_path, monkeypatch):
+    """model.revision in a training config (and build --revision) reach the base model's loading."""
+    from quarf_hf.hub.build import build
+    from quarf_hf.models.modeling_quarf_restoration import QuarfRestorationModel
+    from quarf_hf.training import TrainConfig
+    from quarf_hf.training.models import build_model
+    from test_training import tiny_config
+
+    seen = []
+    monkeypatch.setattr(QuarfRestorationModel, "from_pretrained",
+                        classmethod(lambda cls, base, **kwargs: seen.append((base, kwargs.get("revision")))))
+    build_model({"type": "quarf_restoration", "base": "org/restorer", "revision": "abc123"})
+    assert seen == [("org/restorer", "abc123")]
+    data = tiny_config(tmp_path)
+    data["model"] = {**data["model"], "base": "org/segformer", "revision": "abc123"}
+    assert TrainConfig.from_dict(data).model["revision"] == "abc123"
+    data["model"] = {k: v for k, v in data["model"].items() if k != "base"}
+    with pytest.raises(ValueError, match="model.revision: .* without a model.base"):
+        TrainConfig.from_dict(data)
+    with pytest.raises(InputError, match="^--revision: 'abc' pins the commit of --base"):
+        build("quarf-restoration-small", tmp_path / "out", revision="abc")
+    with pytest.raises(InputError, match="^--revision: 'abc' pins a Hub repo's commit, but"):
+        build("quarf-restoration-small", tmp_path / "out", base=str(tmp_path), revision="abc")
 
 
 def test_space_command_takes_one_revision_per_model():

@@ -261,7 +261,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
-                       id2label=None, **block_kwargs):
+                       id2label=None, revision: str | None = None, **block_kwargs):
         r"""
         A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
         identity initialisation it gives that SegFormer's logits exactly.
@@ -282,6 +282,8 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
                 SegFormer's own head otherwise.
             id2label (`dict[int, str]`, *optional*):
                 Class names of the new head.
+            revision (`str`, *optional*):
+                The commit (or branch, tag) of a Hub SegFormer to read its weights and processor at.
             **block_kwargs:
                 QuARF settings (:class:`QuarfConfig` fields); ``residual`` defaults to `True`.
 
@@ -300,13 +302,16 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
             labels = {int(k): v for k, v in id2label.items()} if id2label else {i: f"LABEL_{i}" for i in range(num_labels)}
             load_kwargs = {"num_labels": num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()},
                            "ignore_mismatched_sizes": True}
+        if revision is not None:
+            load_kwargs["revision"] = revision
         base = SegformerForSemanticSegmentation.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):
             base_config.pop(key, None)
         # The base's saved processor says how its pixel_values are normalised (do_normalize=False:
         # not at all); the model undoes exactly that before the quality extractor.
-        image_mean, image_std = processor_normalisation(pretrained_model_name_or_path) or (
+        image_mean, image_std = processor_normalisation(
+            pretrained_model_name_or_path, **({"revision": revision} if revision is not None else {})) or (
             list(IMAGENET_MEAN), list(IMAGENET_STD)
         )
         quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}

@@ -19,7 +19,7 @@ class TrainConfig:
     """Everything a run needs. Sections of the YAML file map to the dict fields.
 
     model: ``type`` (segformer | quarf_segformer | quarf_restoration); optionally ``hub_config``
-        (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id), ``config`` (architecture
+        (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id) and ``revision`` (its commit), ``config`` (architecture
         overrides), ``quarf`` (block settings) and ``quality`` (extractor spec).
     data: ``train`` and ``validation`` dataset specs (see ``quarf_hf.data.load_dataset_spec``).
     augmentation: ``policy`` none | degradation, ``p`` (share of degraded images), ``corruptions``
@@ -147,13 +147,17 @@ def _check_types(config: "TrainConfig") -> None:
         value = config.model.get(key)
         if value is not None and not isinstance(value, str):
             raise ValueError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
+    revision = config.model.get("revision")
+    if revision is not None and (not isinstance(revision, str) or not config.model.get("base")):
+        raise ValueError(f"model.revision: expected the commit hash (text) of a Hub model.base, found {revision!r}"
+                         + ("" if config.model.get("base") else " without a model.base"))
     for key in ("config", "quarf"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, dict):
             raise ValueError(f"model.{key}: expected a mapping, found {value!r}")
 
 
-MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
+MODEL_KEYS = ("type", "hub_config", "base", "revision", "config", "quarf", "quality", "quarf_stage")
 AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities")
 EVALUATION_KEYS = ("corruptions", "severities")
 
