@@ -58,6 +58,16 @@ def test_restoration_card_cites_quarf(built):
     assert "doi       = {10.1609/aaai.v39i16.33836}" in card.content
 
 
+def test_contrique_routed_models_say_what_their_extractor_is_under(tmp_path):
+    from quarf_hf.hub.model_card import write_model_card
+
+    config = quarf_hf.QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4, quality="contrique")
+    write_model_card(tmp_path, config, title="t", provenance="p", reference="owner/model", license="apache-2.0")
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.license == "apache-2.0" and "## Licence" in card.content and "carry no licence" in card.content
+    check_papers(card, [QUARF_LINK, CONTRIQUE_LINK])
+
+
 def test_adapter_card_is_an_adapter_of_its_base(tmp_path):
     from quarf_hf import QuarfAdapter
 

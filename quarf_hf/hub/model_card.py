@@ -44,6 +44,10 @@ CONTRIQUE_LICENCE_NOTE = (
     "The CONTRIQUE authors' repository (https://github.com/pavancm/CONTRIQUE) publishes no licence, so no "
     "licence is claimed for weights converted from their checkpoint (`license: unknown`); ask the authors "
     "before redistributing them. quarf-hf's code that runs them is Apache-2.0.")
+EMBEDDED_CONTRIQUE_NOTE = (
+    "The frozen quality extractor inside this model is CONTRIQUE: weights converted from its authors' "
+    "checkpoint carry no licence (https://github.com/pavancm/CONTRIQUE publishes none); ask them before "
+    "redistributing such a model.")
 NVIDIA_LICENCE_NOTE = (
     "The SegFormer weights come from NVIDIA's release and stay under NVIDIA's licence "
     "(https://github.com/NVlabs/SegFormer/blob/master/LICENSE; non-commercial research use); quarf-hf's "
@@ -236,6 +240,10 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
                 "## Usage", f"```python\n{usage_snippet(kind, reference, revision).strip()}\n```"]
     for heading, text in (extra_sections or {}).items():
         sections += [f"## {heading}", text.strip()]
+    quality = getattr(config, "quality", None)
+    if kind != "contrique" and isinstance(quality, dict) and quality.get("type") == "contrique":
+        # The extractor's weights travel inside this model: say what they are under.
+        licence_note = " ".join(filter(None, [licence_note, EMBEDDED_CONTRIQUE_NOTE]))
     if licence_note:
         sections += ["## Licence", licence_note]
     results = None
