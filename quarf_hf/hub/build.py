@@ -206,6 +206,7 @@ def build_trained_encoder(data: dict, folder: Path, base, repo_id=None) -> None:
     if card.is_file():
         reference = repo_id or f"<your-org>/{data['name']}"
         text = re.sub(r'from_pretrained\("[^"]*"', f'from_pretrained("{reference}"', card.read_text())
+        text = re.sub(r'(pipeline\("[^"]*", model=)"[^"]*"', rf'\1"{reference}"', text)
         text = re.sub(r'quality="[^"]*"', f'quality="{reference}"', text)
         card.write_text(re.sub(r"^# .*$", f"# {data['name']}", text, count=1, flags=re.M))
 
