@@ -20,7 +20,7 @@ from .models.modeling_quarf import QuarfBlockModel
 from .models.modeling_quarf_adapter import QuarfAdapter
 from .models.modeling_quarf_restoration import QuarfRestorationModel
 from .models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation, QuarfSegformerModel
-from .models.pipeline_quarf_restoration import register_image_to_image_pipeline
+from .models.pipeline_quarf_restoration import register_restoration_pipeline
 from .models.quality import build_quality_extractor, extract_quality
 from .models.quarf import QuARF, QuarfConfig, quarf_aux_loss, quarf_blocks, receptive_field
 
@@ -51,7 +51,7 @@ def _register_auto_classes() -> None:
     QuarfBlockModel.register_for_auto_class("AutoModel")
     QuarfAdapterConfig.register_for_auto_class()
     QuarfAdapter.register_for_auto_class("AutoModel")
-    register_image_to_image_pipeline()
+    register_restoration_pipeline()
     # models/ may not import the tooling: the adapter's card comes from the one card writer through this.
     QuarfAdapter.model_card_writer = write_adapter_card
 

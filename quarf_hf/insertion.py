@@ -41,7 +41,8 @@ def insert_quarf(
     Args:
         model: any ``torch.nn.Module`` taking pixels (a transformers or diffusers model, a timm
             backbone, an ``nn.Sequential``...).
-        after: dotted name (or list of names) of submodules whose output is a (B, C, H, W) feature
+        after: dotted name, regular expression, or list of names and name suffixes (as peft's
+            ``target_modules``; see ``QuarfAdapter.for_model``) of submodules whose output is a (B, C, H, W) feature
             map (or a tuple whose first item is; or SegFormer's ``(tokens, H, W)``), e.g.
             ``"conv_in"`` in a diffusers UNet.
         quality: the quality extractor: ``"brisque"``, ``"contrique"``, a folder or Hub id of a

@@ -363,3 +363,73 @@ def test_push_to_hub_uploads_the_adapter_with_its_card(tmp_path, monkeypatch):
     _, repo_id, files, card = calls[1]
     assert repo_id == "me/unet-quarf" and "model.safetensors" in files and "config.json" in files
     assert "base_model: someone/tiny-unet" in card and 'AutoModel.from_pretrained("me/unet-quarf"' in card
+
+
+def _small_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()),
+        torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()),
+        torch.nn.Conv2d(8, 3, 1),
+    )
+
+
+@pytest.mark.parametrize("after, expected", [
+    ("1.0", ["1.0"]),                      # an exact name
+    (r"\d\.0", ["0.0", "1.0"]),            # a regular expression, full match (as peft's target_modules)
+    (["0"], ["0"]),                        # an exact name in a list (before any suffix)
+    (["1.0", "2"], ["1.0", "2"]),
+])
+def test_after_selects_modules_as_peft_target_modules(after, expected):
+    from quarf_hf.models.modeling_quarf_adapter import resolve_after
+
+    assert resolve_after(_small_cnn(), after) == expected
+
+
+def test_after_suffixes_and_patterns_build_an_adapter():
+    from quarf_hf import QuarfAdapter
+    from quarf_hf.models.checks import InputError
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1))
+            self.body = torch.nn.ModuleDict({"a": torch.nn.Conv2d(8, 8, 3, padding=1),
+                                             "b": torch.nn.Conv2d(8, 8, 3, padding=1)})
+            self.head = torch.nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            return self.head(self.body["b"](self.body["a"](self.stem(x))))
+
+    net = Net()
+    adapter = QuarfAdapter.for_model(net, after=["a", "b"], quality="brisque", num_groups=2, experts=[[3, 1], [3, 2]])
+    assert [a["after"] for a in adapter.config.attachments] == ["body.a", "body.b"]  # suffixes
+    adapter = QuarfAdapter.for_model(net, after=r"body\.[ab]", quality="brisque", num_groups=2, experts=[[3, 1], [3, 2]])
+    assert [a["after"] for a in adapter.config.attachments] == ["body.a", "body.b"]  # a pattern
+    with pytest.raises(InputError, match=r"^after: \['nope'\] is not a submodule of Net"):
+        QuarfAdapter.for_model(net, after=["nope"], quality="brisque")
+
+
+def test_unload_and_disable_adapter_in_peft_words():
+    from quarf_hf import QuarfAdapter
+
+    cnn = _small_cnn().eval()
+    images = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        plain = cnn(images)
+    adapter = QuarfAdapter.for_model(cnn, after="0.0", quality="brisque", num_groups=2, experts=[[3, 1], [3, 2]])
+    with torch.no_grad():
+        adapter.block.residual_scale.fill_(1.0)  # a block that changes the output
+    adapter.attach(cnn)
+    with torch.no_grad():
+        adapted = cnn(images)
+        with adapter.disable_adapter() as network:
+            assert network is cnn
+            disabled = cnn(images)
+        again = cnn(images)
+    assert not torch.allclose(adapted, plain)
+    assert torch.equal(disabled, plain) and torch.equal(again, adapted)
+    assert QuarfAdapter.detach is QuarfAdapter.unload  # the older name: the same operation
+    assert adapter.unload() is cnn and not any(n.startswith("0.quarf") or "quarf" in n for n, _ in cnn.named_modules())
+    with torch.no_grad():
+        assert torch.equal(cnn(images), plain)

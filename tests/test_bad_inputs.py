@@ -122,7 +122,7 @@ def test_restoration_runs_below_the_quality_minimum(world):
 def test_pipeline_without_trust_remote_code(world):
     from transformers import pipeline
 
-    restorer = pipeline("image-to-image", model=str(world["res_dir"]))
+    restorer = pipeline("quarf-restoration", model=str(world["res_dir"]))
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8))
     assert restorer(image).size == (11, 9)
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from remote_code import run_without_quarf_hf
 
-from quarf_hf import ContriqueModel
+from quarf_hf import ContriqueConfig, ContriqueModel
 from quarf_hf.cli import main as cli_main
 from quarf_hf.hub.convert_contrique import build_contrique_folder, convert_state_dict
 
@@ -160,3 +160,63 @@ def test_converter_refuses_to_overwrite_and_leaves_nothing_on_failure(official, 
 def test_bad_pixel_values(tiny_contrique, shape, message):
     with pytest.raises(ValueError, match=message):
         tiny_contrique(torch.rand(shape))
+
+
+SMALL_CONTRIQUE = {"embedding_size": 8, "hidden_sizes": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "projection_dim": 8}
+
+
+def test_every_contrique_folder_serves_the_feature_extraction_pipeline(tmp_path):
+    """save_pretrained writes an image processor: pipeline("image-feature-extraction") gives ContriqueModel's features."""
+    import numpy as np
+    from PIL import Image
+    from transformers import pipeline
+
+    from quarf_hf.models.image_utils import image_to_tensor
+
+    model = ContriqueModel(ContriqueConfig(**SMALL_CONTRIQUE)).eval()
+    model.save_pretrained(tmp_path / "contrique")
+    assert (tmp_path / "contrique" / "preprocessor_config.json").is_file()
+    image = Image.fromarray((np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8))
+    features = pipeline("image-feature-extraction", model=str(tmp_path / "contrique"))(image)
+    with torch.no_grad():
+        expected = model(image_to_tensor(image, "image")[None]).quality_features
+    torch.testing.assert_close(torch.tensor(features), expected)
+    # The conversion's folder has one as well.
+    out = build_contrique_folder(tmp_path / "converted", name="contrique-resnet50")
+    assert (out / "preprocessor_config.json").is_file()
+
+
+@pytest.mark.parametrize("quality", ["brisque", "contrique"])
+@pytest.mark.parametrize("kind", ["segformer", "restoration"])
+def test_quarf_models_run_in_bf16_on_cpu(tmp_path, quality, kind):
+    """from_pretrained(dtype=torch.bfloat16): the network in bf16, the quality extractor kept in float32
+    (_keep_in_fp32_modules_strict), the same quality features as in float32."""
+    import warnings
+
+    from quarf_hf import (QuarfRestorationConfig, QuarfRestorationModel, QuarfSegformerConfig,
+                          QuarfSegformerForSemanticSegmentation)
+
+    spec = "brisque" if quality == "brisque" else {"type": "contrique", "config": SMALL_CONTRIQUE}
+    block = {"num_groups": 2, "experts": [[3, 1], [3, 2]]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "segformer":
+            model = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(
+                quality=spec, num_labels=3, quarf=block, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
+                num_attention_heads=[1, 1, 1, 1], sr_ratios=[2, 1, 1, 1], decoder_hidden_size=16))
+        else:
+            model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4,
+                                                                 quality=spec, quarf=block))
+    model.eval().save_pretrained(tmp_path / "model")
+    pixels = torch.rand(2, 3, 64, 64).bfloat16()
+    with torch.no_grad():
+        reference = model(pixels.float())
+    half = type(model).from_pretrained(tmp_path / "model", dtype=torch.bfloat16).eval()
+    extractor = half.segformer.quality_extractor if kind == "segformer" else half.quality_extractor
+    assert all(t.dtype == torch.float32 for t in [*extractor.parameters(), *extractor.buffers()] if t.is_floating_point())
+    assert {p.dtype for n, p in half.named_parameters() if "quality_extractor" not in n} == {torch.bfloat16}
+    with torch.no_grad():
+        out = half(pixels)
+    prediction = out.logits if kind == "segformer" else out.reconstruction
+    assert prediction.dtype == torch.bfloat16 and torch.isfinite(prediction.float()).all()
+    torch.testing.assert_close(out.quality_features, reference.quality_features)

@@ -34,10 +34,11 @@ def test_contrique_card_fields_and_snippet(tmp_path, monkeypatch):
     out = build_contrique_folder(tmp_path / "contrique", name="contrique-resnet50")
     card = ModelCard.load(out / "README.md")
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-feature-extraction"
-    assert card.data.license == "mit" and {"contrique", "image-quality-assessment", "quarf"} <= set(card.data.tags)
+    assert card.data.license == "unknown" and {"contrique", "image-quality-assessment", "quarf"} <= set(card.data.tags)
     assert card.data.base_model is None and card.data.eval_results is None
+    Image.new("RGB", (96, 80)).save(tmp_path / "image.png")
     namespace = run_snippet(out, "<your-org>/contrique-resnet50", tmp_path, monkeypatch)
-    assert namespace["features"].shape == (1, 4096)
+    assert torch.tensor(namespace["features"]).shape == (1, 4096)
 
 
 def test_restoration_card_fields_and_snippet(tmp_path, monkeypatch):

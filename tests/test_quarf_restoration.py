@@ -94,10 +94,26 @@ def test_saved_with_code_auto_map_and_pipeline(saved_folder):
     assert isinstance(AutoModel.from_pretrained(folder), QuarfRestorationModel)
 
 
+def test_pipeline_is_a_registered_task_of_our_own(saved_folder):
+    """The task goes through transformers' public registry; its private REMOVED_TASKS table is left
+    alone, and with the package installed the call needs no trust_remote_code."""
+    from transformers import pipelines
+
+    from quarf_hf.models.pipeline_quarf_restoration import QuarfImageToImagePipeline
+
+    folder, _ = saved_folder
+    assert "image-to-image" in pipelines.REMOVED_TASKS
+    assert pipelines.PIPELINE_REGISTRY.supported_tasks["quarf-restoration"]["impl"] is QuarfImageToImagePipeline
+    restorer = pipeline("quarf-restoration", model=str(folder))
+    assert type(restorer) is QuarfImageToImagePipeline and restorer(Image.new("RGB", (17, 13))).size == (17, 13)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"]["quarf-restoration"]["impl"] == "pipeline_quarf_restoration.QuarfImageToImagePipeline"
+
+
 def test_pipeline_inputs_and_outputs(saved_folder, tmp_path):
     """PIL/path/array, grayscale and RGBA, single and batched: PIL images of the input sizes, the model's pixels."""
     folder, model = saved_folder
-    restorer = pipeline("image-to-image", model=str(folder), trust_remote_code=True)
+    restorer = pipeline("quarf-restoration", model=str(folder), trust_remote_code=True)
     rgb = (np.random.default_rng(0).random((37, 45, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "in.png")
     single = restorer(Image.fromarray(rgb))
@@ -124,7 +140,7 @@ from transformers import AutoModel, pipeline
 model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
 with torch.no_grad():
     torch.save(model(torch.load({str(tmp_path / 'x.pt')!r})).reconstruction, {str(tmp_path / 'y.pt')!r})
-out = pipeline("image-to-image", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
+out = pipeline("quarf-restoration", model={str(folder)!r}, trust_remote_code=True)(Image.new("RGB", (21, 19)))
 print(json.dumps({{"module": type(model).__module__, "size": list(out.size)}}))
 """
     info = run_without_quarf_hf(code)
@@ -146,7 +162,7 @@ from transformers import AutoModel, pipeline
 model = AutoModel.from_pretrained("quarf-test/tiny-restoration", trust_remote_code=True).eval()
 with torch.no_grad():
     torch.save(model(torch.load("x.pt")).reconstruction, "y.pt")
-out = pipeline("image-to-image", model="quarf-test/tiny-restoration", trust_remote_code=True)(Image.new("RGB", (25, 23)))
+out = pipeline("quarf-restoration", model="quarf-test/tiny-restoration", trust_remote_code=True)(Image.new("RGB", (25, 23)))
 print(json.dumps({"size": list(out.size)}))
 """
     info = local_hub.run(code, block_quarf_hf=block_quarf_hf, cwd=tmp_path)
@@ -188,3 +204,39 @@ def test_input_errors():
         model(torch.rand(1, 3, 20, 20) * 255)
     with pytest.raises(ValueError, match="labels: expected clean images of shape"):
         model(torch.rand(1, 3, 20, 20), labels=torch.rand(1, 3, 20, 21))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """gradient_checkpointing_enable() reaches diffusers' UNet blocks; the gradients do not change."""
+    from diffusers.models.unets.unet_2d_blocks import DownBlock2D
+
+    def gradients(checkpointing):
+        torch.manual_seed(0)
+        model = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], norm_num_groups=4,
+                                                             quarf={"num_groups": 2, "experts": [[3, 1], [3, 2]],
+                                                                    "router_noise": False}))
+        torch.nn.init.normal_(model.conv_out.weight, std=0.01)
+        model.train()
+        if checkpointing:
+            # transformers 5.25 renamed it activation_checkpointing_enable; the old name still works.
+            (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+            assert all(block.gradient_checkpointing for block in model.modules() if isinstance(block, DownBlock2D))
+        generator = torch.Generator().manual_seed(1)
+        images = torch.rand(2, 3, 16, 16, generator=generator)
+        model(pixel_values=images, labels=torch.rand(2, 3, 16, 16, generator=generator)).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
+
+
+def test_device_map_auto_loads_on_cpu(saved_folder):
+    folder, model = saved_folder
+    loaded = QuarfRestorationModel.from_pretrained(folder, device_map="auto")
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}
+    assert QuarfRestorationModel._no_split_modules  # what device_map="auto" places whole
+    images = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(images).reconstruction, model.eval()(images).reconstruction)

@@ -320,7 +320,10 @@ def test_space_readme_header():
     header = yaml.safe_load(text.split("---")[1])
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
     assert (ROOT / "spaces" / "quarf-demo" / header["app_file"]).is_file()
-    assert header["license"] == "apache-2.0" and header["models"] and header["title"]
+    assert header["license"] == "apache-2.0" and header["title"]
+    assert header["suggested_hardware"] == "cpu-basic"
+    # No placeholder ids in the metadata (the Hub would link the Space to repos that do not exist).
+    assert not any("your-org" in model or "<" in model for model in header.get("models", []))
     assert str(header["sdk_version"]).count(".") == 2
 
 

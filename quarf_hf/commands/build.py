@@ -7,7 +7,7 @@ from ..hub.build import build
 
 def run_build(args) -> int:
     folder = build(args.config, args.out, base=args.base, quality=args.quality, push=args.push,
-                   private=args.private, overwrite=args.overwrite)
+                   private=args.private, overwrite=args.overwrite, revision=args.revision)
     print(f"wrote {folder}")
     if args.push:
         print(f"pushed to {args.push}")
@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--base", help="base checkpoint: a SegFormer folder/Hub id, CONTRIQUE_checkpoint25.tar, or the "
                         "model/ folder of a train-quality run (quarf-quality-small)")
+    parser.add_argument("--revision", metavar="COMMIT", help="commit hash (or branch, tag) of a Hub --base to build from")
     parser.add_argument("--quality", help="quality extractor: brisque, contrique, or a converted CONTRIQUE folder/Hub id")
     parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo (token from HF_TOKEN)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")

@@ -50,7 +50,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
-    config = load_model_config(args.model, args.trust_remote_code)
+    config = load_model_config(args.model, args.trust_remote_code, args.revision)
     task = config_task(config)
     spec = dataset_spec(args, task, getattr(config, "num_labels", None))
 
@@ -63,7 +63,7 @@ def run(args) -> int:
     dataset, skipped = check_items(dataset, "--dataset", skip_bad=args.skip_bad, task=task)
     for line in skipped_lines(skipped):
         print(line, file=sys.stderr)
-    model = load_model(args.model, config, args.trust_remote_code).to(device)
+    model = load_model(args.model, config, args.trust_remote_code, args.revision).to(device)
     results = evaluate_model(
         model,
         dataset,
@@ -106,6 +106,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md and the plots")
+    parser.add_argument("--revision", default=None, metavar="COMMIT", help="a commit hash (or branch, tag) of a Hub MODEL: pins its code and weights")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running the code saved with a model of a type neither quarf_hf nor transformers "
                              "provides (the types they provide always load with their own classes)")

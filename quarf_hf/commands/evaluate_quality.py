@@ -25,11 +25,13 @@ def _data_spec(text: str):
     return spec
 
 
-def _load_encoder(reference: str):
+def _load_encoder(reference: str, revision: str | None = None):
+    from ..evaluation.loading import check_revision
     from ..models.modeling_contrique import ContriqueModel
 
+    revision = check_revision(reference, revision)
     try:
-        return ContriqueModel.from_pretrained(reference).eval()
+        return ContriqueModel.from_pretrained(reference, revision=revision).eval()
     except (OSError, ValueError) as err:
         raise FileNotFoundError(f"MODEL: could not load a ContriqueModel from {reference!r}: {err}") from err
 
@@ -48,13 +50,13 @@ def _held_out_kinds(reference: str, model_folder) -> list[str]:
     return [name for name in CORRUPTIONS if name not in recipe["corruptions"]]
 
 
-def _model_folder(reference: str) -> Path | None:
+def _model_folder(reference: str, revision: str | None = None) -> Path | None:
     if Path(reference).is_dir():
         return Path(reference)
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(reference, allow_patterns=["*.json"]))
+        return Path(snapshot_download(reference, revision=revision, allow_patterns=["*.json"]))
     except Exception:
         return None
 
@@ -68,8 +70,8 @@ def run_evaluate_quality(args) -> int:
             raise InputError(f"--corruptions: unknown {name!r}; expected names from {sorted(CORRUPTIONS)}")
     if args.severities:
         check_int_list("--severities", args.severities, 1, 5)
-    model = _load_encoder(args.model)
-    corruptions = args.corruptions or _held_out_kinds(args.model, _model_folder(args.model) or Path(args.model))
+    model = _load_encoder(args.model, args.revision)
+    corruptions = args.corruptions or _held_out_kinds(args.model, _model_folder(args.model, args.revision) or Path(args.model))
     data = [_data_spec(text) for text in args.data] if args.data else None
     images = probe_images({"data": data}, args.image_size, min_size=model.config.min_image_size, seed=args.seed)
     results = run_probe(model, images, corruptions, args.severities or [1, 2, 3, 4, 5], seed=args.seed,
@@ -87,6 +89,8 @@ def run_evaluate_quality(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("evaluate-quality", help="probe a quality encoder on held-out corruptions (BRISQUE as reference)")
     parser.add_argument("model", help="a ContriqueModel folder or Hub id (e.g. the model/ folder of train-quality)")
+    parser.add_argument("--revision", default=None, metavar="COMMIT",
+                        help="a commit hash (or branch, tag) of a Hub MODEL: pins its code and weights")
     parser.add_argument("--data", action="append", help="probe images: quarf-shapes, a photo folder or a YAML spec "
                         "(repeatable; default: 48 quarf-shapes scenes of seed 1000)")
     parser.add_argument("--corruptions", nargs="+", help="held-out kinds (default: those the model was not trained on)")

@@ -97,11 +97,11 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
     device = resolve_device(args.device)
-    config = load_model_config(args.model, args.trust_remote_code)
+    config = load_model_config(args.model, args.trust_remote_code, args.revision)
     task = config_task(config)
     # Restoration resizes small images for its quality model; segmentation models have a minimum.
     _check_readable(paths, 1 if task == "restoration" else int(getattr(config, "min_image_size", 1) or 1))
-    state = setup_prediction(load_model(args.model, config, args.trust_remote_code), task, device)
+    state = setup_prediction(load_model(args.model, config, args.trust_remote_code, args.revision), task, device)
     out.mkdir(parents=True, exist_ok=True)
 
     records = []
@@ -137,6 +137,7 @@ def register(subparsers) -> None:
     parser.add_argument("--severity", type=int, default=None, metavar="N", help="severity 1..5 of --corruption (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the degradation (default: 0)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--revision", default=None, metavar="COMMIT", help="a commit hash (or branch, tag) of a Hub MODEL: pins its code and weights")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running the code saved with a model of a type neither quarf_hf nor transformers "
                              "provides (the types they provide always load with their own classes)")

@@ -19,8 +19,9 @@ def run_space(args) -> int:
         raise InputError("quarf-hf space needs gradio: pip install 'quarf-hf[space]' (or pip install gradio)") from None
     from ..space import launch
 
+    revisions = {"quarf": args.revision, "baseline": args.baseline_revision, "restoration": args.restoration_revision}
     launch(model=args.model, baseline=args.baseline, restoration=args.restoration, host=args.host, port=args.port,
-           share=args.share)
+           share=args.share, revisions=revisions)
     return 0
 
 
@@ -39,6 +40,10 @@ def register(subparsers) -> None:
                         help="model shown next to it (default: $BASELINE_MODEL, else the demo's augmentation arm)")
     parser.add_argument("--restoration", default=None, metavar="MODEL",
                         help="a QuARF restoration model for the restoration tab (default: $RESTORATION_MODEL)")
+    for flag, role, variable in (("--revision", "--model", "QUARF_REVISION"), ("--baseline-revision", "--baseline", "BASELINE_REVISION"),
+                                 ("--restoration-revision", "--restoration", "RESTORATION_REVISION")):
+        parser.add_argument(flag, default=None, metavar="COMMIT",
+                            help=f"commit hash (or branch, tag) of the Hub id given to {role} (default: ${variable})")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860 or the next free one)")
     parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")

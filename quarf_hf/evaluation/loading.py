@@ -41,8 +41,23 @@ def known_model_type(model_type) -> bool:
     return isinstance(model_type, str) and model_type in CONFIG_MAPPING
 
 
-def load_model_config(model: str, trust_remote_code: bool = False, *, option: str = "--trust-remote-code"):
-    """The config of a folder or Hub id, loaded with this package's (or transformers') own classes.
+def check_revision(model: str, revision: str | None, name: str = "--revision") -> str | None:
+    """``revision`` (a branch, tag or commit of a Hub repo) when ``model`` is a Hub id; a local folder
+    has no revisions, so one given for it is refused rather than silently ignored."""
+    if revision is None:
+        return None
+    if not isinstance(revision, str) or not revision.strip():
+        raise InputError(f"{name}: expected a commit hash, branch or tag, found {revision!r}")
+    if os.path.exists(model) or not looks_like_hub_id(model):
+        raise InputError(f"{name}: {revision!r} pins a Hub repo's commit, but {model!r} is a local folder; "
+                         f"leave {name} out for folders")
+    return revision.strip()
+
+
+def load_model_config(model: str, trust_remote_code: bool = False, revision: str | None = None, *,
+                      option: str = "--trust-remote-code"):
+    """The config of a folder or Hub id (at ``revision``: a commit hash pins the code and weights), loaded
+    with this package's (or transformers') own classes.
 
     The consent rule: a model type that transformers or this package provides is always loaded with
     those classes, never with the code saved beside it (``trust_remote_code=False``, whatever was
@@ -52,13 +67,14 @@ def load_model_config(model: str, trust_remote_code: bool = False, *, option: st
     import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
     from transformers import AutoConfig, PretrainedConfig
 
+    revision = check_revision(model, revision)
     if not os.path.isdir(model) and (not looks_like_hub_id(model) or os.path.exists(model)):
         raise FileNotFoundError(f"MODEL: no such folder {model!r}")
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
     config_file = os.path.join(model, "config.json") if os.path.isdir(model) else f"{model} (config.json)"
     try:
-        data, _ = PretrainedConfig.get_config_dict(model)  # reads config.json only: runs no code
+        data, _ = PretrainedConfig.get_config_dict(model, revision=revision)  # reads config.json only: runs no code
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except ValueError as err:  # not JSON
@@ -71,7 +87,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, *, option: st
             f"it would run the code saved with it. Pass {option} if you trust that code"
         )
     try:
-        return AutoConfig.from_pretrained(model, trust_remote_code=not known)
+        return AutoConfig.from_pretrained(model, trust_remote_code=not known, revision=revision)
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except Exception as err:
@@ -85,8 +101,9 @@ def load_model_config(model: str, trust_remote_code: bool = False, *, option: st
         raise
 
 
-def load_model(model: str, config, trust_remote_code: bool = False):
-    """The model of a folder or Hub id whose ``config`` :func:`load_model_config` returned (same consent rule)."""
+def load_model(model: str, config, trust_remote_code: bool = False, revision: str | None = None):
+    """The model of a folder or Hub id whose ``config`` :func:`load_model_config` returned (same consent rule,
+    same ``revision``)."""
     from transformers import AutoModel, AutoModelForSemanticSegmentation
 
     auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
@@ -96,7 +113,8 @@ def load_model(model: str, config, trust_remote_code: bool = False):
             raise FileNotFoundError(f"MODEL: {model!r} has no weights (model.safetensors); expected a saved model folder")
     known = known_model_type(config.model_type)
     try:
-        return auto.from_pretrained(model, config=config, trust_remote_code=bool(trust_remote_code) and not known)
+        return auto.from_pretrained(model, config=config, trust_remote_code=bool(trust_remote_code) and not known,
+                                    revision=check_revision(model, revision))
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
     except Exception as err:

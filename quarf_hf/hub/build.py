@@ -120,7 +120,7 @@ def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
     return model
 
 
-def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
+def build_quarf_segformer(data: dict, base: str | None, quality: str | None, revision: str | None = None):
     from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
 
     stage, settings = block_settings(data)
@@ -128,7 +128,7 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None):
     segformer = dict(data["segformer"])
     if base:
         model = _load_base(lambda: QuarfSegformerForSemanticSegmentation.from_segformer(
-            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), **settings
+            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), revision=revision, **settings
         ), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
@@ -157,13 +157,13 @@ def _write_segformer_extras(model, data, folder: Path, base, repo_id):
     )
 
 
-def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, repo_id=None):
+def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, repo_id=None, revision=None):
     """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
     from ..models.modeling_quarf_restoration import QuarfRestorationModel
     from .model_card import write_model_card
 
     if base:
-        model = _load_base(lambda: QuarfRestorationModel.from_pretrained(base), base)
+        model = _load_base(lambda: QuarfRestorationModel.from_pretrained(base, revision=revision), base)
     else:
         model = new_quarf_model("quarf_restoration", quality or data.get("quality", "brisque"),
                                 **data.get("unet", {}), quarf=dict(data.get("quarf", {})))
@@ -219,14 +219,24 @@ def _copy_trained(data: dict, folder: Path, base, repo_id, model_class, architec
     if card.is_file():
         reference = repo_id or f"<your-org>/{data['name']}"
         text = re.sub(r'from_pretrained\("[^"]*"', f'from_pretrained("{reference}"', card.read_text())
+        text = re.sub(r'(pipeline\("[^"]*", model=)"[^"]*"', rf'\1"{reference}"', text)
         text = re.sub(r'quality="[^"]*"', f'quality="{reference}"', text)
         text = re.sub(r'model="[^"]*"', f'model="{reference}"', text)
         card.write_text(re.sub(r"^# .*$", f"# {data['name']}", text, count=1, flags=re.M))
 
 
-def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False) -> Path:
-    """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder."""
+def build(config_path, out_dir, base=None, quality=None, push=None, private=False, overwrite=False,
+          revision=None) -> Path:
+    """Builds the variant described by ``config_path`` into ``out_dir``; returns the folder.
+    ``revision``: the commit of a Hub ``base`` to build from (refused for a local one)."""
     data = load_hub_config(config_path)
+    if revision is not None:
+        from ..evaluation.loading import check_revision
+        from ..models.checks import InputError
+
+        if base is None:
+            raise InputError(f"--revision: {revision!r} pins the commit of --base; give --base as a Hub id")
+        revision = check_revision(str(base), revision)
     if base is not None:
         # A path that cannot be a Hub id must exist: say so now, not after transformers' traceback.
         if not os.path.exists(base) and not looks_like_hub_id(str(base)):
@@ -247,7 +257,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         resolve_token(None)  # fail before the (long) build when there is no token
     with atomic_folder(out_dir) as staging:
         if data["model"] == "quarf_segformer":
-            model, from_base = build_quarf_segformer(data, base, quality)
+            model, from_base = build_quarf_segformer(data, base, quality, revision)
             if not from_base:
                 warnings.warn(f"{data['name']}: no --base given, the model is randomly initialised", stacklevel=2)
             model.save_pretrained(staging)
@@ -261,7 +271,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         elif "training" in data:
             build_trained_restoration(data, staging, base, push)
         else:
-            build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push)
+            build_quarf_restoration(data, staging, base=base, quality=quality, repo_id=push, revision=revision)
     if push:
         from .publish import push_folder_to_hub
 

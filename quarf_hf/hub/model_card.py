@@ -34,8 +34,83 @@ TAGS = {
     "contrique": ["contrique", "image-quality-assessment", "quarf"],
     "quarf_adapter": ["quarf", "quarf-adapter", "image-quality", "adapter"],
 }
-LICENSES = {"contrique": "mit"}
 DEFAULT_LICENSE = "apache-2.0"
+SEGFORMER_KINDS = ("segformer", "quarf_segformer")
+# SegFormer's weights (nvidia/mit-b*, nvidia/segformer-*) are under NVIDIA's own licence, not an SPDX one.
+NVIDIA_LICENCE = {"license": "other", "license_name": "nvidia-segformer",
+                  "license_link": "https://github.com/NVlabs/SegFormer/blob/master/LICENSE"}
+# CONTRIQUE's public repository (github.com/pavancm/CONTRIQUE) has no licence file: claim none.
+CONTRIQUE_LICENCE_NOTE = (
+    "The CONTRIQUE authors' repository (https://github.com/pavancm/CONTRIQUE) publishes no licence, so no "
+    "licence is claimed for weights converted from their checkpoint (`license: unknown`); ask the authors "
+    "before redistributing them. quarf-hf's code that runs them is Apache-2.0.")
+EMBEDDED_CONTRIQUE_NOTE = (
+    "The frozen quality extractor inside this model is CONTRIQUE: weights converted from its authors' "
+    "checkpoint carry no licence (https://github.com/pavancm/CONTRIQUE publishes none); ask them before "
+    "redistributing such a model.")
+NVIDIA_LICENCE_NOTE = (
+    "The SegFormer weights come from NVIDIA's release and stay under NVIDIA's licence "
+    "(https://github.com/NVlabs/SegFormer/blob/master/LICENSE; non-commercial research use); quarf-hf's "
+    "code and the QuARF block are Apache-2.0.")
+
+# Papers: (what, link, BibTeX). The Hub links arXiv papers named in a card to the model.
+QUARF_PAPER = ("QuARF: Quality-Adaptive Receptive Fields for Degraded Image Perception (AAAI-25)",
+               "https://ojs.aaai.org/index.php/AAAI/article/view/33836", """@inproceedings{gao2025quarf,
+  title     = {QuARF: Quality-Adaptive Receptive Fields for Degraded Image Perception},
+  author    = {Gao, F. and Zhou, Y. and Li, Z. and Han, W. and Shi, J. and Qiao, M. and others},
+  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  volume    = {39},
+  number    = {16},
+  year      = {2025},
+  doi       = {10.1609/aaai.v39i16.33836},
+  url       = {https://ojs.aaai.org/index.php/AAAI/article/view/33836}
+}""")
+CONTRIQUE_PAPER = ("Image Quality Assessment using Contrastive Learning (CONTRIQUE, IEEE TIP 2022)",
+                   "https://arxiv.org/abs/2110.13266", """@article{madhusudana2022contrique,
+  title   = {Image Quality Assessment using Contrastive Learning},
+  author  = {Madhusudana, Pavan C. and Birkbeck, Neil and Wang, Yilin and Adsumilli, Balu and Bovik, Alan C.},
+  journal = {IEEE Transactions on Image Processing},
+  year    = {2022},
+  eprint  = {2110.13266},
+  archivePrefix = {arXiv}
+}""")
+SEGFORMER_PAPER = ("SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers (NeurIPS 2021)",
+                   "https://arxiv.org/abs/2105.15203", """@inproceedings{xie2021segformer,
+  title     = {SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers},
+  author    = {Xie, Enze and Wang, Wenhai and Yu, Zhiding and Anandkumar, Anima and Alvarez, Jose M. and Luo, Ping},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year      = {2021},
+  eprint    = {2105.15203},
+  archivePrefix = {arXiv}
+}""")
+
+
+def papers(config) -> list[tuple[str, str, str]]:
+    """The papers a model of ``config`` rests on: QuARF for every QuARF model, SegFormer for SegFormers,
+    CONTRIQUE for CONTRIQUE and for models routed by it."""
+    kind = config.model_type
+    quality = getattr(config, "quality", None)
+    routed_by_contrique = isinstance(quality, dict) and quality.get("type") == "contrique"
+    found = [] if kind == "contrique" else [QUARF_PAPER]
+    if kind in SEGFORMER_KINDS:
+        found.append(SEGFORMER_PAPER)
+    if kind == "contrique" or routed_by_contrique:
+        found.append(CONTRIQUE_PAPER)
+    return found
+
+
+def licence_fields(kind: str, license: str | None, base_model: str | None) -> tuple[dict, str | None]:
+    """The card's licence metadata (``license`` and, for "other", ``license_name``/``license_link``) and
+    a note for the card's text, from the licence asked for, the model type and its base model.
+
+    SegFormers whose weights come from a base model (or published as "other") carry NVIDIA's licence;
+    CONTRIQUE without an explicit licence is "unknown" (its authors publish none); else Apache-2.0.
+    """
+    if kind in SEGFORMER_KINDS and (license == "other" or (license is None and base_model)):
+        return dict(NVIDIA_LICENCE), NVIDIA_LICENCE_NOTE
+    if kind == "contrique" and license in (None, "unknown"):
+        return {"license": "unknown"}, CONTRIQUE_LICENCE_NOTE
+    return {"license": license or DEFAULT_LICENSE}, None
 # Metric keys of evaluate_model's results -> (Hub metric type, display name).
 METRICS = {"mIoU": ("mean_iou", "mIoU"), "pixel_accuracy": ("accuracy", "pixel accuracy"),
            "psnr": ("psnr", "PSNR (dB)"), "ssim": ("ssim", "SSIM")}
@@ -74,26 +149,36 @@ def describe(config) -> str:
     return "A plain SegFormer (the baseline arm of the QuARF comparison)."
 
 
-def usage_snippet(model_type: str, reference: str) -> str:
-    """Python that loads ``reference`` (a Hub id or folder) and runs it on an image file."""
+REVISION_LINE = ('# Pin the code and weights you run: set REVISION to a commit hash from this repository\'s history\n'
+                 '# (trust_remote_code runs the Python files of that commit).\nREVISION = "{revision}"\n')
+
+
+def usage_snippet(model_type: str, reference: str, revision: str | None = None) -> str:
+    """Python that loads ``reference`` (a Hub id or folder) at ``revision`` and runs it on an image file.
+
+    ``revision``: the commit to pin (``"main"`` when unknown, with a line saying to pin a commit).
+    """
     remote = "" if model_type == "segformer" else ", trust_remote_code=True"
+    pin = REVISION_LINE.format(revision=revision or "main")
+    load = f'"{reference}", revision=REVISION{remote}'
     if model_type == "quarf_restoration":
-        return ("from transformers import pipeline\n\n"
-                f'restorer = pipeline("image-to-image", model="{reference}"{remote})\n'
+        return ("from transformers import pipeline\n\n" + pin +
+                f'restorer = pipeline("quarf-restoration", model={load})\n'
                 'restored = restorer("degraded.png")  # a PIL image of the input\'s size\n')
     if model_type == "quarf_adapter":
-        return ("from transformers import AutoModel\n\n"
+        return ("from transformers import AutoModel\n\n" + pin +
                 "base = ...  # the base network, loaded as usual\n"
-                f'adapter = AutoModel.from_pretrained("{reference}"{remote})  # or quarf_hf.QuarfAdapter\n'
+                f'adapter = AutoModel.from_pretrained({load})  # or quarf_hf.QuarfAdapter\n'
                 "adapter.attach(base)      # the trained blocks now run inside `base`\n"
-                "base = adapter.detach()   # the original network again\n")
+                "with adapter.disable_adapter():\n"
+                "    ...                   # `base` without the blocks, for a comparison\n"
+                "base = adapter.unload()   # the original network again\n")
     if model_type == "contrique":
-        return ("import torch\nfrom transformers import AutoModel\n\n"
-                f'model = AutoModel.from_pretrained("{reference}"{remote}).eval()\n'
-                "with torch.no_grad():\n"
-                "    features = model(pixel_values=torch.rand(1, 3, 256, 256)).quality_features  # (1, 4096)\n")
-    return ("from transformers import pipeline\n\n"
-            f'segmenter = pipeline("image-segmentation", model="{reference}"{remote})\n'
+        return ("from transformers import pipeline\n\n" + pin +
+                f'extractor = pipeline("image-feature-extraction", model={load})\n'
+                'features = extractor("image.png")  # the quality features, as nested lists\n')
+    return ("from transformers import pipeline\n\n" + pin +
+            f'segmenter = pipeline("image-segmentation", model={load})\n'
             'segments = segmenter("image.png")  # a list of {"label", "mask"}\n')
 
 
@@ -126,7 +211,8 @@ def eval_results(results: dict, model_type: str, dataset: str, split: str = "val
 def write_model_card(folder, config, *, title: str, provenance: str, reference: str, base_model: str | None = None,
                      license: str | None = None, evaluation: dict | None = None, dataset: str | None = None,
                      description: str | None = None, extra_tags: list[str] | None = None,
-                     extra_sections: dict | None = None) -> Path:
+                     extra_sections: dict | None = None, datasets: list[str] | None = None,
+                     base_model_relation: str | None = None, revision: str | None = None) -> Path:
     """Writes ``folder/README.md`` (atomically) for a model with ``config``; returns its path.
 
     Args:
@@ -137,19 +223,35 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
         provenance (`str`): where the weights come from (appended to the description).
         reference (`str`): the Hub id or folder the usage snippet loads.
         base_model (`str`, *optional*): the checkpoint the weights start from.
-        license (`str`, *optional*): defaults to ``mit`` for CONTRIQUE, ``apache-2.0`` otherwise.
+        license (`str`, *optional*): an SPDX id; "other" for a SegFormer means NVIDIA's licence (named and
+            linked). Unset: NVIDIA's for a SegFormer with a base model, "unknown" for CONTRIQUE (no
+            licence upstream), ``apache-2.0`` otherwise (see :func:`licence_fields`).
         evaluation (`dict`, *optional*): ``evaluate_model``'s results: an "Evaluation" table and a ``model-index``.
         dataset (`str`, *optional*, defaults to `"validation"`): the evaluation data's name in the ``model-index``.
         description (`str`, *optional*): replaces the description made from ``config`` (e.g. a
             quality encoder trained by ``quarf-hf train-quality`` rather than CONTRIQUE itself).
         extra_tags (`list[str]`, *optional*): Hub tags added to the model type's.
         extra_sections (`dict`, *optional*): heading -> Markdown text, after the usage section.
+        datasets (`list[str]`, *optional*): Hub ids of the training data, for the card's ``datasets``.
+        base_model_relation (`str`, *optional*): ``"adapter"``, ``"finetune"``, ... (the Hub's words).
+        revision (`str`, *optional*): the commit the usage snippet pins (``"main"`` with a note when unset).
+
+    Every card links its papers (QuARF; SegFormer, CONTRIQUE where they apply) and ends with their BibTeX.
     """
     kind = config.model_type
-    sections = [f"# {title}", f"{description or describe(config)} {provenance}".strip(), "## Usage",
-                f"```python\n{usage_snippet(kind, reference).strip()}\n```"]
+    licence, licence_note = licence_fields(kind, license, base_model)
+    cited = papers(config)
+    sections = [f"# {title}", f"{description or describe(config)} {provenance}".strip(),
+                "Papers: " + "; ".join(f"[{name}]({link})" for name, link, _ in cited) + ".",
+                "## Usage", f"```python\n{usage_snippet(kind, reference, revision).strip()}\n```"]
     for heading, text in (extra_sections or {}).items():
         sections += [f"## {heading}", text.strip()]
+    quality = getattr(config, "quality", None)
+    if kind != "contrique" and isinstance(quality, dict) and quality.get("type") == "contrique":
+        # The extractor's weights travel inside this model: say what they are under.
+        licence_note = " ".join(filter(None, [licence_note, EMBEDDED_CONTRIQUE_NOTE]))
+    if licence_note:
+        sections += ["## Licence", licence_note]
     results = None
     if evaluation:
         from ..evaluation import markdown_table
@@ -160,9 +262,10 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
     data = ModelCardData(
         library_name="transformers", pipeline_tag=PIPELINE_TAGS.get(kind),
         tags=list(dict.fromkeys([*TAGS[kind], *(extra_tags or [])])),
-        license=license or LICENSES.get(kind, DEFAULT_LICENSE), base_model=base_model,
-        model_name=title if results else None, eval_results=results,
+        **licence, base_model=base_model, base_model_relation=base_model_relation if base_model else None,
+        datasets=datasets or None, model_name=title if results else None, eval_results=results,
     )
+    sections += ["## Citation", "\n\n".join(f"```bibtex\n{bibtex}\n```" for _, _, bibtex in cited)]
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     path = Path(folder) / "README.md"
     with atomic_path(path) as temporary:
@@ -170,7 +273,7 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
     return path
 
 
-__all__ = ["write_model_card", "describe", "usage_snippet", "eval_results"]
+__all__ = ["write_model_card", "describe", "usage_snippet", "eval_results", "licence_fields", "papers"]
 
 
 def write_adapter_card(folder, adapter, repo_id: str | None = None) -> Path:
@@ -192,5 +295,5 @@ def write_adapter_card(folder, adapter, repo_id: str | None = None) -> Path:
         folder, config, title=f"QuARF adapter for `{base or config.base_model_class}`",
         provenance=f"This repository holds only the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.",
         reference=repo_id or "THIS_REPO", base_model=base if base and looks_like_hub_id(base) and not Path(base).exists() else None,
-        extra_sections={"Blocks": blocks},
+        base_model_relation="adapter", extra_sections={"Blocks": blocks},
     )

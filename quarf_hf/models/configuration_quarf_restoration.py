@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .checks import InputError, check_choice, check_groups
+from .checks import InputError, check_choice, check_groups, check_number
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
@@ -13,25 +13,21 @@ AUTO_MAP = {
     "AutoConfig": "configuration_quarf_restoration.QuarfRestorationConfig",
     "AutoModel": "modeling_quarf_restoration.QuarfRestorationModel",
 }
-# Saved with every model: `pipeline("image-to-image", model=..., trust_remote_code=True)` finds it.
-CUSTOM_PIPELINES = {
-    "image-to-image": {
-        "impl": "pipeline_quarf_restoration.QuarfImageToImagePipeline",
-        "pt": ["AutoModel"],
-        "tf": [],
-        "type": "image",
-    }
-}
+PIPELINE = {"impl": "pipeline_quarf_restoration.QuarfImageToImagePipeline", "pt": ["AutoModel"], "tf": [], "type": "image"}
+TASK = "quarf-restoration"  # pipeline_quarf_restoration.TASK (not imported: the config needs no pipeline code)
+# Saved with every model: `pipeline("quarf-restoration", model=..., trust_remote_code=True)` finds it
+# without the package; "image-to-image" (folders saved before the task had its own name) works the same way.
+CUSTOM_PIPELINES = {TASK: PIPELINE, "image-to-image": PIPELINE}
 
 
 def _pipeline_installed() -> bool:
-    """Whether this very package's image-to-image pipeline is registered with transformers (the
+    """Whether this very package's restoration pipeline is registered with transformers (the
     package is installed and imported), as opposed to this file running as a model's remote code."""
     try:
         from transformers.pipelines import PIPELINE_REGISTRY
     except ImportError:  # pragma: no cover
         return False
-    impl = PIPELINE_REGISTRY.supported_tasks.get("image-to-image", {}).get("impl")
+    impl = PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl")
     package = __name__.rpartition(".")[0]
     return impl is not None and impl.__module__ == f"{package}.pipeline_quarf_restoration"
 
@@ -40,7 +36,7 @@ class QuarfRestorationConfig(PretrainedConfig):
     r"""
     Configuration of a [`QuarfRestorationModel`]: a UNet of diffusers' 2D blocks (no time
     embedding) with a QuARF block after its input convolution, routed by a frozen quality
-    extractor. Saved configs carry ``auto_map`` and the ``image-to-image`` custom pipeline.
+    extractor. Saved configs carry ``auto_map`` and the ``quarf-restoration`` custom pipeline.
 
     Args:
         num_channels (`int`, *optional*, defaults to 3):
@@ -64,6 +60,10 @@ class QuarfRestorationConfig(PretrainedConfig):
             ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
             routed block's parameter count, the identity at init); ``"none"``, no block (the plain
             network, its quality extractor never run). See ``conditioning.CONDITIONING_MODES``.
+        load_balancing_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the routers' load-balancing loss (:func:`quarf_aux_loss`) added to ``loss``
+            in training forwards with ``labels``, so that ``transformers.Trainer`` and quarf-hf's
+            own loop optimise the same objective.
         loss (`str`, *optional*, defaults to `"charbonnier"`):
             ``"l1"`` or ``"charbonnier"`` (``sqrt(d^2 + eps^2)``), used when ``labels`` are given.
         charbonnier_eps (`float`, *optional*, defaults to 1e-3):
@@ -80,6 +80,8 @@ class QuarfRestorationConfig(PretrainedConfig):
     ```
     """
 
+    # Trainer's evaluation hands compute_metrics only the prediction (logits / reconstruction).
+    keys_to_ignore_at_inference = ["hidden_states", "routing_weights", "quality_features"]
     model_type = "quarf_restoration"
 
     num_channels: int = 3
@@ -92,8 +94,10 @@ class QuarfRestorationConfig(PretrainedConfig):
     conditioning: str = "route"
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
+    load_balancing_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
+        self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
         self.block_out_channels = [int(c) for c in self.block_out_channels]
         if not self.block_out_channels:
             raise InputError("block_out_channels: expected at least one width, found []")
@@ -110,17 +114,16 @@ class QuarfRestorationConfig(PretrainedConfig):
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self, "custom_pipelines", None) or {})}
         if _pipeline_installed():
-            # With quarf_hf imported the pipeline is registered under "image-to-image": hide the
-            # remote-code entry so pipeline("image-to-image", model=...) needs no trust_remote_code.
-            # It is still written to config.json (to_dict), for users without the package.
+            # With quarf_hf imported, "quarf-restoration" is a registered task: hide its remote-code
+            # entry so pipeline("quarf-restoration", model=...) uses the installed class and needs no
+            # trust_remote_code. The full entry is still written to config.json (to_dict).
             self._saved_custom_pipelines = self.custom_pipelines
-            del self.custom_pipelines
+            self.custom_pipelines = {k: v for k, v in self.custom_pipelines.items() if k != TASK}
 
     def to_dict(self):
         data = super().to_dict()
         saved = data.pop("_saved_custom_pipelines", None)
-        if "custom_pipelines" not in data:
-            data["custom_pipelines"] = {**CUSTOM_PIPELINES, **(saved or {})}
+        data["custom_pipelines"] = {**CUSTOM_PIPELINES, **(saved or {}), **(data.get("custom_pipelines") or {})}
         return data
 
     @property

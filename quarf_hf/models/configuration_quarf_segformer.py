@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
-from .checks import InputError, check_groups, check_int
+from .checks import InputError, check_groups, check_int, check_number
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
@@ -48,6 +48,10 @@ class QuarfSegformerConfig(SegformerConfig):
             ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
             routed block's parameter count, the identity at init); ``"none"``, no block (the plain
             network, its quality extractor never run). See ``conditioning.CONDITIONING_MODES``.
+        load_balancing_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the routers' load-balancing loss (:func:`quarf_aux_loss`) added to ``loss``
+            in training forwards with ``labels``, so that ``transformers.Trainer`` and quarf-hf's
+            own loop optimise the same objective.
         image_mean (`list[float]`, *optional*, defaults to ImageNet's `[0.485, 0.456, 0.406]`):
             The mean the image processor subtracts from ``pixel_values``; the model undoes the
             normalisation to give the quality extractor pixels in [0, 1]. Must match the processor.
@@ -65,6 +69,8 @@ class QuarfSegformerConfig(SegformerConfig):
     ```
     """
 
+    # Trainer's evaluation hands compute_metrics only the prediction (logits / reconstruction).
+    keys_to_ignore_at_inference = ["hidden_states", "routing_weights", "quality_features"]
     model_type = "quarf_segformer"
 
     quarf: dict | None = None
@@ -73,8 +79,10 @@ class QuarfSegformerConfig(SegformerConfig):
     conditioning: str = "route"
     image_mean: list[float] | tuple[float, ...] = IMAGENET_MEAN
     image_std: list[float] | tuple[float, ...] = IMAGENET_STD
+    load_balancing_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
+        self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
         block = block_settings(self.quarf, self.quality)
         self.quarf = block.to_dict()

@@ -14,6 +14,8 @@ Shipped to the Hub with the models: imports only torch, transformers and flat si
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import torch
@@ -112,6 +114,14 @@ class ContriqueModel(ContriquePreTrainedModel):
         pooled = self.encoder(pixel_values).last_hidden_state.mean(dim=(2, 3))
         return nn.functional.normalize(pooled, dim=1)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, plus the image processor (:func:`contrique_image_processor`)
+        when the folder has none, so every saved CONTRIQUE serves ``pipeline("image-feature-extraction")``."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if not os.path.isfile(os.path.join(save_directory, "preprocessor_config.json")):
+            contrique_image_processor().save_pretrained(save_directory)
+        return result
+
     def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
         pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
@@ -127,4 +137,13 @@ class ContriqueModel(ContriquePreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
 
-__all__ = ["ContriqueModel", "ContriquePreTrainedModel", "ContriqueOutput"]
+def contrique_image_processor():
+    """The image processor of a CONTRIQUE folder: PIL / arrays -> RGB in [0, 1] at the image's own size
+    (no resize, no normalisation), what :class:`ContriqueModel` takes; ``pipeline("image-feature-extraction")``
+    then returns its ``quality_features``."""
+    from transformers import ViTImageProcessor
+
+    return ViTImageProcessor(do_resize=False, do_rescale=True, rescale_factor=1 / 255, do_normalize=False)
+
+
+__all__ = ["ContriqueModel", "contrique_image_processor", "ContriquePreTrainedModel", "ContriqueOutput"]

@@ -24,7 +24,8 @@ forward finished in the calling thread (a convenience for one-thread use).
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
 ``.cuda()`` too, but stays out of the network's parameters, state dict and gradients.
-``detach()`` takes all of it out again. ``save_pretrained`` / ``push_to_hub`` write the adapter
+``unload()`` (peft's word; ``detach()`` is the same method under its older name) takes all of it
+out again, and ``with adapter.disable_adapter():`` runs the network without the blocks for a while. ``save_pretrained`` / ``push_to_hub`` write the adapter
 only (its weights, config, code and, with quarf_hf installed, a model card naming the base
 network: ``hub/model_card.py``), a few kB to MB next to the base network's weights, like a LoRA adapter.
 
@@ -117,6 +118,8 @@ class _Attachment:
     # The list that `record_routing` collects into in this thread/context (None outside one).
     recorder: contextvars.ContextVar = field(
         default_factory=lambda: contextvars.ContextVar("quarf_adapter_recorder", default=None))
+    # Inside `with adapter.disable_adapter():` in this thread/context: the blocks are skipped.
+    disabled: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_off", default=False))
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -158,6 +161,40 @@ def host_module(model: nn.Module, after: str) -> nn.Module:
         if not isinstance(inner, CONTAINERS):
             return inner
     raise InputError(f"after: {after!r} holds only containers (nn.Sequential/ModuleList/ModuleDict); name a layer inside it")
+
+
+def resolve_after(model: nn.Module, after) -> list[str]:
+    r"""The module names ``after`` selects in ``model``, as peft's ``target_modules`` does.
+
+    * a string: that exact module name; else a regular expression matched against every module's
+      full name (``re.fullmatch``), e.g. ``r"encoder\.block\.\d+\.conv"``;
+    * a list: each entry an exact module name, or a suffix of names (``"conv1"`` selects every
+      ``*.conv1``), in the order of the model's modules.
+    """
+    import re
+
+    names = [name for name, _ in model.named_modules() if name]
+    if isinstance(after, str) and after:
+        if after in names:
+            return [after]
+        try:
+            pattern = re.compile(after)
+        except re.error as err:
+            raise InputError(f"after: {after!r} is neither a module name of {type(model).__name__} nor a "
+                             f"regular expression ({err})") from None
+        found = [name for name in names if pattern.fullmatch(name)]
+    elif isinstance(after, (list, tuple)) and after and all(isinstance(n, str) and n for n in after):
+        found = []
+        for entry in after:
+            matches = [entry] if entry in names else [name for name in names if name.endswith("." + entry)]
+            found += [name for name in matches if name not in found]
+    else:
+        raise InputError(f"after: expected a module name, a regular expression or a non-empty list of names "
+                         f"or suffixes, found {after!r}")
+    if not found:
+        raise InputError(f"after: {after!r} is not a submodule of {type(model).__name__}, and matches none "
+                         f"as a regular expression or name suffix")
+    return found
 
 
 def _pixel_input(args, kwargs, pixel_argument):
@@ -219,7 +256,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
     >>> adapter = QuarfAdapter.for_model(cnn, after="0", quality="brisque").attach(cnn)
     >>> cnn(torch.rand(1, 3, 32, 32)).shape        # the block runs after cnn[0]
     torch.Size([1, 3, 32, 32])
-    >>> model = adapter.detach()                     # cnn is exactly as before
+    >>> model = adapter.unload()                     # cnn is exactly as before
     ```
     """
 
@@ -254,8 +291,10 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
 
         Args:
             model (`nn.Module`): the base network (not changed here; see :meth:`attach`).
-            after (`str` or `list[str]`): dotted name(s) of the modules whose output (a (B, C, H, W)
-                map, or ``(tokens, H, W)`` as SegFormer's patch embeddings return) each block transforms.
+            after (`str` or `list[str]`): the modules whose output (a (B, C, H, W) map, or ``(tokens,
+                H, W)`` as SegFormer's patch embeddings return) each block transforms, selected as
+                peft's ``target_modules``: a dotted name or a regular expression (full match), or a
+                list of names and name suffixes (see :func:`resolve_after`).
             quality: the extractor: ``"brisque"``, ``"contrique"``, a converted CONTRIQUE folder or
                 Hub id, a spec dict, or a BRISQUE/CONTRIQUE extractor module.
             channels (`int`, `list[int]` or `dict[str, int]`, *optional*): the modules' output
@@ -273,9 +312,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
 
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
-        names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
-        if not names or not all(isinstance(n, str) and n for n in names):
-            raise InputError(f"after: expected a module name or a non-empty list of them, found {after!r}")
+        names = resolve_after(model, after)
         if isinstance(channels, (list, tuple)):
             if len(channels) != len(names):
                 raise InputError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
@@ -404,8 +441,10 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         self._attachment = attachment
         return self
 
-    def detach(self) -> nn.Module:
-        """Takes the blocks, the extractor and the hooks out of the network; returns it, as it was."""
+    def unload(self) -> nn.Module:
+        """Takes the blocks, the extractor and the hooks out of the network; returns it, as it was
+        (peft's ``unload``). Nothing is merged into the base weights: a QuARF block's output depends
+        on each input's quality, so no fixed change of the base weights equals it."""
         if self._attachment is None:
             raise InputError("adapter: not attached to any model")
         attachment, self._attachment = self._attachment, None
@@ -414,6 +453,21 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         for host, name in attachment.hosted:
             delattr(host, name)
         return attachment.model
+
+    # The name the adapter used before it followed peft: the same operation as `unload`.
+    detach = unload
+
+    @contextlib.contextmanager
+    def disable_adapter(self):
+        """Within ``with adapter.disable_adapter():`` the attached network runs without its blocks (and
+        without computing quality), as peft's ``disable_adapter``; per thread. The blocks stay in place."""
+        if self._attachment is None:
+            raise InputError("adapter: not attached to any model; attach(model) first")
+        token = self._attachment.disabled.set(True)
+        try:
+            yield self._attachment.model
+        finally:
+            self._attachment.disabled.reset(token)
 
     @property
     def last_routing_weights(self) -> dict:
@@ -452,6 +506,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         def start(_module, args, kwargs):
             call = _Call()
             call.token = attachment.call.set(call)  # first: the end hook then always finds this call
+            if attachment.disabled.get():
+                return
             name, pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
             call.quality = self.compute_quality_features(pixels, name=name)
 
@@ -471,6 +527,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
 
     def _block_hook(self, block: nn.Module, after: str, attachment: _Attachment):
         def run_block(_module, _args, output):
+            if attachment.disabled.get():
+                return None  # disable_adapter(): the module's own output
             call = attachment.call.get()
             if call is None or call.quality is None:
                 raise RuntimeError(

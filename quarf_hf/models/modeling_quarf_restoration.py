@@ -35,6 +35,7 @@ from .conditioning import apply_block, build_block, init_identity, quality_vecto
 from .configuration_quarf_restoration import QuarfRestorationConfig
 from .input_checks import check_pixel_values, to_unit_range, value_checks
 from .quality import build_quality_extractor
+from .quarf import with_load_balancing
 from .weights import from_pretrained_checked
 
 
@@ -52,7 +53,7 @@ class QuarfRestorationModel(PreTrainedModel):
     r"""
     QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input
     convolution, routed by the frozen quality extractor of the input; a global residual makes
-    the untrained model the identity (see the module docstring). ``pipeline("image-to-image",
+    the untrained model the identity (see the module docstring). ``pipeline("quarf-restoration",
     model=folder, trust_remote_code=True)`` runs a saved model on images.
 
     Args:
@@ -83,6 +84,19 @@ class QuarfRestorationModel(PreTrainedModel):
     config: QuarfRestorationConfig
     base_model_prefix = "restoration"
     main_input_name = "pixel_values"
+    # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
+    # so transformers.Trainer must scale it for gradient accumulation itself.
+    accepts_loss_kwargs = False
+    # from_pretrained(dtype=torch.bfloat16 / float16) keeps the frozen quality extractor in float32:
+    # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
+    # a few numbers per image (conditioning.quality_vector returns float32 in any case).
+    _keep_in_fp32_modules_strict = ["quality_extractor"]
+    # gradient_checkpointing_enable() switches on diffusers' own checkpointing in every UNet block
+    # (each carries a `gradient_checkpointing` flag and calls `_gradient_checkpointing_func`).
+    supports_gradient_checkpointing = True
+    # device_map="auto" places whole UNet blocks (a block's skip connections stay on one device) and
+    # keeps the quality extractor and the QuARF block whole.
+    _no_split_modules = ["DownBlock2D", "UpBlock2D", "UNetMidBlock2D", "QuARF", "StandardizedBrisque", "ContriqueQuality", "ConstantQuality"]
 
     def __init__(self, config: QuarfRestorationConfig):
         super().__init__(config)
@@ -209,6 +223,7 @@ class QuarfRestorationModel(PreTrainedModel):
                 loss = difference.abs().mean()
             else:
                 loss = torch.sqrt(difference.square() + self.config.charbonnier_eps**2).mean()
+            loss = with_load_balancing(loss, self)
         output = QuarfRestorationOutput(
             loss=loss, reconstruction=reconstruction, routing_weights=routing, quality_features=quality_features
         )
@@ -216,7 +231,7 @@ class QuarfRestorationModel(PreTrainedModel):
 
 
 def restoration_pipeline(model: QuarfRestorationModel, **kwargs):
-    """The image-to-image pipeline around ``model`` (its file is saved with the model's code)."""
+    """The quarf-restoration pipeline around ``model`` (its file is saved with the model's code)."""
     from .pipeline_quarf_restoration import QuarfImageToImagePipeline
 
     return QuarfImageToImagePipeline(model=model, **kwargs)

@@ -34,6 +34,7 @@ from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSeg
 from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values, value_checks
 from .quality import build_quality_extractor
+from .quarf import with_load_balancing
 from .weights import from_pretrained_checked, load_error
 
 
@@ -58,6 +59,13 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     config: QuarfSegformerConfig
     _can_record_outputs = {}  # hidden states are collected by our own encoder loop
     _can_compile_fullgraph = False
+    # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
+    # so transformers.Trainer must scale it for gradient accumulation itself.
+    accepts_loss_kwargs = False
+    # from_pretrained(dtype=torch.bfloat16 / float16) keeps the frozen quality extractor in float32:
+    # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
+    # a few numbers per image (conditioning.quality_vector returns float32 in any case).
+    _keep_in_fp32_modules_strict = ["quality_extractor"]
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
@@ -245,7 +253,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
-            loss = segformer_loss(logits, labels, self.config, check_values=value_checks(self))
+            loss = with_load_balancing(segformer_loss(logits, labels, self.config, check_values=value_checks(self)), self)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -261,7 +269,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
-                       id2label=None, **block_kwargs):
+                       id2label=None, revision: str | None = None, **block_kwargs):
         r"""
         A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
         identity initialisation it gives that SegFormer's logits exactly.
@@ -282,6 +290,8 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
                 SegFormer's own head otherwise.
             id2label (`dict[int, str]`, *optional*):
                 Class names of the new head.
+            revision (`str`, *optional*):
+                The commit (or branch, tag) of a Hub SegFormer to read its weights and processor at.
             **block_kwargs:
                 QuARF settings (:class:`QuarfConfig` fields); ``residual`` defaults to `True`.
 
@@ -300,13 +310,16 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
             labels = {int(k): v for k, v in id2label.items()} if id2label else {i: f"LABEL_{i}" for i in range(num_labels)}
             load_kwargs = {"num_labels": num_labels, "id2label": labels, "label2id": {v: k for k, v in labels.items()},
                            "ignore_mismatched_sizes": True}
+        if revision is not None:
+            load_kwargs["revision"] = revision
         base = SegformerForSemanticSegmentation.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
         base_config = base.config.to_dict()
         for key in ("model_type", "architectures", "auto_map", "transformers_version"):
             base_config.pop(key, None)
         # The base's saved processor says how its pixel_values are normalised (do_normalize=False:
         # not at all); the model undoes exactly that before the quality extractor.
-        image_mean, image_std = processor_normalisation(pretrained_model_name_or_path) or (
+        image_mean, image_std = processor_normalisation(
+            pretrained_model_name_or_path, **({"revision": revision} if revision is not None else {})) or (
             list(IMAGENET_MEAN), list(IMAGENET_STD)
         )
         quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}

@@ -1,12 +1,15 @@
-"""An ``image-to-image`` pipeline (transformers 5 no longer ships one) for QuARF restoration models.
+"""The ``quarf-restoration`` pipeline: image in, restored image out, for QuARF restoration models.
 
-``pipeline("image-to-image", model=folder_or_repo_id, trust_remote_code=True)`` returns a PIL
-image of the input's size for each input: PIL images (any mode, 16-bit included), paths, numpy
+transformers 5 no longer ships an ``image-to-image`` task (it refuses the name), so the pipeline
+is a task of our own, through transformers' public registry: ``pipeline("quarf-restoration",
+model=folder_or_repo_id)`` where quarf_hf is installed (importing it registers the task), and
+the same call with ``trust_remote_code=True`` where it is not (the saved config's
+``custom_pipelines`` names this file). The Hub card keeps ``pipeline_tag: image-to-image``.
+It returns a PIL image of the input's size for each input: PIL images (any mode, 16-bit included), paths, numpy
 arrays (HWC/HW) and tensors, one or a list. They are read by :func:`image_utils.image_to_tensor`,
 as every entry point of quarf-hf reads images, under the package's one pixel rule
 (``input_checks``: integers as 0-255, ``uint16`` as 16-bit, floats in [0, 1]): grayscale is
-repeated to RGB and transparency composited on white. Where quarf_hf is installed and imported,
-``trust_remote_code`` is not needed.
+repeated to RGB and transparency composited on white.
 
 Shipped to the Hub with the model: imports only torch, numpy, PIL, transformers and its sibling
 ``image_utils``.
@@ -38,22 +41,19 @@ class QuarfImageToImagePipeline(Pipeline):
         return Image.fromarray((image * 255).round().astype(np.uint8))
 
 
-def register_image_to_image_pipeline() -> None:
-    """Registers the pipeline under the task "image-to-image" (idempotent)."""
+TASK = "quarf-restoration"
+
+
+def register_restoration_pipeline() -> None:
+    """Registers the pipeline under the task ``"quarf-restoration"`` with transformers' public
+    ``PIPELINE_REGISTRY`` (idempotent); transformers' own tables are left as they are."""
     from transformers import AutoModel
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    PIPELINE_REGISTRY.register_pipeline(
-        "image-to-image", pipeline_class=QuarfImageToImagePipeline, pt_model=AutoModel, type="image"
-    )
-    # transformers 5 lists "image-to-image" as a removed task and refuses the name before it looks
-    # at the registry; with the task registered again here, the name is valid once more, so
-    # pipeline("image-to-image", model=folder) works without trust_remote_code where the package is installed.
-    from transformers import pipelines
-
-    removed = getattr(pipelines, "REMOVED_TASKS", None)
-    if isinstance(removed, dict):
-        removed.pop("image-to-image", None)
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=QuarfImageToImagePipeline, pt_model=AutoModel, type="image")
 
 
-__all__ = ["QuarfImageToImagePipeline", "register_image_to_image_pipeline"]
+# The name before the task was our own (it registered "image-to-image"); kept for callers.
+register_image_to_image_pipeline = register_restoration_pipeline
+
+__all__ = ["QuarfImageToImagePipeline", "TASK", "register_restoration_pipeline", "register_image_to_image_pipeline"]

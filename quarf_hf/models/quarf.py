@@ -590,6 +590,15 @@ def quarf_aux_loss(model: nn.Module) -> torch.Tensor | None:
     return torch.stack(losses).sum() if losses else None
 
 
+def with_load_balancing(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``loss`` plus ``model.config.load_balancing_weight`` x the blocks' load-balancing loss of this
+    forward (training forwards only: :func:`quarf_aux_loss` is `None` in eval mode)."""
+    weight = getattr(getattr(model, "config", None), "load_balancing_weight", 0.0) or 0.0
+    if not weight:
+        return loss
+    aux = quarf_aux_loss(model)
+    return loss if aux is None else loss + weight * aux.to(loss.dtype)
+
 
 def receptive_field(kernel_size: int, dilation: int) -> int:
     """Receptive field of one expert: dilation * (kernel_size - 1) + 1 (3, 5, 9, 17 by default)."""

@@ -51,13 +51,13 @@ class QualityTrainConfig:
     max_steps: int = 200
     max_minutes: float | None = None
     batch_size: int = 16
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     tracker: str = "none"
@@ -77,7 +77,8 @@ class QualityTrainConfig:
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
                      "gradient_accumulation_steps"):
-            check_int(name, getattr(self, name))
+            if getattr(self, name) is not None or name != "gradient_accumulation_steps":
+                check_int(name, getattr(self, name))  # None: accelerate's setting decides
         for name in ("warmup_steps", "checkpoint_every", "num_workers"):
             check_int(name, getattr(self, name), minimum=0)
         if self.crop_size > self.image_size:
@@ -102,7 +103,8 @@ class QualityTrainConfig:
         if self.max_minutes is not None:
             self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
         check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        if self.mixed_precision is not None:  # None: accelerate's setting decides
+            check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_choice("tracker", self.tracker, TRACKERS)
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)

@@ -24,8 +24,9 @@ def probe_section(probe: dict) -> str:
 
 
 def export_encoder(model, folder, config, summary: dict, probe: dict | None = None,
-                   push_to_hub: str | None = None, name: str | None = None) -> Path:
-    """Writes ``folder`` atomically: weights, config + code (auto_map), recipe, probe figures, card."""
+                   push_to_hub: str | None = None, name: str | None = None, state_dict: dict | None = None) -> Path:
+    """Writes ``folder`` atomically: weights, config + code (auto_map), recipe, probe figures, card.
+    ``state_dict``: the weights gathered by ``accelerator.get_state_dict`` (the model's own when None)."""
     from .probe import plot_probe
 
     folder = Path(folder)
@@ -35,7 +36,7 @@ def export_encoder(model, folder, config, summary: dict, probe: dict | None = No
               "batch_size": config.batch_size, "steps": summary["steps"], "data": summary["data"],
               "probe_corruptions": (config.probe or {}).get("corruptions")}
     with atomic_folder(folder) as staging:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging, state_dict=state_dict)
         (staging / TRAINING_FILE).write_text(json.dumps(recipe, indent=2))
         sections = {}
         if probe is not None:

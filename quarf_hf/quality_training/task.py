@@ -75,6 +75,7 @@ class QualityEncoderTask(Task):
         summary.update({"minutes": round((time.monotonic() - run.started) / 60, 2), "losses": run.losses,
                         "classes": len(self.table), "corruptions": config.corruption_names,
                         "severities": config.severities, "data": self.train_set.descriptions})
+        state_dict = accelerator.get_state_dict(run.model)  # collective: FSDP / ZeRO-3 gather their shards
         if accelerator.is_main_process:
             from .export import export_encoder
 
@@ -87,7 +88,7 @@ class QualityEncoderTask(Task):
                                   config.probe.get("severities", [1, 2, 3, 4, 5]), seed=config.seed,
                                   return_features=True)
             export_encoder(encoder, run.output_dir / "model", config, summary, probe=probe,
-                           push_to_hub=run.push_to_hub, name=config.name)
+                           push_to_hub=run.push_to_hub, name=config.name, state_dict=state_dict)
 
 
 def train_quality(config: QualityTrainConfig, resume: bool = False, push_to_hub: str | None = None) -> dict:

@@ -382,9 +382,11 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
 
 
 def launch(model: str | None = None, baseline: str | None = None, restoration: str | None = None,
-           host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs):
-    """Build the page with these models (else the environment's, else the demo's) and serve it."""
-    app = build_app(load_space_models(model, baseline, restoration))
+           host: str = "127.0.0.1", port: int | None = None, share: bool = False, revisions: dict | None = None,
+           **kwargs):
+    """Build the page with these models (else the environment's, else the demo's) and serve it.
+    ``revisions``: role ("quarf", "baseline", "restoration") -> the commit to load a Hub id at."""
+    app = build_app(load_space_models(model, baseline, restoration, revisions=revisions))
     return app.launch(server_name=host, server_port=port, share=share, show_error=True, **kwargs)
 
 

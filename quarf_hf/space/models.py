@@ -25,6 +25,8 @@ DEMO_DIR = Path("outputs") / "demo"
 # The command a visitor runs when no model is configured (writes the folders above in ~2 minutes).
 GET_A_MODEL = "quarf-hf demo --quick"
 ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL"}
+# A commit hash (or branch, tag) per model: pins the code and weights loaded from a Hub id.
+REVISION_VARS = {"quarf": "QUARF_REVISION", "baseline": "BASELINE_REVISION", "restoration": "RESTORATION_REVISION"}
 TITLES = {"quarf": "QuARF", "baseline": "baseline"}
 
 
@@ -161,15 +163,24 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
     )
 
 
-def load_one(role: str, source: str, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a folder or Hub id. Model types this package or transformers provides load with their own
-    classes, never the code saved beside them; any other type runs its repository's code, so it is
-    refused unless the Space's owner sets ``QUARF_TRUST_REMOTE_CODE=1``."""
+def load_one(role: str, source: str, device: str | torch.device = "cpu", revision: str | None = None) -> LoadedModel:
+    """Load a folder or Hub id (a Hub id at ``revision`` when given). Model types this package or
+    transformers provides load with their own classes, never the code saved beside them; any other
+    type runs its repository's code, so it is refused unless the Space's owner sets
+    ``QUARF_TRUST_REMOTE_CODE=1``."""
     from quarf_hf.evaluation.loading import TRUST_REMOTE_CODE_ENV, load_model, load_model_config, trust_remote_code_from_env
 
     trust = trust_remote_code_from_env()
-    config = load_model_config(source, trust, option=f"{TRUST_REMOTE_CODE_ENV}=1 (the Space's opt-in to remote code)")
-    return prepare(role, source, load_model(source, config, trust), device, processor_source=source)
+    config = load_model_config(source, trust, revision,
+                               option=f"{TRUST_REMOTE_CODE_ENV}=1 (the Space's opt-in to remote code)")
+    return prepare(role, source, load_model(source, config, trust, revision), device, processor_source=source)
+
+
+def resolve_revisions(revisions: dict | None = None) -> dict[str, str]:
+    """Role -> revision: the arguments, then ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``."""
+    given = revisions or {}
+    found = {role: given.get(role) or os.environ.get(variable) or None for role, variable in REVISION_VARS.items()}
+    return {role: value for role, value in found.items() if value}
 
 
 _CACHE: dict[tuple, SpaceModels] = {}
@@ -177,23 +188,27 @@ _LOCK = threading.Lock()
 
 
 def load_space_models(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None,
-                      device: str | torch.device | None = None) -> SpaceModels:
+                      device: str | torch.device | None = None, revisions: dict | None = None) -> SpaceModels:
     """The page's models, loaded once per process (later calls with the same sources reuse them).
+
+    ``revisions``: role -> commit hash (or branch, tag) for models given as Hub ids; unset roles
+    take ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``.
 
     A model that fails to load is left out and its error kept in ``errors`` for the page; this
     never raises for a bad model, so the page always opens.
     """
     sources = resolve_sources(quarf, baseline, restoration)
+    pinned = {role: revision for role, revision in resolve_revisions(revisions).items() if role in sources}
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (tuple(sorted(sources.items())), str(device))
+    key = (tuple(sorted(sources.items())), tuple(sorted(pinned.items())), str(device))
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
         loaded = SpaceModels(sources=dict(sources))
         for role, source in sources.items():
             try:
-                setattr(loaded, role, load_one(role, source, device))
+                setattr(loaded, role, load_one(role, source, device, revision=pinned.get(role)))
             except Exception as err:  # noqa: BLE001 - any failure is shown in the page instead
                 logger.warning("could not load the %s model %r: %s", role, source, err)
                 loaded.errors[role] = f"{type(err).__name__}: {err}"
@@ -201,4 +216,4 @@ def load_space_models(quarf: str | None = None, baseline: str | None = None, res
         return loaded
 
 
-__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "demo_folders", "GET_A_MODEL"]
+__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "resolve_revisions", "demo_folders", "GET_A_MODEL"]

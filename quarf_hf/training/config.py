@@ -12,7 +12,8 @@ MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "
 POLICIES = ("none", "degradation")
 SCHEDULES = ("poly", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
-TRACKERS = ("none", "tensorboard")
+# "none" and every tracker accelerate can log to (its own list, so a new one needs no change here).
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio")
 
 
 @dataclass
@@ -20,7 +21,7 @@ class TrainConfig:
     """Everything a run needs. Sections of the YAML file map to the dict fields.
 
     model: ``type`` (segformer | quarf_segformer | quarf_restoration); optionally ``hub_config``
-        (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id), ``config`` (architecture
+        (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id) and ``revision`` (its commit), ``config`` (architecture
         overrides), ``quarf`` (block settings) and ``quality`` (extractor spec).
     data: ``train`` and ``validation`` dataset specs (see ``quarf_hf.data.load_dataset_spec``).
     augmentation: ``policy`` none | degradation, ``p`` (share of degraded images), ``corruptions``
@@ -46,13 +47,13 @@ class TrainConfig:
     max_steps: int = 100
     max_minutes: float | None = None  # wall-clock budget: training stops gracefully at it
     batch_size: int = 8
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
     max_grad_norm: float | None = 1.0
     learning_rate: float = 6e-4
     weight_decay: float = 0.01
     schedule: str = "poly"
     warmup_steps: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
     load_balancing_weight: float = 0.0
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
@@ -87,10 +88,12 @@ class TrainConfig:
         if self.task == "restoration":
             _check_crop_sizes(self.model, self.data)
         check_choice("schedule", self.schedule, SCHEDULES)
-        check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        if self.mixed_precision is not None:  # None: accelerate's setting decides
+            check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_choice("tracker", self.tracker, TRACKERS)
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
-            check_int(name, getattr(self, name))
+            if getattr(self, name) is not None or name != "gradient_accumulation_steps":
+                check_int(name, getattr(self, name))
         for name in ("warmup_steps", "eval_every", "checkpoint_every"):
             check_int(name, getattr(self, name), minimum=0)
         # YAML reads 6e-4 (no dot) as a string: check_number accepts it (and stores the float, since
@@ -140,13 +143,17 @@ def _check_types(config: "TrainConfig") -> None:
         value = config.model.get(key)
         if value is not None and not isinstance(value, str):
             raise InputError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
+    revision = config.model.get("revision")
+    if revision is not None and (not isinstance(revision, str) or not config.model.get("base")):
+        raise InputError(f"model.revision: expected the commit hash (text) of a Hub model.base, found {revision!r}"
+                         + ("" if config.model.get("base") else " without a model.base"))
     for key in ("config", "quarf"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, dict):
             raise InputError(f"model.{key}: expected a mapping, found {value!r}")
 
 
-MODEL_KEYS = ("type", "hub_config", "base", "config", "quarf", "quality", "quarf_stage")
+MODEL_KEYS = ("type", "hub_config", "base", "revision", "config", "quarf", "quality", "quarf_stage")
 AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities", "reference_size")
 EVALUATION_KEYS = ("corruptions", "severities", "reference_size")
 

@@ -64,17 +64,33 @@ def photos_section(config) -> str | None:
     return text
 
 
+def _hub_datasets(config) -> list[str]:
+    """Hub ids of the training and validation data (specs with a Hub ``source``), for the card's ``datasets``."""
+    from ..models.checks import looks_like_hub_id
+
+    found = []
+    for name in ("train", "validation"):
+        spec = config.data.get(name)
+        for item in spec if isinstance(spec, list) else [spec]:
+            source = item.get("source") if isinstance(item, dict) else item
+            if isinstance(source, str) and "/" in source and looks_like_hub_id(source) and not Path(source).exists():
+                found.append(source)
+    return list(dict.fromkeys(found))
+
+
 def export_model(model, folder, config, summary: dict, push_to_hub: str | None = None,
-                 image_size: tuple[int, int] | None = None) -> Path:
+                 image_size: tuple[int, int] | None = None, state_dict: dict | None = None) -> Path:
     """Writes ``folder`` atomically (staging folder renamed into place); pushes it when asked.
 
     ``image_size``: (height, width) the saved image processor resizes to (the training size).
+    ``state_dict``: the weights to save, gathered by ``accelerator.get_state_dict`` (under FSDP or
+    DeepSpeed ZeRO-3 the unwrapped model's own ``state_dict()`` holds only this process's shards).
     """
     from ..evaluation import model_pixel_normalisation
 
     folder = Path(folder)
     with atomic_folder(folder) as staging:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging, state_dict=state_dict)
         is_restoration = model.config.model_type == "quarf_restoration"
         if not is_restoration:
             from transformers import SegformerImageProcessor
@@ -90,9 +106,9 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
             sections["Limitations"] = config.limitations
         write_model_card(
             staging, model.config, title=config.name or folder.name, provenance=_provenance(config, summary),
-            extra_sections=sections,
-            reference=push_to_hub or str(folder), base_model=config.model.get("base"), license="apache-2.0",
+            extra_sections=sections, reference=push_to_hub or str(folder), base_model=config.model.get("base"),
             evaluation=summary.get("evaluation") or None, dataset=_dataset_name(config),
+            datasets=_hub_datasets(config), base_model_relation="finetune" if config.model.get("base") else None,
         )
     if push_to_hub:
         from ..hub.publish import push_folder_to_hub

@@ -42,6 +42,7 @@ class Task:
     description = "training"  # the progress bar's label
     config = None
     num_workers = 0  # the data loader's worker processes
+    unused_parameters = False  # True when some parameters may get no gradient in a step (DDP must know)
 
     def load_data(self, accelerator) -> torch.utils.data.Dataset:
         """The training items, every one checked (a bad item stops the run here, named)."""
@@ -147,6 +148,38 @@ def _resume(accelerator, output_dir: Path) -> int:
                      f"({', '.join(p.name for p in skipped)}); start a new run in another output_dir")
 
 
+# Config key -> the environment variable that `accelerate launch` (its flags or its config file) sets.
+ACCELERATE_SETTINGS = {"mixed_precision": "ACCELERATE_MIXED_PRECISION",
+                       "gradient_accumulation_steps": "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"}
+
+
+def accelerator_settings(config, environ=None) -> tuple[dict, list[str]]:
+    """The ``Accelerator`` arguments for ``config``, and a line for every setting the config overrides.
+
+    A setting the YAML leaves unset (`None`) is not passed, so accelerate's own value applies
+    (``accelerate launch --mixed_precision bf16``, its config file, else its default: "no", 1).
+    A setting in both places: the YAML's wins, and when the values differ a line says so.
+    Gradient accumulation goes in as a ``GradientAccumulationPlugin``: accelerate would let its
+    environment variable win over a plain ``gradient_accumulation_steps=`` argument.
+    """
+    from accelerate.utils import GradientAccumulationPlugin
+
+    environ = os.environ if environ is None else environ
+    kwargs, notes = {}, []
+    for key, variable in ACCELERATE_SETTINGS.items():
+        value = getattr(config, key, None)
+        if value is None:
+            continue
+        launched = environ.get(variable)
+        if launched is not None and str(launched).lower() != str(value).lower():
+            notes.append(f"{key}: the config's {value!r} overrides accelerate's {launched!r} ({variable})")
+        if key == "gradient_accumulation_steps":
+            kwargs["gradient_accumulation_plugin"] = GradientAccumulationPlugin(num_steps=value)
+        else:
+            kwargs[key] = value
+    return kwargs, notes
+
+
 def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = None) -> TrainingRun:
     """Checks the output folder (and the token when pushing), then builds the accelerator, the
     task's data and model, the optimiser and scheduler, prepares them and, with ``resume``,
@@ -159,12 +192,18 @@ def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = N
         resolve_token(None)  # no token: fail now, not after training
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir, resume)
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=None if config.tracker == "none" else config.tracker,
-        project_dir=str(output_dir),
-    )
+    settings, notes = accelerator_settings(config)
+    if task.unused_parameters:
+        # Hard routing runs one expert per image: experts no image of a batch chose get no gradient,
+        # which DDP must be told about (else it waits for their gradients and fails).
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        settings["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    accelerator = Accelerator(**settings, log_with=None if config.tracker == "none" else config.tracker,
+                              project_dir=str(output_dir))
+    if accelerator.is_main_process:
+        for line in notes:
+            print(line, flush=True)
     set_seed(config.seed)  # data a task draws at random follows the seed, not the RNG's history
     dataset = task.load_data(accelerator)
     if len(dataset) < config.batch_size * accelerator.num_processes:
@@ -210,7 +249,9 @@ def training_step(run: TrainingRun, batch: dict, epoch: int, batch_in_epoch: int
 def finish_training(run: TrainingRun, stopped_early: bool) -> dict:
     """The task's end (evaluation, export) and ``summary.json`` (main process only); returns the summary."""
     accelerator = run.accelerator
-    summary = {"steps": run.step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes}
+    summary = {"steps": run.step, "stopped_early": stopped_early, "num_processes": accelerator.num_processes,
+               "mixed_precision": accelerator.mixed_precision,
+               "gradient_accumulation_steps": accelerator.gradient_accumulation_steps}
     run.task.finish(run, summary)
     if accelerator.is_main_process:
         write_text_atomic(run.output_dir / "summary.json", json.dumps(summary, indent=2))
@@ -230,8 +271,10 @@ def run_training(task: Task, resume: bool = False, push_to_hub: str | None = Non
     """
     run = setup_training(task, resume, push_to_hub)
     config, accelerator, loader = run.config, run.accelerator, run.loader
-    # accelerate also steps at the end of the data, so a last partial accumulation counts as a step.
-    steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    # The YAML's value, else accelerate's (launch flag / config file); accelerate also steps at the
+    # end of the data, so a last partial accumulation counts as a step.
+    accumulation = accelerator.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(loader) / accumulation)
     run.started = time.monotonic()
     progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
                     desc=task.description, mininterval=1.0)
@@ -242,7 +285,7 @@ def run_training(task: Task, resume: bool = False, push_to_hub: str | None = Non
         loader.set_epoch(epoch)
         if hasattr(run.dataset, "set_epoch"):  # accelerate passes the epoch to the sampler only
             run.dataset.set_epoch(epoch)
-        skip = done_in_epoch * config.gradient_accumulation_steps
+        skip = done_in_epoch * accumulation
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch_in_epoch, batch in enumerate(epoch_loader, start=skip):
             loss = training_step(run, batch, epoch, batch_in_epoch)

@@ -38,23 +38,24 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
         labels["semantic_loss_ignore_index"] = int(ignore_index)
     quality = model_section.get("quality", "brisque")
     base = model_section.get("base")
+    pinned = {"revision": model_section["revision"]} if model_section.get("revision") else {}
 
     if kind == "segformer":
         if base:
-            return SegformerForSemanticSegmentation.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
+            return SegformerForSemanticSegmentation.from_pretrained(base, ignore_mismatched_sizes=True, **pinned, **labels)
         return SegformerForSemanticSegmentation(SegformerConfig(**architecture, **labels))
     if kind == "quarf_segformer":
         stage = model_section.get("quarf_stage", stage)
         if base:
             model = QuarfSegformerForSemanticSegmentation.from_segformer(
-                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label, **quarf
+                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label, **pinned, **quarf
             )
             if ignore_index is not None:
                 model.config.semantic_loss_ignore_index = int(ignore_index)
             return model
         return new_quarf_model("quarf_segformer", quality, **architecture, **labels, quarf=quarf, quarf_stage=stage)
     if base:
-        return QuarfRestorationModel.from_pretrained(base)
+        return QuarfRestorationModel.from_pretrained(base, **pinned)
     return new_quarf_model("quarf_restoration", quality, **architecture, quarf=quarf)
 
 

@@ -8,7 +8,6 @@ import json
 import torch
 
 from ..atomic import write_text_atomic
-from ..models.quarf import quarf_aux_loss
 from .config import TrainConfig
 from .loop import Task, TrainingRun, run_training
 from .models import build_model
@@ -98,6 +97,16 @@ def _load_spec(spec, where: str):
         raise
 
 
+def _hard_routing(model_section: dict) -> bool:
+    """Whether the model's QuARF block routes each image to one expert (``mode: hard``)."""
+    mode = (model_section.get("quarf") or {}).get("mode")
+    if mode is None and model_section.get("hub_config"):
+        from ..hub.build import load_hub_config
+
+        mode = (load_hub_config(model_section["hub_config"]).get("quarf") or {}).get("mode")
+    return mode == "hard"
+
+
 class SegmentationTask(Task):
     """Segmentation or restoration (``config.task``) with a :class:`TrainConfig`.
 
@@ -107,6 +116,7 @@ class SegmentationTask(Task):
 
     def __init__(self, config: TrainConfig, skip_bad: bool = False):
         self.config, self.skip_bad = config, skip_bad
+        self.unused_parameters = _hard_routing(config.model)
         self.train_set = self.validation_set = self.augmentation = None
         self.mean = self.std = None
         self.skipped: list = []  # (item, reason) left out by skip_bad
@@ -138,6 +148,9 @@ class SegmentationTask(Task):
         self.mean, self.std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1)
                                for v in model_pixel_normalisation(model))
         self.augmentation = _augmentation(self.config)
+        if hasattr(model.config, "load_balancing_weight"):
+            # The model adds the routers' balance loss to its own loss, as it does under transformers.Trainer.
+            model.config.load_balancing_weight = self.config.load_balancing_weight
         return model
 
     def collate(self, samples):
@@ -146,7 +159,8 @@ class SegmentationTask(Task):
         return batch
 
     def loss(self, run: TrainingRun, batch: dict, position: tuple) -> torch.Tensor:
-        """Degrade (seeded by the batch's position), normalise, forward; plus the routers' balance loss."""
+        """Degrade (seeded by the batch's position), normalise, forward. The model's loss includes the
+        routers' balance loss (``config.load_balancing_weight``, set in :meth:`build_model`)."""
         config = self.config
         if config.log_sample_ids:
             self.seen_ids.extend(batch["index"].tolist())
@@ -155,12 +169,7 @@ class SegmentationTask(Task):
             pixels = self.augmentation(pixels, generator=seeded_generator(pixels.device, *position, 2))
         with run.accelerator.autocast():
             out = run.model(pixel_values=(pixels - self.mean) / self.std, labels=labels)
-        loss = out.loss
-        if config.load_balancing_weight:
-            aux = quarf_aux_loss(run.model)
-            if aux is not None:
-                loss = loss + config.load_balancing_weight * aux
-        return loss
+        return out.loss
 
     def after_step(self, run: TrainingRun) -> None:
         config = self.config
@@ -180,12 +189,14 @@ class SegmentationTask(Task):
         summary["evaluation"] = results
         if self.skipped:
             summary["skipped"] = [{"item": name, "reason": reason} for name, reason in self.skipped]
+        # Every process takes part (FSDP / ZeRO-3 gather their shards here); the main one writes.
+        state_dict = accelerator.get_state_dict(run.model)
         if accelerator.is_main_process:
             from .export import export_model
 
             image_size = tuple(int(n) for n in self.train_set[0]["pixel_values"].shape[-2:])
             export_model(accelerator.unwrap_model(run.model), run.output_dir / "model", config, summary,
-                         push_to_hub=run.push_to_hub, image_size=image_size)
+                         push_to_hub=run.push_to_hub, image_size=image_size, state_dict=state_dict)
 
 
 def train(config: TrainConfig, resume: bool = False, push_to_hub: str | None = None, skip_bad: bool = False) -> dict:
