@@ -94,3 +94,46 @@ def test_wheel_install_builds_a_published_variant(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """quarf_hf's modules -> the package modules each imports when it is imported (module level,
+    including under ``if``/``try``; imports inside functions run later and cannot make a circle)."""
+    package = Path(__file__).resolve().parents[1] / "quarf_hf"
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        parent = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for statement in ast.parse(path.read_text()).body:
+            for node in ast.walk(statement) if isinstance(statement, (ast.If, ast.Try)) else [statement]:
+                if isinstance(node, ast.ImportFrom):
+                    base = parent.split(".")[: len(parent.split(".")) - node.level + 1] if node.level else []
+                    target = ".".join(base + ([node.module] if node.module else []))
+                    found = [target] + [f"{target}.{alias.name}" for alias in node.names]
+                elif isinstance(node, ast.Import):
+                    found = [alias.name for alias in node.names]
+                else:
+                    continue
+                graph[name] |= {module for module in found if module in modules and module != name}
+    return graph
+
+
+def test_no_import_circle_in_the_package():
+    """No module of quarf_hf imports, directly or through others, a module that imports it back."""
+    graph = _module_graph()
+    assert "quarf_hf.models.quarf" in graph["quarf_hf.models.conditioning"], "the graph must see relative imports"
+    circles = []
+    for start in graph:  # depth-first search for a path from each module back to itself
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not circles, "import circles:\n" + "\n".join(sorted(set(circles))[:10])

@@ -59,9 +59,13 @@ def test_space_command_takes_one_revision_per_model():
 
 def test_the_revision_reaches_transformers(monkeypatch):
     """The config and the weights are read at the same pinned commit."""
-    from transformers import AutoConfig, AutoModelForSemanticSegmentation
+    from transformers import AutoConfig, AutoModelForSemanticSegmentation, PretrainedConfig
 
     seen = {}
+
+    def fake_config_dict(model, **kwargs):  # the consent rule reads config.json's model_type first
+        seen["config.json"] = kwargs.get("revision")
+        return {"model_type": "quarf_segformer"}, {}
 
     def fake_config(model, **kwargs):
         seen["config"] = kwargs.get("revision")
@@ -71,11 +75,12 @@ def test_the_revision_reaches_transformers(monkeypatch):
         seen["model"] = kwargs.get("revision")
         return "loaded"
 
+    monkeypatch.setattr(PretrainedConfig, "get_config_dict", fake_config_dict)
     monkeypatch.setattr(AutoConfig, "from_pretrained", fake_config)
     monkeypatch.setattr(AutoModelForSemanticSegmentation, "from_pretrained", fake_model)
     config = loading.load_model_config("org/model", False, revision="0123abcd")
     assert loading.load_model("org/model", config, revision="0123abcd") == "loaded"
-    assert seen == {"config": "0123abcd", "model": "0123abcd"}
+    assert seen == {"config.json": "0123abcd", "config": "0123abcd", "model": "0123abcd"}
 
 
 def test_a_revision_for_a_local_folder_is_refused_in_one_line(tmp_path):

@@ -232,7 +232,6 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
     data = load_hub_config(config_path)
     if revision is not None:
         from ..evaluation.loading import check_revision
-        from ..models.checks import InputError
 
         if base is None:
             raise InputError(f"--revision: {revision!r} pins the commit of --base; give --base as a Hub id")

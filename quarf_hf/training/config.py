@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..models.checks import InputError, check_choice, check_int, check_number, check_probability
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability
 
 TASKS = ("segmentation", "restoration")
 MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
@@ -194,9 +194,8 @@ def _check_crop_sizes(model: dict, data: dict) -> None:
         if not isinstance(spec, dict) or spec.get("type") not in ("photos", "images"):
             continue
         size = spec.get("crop_size", DEFAULT_CROP_SIZE)
-        sides = list(size) if isinstance(size, (list, tuple)) else [size]
-        if not sides or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
-            raise InputError(f"data.{split}.crop_size: expected a positive int or [height, width], found {size!r}")
+        name = f"data.{split}.crop_size"
+        sides = check_int_list(name, size) if isinstance(size, (list, tuple)) else [check_int(name, size)]
         if any(side % multiple for side in sides):
             fits = sorted({max(multiple, side - side % multiple) for side in sides})
             raise InputError(f"data.{split}.crop_size: expected a multiple of {multiple} (the restoration UNet halves "
