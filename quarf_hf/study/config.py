@@ -143,7 +143,7 @@ class StudyConfig:
         check_int("min_seeds", self.min_seeds, minimum=2)
         check_int("max_seeds", self.max_seeds, minimum=self.min_seeds)
         check_int_list("severities", self.severities, 1, 5)
-        self.min_gain_over_identity = check_number("min_gain_over_identity", self.min_gain_over_identity, 0)
+        self.min_gain_over_identity = check_number("min_gain_over_identity", self.min_gain_over_identity, None)
         check_int("workers", self.workers)
         if self.max_minutes is not None:
             self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)

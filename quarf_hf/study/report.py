@@ -60,7 +60,7 @@ def reading(name: str, stat: dict, effect: float, unit: str) -> str:
     text = (f"{name}: {verdict}: {stat['mean']:+.3f} {unit} over {stat['n']} seeds, 95% interval "
             f"[{low:+.3f}, {high:+.3f}]")
     if verdict == "no difference detected":
-        text += (f" includes zero" + (f" and excludes the practical effect of ±{effect:g} {unit}: any difference is "
+        text += (" includes zero" + (f" and excludes the practical effect of ±{effect:g} {unit}: any difference is "
                                        "smaller than the effect looked for" if -effect < low and high < effect else
                                        f"; an effect of {effect:g} {unit} is not ruled out either"))
     return text + "."
