@@ -70,11 +70,13 @@ class OracleTask(SegmentationTask):
         return out.loss
 
 
-def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, oracle: bool = False) -> dict:
+def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, oracle: bool = False,
+                       reference_size: int | None = None) -> dict:
     """:func:`~quarf_hf.evaluation.evaluate_model`'s result plus ``per_image`` (see the module doc)."""
     from ..evaluation.runner import evaluate_batch, finish_evaluation, setup_evaluation, store_condition
 
-    run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed, batch_size=1)
+    run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed, batch_size=1,
+                           reference_size=reference_size)
     if oracle:
         _extractor_owner(model).quality_extractor = OracleQuality()
     results, per_image = {}, {}

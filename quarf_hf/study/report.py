@@ -182,6 +182,8 @@ def markdown(report: dict) -> str:
         lines += ["", gate["reason"] + ".", "", "No comparison is reported: fix the recipe (steps, size, model) first."]
         return "\n".join(lines) + "\n"
     power = report["power"]
+    if power.get("pilot_sd") is None or power.get("test_seeds") is None:
+        return "\n".join(lines + ["", "Passed.", "", "## Power", "", "Not computed yet."]) + "\n"
     lines += ["", "Passed.", "", "## Power", "",
               f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development): {power['pilot_sd']:.4f} "
               f"{unit}; seeds needed for 80% power (paired t-test, two-sided alpha 0.05) to detect {report['effect']:g} "

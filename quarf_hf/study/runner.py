@@ -68,7 +68,9 @@ def make_job(config: StudyConfig, out_dir: Path, name: str, seed: int, splits) -
     return {"name": name, "seed": seed, "fingerprint": fingerprint, "train": result is None,
             "train_config": config.train_dict(name, seed, out_dir), "oracle": config.is_oracle(name),
             "evaluate": {s: {"kinds": config.kinds[s], "images": config.images[s]} for s in missing},
-            "severities": config.severities, "threads": 1, "folder": str(folder)}
+            "severities": config.severities, "threads": 1, "folder": str(folder),
+            # the evaluated degradations follow the training's size rule
+            "reference_size": config.base.get("augmentation", {}).get("reference_size")}
 
 
 def image_hashes(spec, task: str) -> set[str]:

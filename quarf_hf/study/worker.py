@@ -51,7 +51,8 @@ def run_job(run_dir: Path) -> dict:
 
         began = time.monotonic()
         evaluation = evaluate_per_image(_load(run_dir), load_dataset_spec(spec["images"]), corruptions=spec["kinds"],
-                                        severities=job["severities"], seed=job["seed"], oracle=bool(job.get("oracle")))
+                                        severities=job["severities"], seed=job["seed"], oracle=bool(job.get("oracle")),
+                                        reference_size=job.get("reference_size"))
         evaluation["seconds"] = time.monotonic() - began
         result["splits"][split] = evaluation
     write_text_atomic(result_path, json.dumps(result))
