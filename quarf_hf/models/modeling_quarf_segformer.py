@@ -269,7 +269,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
-                       id2label=None, revision: str | None = None, **block_kwargs):
+                       id2label=None, revision: str | None = None, conditioning: str = "route", **block_kwargs):
         r"""
         A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
         identity initialisation it gives that SegFormer's logits exactly.
@@ -292,6 +292,9 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
                 Class names of the new head.
             revision (`str`, *optional*):
                 The commit (or branch, tag) of a Hub SegFormer to read its weights and processor at.
+            conditioning (`str`, *optional*, defaults to `"route"`):
+                How the quality vector is used (``"route"``, ``"film"``, ``"none"``); every mode
+                starts as the identity, so the model still gives the SegFormer's logits.
             **block_kwargs:
                 QuARF settings (:class:`QuarfConfig` fields); ``residual`` defaults to `True`.
 
@@ -324,7 +327,8 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         )
         quarf = {"quality_dim": extractor.feature_dim, **block_kwargs}
         config = QuarfSegformerConfig(
-            **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std
+            **base_config, quarf=quarf, quarf_stage=quarf_stage, quality=spec, image_mean=image_mean, image_std=image_std,
+            conditioning=conditioning,
         )
         with warnings.catch_warnings():  # the extractor's weights are loaded below, whatever its type
             warnings.filterwarnings("ignore", message="quality: 'contrique' without weights")

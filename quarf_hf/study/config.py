@@ -1,29 +1,36 @@
-"""The study config: arms, the three disjoint sets of corruption kinds, seeds and the shared recipe.
+"""The study config: the base recipe, the arms, the protocol, the controls, the kinds, the power.
 
 A study YAML file::
 
-    base:            # a training config (see quarf_hf.training.TrainConfig) shared by every arm;
-      task: segmentation            # no output_dir, evaluation, max_minutes or seed: the study sets them
-      data: {train: ..., validation: ...}
-      max_steps: 300
-      ...
-    arms:            # name -> the keys that differ (usually model and augmentation)
-      baseline: {model: {type: segformer, ...}, augmentation: {policy: none}}
-      quarf: {model: {type: quarf_segformer, quality: brisque, ...}, augmentation: {policy: degradation}}
-    kinds:           # disjoint; each spans the noise, blur, weather and digital families
-      augmentation: [gaussian_noise, gaussian_blur, rain, contrast, ...]   # used in training only
-      development: [speckle_noise, zoom_blur, raindrops, brightness]       # for choices
-      test: [shot_noise, defocus_blur, fog, jpeg_compression]              # for the final report only
-    severities: [1, 3, 5]           # of the evaluated corruptions
-    seeds: [0, 1, 2, 3, 4]          # at least 5
-    evaluate: [development]         # add "test" once every choice is made
-    comparisons: [[quarf, augmentation], [quarf, static]]   # paired differences: first minus second
-    workers: 2                      # side-by-side processes, one thread each
-    max_minutes: null               # a cap on the whole study: hitting it aborts (resume later)
+    base:            # a training config (see quarf_hf.training.TrainConfig) shared by every run;
+      task: restoration             # no output_dir, evaluation, max_minutes or seed: the study sets them
+      data: {train: ...}            # training data only: the evaluated images are `images`
+      max_steps: 200
+    protocol: finetune              # or scratch: every arm trained from a random initialisation
+    pretrain: {model: ..., augmentation: ...}   # what differs for the base network of each seed
+    arms:            # name -> the keys that differ (model; augmentation)
+      plain: {model: {...conditioning: none}}
+      static: ...; film: ...; quarf: ...
+    control: plain                  # the augmentation-only arm (the regime gate reads it)
+    diagnostics: {arm: quarf, dilations: [1, 2, 4, 8], oracle: true}
+    images:                         # separate images: development for every choice, test for the table
+      development: {type: photos, split: development, crops: random, num_samples: 16, crop_size: 64}
+      test: {type: photos, split: test, crops: random, num_samples: 16, crop_size: 64}
+    kinds:           # disjoint: augmentation (training only), development (choices), test (the table)
+      augmentation: [...]; development: [...]; test: [...]
+    families: [noise, blur, weather, digital]   # each set of kinds spans these
+    severities: [2, 4]
+    effect: 0.1                     # the practical effect, in the metric's unit (dB PSNR, mIoU)
+    primary: [quarf, static]        # first minus second, on the test kinds
+    secondary: [[quarf, film], [static, plain]]
+    pilot_seeds: 2                  # seeds 0.. on development data: the paired sd for the power
+    min_seeds: 5                    # test seeds (they start after the pilot seeds) ...
+    max_seeds: 20                   # ... as many as the power needs, at most this many
+    min_gain_over_identity: 1.0     # restoration gate: the control beats the degraded input by this (dB)
+    workers: 2
+    max_minutes: 60                 # the whole study; the test seeds stop where it would be passed
 
-An augmentation arm (``policy: degradation``) trains on the ``augmentation`` kinds unless it
-names its own, which must then come from that set as well: no arm ever trains on a kind it is
-evaluated on.
+Every run's augmentation (the base network's too) trains only on ``kinds.augmentation``.
 """
 
 from __future__ import annotations
@@ -36,16 +43,19 @@ from pathlib import Path
 
 import yaml
 
-from ..models.checks import InputError, check_int, check_int_list, check_number
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number
 
 FAMILIES = ("noise", "blur", "weather", "digital")
 SPLITS = ("augmentation", "development", "test")
 EVALUATED_SPLITS = ("development", "test")
+PROTOCOLS = ("finetune", "scratch")
+BASE = "base"  # the run name of each seed's base network
 MIN_SEEDS = 5
 # Keys of the base recipe the study owns (set per run, identical across arms).
 STUDY_OWNED = ("output_dir", "evaluation", "max_minutes", "seed", "push_to_hub", "checkpoint_every")
-STUDY_KEYS = ("base", "arms", "kinds", "severities", "seeds", "evaluate", "comparisons", "workers", "max_minutes",
-              "min_seeds")
+STUDY_KEYS = ("base", "arms", "kinds", "families", "severities", "protocol", "pretrain", "control", "diagnostics",
+              "images", "effect", "primary", "secondary", "pilot_seeds", "min_seeds", "max_seeds",
+              "min_gain_over_identity", "workers", "max_minutes")
 
 
 def corruption_family(name: str) -> str:
@@ -60,34 +70,52 @@ class StudyConfig:
     base: dict
     arms: dict
     kinds: dict
+    images: dict
+    primary: list
+    effect: float
+    control: str
+    families: list = field(default_factory=lambda: list(FAMILIES))
     severities: list = field(default_factory=lambda: [1, 3, 5])
-    seeds: list = field(default_factory=lambda: list(range(5)))
-    evaluate: list = field(default_factory=lambda: ["development"])
-    comparisons: list = field(default_factory=list)
+    protocol: str = "finetune"
+    pretrain: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    secondary: list = field(default_factory=list)
+    pilot_seeds: int = 2
+    min_seeds: int = MIN_SEEDS  # tests lower it; a real study keeps 5
+    max_seeds: int = 20
+    min_gain_over_identity: float = 1.0
     workers: int = 2
     max_minutes: float | None = None
-    min_seeds: int = MIN_SEEDS  # tests lower it; a real study keeps 5
 
     def __post_init__(self):
         from ..degradations import CORRUPTIONS
 
         if not isinstance(self.base, dict):
             raise InputError(f"base: expected a mapping (a training config), found {self.base!r}")
-        if not isinstance(self.base.get("data"), dict) or not self.base["data"].get("validation"):
-            raise InputError("base.data.validation: expected a dataset spec to evaluate every run on, found none")
+        if not isinstance(self.base.get("data"), dict) or "validation" in self.base["data"]:
+            raise InputError("base.data: expected only the training data (data.train); the evaluated images are "
+                             "images.development and images.test")
         owned = sorted(set(self.base) & set(STUDY_OWNED))
         if owned:
             raise InputError(f"base: {owned} are set by the study for every run; remove them")
+        check_choice("protocol", self.protocol, PROTOCOLS)
         if not isinstance(self.arms, dict) or len(self.arms) < 2:
             raise InputError(f"arms: expected a mapping of at least two arms, found {self.arms!r}")
         for name, arm in self.arms.items():
             if not isinstance(arm, dict):
                 raise InputError(f"arms.{name}: expected a mapping of training-config keys, found {arm!r}")
+            if name == BASE or name.startswith(("expert_d", "oracle")):
+                raise InputError(f"arms.{name}: the names {BASE!r}, 'expert_d*' and 'oracle' are the study's own runs")
             owned = sorted(set(arm) & set(STUDY_OWNED + ("max_steps",)))
             if owned:
                 # Equal steps for every arm: the step count lives in base only.
                 raise InputError(f"arms.{name}: {owned} must be the same for every arm; set them in base")
+        if not isinstance(self.pretrain, dict) or set(self.pretrain) - {"model", "augmentation", "max_steps"}:
+            raise InputError(f"pretrain: expected a mapping of model, augmentation and max_steps, found {self.pretrain!r}")
+        check_choice("control", self.control, self.arms)
         # Kinds: known names, three disjoint sets, each spanning the families.
+        if not isinstance(self.families, list) or not self.families or any(f not in FAMILIES for f in self.families):
+            raise InputError(f"families: expected a list from {list(FAMILIES)}, found {self.families!r}")
         if not isinstance(self.kinds, dict) or sorted(self.kinds) != sorted(SPLITS):
             raise InputError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {self.kinds!r}")
         for split in SPLITS:
@@ -97,41 +125,68 @@ class StudyConfig:
             unknown = [n for n in names if n not in CORRUPTIONS]
             if unknown:
                 raise InputError(f"kinds.{split}: unknown {unknown}; expected names from {sorted(CORRUPTIONS)}")
-            missing = [f for f in FAMILIES if f not in {corruption_family(n) for n in names}]
+            missing = [f for f in self.families if f not in {corruption_family(n) for n in names}]
             if missing:
-                raise InputError(f"kinds.{split}: must span the families {list(FAMILIES)}; none from {missing} in {names}")
+                raise InputError(f"kinds.{split}: must span the families {self.families}; none from {missing} in {names}")
         for i, first in enumerate(SPLITS):
             for second in SPLITS[i + 1:]:
                 shared = sorted(set(self.kinds[first]) & set(self.kinds[second]))
                 if shared:
                     raise InputError(f"kinds: {first} and {second} must be disjoint, both contain {shared}")
-        for name, arm in self.arms.items():
-            augmentation = arm.get("augmentation", self.base.get("augmentation", {"policy": "none"}))
-            names = augmentation.get("corruptions") if isinstance(augmentation, dict) else None
-            if names is not None:
-                if names == "all":
-                    names = ["all (every kind)"]
-                outside = sorted(set([names] if isinstance(names, str) else names) - set(self.kinds["augmentation"]))
-                if outside:
-                    raise InputError(f"arms.{name}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
-                                     "an arm may train only on augmentation kinds")
-        # Seeds, severities, evaluation, comparisons, workers.
-        check_int_list("seeds", self.seeds, minimum=0, distinct=True)
-        if len(self.seeds) < self.min_seeds:
-            raise InputError(f"seeds: expected at least {self.min_seeds} seeds, found {len(self.seeds)}")
-        check_int_list("severities", self.severities, 1, 5)
-        if (not isinstance(self.evaluate, list) or not self.evaluate
-                or any(s not in EVALUATED_SPLITS for s in self.evaluate)):
-            raise InputError(f"evaluate: expected a list from {list(EVALUATED_SPLITS)}, found {self.evaluate!r}")
-        for pair in self.comparisons:
+        self._check_images()
+        # Statistics: the declared effect and comparisons, seeds.
+        self.effect = check_number("effect", self.effect, 0, exclusive=True)
+        for where, pair in [("primary", self.primary)] + [("secondary", p) for p in self.secondary]:
             if not isinstance(pair, list) or len(pair) != 2 or any(a not in self.arms for a in pair) or pair[0] == pair[1]:
-                raise InputError(f"comparisons: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
+                raise InputError(f"{where}: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
+        check_int("pilot_seeds", self.pilot_seeds, minimum=2)
+        check_int("min_seeds", self.min_seeds, minimum=2)
+        check_int("max_seeds", self.max_seeds, minimum=self.min_seeds)
+        check_int_list("severities", self.severities, 1, 5)
+        self.min_gain_over_identity = check_number("min_gain_over_identity", self.min_gain_over_identity, None)
         check_int("workers", self.workers)
         if self.max_minutes is not None:
             self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
-        # Every run's training config must be valid now, not after hours of other runs.
-        for name in self.arms:
-            self.train_config(name, self.seeds[0], "/nonexistent")
+        if not isinstance(self.diagnostics, dict) or set(self.diagnostics) - {"arm", "dilations", "oracle"}:
+            raise InputError(f"diagnostics: expected a mapping of arm, dilations and oracle, found {self.diagnostics!r}")
+        if self.diagnostics:
+            check_choice("diagnostics.arm", self.diagnostics.get("arm"), self.arms)
+            check_int_list("diagnostics.dilations", self.diagnostics.get("dilations", []), minimum=1, distinct=True)
+        # Every run's training config must be valid now, not after hours of other runs; and no run,
+        # the base network's included, trains on a kind it is evaluated on.
+        for name in self.run_names():
+            augmentation = self.train_dict(name, 0, "/nonexistent")["augmentation"]
+            names = augmentation.get("corruptions", []) if augmentation.get("policy", "none") == "degradation" else []
+            names = ["all (every kind)"] if names == "all" else names
+            outside = sorted(set(names) - set(self.kinds["augmentation"]))
+            if outside:
+                where = "pretrain" if name == BASE else f"arms.{name}"
+                raise InputError(f"{where}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
+                                 "a run may train only on augmentation kinds")
+            self.train_config(name, 0, "/nonexistent")
+
+    def _check_images(self) -> None:
+        if not isinstance(self.images, dict) or sorted(self.images) != sorted(EVALUATED_SPLITS):
+            raise InputError(f"images: expected a mapping with exactly {list(EVALUATED_SPLITS)}, found {self.images!r}")
+        development, test = self.images["development"], self.images["test"]
+        if development == test:
+            raise InputError("images: development and test must be different images, found the same spec")
+        for spec in (development, test):
+            if isinstance(spec, dict) and spec.get("type") == "photos" and spec.get("split") == "train":
+                raise InputError("images: the training photos (split: train) cannot be evaluated on")
+        if all(isinstance(s, dict) and s.get("type") == "photos" for s in (development, test)):
+            if development.get("split") == test.get("split") and development.get("photos") == test.get("photos"):
+                raise InputError("images: development and test take the same photos; give each its own split")
+        if all(isinstance(s, dict) and s.get("type") == "quarf-shapes" for s in (development, test)):
+            train = self.base["data"].get("train", {})
+            first = train.get("seed", 0) if isinstance(train, dict) else 0
+            used = {first + 1000 * k for k in range(self.pilot_seeds + self.max_seeds)}
+            for split, spec in (("development", development), ("test", test)):
+                if spec.get("seed", 0) in used:
+                    raise InputError(f"images.{split}.seed: {spec.get('seed', 0)} is a training seed of some run; "
+                                     "use a seed far from data.train's (e.g. 1000000)")
+            if development.get("seed", 0) == test.get("seed", 0):
+                raise InputError("images: development and test quarf-shapes need different seeds")
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyConfig":
@@ -140,7 +195,7 @@ class StudyConfig:
         unknown = sorted(set(data) - set(STUDY_KEYS))
         if unknown:
             raise InputError(f"CONFIG: unknown keys {unknown}; expected some of {list(STUDY_KEYS)}")
-        missing = [k for k in ("base", "arms", "kinds") if k not in data]
+        missing = [k for k in ("base", "arms", "kinds", "images", "primary", "effect", "control") if k not in data]
         if missing:
             raise InputError(f"CONFIG: missing {missing}")
         return cls(**copy.deepcopy(data))
@@ -148,36 +203,82 @@ class StudyConfig:
     def to_dict(self) -> dict:
         return {k: copy.deepcopy(getattr(self, k)) for k in STUDY_KEYS}
 
-    def train_dict(self, arm: str, seed: int, output_dir) -> dict:
+    @property
+    def pilot(self) -> list[int]:
+        """The pilot seeds (development data only; never in the test table)."""
+        return list(range(self.pilot_seeds))
+
+    def test_seeds(self, count: int) -> list[int]:
+        """The first ``count`` test seeds: they start after the pilot seeds."""
+        return list(range(self.pilot_seeds, self.pilot_seeds + count))
+
+    def diagnostic_names(self) -> list[str]:
+        names = [f"expert_d{d}" for d in self.diagnostics.get("dilations", [])] if self.diagnostics else []
+        return names + (["oracle"] if self.diagnostics.get("oracle") else [])
+
+    def run_names(self) -> list[str]:
+        return [BASE, *self.arms, *self.diagnostic_names()]
+
+    def is_oracle(self, name: str) -> bool:
+        return name == "oracle"
+
+    def base_model_dir(self, out_dir, seed: int) -> Path:
+        return Path(out_dir) / "runs" / BASE / f"seed{seed}" / "train" / "model"
+
+    def _section(self, name: str) -> dict:
+        """The keys run ``name`` lays over ``base``."""
+        if name == BASE:
+            return copy.deepcopy(self.pretrain)
+        if name in self.arms:
+            return copy.deepcopy(self.arms[name])
+        arm = copy.deepcopy(self.arms[self.diagnostics["arm"]])
+        model = arm["model"]
+        from .evaluation import ORACLE_DIM
+
+        if name == "oracle":
+            model["quality"] = {"type": "constant", "dim": ORACLE_DIM}
+        else:  # one expert, the kernel size of the arm's first: the router has nothing to choose
+            dilation = int(name[len("expert_d"):])
+            size = (model.get("quarf", {}).get("experts") or [[3, 1]])[0][0]
+            model["quarf"] = {**model.get("quarf", {}), "experts": [[size, dilation]]}
+            model["quality"] = {"type": "constant", "dim": 36}
+            model.setdefault("config", {})["conditioning"] = "route"
+        return arm
+
+    def train_dict(self, name: str, seed: int, out_dir) -> dict:
         """The training config of one run, as a dict (identical across arms but for the arm's keys)."""
         data = copy.deepcopy(self.base)
-        data.update(copy.deepcopy(self.arms[arm]))
+        data.update(self._section(name))
         augmentation = dict(data.get("augmentation", {"policy": "none"}))
         if augmentation.get("policy", "none") == "degradation" and "corruptions" not in augmentation:
             augmentation["corruptions"] = list(self.kinds["augmentation"])
         data["augmentation"] = augmentation
+        if self.protocol == "finetune" and name != BASE:
+            # Every arm of a seed starts from that seed's base network (its block at the identity).
+            data["model"] = {**data["model"], "base": str(self.base_model_dir(out_dir, seed))}
         # Each seed draws its own training scenes (and initialisation); arms of a seed share them.
         datasets = copy.deepcopy(data.get("data", {}))
         train_spec = datasets.get("train")
         if isinstance(train_spec, dict) and isinstance(train_spec.get("seed"), int):
             train_spec["seed"] = train_spec["seed"] + 1000 * seed
         data["data"] = datasets
-        # Evaluation on the kinds happens after training (quarf_hf.study.worker): clean only here.
-        data.update(seed=seed, output_dir=str(output_dir), evaluation={"corruptions": [], "severities": [3]},
-                    max_minutes=None, checkpoint_every=0)
+        # Evaluation happens after training, on the study's images (quarf_hf.study.worker).
+        data.update(seed=seed, output_dir=str(Path(out_dir) / "runs" / name / f"seed{seed}" / "train"),
+                    evaluation={"corruptions": [], "severities": [3]}, max_minutes=None, checkpoint_every=0)
         return data
 
-    def train_config(self, arm: str, seed: int, output_dir):
+    def train_config(self, name: str, seed: int, out_dir):
         from ..training import TrainConfig
 
         try:
-            return TrainConfig.from_dict(self.train_dict(arm, seed, output_dir))
+            return TrainConfig.from_dict(self.train_dict(name, seed, out_dir))
         except InputError as err:
-            raise InputError(f"arms.{arm} (with base): {err}") from None
+            where = "pretrain" if name == BASE else f"arms.{name}" if name in self.arms else f"diagnostics ({name})"
+            raise InputError(f"{where} (with base): {err}") from None
 
-    def fingerprint(self, arm: str, seed: int) -> str:
+    def fingerprint(self, name: str, seed: int) -> str:
         """A hash of what a run trains: results made under another recipe are never mixed in."""
-        text = json.dumps(self.train_dict(arm, seed, "-"), sort_keys=True)
+        text = json.dumps(self.train_dict(name, seed, "-"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

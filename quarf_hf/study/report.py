@@ -1,105 +1,137 @@
-"""The study's report: per-arm statistics over seeds, paired differences, routing, per kind.
+"""The study's report: the diagnostics first, then the regime gate, the power, and the test table.
 
-Numbers (``report.json``), the same as tables (``report.md``) and plots (``*.png``). For every arm
-and condition (clean, each evaluated set of kinds, each kind): mean and sample standard deviation
-over seeds. For every compared pair of arms: the per-seed differences (first minus second) with
-their mean, standard deviation, a 95% Student-t interval over seeds and how many seeds the first
-arm won. For every QuARF arm: the mean routing weight per expert at each severity, per seed.
+Numbers go to ``report.json``, the same as text to ``report.md``, the arms as a plot (``arms.png``).
+Comparisons are paired by seed (first minus second): mean ± sd of the per-seed differences, the
+95% Student-t interval over seeds, a 95% two-level bootstrap over seeds and images, seeds won.
+The primary comparison is the one the power was computed for; the others are marked secondary.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
 from ..models.checks import InputError
-from .config import StudyConfig
-from .runner import load_result
-
-
-def t_quantile(df: int, level: float = 0.95) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + level / 2, df))
+from .config import BASE, StudyConfig
+from .power import bootstrap_interval, paired_power, t_interval
+from .runner import load_decisions, load_result, metric_of
 
 
 def summarize(values: list[float]) -> dict:
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return {"mean": mean, "sd": sd, "n": n, "values": values}
+    values = [float(v) for v in values]
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),
+            "n": len(values), "values": values}
 
 
-def paired(first: list[float], second: list[float]) -> dict:
-    diffs = [a - b for a, b in zip(first, second)]
-    out = summarize(diffs)
-    n = len(diffs)
-    half = t_quantile(n - 1) * out["sd"] / math.sqrt(n) if n > 1 else float("nan")
-    out.update(ci95=[out["mean"] - half, out["mean"] + half], won=sum(d > 0 for d in diffs))
-    return out
-
-
-def _kind_mean(evaluation: dict, kind: str, metric: str) -> float:
+def _kind_score(evaluation: dict, kind: str, metric: str) -> float:
     by_severity = evaluation["corruptions"][kind]
     return sum(m[metric] for m in by_severity.values()) / len(by_severity)
 
 
-def run_scores(result: dict, metric: str) -> dict:
-    """condition -> score of one run: ``clean``, each split's mean, and ``split/kind``."""
-    scores = {"clean": result["clean"][metric]}
-    for split, evaluation in result["splits"].items():
-        scores[split] = evaluation["mean_corrupted"][metric]
-        for kind in evaluation["corruptions"]:
-            scores[f"{split}/{kind}"] = _kind_mean(evaluation, kind, metric)
-    return scores
+def _per_image(evaluation: dict) -> np.ndarray:
+    """Each image's score averaged over the split's degraded conditions."""
+    rows = [v for k, v in evaluation["per_image"].items() if k != "clean"]
+    return np.nanmean(np.asarray(rows, dtype=float), axis=0)
 
 
-def run_routing(result: dict) -> dict | None:
-    """split -> {"experts": [...], "severity": {"0": weights (clean), "1": mean over kinds, ...}, "kinds": {...}}."""
-    if "routing" not in result["clean"]:
-        return None
-    out = {}
-    for split, evaluation in result["splits"].items():
-        kinds = evaluation["corruptions"]
-        severities = [str(s) for s in evaluation["severities"]]
-        per_severity = {"0": result["clean"]["routing"]}
-        for s in severities:
-            weights = [kinds[k][s]["routing"] for k in kinds]
-            per_severity[s] = [sum(w[e] for w in weights) / len(weights) for e in range(len(weights[0]))]
-        per_kind = {k: {s: kinds[k][s]["routing"] for s in severities} for k in kinds}
-        out[split] = {"experts": evaluation.get("experts"), "severity": per_severity, "kinds": per_kind}
+def compare(first: list[dict], second: list[dict], split: str, metric: str) -> dict:
+    """Paired statistics of two arms' results (one per seed, same seeds) on ``split``'s degraded images."""
+    diffs = [a["splits"][split]["mean_corrupted"][metric] - b["splits"][split]["mean_corrupted"][metric]
+             for a, b in zip(first, second)]
+    out = summarize(diffs)
+    out.update(ci95=t_interval(diffs), won=sum(d > 0 for d in diffs),
+               bootstrap95=bootstrap_interval([_per_image(a["splits"][split]) - _per_image(b["splits"][split])
+                                               for a, b in zip(first, second)]))
     return out
 
 
+def reading(name: str, stat: dict, effect: float, unit: str) -> str:
+    """One sentence on what a comparison shows (said plainly when it shows nothing)."""
+    low, high = stat["ci95"]
+    if low > 0:
+        verdict = f"{name.split(' - ')[0]} is better"
+    elif high < 0:
+        verdict = f"{name.split(' - ')[0]} loses"
+    else:
+        verdict = "no difference detected"
+    text = (f"{name}: {verdict}: {stat['mean']:+.3f} {unit} over {stat['n']} seeds, 95% interval "
+            f"[{low:+.3f}, {high:+.3f}]")
+    if verdict == "no difference detected":
+        text += (" includes zero" + (f" and excludes the practical effect of ±{effect:g} {unit}: any difference is "
+                                       "smaller than the effect looked for" if -effect < low and high < effect else
+                                       f"; an effect of {effect:g} {unit} is not ruled out either"))
+    return text + "."
+
+
 def build_report(config: StudyConfig, out_dir) -> dict:
-    """Everything the report says, from the runs on disk (seeds where every arm is done)."""
+    """Everything the report says, from the runs and decisions on disk."""
     out_dir = Path(out_dir)
-    results = {(arm, seed): load_result(out_dir, arm, seed) for arm in config.arms for seed in config.seeds}
-    splits = [s for s in ("development", "test")
-              if all(r is not None and s in r["splits"] for r in results.values())]
-    seeds = [seed for seed in config.seeds if all(results[(arm, seed)] is not None for arm in config.arms)]
-    if not seeds:
-        raise InputError(f"OUT: no seed of {out_dir} has a result for every arm yet; run the study first")
-    metric = next(iter(results[(next(iter(config.arms)), seeds[0])]["splits"].values()), {}).get("metric", "mIoU")
-    scores = {arm: [run_scores(results[(arm, s)], metric) for s in seeds] for arm in config.arms}
-    conditions = [c for c in scores[next(iter(config.arms))][0]
-                  if c == "clean" or c.split("/")[0] in splits]
-    arms = {arm: {c: summarize([run[c] for run in scores[arm]]) for c in conditions} for arm in config.arms}
+    metric = metric_of(config)
+    unit = "dB" if metric == "psnr" else metric
+    pilot = config.pilot
+    runs = {(n, s): load_result(out_dir, n, s) for n in [BASE, *config.arms, *config.diagnostic_names()] for s in pilot}
+    if any(runs[(n, s)] is None for n in config.arms for s in pilot):
+        raise InputError(f"OUT: the pilot runs of {out_dir} are not all done yet; run the study first")
+    report = {"metric": metric, "unit": unit, "protocol": config.protocol, "effect": config.effect,
+              "primary": config.primary, "secondary": config.secondary, "pilot_seeds": pilot,
+              "kinds": config.kinds, "severities": config.severities}
+    # Diagnostics (development only).
+    dev = lambda name: [runs[(name, s)]["splits"]["development"] for s in pilot]  # noqa: E731
+    diagnostics = {}
+    experts = [n for n in config.diagnostic_names() if n.startswith("expert_d")]
+    if experts and all(runs[(n, s)] is not None for n in experts for s in pilot):
+        table = {}
+        for name in experts:
+            evaluations = dev(name)
+            row = {kind: float(np.mean([_kind_score(e, kind, metric) for e in evaluations]))
+                   for kind in config.kinds["development"]}
+            for severity in config.severities:
+                row[f"s{severity}"] = float(np.mean([np.mean([e["corruptions"][k][str(severity)][metric]
+                                                              for k in config.kinds["development"]]) for e in evaluations]))
+            table[name] = row
+        columns = list(next(iter(table.values())))
+        best = {c: max(table, key=lambda n: table[n][c]) for c in columns}
+        diagnostics["single_experts"] = {"table": table, "best": best, "changes": len(set(best.values())) > 1}
+    if "oracle" in config.diagnostic_names() and all(runs[("oracle", s)] is not None for s in pilot):
+        oracle = [runs[("oracle", s)] for s in pilot]
+        against = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric) for arm in config.arms}
+        static = config.primary[1]
+        diagnostics["oracle"] = {"minus": against, "against": static,
+                                 "nothing_to_gain": against[static]["mean"] < config.effect}
+    report["diagnostics"] = diagnostics
+    report["pilot"] = {arm: summarize([_score_dev(runs[(arm, s)], metric) for s in pilot]) for arm in config.arms}
+    decisions = load_decisions(out_dir)
+    report["gate"] = decisions.get("gate")
+    if not report["gate"] or not report["gate"]["valid"]:
+        return report
+    report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "seeds_needed", "planned", "test_seeds", "stopped",
+                                                     "power_reached")}
+    seeds = [s for s in decisions.get("test_seeds", [])
+             if all((load_result(out_dir, a, s) or {}).get("splits", {}).get("test") for a in config.arms)]
+    report["test_seeds"] = seeds
+    if len(seeds) < 2:
+        return report
+    results = {arm: [load_result(out_dir, arm, s) for s in seeds] for arm in config.arms}
+    report["arms"] = {arm: {"clean": summarize([r["splits"]["test"]["clean"][metric] for r in rs]),
+                            "test": summarize([r["splits"]["test"]["mean_corrupted"][metric] for r in rs]),
+                            **{k: summarize([_kind_score(r["splits"]["test"], k, metric) for r in rs])
+                               for k in config.kinds["test"]}}
+                      for arm, rs in results.items()}
     comparisons = {}
-    for first, second in config.comparisons:
-        comparisons[f"{first} - {second}"] = {
-            c: paired([r[c] for r in scores[first]], [r[c] for r in scores[second]]) for c in conditions}
-    routing = {}
-    for arm in config.arms:
-        per_seed = {str(s): run_routing(results[(arm, s)]) for s in seeds}
-        if all(v is not None for v in per_seed.values()):
-            routing[arm] = {seed: {split: v[split] for split in splits} for seed, v in per_seed.items()}
-    steps = sorted({results[(arm, s)]["steps"] for arm in config.arms for s in seeds})
-    return {"metric": metric, "seeds": seeds, "splits": splits, "kinds": {s: config.kinds[s] for s in splits},
-            "augmentation_kinds": config.kinds["augmentation"], "severities": config.severities,
-            "steps": steps, "arms": arms, "comparisons": comparisons, "routing": routing}
+    for rank, (first, second) in [("primary", config.primary)] + [("secondary", p) for p in config.secondary]:
+        stat = compare(results[first], results[second], "test", metric)
+        stat.update(rank=rank, power=paired_power(len(seeds), decisions["pilot_sd"], config.effect),
+                    reading=reading(f"{first} - {second}", stat, config.effect, unit))
+        comparisons[f"{first} - {second}"] = stat
+    report["comparisons"] = comparisons
+    return report
+
+
+def _score_dev(result: dict, metric: str) -> float:
+    return result["splits"]["development"]["mean_corrupted"][metric]
 
 
 def _fmt(stat: dict) -> str:
@@ -107,67 +139,89 @@ def _fmt(stat: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    metric, splits = report["metric"], report["splits"]
-    main = ["clean"] + splits
-    lines = [f"# Study report ({metric}, {len(report['seeds'])} seeds: {report['seeds']})", "",
-             f"Every run trained {', '.join(map(str, report['steps']))} steps. Trained with the augmentation kinds "
-             f"{report['augmentation_kinds']}; evaluated at severities {report['severities']} on "
-             + "; ".join(f"{s} kinds {report['kinds'][s]}" for s in splits) + ".", "",
-             "## Arms: mean ± sd over seeds", "",
-             "| arm | " + " | ".join(main) + " |", "|---|" + "---|" * len(main)]
+    metric, unit = report["metric"], report["unit"]
+    lines = [f"# Study report ({metric}, protocol {report['protocol']})", "",
+             f"Declared before any run: the primary comparison {report['primary'][0]} - {report['primary'][1]} on the "
+             f"test kinds, practical effect {report['effect']:g} {unit}; secondary: "
+             + (", ".join(f"{a} - {b}" for a, b in report["secondary"]) or "none") + ".", ""]
+    diagnostics = report["diagnostics"]
+    lines += [f"## Diagnostics (development images and kinds, pilot seeds {report['pilot_seeds']})", ""]
+    if "single_experts" in diagnostics:
+        single = diagnostics["single_experts"]
+        columns = list(single["best"])
+        lines += ["Single-expert networks (one dilation each), mean over pilot seeds; kinds averaged over severities, "
+                  "severities over kinds:", "", "| network | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        for name, row in single["table"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+        lines.append("| best | " + " | ".join(single["best"][c] for c in columns) + " |")
+        lines += ["", "The best receptive field " + ("changes with the kind or severity." if single["changes"] else
+                  f"is the same ({next(iter(single['best'].values()))}) for every kind and severity: "
+                  "there is no receptive field for a router to pick per image."), ""]
+    if "oracle" in diagnostics:
+        oracle = diagnostics["oracle"]
+        lines += ["Oracle router (told each image's corruption family and severity) minus each arm, paired over pilot "
+                  "seeds:", "", "| oracle minus | mean ± sd | 95% interval |", "|---|---|---|"]
+        for arm, d in oracle["minus"].items():
+            lines.append(f"| {arm} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
+        lines.append("")
+        if oracle["nothing_to_gain"]:
+            lines += [f"The oracle is no better than {oracle['against']} (by less than the effect of {report['effect']:g} "
+                      f"{unit}): routing has nothing to gain on this benchmark.", ""]
+        else:
+            lines += [f"The oracle beats {oracle['against']} by {oracle['minus'][oracle['against']]['mean']:+.3f} {unit}: "
+                      "perfect quality information has something to give.", ""]
+    if not diagnostics:
+        lines += ["None configured.", ""]
+    lines += ["Pilot arms on development (mean ± sd over pilot seeds): "
+              + "; ".join(f"{a} {_fmt(s)}" for a, s in report["pilot"].items()) + ".", "", "## Regime gate", ""]
+    gate = report["gate"]
+    if gate is None:
+        return "\n".join(lines + ["Not evaluated yet."]) + "\n"
+    lines.append(", ".join(f"{k} {v:.3f}" for k, v in gate["numbers"].items()) + ".")
+    if not gate["valid"]:
+        lines += ["", gate["reason"] + ".", "", "No comparison is reported: fix the recipe (steps, size, model) first."]
+        return "\n".join(lines) + "\n"
+    power = report["power"]
+    if power.get("pilot_sd") is None or power.get("test_seeds") is None:
+        return "\n".join(lines + ["", "Passed.", "", "## Power", "", "Not computed yet."]) + "\n"
+    lines += ["", "Passed.", "", "## Power", "",
+              f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development): {power['pilot_sd']:.4f} "
+              f"{unit}; seeds needed for 80% power (paired t-test, two-sided alpha 0.05) to detect {report['effect']:g} "
+              f"{unit}: {power['seeds_needed']}; planned {power['planned']}; run {len(power['test_seeds'] or [])} "
+              f"(seeds {power['test_seeds']}, after the pilot seeds); power reached {power['power_reached']:.2f}."
+              + (f" Stopped: {power['stopped']}." if power.get("stopped") else "")]
+    if "comparisons" not in report:
+        return "\n".join(lines + ["", "Fewer than two test seeds finished: no comparison."]) + "\n"
+    kinds = report["kinds"]["test"]
+    lines += ["", f"## Test (test images and kinds {kinds}, severities {report['severities']}, seeds {report['test_seeds']})",
+              "", "| arm | clean | test kinds | " + " | ".join(kinds) + " |", "|---|---|---|" + "---|" * len(kinds)]
     for arm, stats in report["arms"].items():
-        lines.append(f"| {arm} | " + " | ".join(_fmt(stats[c]) for c in main) + " |")
-    if report["comparisons"]:
-        lines += ["", "## Paired differences over seeds (first minus second)", "",
-                  "Mean ± sd of the per-seed differences, the 95% t-interval over seeds, seeds won by the first arm.", "",
-                  "| comparison | condition | mean ± sd | 95% interval | seeds won |", "|---|---|---|---|---|"]
-        for name, by_condition in report["comparisons"].items():
-            for c in main:
-                d = by_condition[c]
-                lines.append(f"| {name} | {c} | {d['mean']:+.3f} ± {d['sd']:.3f} | "
-                             f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] | {d['won']}/{d['n']} |")
-    for split in splits:
-        kinds = report["kinds"][split]
-        lines += ["", f"## Per {split} kind: mean ± sd over seeds (mean over severities)", "",
-                  "| arm | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-        for arm, stats in report["arms"].items():
-            lines.append(f"| {arm} | " + " | ".join(_fmt(stats[f"{split}/{k}"]) for k in kinds) + " |")
-        for name, by_condition in report["comparisons"].items():
-            lines.append(f"| {name} (seeds won) | " + " | ".join(
-                f"{by_condition[f'{split}/{k}']['mean']:+.3f} ({by_condition[f'{split}/{k}']['won']}/"
-                f"{by_condition[f'{split}/{k}']['n']})" for k in kinds) + " |")
-    for arm, by_seed in report["routing"].items():
-        for split in splits:
-            experts = next(iter(by_seed.values()))[split]["experts"]
-            severities = list(next(iter(by_seed.values()))[split]["severity"])
-            lines += ["", f"## Routing of {arm} on {split} kinds: mean weight per expert "
-                      f"(receptive fields {experts}) by severity (0 = clean), every seed", "",
-                      "| seed | " + " | ".join(f"s{s}" for s in severities) + " |", "|---|" + "---|" * len(severities)]
-            for seed, splits_routing in by_seed.items():
-                row = splits_routing[split]["severity"]
-                lines.append(f"| {seed} | " + " | ".join("/".join(f"{w:.2f}" for w in row[s]) for s in severities) + " |")
+        lines.append(f"| {arm} | {_fmt(stats['clean'])} | {_fmt(stats['test'])} | "
+                     + " | ".join(_fmt(stats[k]) for k in kinds) + " |")
+    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | 95% bootstrap (seeds, images) | seeds won | power |",
+              "|---|---|---|---|---|---|---|"]
+    for name, d in report["comparisons"].items():
+        lines.append(f"| {name} | {d['rank']} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
+                     f"| [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] | {d['won']}/{d['n']} | {d['power']:.2f} |")
+    lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
+                     for d in report["comparisons"].values()]
     return "\n".join(lines) + "\n"
 
 
 def plot_arms(report: dict, path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    conditions = ["clean"] + report["splits"]
     arms = list(report["arms"])
-    figure = Figure(figsize=(1.8 + 1.6 * len(conditions), 4))
+    figure = Figure(figsize=(1.5 + 1.2 * len(arms), 3.5))
     axis = figure.subplots()
-    width = 0.8 / len(arms)
     for i, arm in enumerate(arms):
-        xs = [c + (i - (len(arms) - 1) / 2) * width for c in range(len(conditions))]
-        stats = [report["arms"][arm][c] for c in conditions]
-        axis.bar(xs, [s["mean"] for s in stats], width, yerr=[s["sd"] for s in stats], capsize=3, label=arm)
-        for x, s in zip(xs, stats):  # every seed, not only the summary
-            axis.scatter([x] * len(s["values"]), s["values"], s=6, color="black", zorder=3)
-    axis.set_xticks(range(len(conditions)), conditions)
-    axis.set_ylabel(f"{report['metric']} (mean ± sd over {len(report['seeds'])} seeds; dots: seeds)")
-    lows = [v for arm in arms for c in conditions for v in report["arms"][arm][c]["values"]]
-    axis.set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.05) if report["metric"] == "mIoU" else None)
-    axis.legend(fontsize=8)
+        stat = report["arms"][arm]["test"]
+        axis.bar(i, stat["mean"], yerr=stat["sd"], capsize=3)
+        axis.scatter([i] * len(stat["values"]), stat["values"], s=6, color="black", zorder=3)  # every seed
+    axis.set_xticks(range(len(arms)), arms)
+    axis.set_ylabel(f"{report['metric']} on test kinds (dots: seeds)")
+    lows = [v for arm in arms for v in report["arms"][arm]["test"]["values"]]
+    axis.set_ylim(min(lows) - 0.05 * abs(min(lows)), max(lows) + 0.05 * abs(max(lows)))
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     with atomic_path(path) as temporary:
@@ -175,41 +229,12 @@ def plot_arms(report: dict, path: Path) -> Path:
     return path
 
 
-def plot_routing(report: dict, arm: str, split: str, path: Path) -> Path:
-    """One panel per seed: mean routing weight per expert against severity (0 = clean)."""
-    from matplotlib.figure import Figure
-
-    by_seed = report["routing"][arm]
-    seeds = list(by_seed)
-    figure = Figure(figsize=(3 * len(seeds), 3))
-    axes = figure.subplots(1, len(seeds), squeeze=False)[0]
-    for axis, seed in zip(axes, seeds):
-        routing = by_seed[seed][split]
-        severities = list(routing["severity"])
-        for e, rf in enumerate(routing["experts"] or range(len(routing["severity"]["0"]))):
-            axis.plot([int(s) for s in severities], [routing["severity"][s][e] for s in severities], marker="o",
-                      label=f"RF {rf}")
-        axis.set_title(f"seed {seed}", fontsize=9)
-        axis.set_xlabel("severity")
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("mean routing weight")
-    axes[0].legend(fontsize=7)
-    figure.suptitle(f"{arm}: routing per expert vs severity, {split} kinds", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    return path
-
-
 def write_study_report(config: StudyConfig, out_dir) -> dict:
-    """Writes ``report.json``, ``report.md`` and the plots into ``out_dir``; returns the paths and the report."""
+    """Writes ``report.json``, ``report.md`` (and ``arms.png`` when there is a test table); returns them."""
     out_dir = Path(out_dir)
     report = build_report(config, out_dir)
     text = markdown(report)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     write_text_atomic(out_dir / "report.md", text)
-    plots = [plot_arms(report, out_dir / "arms.png")]
-    for arm in report["routing"]:
-        for split in report["splits"]:
-            plots.append(plot_routing(report, arm, split, out_dir / f"routing_{arm}_{split}.png"))
+    plots = [plot_arms(report, out_dir / "arms.png")] if "arms" in report else []
     return {"report": report, "markdown": text, "plots": plots}

@@ -1,70 +1,96 @@
-"""Running a study: one job per (arm, seed), side by side in single-thread processes, resumable.
+"""Running a study: the base networks, the diagnostics and the pilot, the regime gate, the power
+computation, then the test seeds; each run a job in a single-thread worker process, resumable.
 
-Layout of the output folder::
+Order (every stage reads only what the stages before it wrote):
 
-    OUT/study.json                 the config the results were made with
-    OUT/runs/<arm>/seed<k>/job.json, result.json, log.txt, train/ (the run's model folder)
-    OUT/report.md, report.json, *.png   (quarf_hf.study.report)
+1. ``base`` of each pilot seed (clean data for segmentation; for restoration the plain network
+   with the degradation mix), evaluated on the development images and kinds;
+2. the diagnostics (single-expert networks, the oracle router) and every arm on the pilot seeds,
+   development only;
+3. the regime gate (:func:`regime_gate`): if it fails the study stops here ("regime invalid");
+4. the power: the paired sd of the primary comparison over the pilot seeds gives the seeds needed
+   (:func:`quarf_hf.study.power.seeds_needed`), written to ``decisions.json`` once;
+5. the test seeds (after the pilot seeds), a few at a time while the time cap allows: their base,
+   then every arm, evaluated once on the test images and kinds.
 
-A run whose ``result.json`` holds every requested split is done and never repeated; one that
-lacks a split (``test`` added to ``evaluate`` later) is evaluated from its saved model without
-training again; one without a result starts from scratch. Every run trains ``base.max_steps``
-steps; the study's ``max_minutes`` is a cap on the whole study: when it is hit the running jobs
-are stopped and the study aborts (completed runs are kept for resuming), so arms are never
-trained unequally.
+Layout: ``OUT/study.json`` (the config), ``OUT/decisions.json`` (gate, pilot sd, seeds needed),
+``OUT/runs/<name>/seed<k>/`` (``job.json``, ``result.json``, ``log.txt``, ``train/model``) and the
+report (:mod:`quarf_hf.study.report`). A run whose ``result.json`` holds every requested split is
+never repeated, so a stopped study resumes where it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..models.checks import InputError
-from .config import StudyConfig
+from .config import BASE, StudyConfig
 
 
 class StudyAborted(RuntimeError):
     """The study's time cap was hit (or a run failed); finished runs stay on disk for resuming."""
 
 
-def run_dir(out_dir: Path, arm: str, seed: int) -> Path:
-    return Path(out_dir) / "runs" / arm / f"seed{seed}"
+def run_dir(out_dir: Path, name: str, seed: int) -> Path:
+    return Path(out_dir) / "runs" / name / f"seed{seed}"
 
 
-def load_result(out_dir: Path, arm: str, seed: int) -> dict | None:
-    path = run_dir(out_dir, arm, seed) / "result.json"
+def load_result(out_dir: Path, name: str, seed: int) -> dict | None:
+    path = run_dir(out_dir, name, seed) / "result.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def plan_jobs(config: StudyConfig, out_dir: Path) -> list[dict]:
-    """The jobs still to do, seed by seed (so that early seeds are complete first)."""
-    jobs = []
-    for seed in config.seeds:
-        for arm in config.arms:
-            folder = run_dir(out_dir, arm, seed)
-            fingerprint = config.fingerprint(arm, seed)
-            result = load_result(out_dir, arm, seed)
-            if result is not None and result.get("fingerprint") != fingerprint:
-                raise InputError(f"OUT: {folder} holds a run of a different recipe for arm {arm!r}; use another "
-                                 "output folder (results of different recipes are never mixed)")
-            missing = [s for s in config.evaluate if result is None or s not in result["splits"]]
-            if not missing:
-                continue
-            train_config = config.train_dict(arm, seed, folder / "train")
-            jobs.append({
-                "arm": arm, "seed": seed, "fingerprint": fingerprint, "train": result is None,
-                "train_config": train_config, "evaluate": {s: config.kinds[s] for s in missing},
-                "severities": config.severities, "batch_size": train_config.get("batch_size", 8), "threads": 1,
-                "folder": str(folder),
-            })
-    return jobs
+def load_decisions(out_dir) -> dict:
+    path = Path(out_dir) / "decisions.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def make_job(config: StudyConfig, out_dir: Path, name: str, seed: int, splits) -> dict | None:
+    """The job of run (name, seed) evaluated on ``splits``; None when its result already has them."""
+    fingerprint = config.fingerprint(name, seed)
+    result = load_result(out_dir, name, seed)
+    folder = run_dir(out_dir, name, seed)
+    if result is not None and result.get("fingerprint") != fingerprint:
+        raise InputError(f"OUT: {folder} holds a run of a different recipe for {name!r}; use another "
+                         "output folder (results of different recipes are never mixed)")
+    missing = [s for s in splits if result is None or s not in result["splits"]]
+    if result is not None and not missing:
+        return None
+    return {"name": name, "seed": seed, "fingerprint": fingerprint, "train": result is None,
+            "train_config": config.train_dict(name, seed, out_dir), "oracle": config.is_oracle(name),
+            "evaluate": {s: {"kinds": config.kinds[s], "images": config.images[s]} for s in missing},
+            "severities": config.severities, "threads": 1, "folder": str(folder),
+            # the evaluated degradations follow the training's size rule
+            "reference_size": config.base.get("augmentation", {}).get("reference_size")}
+
+
+def image_hashes(spec, task: str) -> set[str]:
+    """One hash per evaluated image (the clean source the conditions degrade)."""
+    import numpy as np
+
+    from ..data import load_dataset_spec
+
+    dataset = load_dataset_spec(spec)
+    key = "labels" if task == "restoration" else "pixel_values"
+    return {hashlib.sha256(np.ascontiguousarray(np.asarray(dataset[i][key], dtype=np.float32)).tobytes()).hexdigest()
+            for i in range(len(dataset))}
+
+
+def check_separate_images(config: StudyConfig) -> None:
+    """Development and test images share no image (checked on the pixels, before any run)."""
+    task = config.base.get("task", "segmentation")
+    shared = image_hashes(config.images["development"], task) & image_hashes(config.images["test"], task)
+    if shared:
+        raise InputError(f"images: development and test share {len(shared)} identical images; give them separate images")
 
 
 def _stop_on_sigterm():
@@ -78,64 +104,182 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
+class _Pool:
+    """Runs lists of jobs side by side in worker processes (one thread each)."""
+
+    def __init__(self, config: StudyConfig, progress: bool):
+        self.config, self.progress = config, progress
+        self.started = time.monotonic()
+        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.done = 0
+
+    def elapsed_minutes(self) -> float:
+        return (time.monotonic() - self.started) / 60
+
+    def run(self, jobs: list, stage: str, hard_cap: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        jobs = [job for job in jobs if job is not None]
+        if not jobs:
+            return
+        workers = max(1, min(self.config.workers, os.cpu_count() or 1, len(jobs)))
+        running: list[tuple[subprocess.Popen, dict, object]] = []
+        queue = list(jobs)
+        bar = tqdm(total=len(jobs), desc=f"{stage} ({workers} at once)", unit="run", disable=not self.progress)
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    job = queue.pop(0)
+                    folder = Path(job["folder"])
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_text_atomic(folder / "job.json", json.dumps(job, indent=1))
+                    log = open(folder / "log.txt", "a")
+                    process = subprocess.Popen([sys.executable, "-m", "quarf_hf.study.worker", str(folder)],
+                                               stdout=log, stderr=subprocess.STDOUT, env=self.env)
+                    running.append((process, job, log))
+                time.sleep(0.2)
+                for entry in list(running):
+                    process, job, log = entry
+                    if process.poll() is None:
+                        continue
+                    running.remove(entry)
+                    log.close()
+                    if process.returncode != 0:
+                        raise StudyAborted(f"run {job['name']} seed {job['seed']} failed (exit {process.returncode}); "
+                                           f"see {job['folder']}/log.txt")
+                    self.done += 1
+                    bar.update(1)
+                    bar.set_postfix_str(f"{job['name']} seed {job['seed']}")
+                cap = self.config.max_minutes
+                if hard_cap and cap is not None and self.elapsed_minutes() > cap:
+                    raise StudyAborted(f"max_minutes: the study's cap of {cap:g} minutes was hit in the {stage} with "
+                                       f"{len(queue) + len(running)} of {len(jobs)} runs left; no run was cut short: "
+                                       "run the same command again to resume")
+        finally:
+            for process, _, log in running:  # only our own workers, by their handles
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                log.close()
+            bar.close()
+
+
+def _score(result: dict, split: str, metric: str, degraded: bool = True) -> float:
+    evaluation = result["splits"][split]
+    return evaluation["mean_corrupted"][metric] if degraded else evaluation["clean"][metric]
+
+
+def metric_of(config: StudyConfig) -> str:
+    return "psnr" if config.base.get("task") == "restoration" else "mIoU"
+
+
+def regime_gate(config: StudyConfig, out_dir) -> dict:
+    """Whether the pilot runs are in a regime where a comparison means something.
+
+    Segmentation: the augmentation-only arm (``control``) beats the clean base network on the
+    degraded development images (means over the pilot seeds). Restoration: the control beats
+    the identity (the degraded input itself) by ``min_gain_over_identity`` dB on development.
+    """
+    metric = metric_of(config)
+    control = [load_result(out_dir, config.control, s) for s in config.pilot]
+    control_score = sum(_score(r, "development", metric) for r in control) / len(control)
+    if metric == "psnr":
+        identity = sum(r["splits"]["development"]["identity"]["mean_corrupted"]["psnr"] for r in control) / len(control)
+        gain = control_score - identity
+        valid = gain >= config.min_gain_over_identity
+        numbers = {"control": control_score, "identity": identity, "gain": gain}
+        reason = (f"{config.control} scores {control_score:.2f} dB PSNR on the degraded development images, the degraded "
+                  f"input itself {identity:.2f} dB: a gain of {gain:+.2f} dB, below the "
+                  f"{config.min_gain_over_identity:g} dB the gate asks")
+    else:
+        bases = [load_result(out_dir, BASE, s) for s in config.pilot]
+        base_score = sum(_score(r, "development", metric) for r in bases) / len(bases)
+        valid = control_score > base_score
+        numbers = {"control": control_score, "clean_base": base_score, "gain": control_score - base_score}
+        reason = (f"{config.control} (augmentation) scores {control_score:.3f} {metric} on the degraded development "
+                  f"images, not above the clean-trained base's {base_score:.3f}: augmentation does not help yet, so "
+                  "no arm's robustness can be read from this recipe")
+    return {"valid": bool(valid), "numbers": numbers, "reason": None if valid else f"regime invalid: {reason}"}
+
+
+def pilot_sd(config: StudyConfig, out_dir) -> float:
+    """The sd of the primary comparison's per-seed differences over the pilot seeds (development)."""
+    import numpy as np
+
+    metric = metric_of(config)
+    first, second = config.primary
+    diffs = [_score(load_result(out_dir, first, s), "development", metric)
+             - _score(load_result(out_dir, second, s), "development", metric) for s in config.pilot]
+    return float(np.std(diffs, ddof=1))
+
+
+def _run_minutes(config: StudyConfig, out_dir) -> float:
+    """Minutes one run takes (train + one evaluation), from the pilot runs."""
+    times = []
+    for name in [*config.arms]:
+        for seed in config.pilot:
+            result = load_result(out_dir, name, seed)
+            times.append(result["train_seconds"] + sum(e.get("seconds", 0) for e in result["splits"].values()))
+    return sum(times) / len(times) / 60
+
+
 def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
-    """Runs every missing (arm, seed) job; returns ``{"done": n, "skipped": m}``. Raises
-    :class:`StudyAborted` at the time cap or when a run fails (its log is named)."""
-    from tqdm.auto import tqdm
+    """Runs every stage (see the module doc); returns the decisions (``decisions.json``). Raises
+    :class:`StudyAborted` when the time cap is hit before the test stage or a run fails."""
+    from .power import paired_power, seeds_needed
 
     out_dir = Path(out_dir)
     saved = out_dir / "study.json"
     if saved.is_file():
         previous = json.loads(saved.read_text())
-        if previous.get("base") != config.base or previous.get("kinds") != config.kinds:
-            raise InputError(f"OUT: {out_dir} holds a study with another base recipe or kinds; use another output folder")
-    jobs = plan_jobs(config, out_dir)
+        for key in ("base", "kinds", "images", "protocol", "pretrain", "effect", "primary"):
+            if previous.get(key) != getattr(config, key):
+                raise InputError(f"OUT: {out_dir} holds a study with another {key}; use another output folder")
+    check_separate_images(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(saved, json.dumps(config.to_dict(), indent=1))
-    total = len(config.arms) * len(config.seeds)
-    workers = max(1, min(config.workers, os.cpu_count() or 1, len(jobs) or 1))
-    started = time.monotonic()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    running: list[tuple[subprocess.Popen, dict, object]] = []
-    queue = list(jobs)
-    bar = tqdm(total=len(jobs), desc=f"study ({workers} at once)", unit="run", disable=not progress)
+    pool = _Pool(config, progress)
     previous_handler = _stop_on_sigterm()
     try:
-        while queue or running:
-            while queue and len(running) < workers:
-                job = queue.pop(0)
-                folder = Path(job["folder"])
-                folder.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(folder / "job.json", json.dumps(job, indent=1))
-                log = open(folder / "log.txt", "a")
-                process = subprocess.Popen([sys.executable, "-m", "quarf_hf.study.worker", str(folder)],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env)
-                running.append((process, job, log))
-            time.sleep(0.2)
-            for entry in list(running):
-                process, job, log = entry
-                if process.poll() is None:
-                    continue
-                running.remove(entry)
-                log.close()
-                if process.returncode != 0:
-                    raise StudyAborted(f"run {job['arm']} seed {job['seed']} failed (exit {process.returncode}); "
-                                       f"see {job['folder']}/log.txt")
-                bar.update(1)
-                bar.set_postfix_str(f"{job['arm']} seed {job['seed']}")
-            if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
-                raise StudyAborted(f"max_minutes: the study's cap of {config.max_minutes:g} minutes was hit with "
-                                   f"{len(queue) + len(running)} of {len(jobs)} runs left; no arm was cut short: run "
-                                   "the same command again to resume")
+        pool.run([make_job(config, out_dir, BASE, s, ["development"]) for s in config.pilot], "base networks (pilot)")
+        names = [*config.diagnostic_names(), *config.arms]
+        pool.run([make_job(config, out_dir, n, s, ["development"]) for s in config.pilot for n in names],
+                 "diagnostics and pilot")
+        decisions = load_decisions(out_dir)
+        if "gate" not in decisions:  # every choice is made once, on the pilot seeds, and kept
+            decisions["gate"] = regime_gate(config, out_dir)
+            if decisions["gate"]["valid"]:
+                sd = pilot_sd(config, out_dir)
+                needed = seeds_needed(sd, config.effect)
+                decisions.update(pilot_sd=sd, seeds_needed=needed,
+                                 planned=min(config.max_seeds, max(config.min_seeds, needed)))
+            write_text_atomic(out_dir / "decisions.json", json.dumps(decisions, indent=1))
+        if not decisions["gate"]["valid"]:
+            return decisions
+        per_run = _run_minutes(config, out_dir)
+        seeds = config.test_seeds(decisions["planned"])
+        chunk = max(1, config.workers)
+        ran, stopped = [], None
+        for i in range(0, len(seeds), chunk):
+            group = seeds[i:i + chunk]
+            runs = len(group) * (len(config.arms) + (config.protocol == "finetune"))
+            estimate = per_run * runs / min(chunk, len(group))
+            if (config.max_minutes is not None and all(load_result(out_dir, a, s) is None for a in config.arms for s in group)
+                    and pool.elapsed_minutes() + estimate > config.max_minutes):
+                stopped = (f"max_minutes: {config.max_minutes:g} minutes would be passed by the next seeds "
+                           f"(about {estimate:.1f} minutes more)")
+                break
+            if config.protocol == "finetune":
+                pool.run([make_job(config, out_dir, BASE, s, []) for s in group], "base networks (test)", hard_cap=False)
+            pool.run([make_job(config, out_dir, a, s, ["test"]) for s in group for a in config.arms], "test seeds",
+                     hard_cap=False)
+            ran += group
+        decisions.update(test_seeds=ran, stopped=stopped,
+                         power_reached=paired_power(len(ran), decisions["pilot_sd"], config.effect) if ran else 0.0)
+        write_text_atomic(out_dir / "decisions.json", json.dumps(decisions, indent=1))
+        return decisions
     finally:
-        for process, _, log in running:  # only our own workers, by their handles
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
-        bar.close()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
-    return {"done": len(jobs), "skipped": total - len(jobs)}

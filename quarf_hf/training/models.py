@@ -14,8 +14,11 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
     """The model a training config describes (random init, or from ``base``).
 
     ``num_labels``/``id2label``/``ignore_index`` come from the training data; a ``base`` whose
-    head has other classes gets a new head. With ``base``, the architecture keys (``config``,
-    ``hub_config``) are the base's own and are not read.
+    head has other classes gets a new head. With ``base``, the architecture (widths, depths) is
+    the base's own; the block's settings (``quarf``, ``quality``, ``config.conditioning``) given in
+    the section are this model's, inserted into the base at their identity initialisation (a
+    plain SegFormer or restoration UNet becomes a QuARF / FiLM / static model that starts out
+    giving the base's outputs, as ``quarf-hf study``'s fine-tuning protocol needs).
     """
     kind = model_section["type"]
     architecture = {}
@@ -47,16 +50,43 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
     if kind == "quarf_segformer":
         stage = model_section.get("quarf_stage", stage)
         if base:
+            conditioning = model_section.get("config", {}).get("conditioning", "route")
             model = QuarfSegformerForSemanticSegmentation.from_segformer(
-                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label, **pinned, **quarf
+                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label,
+                conditioning=conditioning, **pinned, **quarf
             )
             if ignore_index is not None:
                 model.config.semantic_loss_ignore_index = int(ignore_index)
             return model
         return new_quarf_model("quarf_segformer", quality, **architecture, **labels, quarf=quarf, quarf_stage=stage)
     if base:
-        return QuarfRestorationModel.from_pretrained(base, **pinned)
+        return _restoration_from_base(base, model_section, pinned)
     return new_quarf_model("quarf_restoration", quality, **architecture, quarf=quarf)
+
+
+def _restoration_from_base(base: str, model_section: dict, pinned: dict):
+    """A restoration model from ``base``: the base itself when the section sets no block settings,
+    else a new model with the base's UNet weights and the section's block (identity at init)."""
+    from ..models.checks import InputError
+
+    model = QuarfRestorationModel.from_pretrained(base, **pinned)
+    conditioning = (model_section.get("config") or {}).get("conditioning")
+    if not any(key in model_section for key in ("quarf", "quality")) and conditioning is None:
+        return model
+    settings = model.config.to_dict()
+    architecture = {k: settings[k] for k in ("block_out_channels", "layers_per_block", "norm_num_groups",
+                                             "mid_block_attention", "num_channels", "loss", "charbonnier_eps")
+                    if k in settings}
+    new = new_quarf_model("quarf_restoration", model_section.get("quality", settings.get("quality", "brisque")),
+                          **architecture, conditioning=conditioning or settings.get("conditioning", "route"),
+                          quarf=dict(model_section.get("quarf", {})))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("quarf.", "quality_extractor."))}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("quarf.", "quality_extractor."))]
+    if missing or unexpected:
+        raise InputError(f"model.base: {base!r} does not match the restoration UNet (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    return new
 
 
 

@@ -1,0 +1,115 @@
+"""The study's evaluation: the package's runner image by image (for the bootstrap), and the oracle.
+
+:func:`evaluate_per_image` gives what :func:`quarf_hf.evaluation.evaluate_model` gives (the same
+degraded images, the same aggregate metrics) plus ``per_image``: condition -> one score per image
+(PSNR for restoration; the image's own mIoU for segmentation), which the report's bootstrap
+resamples.
+
+The oracle router (a diagnostic, never a shipped model): the QuARF block fed, instead of the
+quality vector, a one-hot of the corruption's family (noise / blur / weather / digital) and its
+severity (0 = clean). Training and evaluation kinds are disjoint, so the kind itself cannot be
+told to the router on unseen kinds; its family and severity are what a perfect quality model
+could say about them. The model is built with a constant quality extractor of
+:data:`ORACLE_DIM` features; in training the vector comes from the augmentation's own draw
+(:class:`OracleTask`), in evaluation from the condition being evaluated (:class:`OracleQuality`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..training.segmentation import SegmentationTask
+from ..training.seeds import seeded_generator
+from .config import FAMILIES, corruption_family
+
+ORACLE_DIM = len(FAMILIES) + 6  # family one-hot + severity one-hot (0 = clean, 1..5)
+
+
+def oracle_vector(kind: str | None, severity: int | None) -> torch.Tensor:
+    """The oracle's quality vector of one image: its corruption's family and severity, one-hot."""
+    vector = torch.zeros(ORACLE_DIM)
+    if kind is None:
+        vector[len(FAMILIES)] = 1.0
+    else:
+        vector[FAMILIES.index(corruption_family(kind))] = 1.0
+        vector[len(FAMILIES) + int(severity)] = 1.0
+    return vector
+
+
+class OracleQuality(torch.nn.Module):
+    """Stands in for a model's constant extractor in evaluation: the current condition's vector."""
+
+    min_size = 1
+    feature_dim = ORACLE_DIM
+
+    def __init__(self):
+        super().__init__()
+        self.vector = oracle_vector(None, None)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vector.to(pixel_values.device).expand(pixel_values.shape[0], -1)
+
+
+def _extractor_owner(model):
+    return model.segformer if hasattr(model, "segformer") else model
+
+
+class OracleTask(SegmentationTask):
+    """Train's task, with each image's true (family, severity) as the model's quality features."""
+
+    def loss(self, run, batch: dict, position: tuple) -> torch.Tensor:
+        pixels, labels = batch["pixel_values"], batch["labels"]
+        plan = [None] * len(pixels)
+        if self.augmentation is not None:
+            # The same generator state as the degradation below: the plan is what it does.
+            plan = self.augmentation.plan(len(pixels), seeded_generator(pixels.device, *position, 2), pixels.device)
+            pixels = self.augmentation(pixels, generator=seeded_generator(pixels.device, *position, 2))
+        features = torch.stack([oracle_vector(*(p or (None, None))) for p in plan]).to(pixels.device)
+        with run.accelerator.autocast():
+            out = run.model(pixel_values=(pixels - self.mean) / self.std, labels=labels, quality_features=features)
+        return out.loss
+
+
+def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, oracle: bool = False,
+                       reference_size: int | None = None) -> dict:
+    """:func:`~quarf_hf.evaluation.evaluate_model`'s result plus ``per_image`` (see the module doc)."""
+    from ..evaluation.runner import evaluate_batch, finish_evaluation, setup_evaluation, store_condition
+
+    run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed, batch_size=1,
+                           reference_size=reference_size)
+    if oracle:
+        _extractor_owner(model).quality_extractor = OracleQuality()
+    results, per_image = {}, {}
+    model.eval()
+    with torch.no_grad():
+        for name, severity in run.conditions:
+            if oracle:
+                _extractor_owner(model).quality_extractor.vector = oracle_vector(name, severity)
+            total, scores = run.new_condition(), []
+            for batch in run.batches():  # one image per batch: its own score, then added to the total
+                state = run.new_condition()
+                evaluate_batch(run, state, batch, name, severity)
+                metrics = state.meter.compute(None)
+                scores.append(metrics["psnr"] if run.task == "restoration" else metrics["mIoU"])
+                _add(total, state)
+            store_condition(results, total, name, severity, None)
+            per_image["clean" if name is None else f"{name}/{severity}"] = scores
+    out = finish_evaluation(run, results)
+    out["per_image"] = per_image
+    return out
+
+
+def _add(total, state) -> None:
+    """Sums one image's meters into the condition's (confusion matrix or PSNR/SSIM sums, routing)."""
+    meter = total.meter
+    if hasattr(meter, "confusion"):
+        meter.confusion += state.meter.confusion
+    else:
+        meter.sums += state.meter.sums
+        total.identity.sums += state.identity.sums
+    if total.routing_sum is not None:
+        total.routing_sum = total.routing_sum + state.routing_sum
+    total.count += state.count
+
+
+__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image"]
