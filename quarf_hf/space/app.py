@@ -32,6 +32,7 @@ DEFAULT_MIN_SIDE = 32    # smallest side accepted when no model says otherwise
 SEVERITIES = list(inference.SEVERITIES)
 # The photo the page opens on: a test photo (never seen in training nor in model selection).
 DEFAULT_PHOTO = "chelsea"
+MAX_PSNR = 100.0  # evaluation.metrics.psnr_per_image's cap (identical images)
 ROLE_NAMES = {"quarf": "QuARF segmentation", "baseline": "baseline segmentation",
               "restoration": "QuARF restoration", "plain_restoration": "plain restoration"}
 NATURAL_IMAGES = Path("..") / "shared" / "data" / "natural-images"
@@ -320,7 +321,9 @@ class SpaceLogic:
             labels = inference.expert_labels(model, weights.shape[-1])
             routing[model.title] = weights.mean(1).numpy()  # mean over groups: (severities, experts)
             numbers["routing"][model.title] = {"experts": labels, "weights": weights.tolist()}
-        plot = plots.sweep_plot(SEVERITIES, routing or None, labels, psnr, corruption, score_label="PSNR against the clean image (dB)",
+        # an image equal to the clean one (severity 0, degraded) scores the 100-dB cap: left off the plot's scale
+        shown = {title: [v if v < MAX_PSNR else float("nan") for v in values] for title, values in psnr.items()}
+        plot = plots.sweep_plot(SEVERITIES, routing or None, labels, shown, corruption, score_label="PSNR against the clean image (dB)",
                                 score_title="restoration against clean", score_limits=None)
         return self.image(plot), numbers
 
