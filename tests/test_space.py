@@ -549,5 +549,18 @@ def test_browser_photo_restoration_then_upload_slider_outputs_and_screenshots(se
         assert any(name in legend for name in CLASS_NAMES[:5])
         assert "What the router sees" in driver.find_element(By.ID, "quarf-notes").text
         assert screenshot.stat().st_size > 20_000
+
+        # A file named .png that is not an image (the browser itself refuses other extensions): one
+        # line in the page (an error notice) that names it, no traceback.
+        driver.find_element(By.CSS_SELECTOR, "#quarf-input button[aria-label='Remove Image']").click()
+        fake = images["folder"] / "browser-fake.png"
+        fake.write_text("not an image\n")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#quarf-input input[type=file]")).send_keys(str(fake))
+        notice = wait.until(lambda d: d.execute_script(
+            "const t = Array.from(document.querySelectorAll('.toast-message-text')).map(e => e.textContent.trim());"
+            "return t.some(m => m.includes('is not an image')) ? t : null;"))
+        line = next(m for m in notice if "is not an image" in m)
+        assert line.startswith("image: expected an image file") and "browser-fake.png" in line
+        assert "\n" not in line and "Traceback" not in " ".join(notice)
     finally:
         driver.quit()
