@@ -94,9 +94,13 @@ def test_a_revision_for_a_local_folder_is_refused_in_one_line(tmp_path):
     assert result.returncode == 2 and "--revision:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_space_revisions_come_from_the_environment(monkeypatch):
+def test_space_revisions_come_from_the_environment(monkeypatch, tmp_path):
     from quarf_hf.space import models
 
+    # no demo folders (the restoration pair would come from them) and no models from the environment
+    monkeypatch.setenv("QUARF_DEMO_DIR", str(tmp_path / "no-demo"))
+    for variable in models.ENV_VARS.values():
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("QUARF_REVISION", "q123")
     monkeypatch.setenv("RESTORATION_REVISION", "r456")
     monkeypatch.delenv("BASELINE_REVISION", raising=False)

@@ -4,14 +4,15 @@
   output compared with an independent computation (degradation, model arg-max + blend, mIoU
   from a numpy confusion matrix, PSNR), every corruption kind, routing that moves with severity,
   bad uploads answered with a message while the worker lives on, 8 concurrent clients equal to
-  sequential calls, the sweep, the restoration tab;
+  sequential calls, the sweep, the restoration tab (QuARF and plain side by side, its sweep);
 - the image loader on 16-bit grey and RGB / grey / RGBA / JPEG / WebP files against independent conversions;
 - `python spaces/quarf-demo/app.py` with no model (the page says how to get one) and
   `quarf-hf space` picking up the demo's folders (and naming a model that fails to load), as
   subprocesses;
-- a headless Chromium (Debian's chromium + chromium-driver, through selenium): upload, move the
-  slider, wait, screenshot (kept under $QUARF_TEST_ARTIFACTS or tests/artifacts/), and check that
-  the components hold content.
+- a headless Chromium (Debian's chromium + chromium-driver, through selenium): the page opens on a
+  built-in photo and shows it restored with the routing; the restoration sweep; then upload, move
+  the slider, wait, screenshot (kept under $QUARF_TEST_ARTIFACTS or tests/artifacts/), and check
+  that the components hold content.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from quarf_hf.evaluation.runner import degradation_seed  # noqa: E402
 from quarf_hf.space.app import build_app, example_rows  # noqa: E402
 from quarf_hf.space.images import MAX_SIDE, load_upload  # noqa: E402
 from quarf_hf.space.models import SpaceModels, prepare  # noqa: E402
-from tiny_models import segformer_config  # noqa: E402
+from tiny_models import save_demo_restoration, segformer_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = segformer_config(num_labels=5, id2label=dict(enumerate(CLASS_NAMES[:5])),
@@ -68,7 +69,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tiny_models(seed: int = 0) -> dict:
+def tiny_models(seed: int = 0, folder: Path | None = None) -> dict:
+    """The tiny segmenters and (saved under ``folder`` when given, as `quarf-hf demo` lays them out)
+    the two restoration models."""
     torch.manual_seed(seed)
     quarf = QuarfSegformerForSemanticSegmentation(QuarfSegformerConfig(
         **TINY, quality="brisque", quarf={"num_groups": 4, "experts": EXPERTS, "mode": "soft"}))
@@ -77,8 +80,10 @@ def tiny_models(seed: int = 0) -> dict:
     with torch.no_grad():
         quarf.segformer.quarf.router.route_linear.weight.mul_(20)
     baseline = SegformerForSemanticSegmentation(SegformerConfig(**TINY))
-    restoration = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], quality="brisque"))
-    return {"quarf": quarf.eval(), "baseline": baseline.eval(), "restoration": restoration.eval()}
+    if folder is None:
+        restoration = QuarfRestorationModel(QuarfRestorationConfig(block_out_channels=[8, 16], quality="brisque"))
+        return {"quarf": quarf.eval(), "baseline": baseline.eval(), "restoration": restoration.eval()}
+    return {"quarf": quarf.eval(), "baseline": baseline.eval(), **save_demo_restoration(folder, seed)}
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:
@@ -92,8 +97,8 @@ def png_array(path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def models():
-    return tiny_models()
+def models(tmp_path_factory):
+    return tiny_models(folder=tmp_path_factory.mktemp("restoration_models"))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,8 @@ def server(models, tmp_path_factory, cli_servers):
     (It asks for ``cli_servers`` only so that those subprocesses start first and boot meanwhile.)"""
     space_models = SpaceModels(quarf=prepare("quarf", "tiny QuARF", models["quarf"]),
                                baseline=prepare("baseline", "tiny SegFormer", models["baseline"]),
-                               restoration=prepare("restoration", "tiny restoration", models["restoration"]))
+                               restoration=prepare("restoration", "tiny restoration", models["restoration"]),
+                               plain_restoration=prepare("plain_restoration", "tiny plain", models["plain_restoration"]))
     app = build_app(space_models, examples_dir=tmp_path_factory.mktemp("examples"))
     _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
     yield url
@@ -125,7 +131,7 @@ def images(tmp_path_factory):
 
 
 def segment(client, path, corruption, severity):
-    return client.predict(handle_file(str(path)), corruption, severity, api_name="/segment")
+    return client.predict(handle_file(str(path)), corruption, severity, None, api_name="/segment")
 
 
 def reference_prediction(model, image: torch.Tensor) -> np.ndarray:
@@ -284,7 +290,7 @@ def test_concurrent_clients_get_the_sequential_answers(server, client, images):
 def test_sweep_and_restoration(client, images, models):
     """Sweep: severity 0 scores mIoU 1 and routes as the single request does. Restoration: the
     restored image is the model's reconstruction, and the PSNR is computed here too."""
-    plot, numbers = client.predict(handle_file(str(images["scene"])), "gaussian_noise", api_name="/sweep")
+    plot, numbers = client.predict(handle_file(str(images["scene"])), "gaussian_noise", None, api_name="/sweep")
     assert Image.open(plot).size[0] > 400
     assert numbers["severities"] == [0, 1, 2, 3, 4, 5]
     for values in numbers["mIoU_vs_clean"].values():
@@ -293,15 +299,29 @@ def test_sweep_and_restoration(client, images, models):
     clean_mean = np.array(details["models"]["QuARF"]["routing"]).mean(0)
     assert np.allclose(numbers["routing"]["mean_weight"][0], clean_mean, atol=1e-5)
 
-    degraded_path, restored_path, clean_path, text, _ = client.predict(
-        handle_file(str(images["scene"])), "defocus_blur", 3, api_name="/restore")
+    clean_path, degraded_path, quarf_path, plain_path, text, chart, details = client.predict(
+        handle_file(str(images["scene"])), "defocus_blur", 3, "chelsea", api_name="/restore")  # the upload wins
+    assert details["image"] == "upload" and details["size"] == [70, 48]
     degraded = torch.from_numpy(png_array(degraded_path).astype(np.float32) / 255).permute(2, 0, 1)[None]
     clean = torch.from_numpy(png_array(clean_path).astype(np.float32) / 255).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        restored = models["restoration"](pixel_values=degraded).reconstruction
-    assert np.abs(png_array(restored_path).astype(int) - (restored[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() <= 1
+    generator = torch.Generator().manual_seed(degradation_seed(0, "defocus_blur", 3, 0))
+    exact = degrade(clean, "defocus_blur", 3, generator=generator).clamp(0, 1)  # unrounded, as the page has it
+    assert np.abs(png_array(degraded_path).astype(int) - (exact[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() == 0
+    for name, path in (("restoration", quarf_path), ("plain_restoration", plain_path)):
+        with torch.no_grad():
+            restored = models[name](pixel_values=exact).reconstruction
+        assert np.abs(png_array(path).astype(int) - (restored[0].permute(1, 2, 0).numpy() * 255).round().astype(int)).max() <= 1
     psnr = 10 * np.log10(1 / float(((degraded - clean) ** 2).mean()))  # from the 8-bit PNGs: within 0.05 dB
     assert float(text.split("degraded ")[1].split(" dB")[0]) == pytest.approx(psnr, abs=0.05)
+    assert details["psnr"]["degraded"] == pytest.approx(psnr, abs=0.05)
+    assert len(chart["data"]) == 5 * 4 and "plain" in details["models"] and "routing" not in details["models"]["plain"]
+
+    plot, numbers = client.predict(None, "gaussian_noise", "coffee", api_name="/restore_sweep")  # a built-in photo
+    assert Image.open(plot).size[0] > 400 and numbers["severities"] == [0, 1, 2, 3, 4, 5]
+    assert set(numbers["psnr"]) == {"degraded", "QuARF-restored", "plain-restored"}
+    assert all(len(v) == 6 for v in numbers["psnr"].values()) and numbers["psnr"]["degraded"][0] == 100.0
+    weights = np.array(numbers["routing"]["QuARF"]["weights"])  # severities x groups x experts
+    assert weights.shape == (6, 4, 4) and np.allclose(weights.sum(-1), 1, atol=1e-5)
 
 
 def test_examples_include_scenes_and_photos_when_present(tmp_path):
@@ -378,8 +398,8 @@ def page_text(config: dict) -> str:
 def cli_servers(tmp_path_factory):
     """Two servers started as a user starts them, side by side (their start-up overlaps):
     `python spaces/quarf-demo/app.py` with no model anywhere, and `quarf-hf space` in a folder
-    where `quarf-hf demo` ran (tiny models saved in outputs/demo/<arm>/model) with a restoration
-    folder that is not a model."""
+    where `quarf-hf demo` ran (tiny models saved in outputs/demo/<arm>/model and
+    outputs/demo/restoration/quarf/model) whose plain restoration folder is not a model."""
     base_env = {k: v for k, v in os.environ.items()
                 if k not in ("QUARF_MODEL", "BASELINE_MODEL", "RESTORATION_MODEL", "QUARF_DEMO_DIR", "GRADIO_SERVER_PORT")}
     base_env.update(SUBPROCESS_ENV)
@@ -390,14 +410,15 @@ def cli_servers(tmp_path_factory):
     app_py = start([sys.executable, str(ROOT / "spaces" / "quarf-demo" / "app.py")], empty, env, port)
 
     demo = tmp_path_factory.mktemp("demo_ran_here")
-    built = tiny_models()
+    built = tiny_models(folder=demo / "outputs" / "demo")
     for arm, key in (("quarf", "quarf"), ("augmentation", "baseline")):
         built[key].save_pretrained(demo / "outputs" / "demo" / arm / "model")
-    broken = demo / "broken-model"
+    broken = demo / "outputs" / "demo" / "restoration" / "plain" / "model"
+    shutil.rmtree(broken)
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     port = free_port()
-    command = [sys.executable, "-m", "quarf_hf.cli", "space", "--port", str(port), "--restoration", str(broken)]
+    command = [sys.executable, "-m", "quarf_hf.cli", "space", "--port", str(port)]
     cli = start(command, demo, base_env, port)
     yield {"app_py": app_py, "cli": cli, "folder": empty}
     for process, *_ in (app_py, cli):
@@ -413,19 +434,24 @@ def test_space_app_without_a_model_says_how_to_get_one(cli_servers):
     rng = np.random.default_rng(0)
     path = write_png(cli_servers["folder"] / "x.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
     degraded, quarf, baseline, *_, notes, _ = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-        handle_file(str(path)), "fog", 3, api_name="/segment")
+        handle_file(str(path)), "fog", 3, None, api_name="/segment")
     assert Image.open(degraded).size == (40, 40) and quarf is None and baseline is None
     assert "No segmentation model is loaded" in notes
 
 
 def test_quarf_hf_space_uses_the_demo_folders_and_names_a_broken_model(cli_servers):
     """`quarf-hf space` in a folder where `quarf-hf demo` ran: QuARF and the augmentation arm load
-    from outputs/demo/<arm>/model; a restoration folder that is not a model is named with the reason."""
+    from outputs/demo/<arm>/model, the QuARF restoration model from outputs/demo/restoration/quarf/model
+    (its tab first); a plain restoration folder that is not a model is named with the reason."""
     process, port = cli_servers["cli"]
-    text = page_text(wait_for(process, port))
+    config = wait_for(process, port)
+    text = page_text(config)
     assert "outputs/demo/quarf/model" in text and "outputs/demo/augmentation/model" in text
-    assert "Could not load the restoration model" in text and "broken-model" in text
-    assert "No segmentation model" not in text
+    assert "QuARF restoration: `" in text and "outputs/demo/restoration/quarf/model" in text
+    assert "Could not load the plain restoration model" in text and "restoration/plain/model" in text
+    assert "No segmentation model" not in text and "No restoration model" not in text
+    tabs = [c["props"]["label"] for c in config["components"] if c.get("type") == "tabitem"]
+    assert tabs == ["Restoration", "Segmentation"]
 
 
 # --- a real browser ------------------------------------------------------------------------------------
@@ -438,7 +464,10 @@ def chromium_paths():
 
 
 @pytest.mark.skipif(None in chromium_paths(), reason="Debian's chromium and chromium-driver are not installed")
-def test_browser_upload_slider_outputs_and_screenshot(server, images):
+def test_browser_photo_restoration_then_upload_slider_outputs_and_screenshots(server, images):
+    """The page opens on the restoration tab with a built-in photo (chelsea, 451x300) restored by
+    QuARF and the plain model, each with its PSNR, and QuARF's routing drawn; the restoration sweep;
+    then the segmentation tab with an upload and the severity slider."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -459,12 +488,44 @@ def test_browser_upload_slider_outputs_and_screenshot(server, images):
             "const i = document.querySelector(arguments[0] + ' img');"
             "return i && i.complete && i.naturalWidth > 0 ? i.src : null;", f"#{elem_id}")
 
+    def natural_width(elem_id):
+        return driver.execute_script(f"const i = document.querySelector('#{elem_id} img'); return i ? i.naturalWidth : 0;")
+
+    def drawn_area(elem_id):  # a chart drawn by the browser (vega): a canvas or svg, visible, with area
+        return driver.execute_script(
+            "const c = document.querySelector(arguments[0] + ' canvas, ' + arguments[0] + ' svg.marks');"
+            "if (!c) return 0; const r = c.getBoundingClientRect(); return r.width * r.height;", f"#{elem_id}")
+
+    restored = ("quarf-restore-clean", "quarf-restore-degraded", "quarf-restore-quarf", "quarf-restore-plain")
     try:
         driver.get(server)
+        # Opened on the restoration tab and the built-in photo: no click, no upload.
+        wait.until(lambda d: all(image_source(elem_id) for elem_id in restored))
+        assert "chelsea" in driver.find_element(By.CSS_SELECTOR, "#quarf-photo input").get_attribute("value")
+        assert [natural_width(elem_id) for elem_id in restored] == [451] * 4
+        wait.until(lambda d: drawn_area("quarf-restore-routing") > 10_000)  # QuARF's routing for this photo
+        psnr_line = driver.find_element(By.ID, "quarf-psnr").text
+        for shown in ("degraded", "QuARF-restored", "plain-restored"):
+            assert f"{shown} " in psnr_line and " dB" in psnr_line.split(shown)[1], shown
+        labels = driver.execute_script(
+            "return Array.from(document.querySelectorAll('[data-testid=block-label]')).map(e => e.textContent.trim())")
+        assert {"QuARF-restored", "plain-restored"} <= set(labels)
+        driver.find_element(By.CSS_SELECTOR, "#quarf-restore-sweep-button").click()
+        wait.until(lambda d: image_source("quarf-restore-sweep"))
+        assert natural_width("quarf-restore-sweep") > 400
+        time.sleep(0.5)  # let the last images paint before the screenshot
+        driver.save_screenshot(str(artifacts / "space_browser_restoration.png"))
+        assert (artifacts / "space_browser_restoration.png").stat().st_size > 20_000
+
+        # The segmentation tab: it ran on the photo too; an upload replaces the photo.
+        driver.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Segmentation')]").click()
+        photo_answer = wait.until(lambda d: image_source("quarf-quarf"))
         upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#quarf-input input[type=file]"))
         scene = write_png(images["folder"] / "browser.png", png_array(images["scene"]).repeat(3, 0).repeat(3, 1))
         upload.send_keys(str(scene))
-        first = wait.until(lambda d: image_source("quarf-quarf"))  # the upload ran the models
+        wait.until(lambda d: natural_width("quarf-degraded") == 210 and image_source("quarf-quarf") not in (None, photo_answer))
+        first = image_source("quarf-quarf")  # the upload ran the models
+        wait.until(lambda d: "chelsea" not in d.find_element(By.CSS_SELECTOR, "#quarf-photo input").get_attribute("value"))
 
         slider = driver.find_element(By.CSS_SELECTOR, "#quarf-severity input[type=range]")
         width = slider.size["width"]
@@ -479,10 +540,7 @@ def test_browser_upload_slider_outputs_and_screenshot(server, images):
 
         for elem_id in ("quarf-degraded", "quarf-quarf", "quarf-baseline", "quarf-sweep"):
             assert image_source(elem_id), elem_id
-        drawn = driver.execute_script(  # the routing bar chart, drawn by the browser (vega): a canvas or svg with area
-            "const c = document.querySelector('#quarf-routing canvas, #quarf-routing svg.marks');"
-            "return c ? c.getBoundingClientRect().width * c.getBoundingClientRect().height : 0;")
-        assert drawn > 10_000
+        assert drawn_area("quarf-routing") > 10_000
         assert driver.execute_script("return document.querySelector('#quarf-degraded img').naturalWidth") == 210
         for elem_id in ("quarf-miou-quarf", "quarf-miou-baseline"):
             value = float(driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input").get_attribute("value"))
@@ -491,5 +549,18 @@ def test_browser_upload_slider_outputs_and_screenshot(server, images):
         assert any(name in legend for name in CLASS_NAMES[:5])
         assert "What the router sees" in driver.find_element(By.ID, "quarf-notes").text
         assert screenshot.stat().st_size > 20_000
+
+        # A file named .png that is not an image (the browser itself refuses other extensions): one
+        # line in the page (an error notice) that names it, no traceback.
+        driver.find_element(By.CSS_SELECTOR, "#quarf-input button[aria-label='Remove Image']").click()
+        fake = images["folder"] / "browser-fake.png"
+        fake.write_text("not an image\n")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#quarf-input input[type=file]")).send_keys(str(fake))
+        notice = wait.until(lambda d: d.execute_script(
+            "const t = Array.from(document.querySelectorAll('.toast-message-text')).map(e => e.textContent.trim());"
+            "return t.some(m => m.includes('is not an image')) ? t : null;"))
+        line = next(m for m in notice if "is not an image" in m)
+        assert line.startswith("image: expected an image file") and "browser-fake.png" in line
+        assert "\n" not in line and "Traceback" not in " ".join(notice)
     finally:
         driver.quit()

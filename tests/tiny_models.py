@@ -62,3 +62,22 @@ def make_contrique(**changes):
     from quarf_hf import ContriqueConfig, ContriqueModel
 
     return ContriqueModel(ContriqueConfig(**contrique_config(**changes))).eval()
+
+
+def save_demo_restoration(out_dir, seed: int = 0) -> dict:
+    """The two restoration models ``quarf-hf demo`` writes, tiny, saved where it writes them:
+    ``out_dir/restoration/quarf/model`` (conditioning "route") and ``out_dir/restoration/plain/model``
+    ("none"). Their output layer is nudged off zero, so they are not the identity. Returns role -> model."""
+    from pathlib import Path
+
+    import torch
+
+    models = {}
+    for role, arm, conditioning in (("restoration", "quarf", "route"), ("plain_restoration", "plain", "none")):
+        torch.manual_seed(seed)
+        model = make_restoration(block_out_channels=[8, 16], norm_num_groups=4, conditioning=conditioning)
+        with torch.no_grad():
+            model.conv_out.weight.normal_(0.0, 0.02)
+        model.save_pretrained(Path(out_dir) / "restoration" / arm / "model")
+        models[role] = model
+    return models

@@ -1,8 +1,10 @@
 """``quarf-hf space``: serve the Gradio Space (``spaces/quarf-demo``) locally.
 
-Models, in order: ``--model`` / ``--baseline`` / ``--restoration``, the environment variables
-``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL``, then the folders ``quarf-hf demo``
-wrote under ``outputs/demo/``. With none the page opens and says how to get one.
+Models, in order: ``--model`` / ``--baseline`` / ``--restoration`` / ``--plain-restoration``, the
+environment variables ``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL`` /
+``PLAIN_RESTORATION_MODEL``, then the folders ``quarf-hf demo`` wrote under ``outputs/demo/``
+(``quarf/model``, ``augmentation/model``, ``restoration/quarf/model``, ``restoration/plain/model``).
+With none the page opens and says how to get one.
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ def run_space(args) -> int:
         raise InputError("quarf-hf space needs gradio: pip install 'quarf-hf[space]' (or pip install gradio)") from None
     from ..space import launch
 
-    revisions = {"quarf": args.revision, "baseline": args.baseline_revision, "restoration": args.restoration_revision}
+    revisions = {"quarf": args.revision, "baseline": args.baseline_revision, "restoration": args.restoration_revision,
+                 "plain_restoration": args.plain_restoration_revision}
     launch(model=args.model, baseline=args.baseline, restoration=args.restoration, host=args.host, port=args.port,
-           share=args.share, revisions=revisions)
+           share=args.share, revisions=revisions, plain_restoration=args.plain_restoration)
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "space",
-        help="serve the Gradio page: degrade an image, watch the segmentation and QuARF's routing",
+        help="serve the Gradio page: degrade a photo, watch QuARF restore (and segment) it and its routing",
         description=(
-            "Serve the Space of spaces/quarf-demo locally: upload or pick an image, degrade it with any corruption "
-            "at severity 0-5, and compare QuARF's segmentation and routing with a baseline's."
+            "Serve the Space of spaces/quarf-demo locally: upload an image or pick a built-in photo, degrade it with "
+            "any corruption at severity 0-5, and compare QuARF's restoration (and segmentation) and routing with a "
+            "plain model's."
         ),
     )
     parser.add_argument("--model", default=None, metavar="MODEL",
@@ -39,9 +43,14 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", default=None, metavar="MODEL",
                         help="model shown next to it (default: $BASELINE_MODEL, else the demo's augmentation arm)")
     parser.add_argument("--restoration", default=None, metavar="MODEL",
-                        help="a QuARF restoration model for the restoration tab (default: $RESTORATION_MODEL)")
+                        help="QuARF restoration model for the restoration tab (default: $RESTORATION_MODEL, "
+                             "else outputs/demo/restoration/quarf/model)")
+    parser.add_argument("--plain-restoration", default=None, metavar="MODEL",
+                        help="restoration model shown next to it (default: $PLAIN_RESTORATION_MODEL, "
+                             "else outputs/demo/restoration/plain/model)")
     for flag, role, variable in (("--revision", "--model", "QUARF_REVISION"), ("--baseline-revision", "--baseline", "BASELINE_REVISION"),
-                                 ("--restoration-revision", "--restoration", "RESTORATION_REVISION")):
+                                 ("--restoration-revision", "--restoration", "RESTORATION_REVISION"),
+                                 ("--plain-restoration-revision", "--plain-restoration", "PLAIN_RESTORATION_REVISION")):
         parser.add_argument(flag, default=None, metavar="COMMIT",
                             help=f"commit hash (or branch, tag) of the Hub id given to {role} (default: ${variable})")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")

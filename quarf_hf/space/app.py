@@ -1,6 +1,8 @@
-"""The Space's page (``gr.Blocks``): degrade an image, watch the segmentation and QuARF's routing.
+"""The Space's page (``gr.Blocks``): degrade a photo or an upload, watch QuARF restore it next to
+the plain model (and segment it next to the baseline), and QuARF's routing follow the quality.
 
-``spaces/quarf-demo/app.py`` and ``quarf-hf space`` both call :func:`build_app`.
+``spaces/quarf-demo/app.py`` and ``quarf-hf space`` both call :func:`build_app`. The restoration
+tab comes first when a restoration model is loaded; the page opens on a built-in photo.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from . import inference, plots
 from ..models.checks import InputError
 from ..models.image_utils import to_uint8
-from .images import MAX_SIDE, fit_to_cap, load_upload
+from .images import MAX_SIDE, fit_to_cap, load_input
 from .models import GET_A_MODEL, SpaceModels, load_space_models, project_roots
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,12 @@ logger = logging.getLogger(__name__)
 CONCURRENCY = 2          # requests computed at once (the rest wait in the queue)
 QUEUE_SIZE = 64          # requests that may wait; more get "queue full"
 DEFAULT_MIN_SIDE = 32    # smallest side accepted when no model says otherwise
-SEVERITIES = list(range(6))
+SEVERITIES = list(inference.SEVERITIES)
+# The photo the page opens on: a test photo (never seen in training nor in model selection).
+DEFAULT_PHOTO = "chelsea"
+MAX_PSNR = 100.0  # evaluation.metrics.psnr_per_image's cap (identical images)
+ROLE_NAMES = {"quarf": "QuARF segmentation", "baseline": "baseline segmentation",
+              "restoration": "QuARF restoration", "plain_restoration": "plain restoration"}
 NATURAL_IMAGES = Path("..") / "shared" / "data" / "natural-images"
 PHOTO_SETTINGS = [("fog", 3), ("shot_noise", 4), ("motion_blur", 3), ("jpeg_compression", 5), ("defocus_blur", 2),
                   ("rain", 3), ("low_light", 4)]
@@ -114,7 +121,7 @@ def status_markdown(models: SpaceModels) -> str:
     """The note under the title: which models are loaded, which failed and why, or how to get one."""
     lines = []
     for role, error in models.errors.items():
-        lines.append(f"**Could not load the {role} model `{models.sources.get(role)}`**: {error}")
+        lines.append(f"**Could not load the {role.replace('_', ' ')} model `{models.sources.get(role)}`**: {error}")
     if not models.segmenters:
         lines.append(
             "### No segmentation model is loaded\n"
@@ -123,13 +130,17 @@ def status_markdown(models: SpaceModels) -> str:
             "`QUARF_MODEL=<folder or Hub id> python spaces/quarf-demo/app.py`, or "
             "`quarf-hf space --model <folder or Hub id>`. Until then the page shows the corruptions only."
         )
-    for loaded in [*models.segmenters, models.restoration]:
-        if loaded is None:
-            continue
+    if not models.restorers:
+        lines.append(
+            f"No restoration model is loaded: **`{GET_A_MODEL}`** also trains a QuARF and a plain restoration model "
+            "into `outputs/demo/restoration/`; or name them with `RESTORATION_MODEL` and `PLAIN_RESTORATION_MODEL` "
+            "(`quarf-hf space --restoration ... --plain-restoration ...`)."
+        )
+    for loaded in [*models.restorers, *models.segmenters]:
         extra = ""
         if loaded.experts:
             extra = f" (quality: {loaded.quality}; experts by receptive field: {', '.join(str(rf) for _, _, rf in loaded.experts)})"
-        lines.append(f"- {loaded.title}: `{loaded.source}`{extra}")
+        lines.append(f"- {ROLE_NAMES.get(loaded.role, loaded.title)}: `{loaded.source}`{extra}")
     return "\n".join(lines)
 
 
@@ -175,20 +186,20 @@ class SpaceLogic:
 
     @property
     def min_side(self) -> int:
-        loaded = [*self.models.segmenters, self.models.restoration]
-        return max([m.min_side for m in loaded if m is not None] or [DEFAULT_MIN_SIDE])
+        loaded = [*self.models.segmenters, *self.models.restorers]
+        return max([m.min_side for m in loaded] or [DEFAULT_MIN_SIDE])
 
-    def _input(self, path) -> tuple[torch.Tensor, str | None]:
-        if path is None:
-            raise InputError("image: upload an image or pick an example first")
-        return fit_to_cap(load_upload(path), self.min_side)
+    def _input(self, path, photo=None) -> tuple[torch.Tensor, str | None]:
+        """The upload ``path`` if given, else the built-in photo named ``photo``, fitted to the cap."""
+        return fit_to_cap(load_input(path, photo), self.min_side)
 
-    def segment(self, path, corruption: str, severity):
+    def segment(self, path, corruption: str, severity, photo=None):
         """Outputs, in order: degraded input, QuARF overlay, baseline overlay, legend, QuARF mIoU,
-        baseline mIoU, routing chart, notes, details (JSON)."""
-        if path is None:  # a cleared input: clear the outputs, no error
-            return [None] * 6 + [None, "Upload an image or pick an example.", {}]
-        image, notice = self._input(path)
+        baseline mIoU, routing chart, notes, details (JSON). The image: the upload ``path``, else
+        the built-in photo ``photo``."""
+        if path is None and not photo:  # a cleared input: clear the outputs, no error
+            return [None] * 6 + [None, "Upload an image or pick a built-in photo.", {}]
+        image, notice = self._input(path, photo)
         degraded = inference.degraded_image(image, corruption, severity)
         severity = int(severity)  # validated above: a whole number 0-5
         notes = [notice] if notice else []
@@ -231,11 +242,11 @@ class SpaceLogic:
             details,
         ]
 
-    def sweep(self, path, corruption: str):
+    def sweep(self, path, corruption: str, photo=None):
         """The severity sweep 0-5: one plot of routing per expert and mIoU vs clean, and its numbers."""
         if not self.models.segmenters:
             raise InputError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
-        image, _ = self._input(path)
+        image, _ = self._input(path, photo)
         degraded = [inference.degraded_image(image, corruption, s) for s in SEVERITIES]
         miou, routing, labels, numbers = {}, None, [], {"corruption": corruption, "severities": SEVERITIES}
         for model in self.models.segmenters:
@@ -253,25 +264,68 @@ class SpaceLogic:
                 numbers["routing"] = {"model": model.title, "experts": labels, "mean_weight": routing.tolist()}
         return self.image(plots.sweep_plot(SEVERITIES, routing, labels, miou, corruption)), numbers
 
-    def restore(self, path, corruption: str, severity):
-        """Degraded, restored, clean images, the PSNRs and the restoration model's routing."""
-        model = self.models.restoration
-        if model is None:
-            raise InputError("no restoration model is loaded (set RESTORATION_MODEL or `quarf-hf space --restoration`)")
-        image, notice = self._input(path)
-        degraded = inference.degraded_image(image, corruption, severity)
-        result = inference.restore(model, degraded)
-        restored = result["reconstruction"]
-        before, after = inference.psnr(degraded, image), inference.psnr(restored, image)
-        text = f"PSNR against the clean image: degraded {before:.2f} dB, restored **{after:.2f} dB**."
+    def _restorers(self):
+        if not self.models.restorers:
+            raise InputError(f"no restoration model is loaded; get them with `{GET_A_MODEL}` "
+                             "(or set RESTORATION_MODEL / `quarf-hf space --restoration`)")
+        return self.models.restorers
+
+    def restore(self, path, corruption: str, severity, photo=None):
+        """Outputs, in order: clean, degraded, QuARF-restored, plain-restored images, the PSNR line,
+        QuARF's routing chart, details (JSON: PSNR per image against the clean one, routing). The
+        image: the upload ``path``, else the built-in photo ``photo``."""
+        models = self._restorers()
+        if path is None and not photo:  # a cleared input: clear the outputs, no error
+            return [None] * 4 + ["Upload an image or pick a built-in photo.", None, {}]
+        image, notice = self._input(path, photo)
+        result = inference.compare_restorations(models, image, corruption, severity)
+        scores = result["psnr"]
+        shown = [f"degraded {scores['degraded']:.2f} dB"] + [
+            f"{model.title}-restored **{scores[model.role]:.2f} dB**" for model in models]
+        text = "PSNR against the clean image: " + ", ".join(shown) + "."
         if notice:
             text = notice + "\n\n" + text
+        details = {"image": f"photo {photo}" if path is None else "upload", "size": [int(image.shape[-1]), int(image.shape[-2])],
+                   "corruption": corruption, "severity": int(severity), "reference_size": inference.REFERENCE_SIZE,
+                   "psnr": {"degraded": scores["degraded"]}, "models": {}}
         chart = None
-        if result["routing"] is not None:
-            weights = result["routing"][0]
-            chart = plots.routing_frame(weights.numpy(), inference.expert_labels(model, weights.shape[-1]))
-        images = [self.image(to_uint8(x)) for x in (degraded, restored, image)]
-        return *images, text, chart
+        for model in models:
+            entry = {"source": model.source, "psnr": scores[model.role]}
+            details["psnr"][model.title] = scores[model.role]
+            weights = result["routing"].get(model.role)
+            if weights is not None:
+                labels = inference.expert_labels(model, weights.shape[-1])
+                entry.update(routing=weights.tolist(), experts=labels)
+                if chart is None:  # QuARF's (the first model with routing)
+                    chart = plots.routing_frame(weights.numpy(), labels)
+            details["models"][model.title] = entry
+        restored = [result["restored"].get(role) for role in ("restoration", "plain_restoration")]
+        images = [self.image(None if x is None else to_uint8(x)) for x in (image, result["degraded"], *restored)]
+        return *images, text, chart, details
+
+    def restore_sweep(self, path, corruption: str, photo=None):
+        """The severity sweep 0-5 for restoration: one plot of QuARF's routing per expert and of PSNR
+        (degraded, QuARF, plain) against severity, and its numbers."""
+        models = self._restorers()
+        image, _ = self._input(path, photo)
+        result = inference.restoration_sweep(models, image, corruption, SEVERITIES)
+        titles = {model.role: model.title for model in models}
+        psnr = {("degraded" if role == "degraded" else f"{titles[role]}-restored"): values
+                for role, values in result["psnr"].items()}
+        routing, labels, numbers = {}, [], {"corruption": corruption, "severities": SEVERITIES, "psnr": psnr,
+                                            "routing": {}}
+        for model in models:
+            weights = result["routing"].get(model.role)
+            if weights is None:
+                continue
+            labels = inference.expert_labels(model, weights.shape[-1])
+            routing[model.title] = weights.mean(1).numpy()  # mean over groups: (severities, experts)
+            numbers["routing"][model.title] = {"experts": labels, "weights": weights.tolist()}
+        # an image equal to the clean one (severity 0, degraded) scores the 100-dB cap: left off the plot's scale
+        shown = {title: [v if v < MAX_PSNR else float("nan") for v in values] for title, values in psnr.items()}
+        plot = plots.sweep_plot(SEVERITIES, routing or None, labels, shown, corruption, score_label="PSNR against the clean image (dB)",
+                                score_title="restoration against clean", score_limits=None)
+        return self.image(plot), numbers
 
 
 def routing_plot(model, label: str, elem_id: str):
@@ -286,6 +340,20 @@ def routing_plot(model, label: str, elem_id: str):
         sort=plots.group_names(int(quarf["num_groups"])), y_title="routing weight",
         color_map={name: plots.EXPERT_COLOURS[e % len(plots.EXPERT_COLOURS)] for e, name in enumerate(labels)},
     )
+
+
+def photo_choices() -> list[tuple[str, str]]:
+    """The built-in photos installed here, as (label naming the split, name) for the dropdown."""
+    from quarf_hf.data.photos import PHOTOS, photo_path
+
+    choices = []
+    for photo in PHOTOS:
+        try:
+            photo_path(photo.name)
+        except FileNotFoundError:  # its package is not installed: not offered
+            continue
+        choices.append((f"{photo.name} ({photo.split})", photo.name))
+    return choices
 
 
 def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | None = None,
@@ -305,34 +373,63 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
     has_quarf, has_baseline = models.quarf is not None, models.baseline is not None
     quarf_title = "QuARF" if has_quarf else "QuARF (not loaded)"
     baseline_title = f"baseline ({Path(models.baseline.source).parent.name or models.baseline.source})" if has_baseline else "baseline"
+    photos = photo_choices()
+    default_photo = DEFAULT_PHOTO if DEFAULT_PHOTO in [name for _, name in photos] else (photos[0][1] if photos else None)
 
     segment = _gpu(_page_errors(logic.segment))
     sweep = _gpu(_page_errors(logic.sweep))
     restore = _gpu(_page_errors(logic.restore))
+    restore_sweep = _gpu(_page_errors(logic.restore_sweep))
 
     with gr.Blocks(title="QuARF: quality-adaptive receptive fields") as app:
         gr.Markdown(
             "# QuARF: receptive fields that follow image quality\n"
-            "Degrade an image, step by step, and watch the segmentation hold up and QuARF's routing move "
-            "between its experts (convolutions with wider and wider receptive fields, RF). The router sees "
+            "Degrade a photo, step by step, and watch QuARF restore it next to a plain model, and its routing "
+            "move between its experts (convolutions with wider and wider receptive fields, RF). The router sees "
             "only the image's quality features."
         )
         gr.Markdown(status_markdown(models), elem_id="quarf-status")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
+                photo = gr.Dropdown(photos, value=default_photo, label="Built-in photo (its training split)",
+                                    elem_id="quarf-photo")
                 image = UploadImage(type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                    elem_id="quarf-input", label="Image")
+                                    elem_id="quarf-input", label="... or upload an image (used instead of the photo)")
                 gr.Markdown(f"PNG, JPEG, WebP, ...; grey, RGBA and 16-bit too. Images larger than {MAX_SIDE} pixels "
                             "on the longer side are downscaled (the page says so).", elem_id="quarf-input-note")
                 corruption = gr.Dropdown(list(CORRUPTIONS), value="gaussian_noise", label="Corruption",
                                          elem_id="quarf-corruption")
                 severity = gr.Slider(0, 5, value=3, step=1, label="Severity (0 = clean)", elem_id="quarf-severity")
-                run = gr.Button("Segment", variant="primary")
                 gr.Examples(example_rows(examples_dir, natural_images), inputs=[image, corruption, severity],
                             label="Examples: generated quarf-shapes scenes and photos", examples_per_page=12)
             with gr.Column(scale=2):
                 with gr.Tabs():
-                    with gr.Tab("Segmentation"):
+                    if models.restorers:  # first: the tab the page opens on
+                        with gr.Tab("Restoration", elem_id="quarf-restoration-tab"):
+                            restore_button = gr.Button("Restore", variant="primary", elem_id="quarf-restore-button")
+                            psnr = gr.Markdown(elem_id="quarf-psnr")
+                            with gr.Row():
+                                restore_outputs = [
+                                    gr.Image(label=label, format="png", interactive=False, elem_id=f"quarf-restore-{key}",
+                                             visible=shown)
+                                    for key, label, shown in (
+                                        ("clean", "clean", True), ("degraded", "degraded", True),
+                                        ("quarf", "QuARF-restored", models.restoration is not None),
+                                        ("plain", "plain-restored", models.plain_restoration is not None))
+                                ]
+                            routed = next((m for m in models.restorers if m.experts), None)
+                            restore_routing = routing_plot(routed, f"{routed.title if routed else 'QuARF'} routing for this "
+                                                           "image: weight per expert (by receptive field) per channel group",
+                                                           elem_id="quarf-restore-routing")
+                            restore_sweep_button = gr.Button("Sweep severity 0-5 (routing and PSNR)",
+                                                             elem_id="quarf-restore-sweep-button")
+                            restore_sweep_plot = gr.Image(label="severity sweep", format="png", interactive=False,
+                                                          elem_id="quarf-restore-sweep")
+                            with gr.Accordion("numbers (JSON)", open=False):
+                                restore_details = gr.JSON(label="this image", elem_id="quarf-restore-details")
+                                restore_sweep_numbers = gr.JSON(label="sweep", elem_id="quarf-restore-sweep-numbers")
+                    with gr.Tab("Segmentation", elem_id="quarf-segmentation-tab"):
+                        run = gr.Button("Segment", variant="primary")
                         notes = gr.Markdown(elem_id="quarf-notes")
                         with gr.Row():
                             degraded = gr.Image(label="degraded input", format="png", interactive=False,
@@ -359,35 +456,35 @@ def build_app(models: SpaceModels | None = None, *, examples_dir: str | Path | N
                         with gr.Accordion("numbers (JSON)", open=False):
                             details = gr.JSON(label="this image", elem_id="quarf-details")
                             sweep_numbers = gr.JSON(label="sweep", elem_id="quarf-sweep-numbers")
-                    if models.restoration is not None:
-                        with gr.Tab("Restoration"):
-                            restore_button = gr.Button("Restore", variant="primary", elem_id="quarf-restore-button")
-                            psnr = gr.Markdown(elem_id="quarf-psnr")
-                            with gr.Row():
-                                restore_outputs = [
-                                    gr.Image(label=label, format="png", interactive=False, elem_id=f"quarf-restore-{key}")
-                                    for key, label in (("degraded", "degraded"), ("restored", "restored"), ("clean", "clean"))
-                                ]
-                            restore_routing = routing_plot(models.restoration, "restoration routing: weight per expert per channel group",
-                                                           elem_id="quarf-restore-routing")
-                        restore_button.click(restore, [image, corruption, severity],
-                                             [*restore_outputs, psnr, restore_routing], api_name="restore")
 
+        # One image at a time: a picked photo replaces the upload, an upload (or example) the photo.
+        photo.input(lambda: None, None, image, queue=False, show_progress="hidden")
+        image.change(lambda path, name: None if path is not None else name, [image, photo], photo, queue=False,
+                     show_progress="hidden")
+        triggers = [app.load, image.change, photo.input, corruption.change, severity.release]
         outputs = [degraded, quarf_view, baseline_view, legend, quarf_miou, baseline_miou, routing, notes, details]
-        gr.on([image.change, corruption.change, severity.release, run.click], segment, [image, corruption, severity],
-              outputs, api_name="segment", trigger_mode="always_last")
-        sweep_button.click(sweep, [image, corruption], [sweep_plot, sweep_numbers], api_name="sweep")
+        gr.on([*triggers, run.click], segment, [image, corruption, severity, photo], outputs, api_name="segment",
+              trigger_mode="always_last")
+        sweep_button.click(sweep, [image, corruption, photo], [sweep_plot, sweep_numbers], api_name="sweep")
+        if models.restorers:
+            gr.on([*triggers, restore_button.click], restore, [image, corruption, severity, photo],
+                  [*restore_outputs, psnr, restore_routing, restore_details], api_name="restore", trigger_mode="always_last")
+            restore_sweep_button.click(restore_sweep, [image, corruption, photo],
+                                       [restore_sweep_plot, restore_sweep_numbers], api_name="restore_sweep")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return app
 
 
 def launch(model: str | None = None, baseline: str | None = None, restoration: str | None = None,
            host: str = "127.0.0.1", port: int | None = None, share: bool = False, revisions: dict | None = None,
-           **kwargs):
+           plain_restoration: str | None = None, **kwargs):
     """Build the page with these models (else the environment's, else the demo's) and serve it.
-    ``revisions``: role ("quarf", "baseline", "restoration") -> the commit to load a Hub id at."""
-    app = build_app(load_space_models(model, baseline, restoration, revisions=revisions))
+    ``revisions``: role ("quarf", "baseline", "restoration", "plain_restoration") -> the commit to
+    load a Hub id at."""
+    app = build_app(load_space_models(model, baseline, restoration, revisions=revisions,
+                                      plain_restoration=plain_restoration))
     return app.launch(server_name=host, server_port=port, share=share, show_error=True, **kwargs)
 
 
-__all__ = ["build_app", "launch", "SpaceLogic", "UploadImage", "status_markdown", "example_rows", "CONCURRENCY"]
+__all__ = ["build_app", "launch", "SpaceLogic", "UploadImage", "status_markdown", "example_rows", "photo_choices",
+           "CONCURRENCY", "DEFAULT_PHOTO"]

@@ -1,5 +1,6 @@
-"""Reading an uploaded image for the Space: any PIL mode and bit depth -> RGB float in [0, 1],
-downscaled to the page's size cap."""
+"""Reading the Space's input image: an upload (any PIL mode and bit depth) or a built-in photo
+by name (:mod:`quarf_hf.data.photos`), as RGB float in [0, 1], downscaled to the page's size cap.
+Both go through :func:`quarf_hf.models.image_utils.image_to_tensor`."""
 
 from __future__ import annotations
 
@@ -49,6 +50,30 @@ def load_upload(path: str | Path) -> torch.Tensor:
     return pixels.unsqueeze(0).contiguous()
 
 
+def load_photo_input(name) -> torch.Tensor:
+    """A built-in photo, by name only (never a path), as a (1, 3, H, W) float32 tensor in [0, 1].
+
+    Raises:
+        InputError: ``name`` is not one of :func:`quarf_hf.data.photos.photo_names`.
+    """
+    from quarf_hf.data.photos import load_photo
+
+    return load_photo(name, "photo").unsqueeze(0).contiguous()
+
+
+def load_input(upload, photo) -> torch.Tensor:
+    """The image a request works on: the upload when there is one, else the built-in photo ``photo``.
+
+    Raises:
+        InputError: neither is given, the upload is not a readable image, or the photo is unknown.
+    """
+    if upload is not None:
+        return load_upload(upload)
+    if photo:
+        return load_photo_input(photo)
+    raise InputError("image: upload an image or pick a built-in photo first")
+
+
 def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> tuple[torch.Tensor, str | None]:
     """Downscale ``image`` (1, 3, H, W) so that its longer side is at most ``max_side``.
 
@@ -75,4 +100,4 @@ def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> 
     return resized, notice
 
 
-__all__ = ["load_upload", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]
+__all__ = ["load_upload", "load_photo_input", "load_input", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]

@@ -1,9 +1,12 @@
 """What the page computes, without the page: degrade, segment, compare with the clean image's
-prediction, read the routing and the quality features, restore.
+prediction, read the routing and the quality features, restore (QuARF next to the plain model,
+one severity or the sweep over severities).
 
 Every function runs under ``torch.inference_mode`` and is deterministic: the degradation of a
 request is seeded from (corruption, severity) as ``quarf-hf evaluate`` seeds image 0, so equal
-requests give equal answers, however many run at once.
+requests give equal answers, however many run at once. Degradations use the size rule of the
+demo's restoration configs (:data:`REFERENCE_SIZE`: the tables' pixel values apply to the
+image's pixels, as they did to the photos the models were trained and evaluated on).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from .models import LoadedModel
 
 BLEND_ALPHA = 0.5   # weight of the class colour in the overlay
 SEED = 0
+# `reference_size` of every degradation here: configs/restoration/*.yaml's (null: no size scaling).
+REFERENCE_SIZE = None
+SEVERITIES = tuple(range(6))  # the sweep: 0 (clean) to 5
 
 
 def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch.Tensor:
@@ -34,7 +40,8 @@ def degraded_image(image: torch.Tensor, corruption: str, severity: int) -> torch
     if severity == 0:
         return image.clone()
     generator = torch.Generator().manual_seed(degradation_seed(SEED, corruption, severity, 0))
-    return degrade(image.cpu(), corruption, severity, generator=generator).float().clamp(0, 1)
+    return degrade(image.cpu(), corruption, severity, generator=generator,
+                   reference_size=REFERENCE_SIZE).float().clamp(0, 1)
 
 
 def per_group(routing: torch.Tensor) -> torch.Tensor:
@@ -63,6 +70,7 @@ def segment(model: LoadedModel, images: torch.Tensor) -> dict:
 
 @torch.inference_mode()
 def restore(model: LoadedModel, images: torch.Tensor) -> dict:
+    """Reconstructions (B, 3, H, W) in [0, 1], routing (B, groups, experts) and quality features, or None."""
     output = model.model(pixel_values=images.to(model.device, torch.float32))
     routing = getattr(output, "routing_weights", None)
     return {
@@ -82,9 +90,52 @@ def mean_iou(prediction: torch.Tensor, reference: torch.Tensor, num_labels: int)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB, data range 1) of ``a`` against ``b``, one number over all their pixels (at most 100 dB)."""
     from quarf_hf.evaluation.metrics import psnr_per_image
 
     return float(psnr_per_image(a.reshape(1, -1), b.reshape(1, -1)))
+
+
+def compare_restorations(models: list[LoadedModel], image: torch.Tensor, corruption: str, severity) -> dict:
+    """Degrade ``image`` (1, 3, H, W), restore it with each model, score everything against ``image``.
+
+    Returns:
+        ``{"degraded": (1, 3, H, W), "restored": {role: (1, 3, H, W)}, "psnr": {"degraded": dB,
+        role: dB}, "routing": {role: (groups, experts)}}`` (``routing`` only for models that route).
+    """
+    degraded = degraded_image(image, corruption, severity)
+    result = {"degraded": degraded, "restored": {}, "psnr": {"degraded": psnr(degraded, image)}, "routing": {}}
+    for model in models:
+        output = restore(model, degraded)
+        result["restored"][model.role] = output["reconstruction"]
+        result["psnr"][model.role] = psnr(output["reconstruction"], image)
+        if output["routing"] is not None:
+            result["routing"][model.role] = output["routing"][0]
+    return result
+
+
+def restoration_sweep(models: list[LoadedModel], image: torch.Tensor, corruption: str,
+                      severities=SEVERITIES) -> dict:
+    """Every severity of ``corruption`` restored by each model.
+
+    Returns:
+        ``{"severities": [...], "psnr": {"degraded" | role: [dB per severity]},
+        "routing": {role: (severities, groups, experts)}}`` (``routing`` only for models that route).
+    """
+    severities = [int(s) for s in severities]
+    degraded = [degraded_image(image, corruption, s) for s in severities]
+    result = {"severities": severities, "psnr": {"degraded": [psnr(d, image) for d in degraded]}, "routing": {}}
+    for model in models:
+        scores, routing = [], []
+        for start in range(0, len(degraded), 2):  # two at a time: bounded memory on large images
+            output = restore(model, torch.cat(degraded[start:start + 2]))
+            scores += [psnr(r[None], image) for r in output["reconstruction"]]
+            if output["routing"] is not None:
+                routing.append(output["routing"])
+        result["psnr"][model.role] = scores
+        if routing:
+            result["routing"][model.role] = torch.cat(routing)
+    return result
 
 
 def num_labels(model: LoadedModel) -> int:
@@ -145,5 +196,5 @@ def quality_summary(model: LoadedModel, features: torch.Tensor, clean_features: 
             f"distance from the clean image's features {shift:.2f}.")
 
 
-__all__ = ["degraded_image", "segment", "restore", "mean_iou", "psnr", "overlay", "legend_html",
-           "expert_labels", "quality_summary"]
+__all__ = ["degraded_image", "segment", "restore", "compare_restorations", "restoration_sweep", "mean_iou", "psnr",
+           "overlay", "legend_html", "expert_labels", "quality_summary", "REFERENCE_SIZE", "SEVERITIES"]

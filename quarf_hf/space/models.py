@@ -1,10 +1,13 @@
 """Which models the Space shows, and loading them once per process.
 
-Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space --model ...``),
-the environment variables ``QUARF_MODEL`` / ``BASELINE_MODEL`` / ``RESTORATION_MODEL``, and the
-folders ``quarf-hf demo`` writes (``outputs/demo/quarf/model``, and as the baseline the
-augmentation arm, ``outputs/demo/augmentation/model``, else ``outputs/demo/baseline/model``),
-looked up under ``$QUARF_DEMO_DIR`` if set, else under the working directory and the source checkout.
+Four roles: the QuARF segmenter and its baseline, the QuARF restoration model and its plain
+baseline. Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space --model
+...``), the environment variables (:data:`ENV_VARS`), and the folders ``quarf-hf demo`` writes
+(:data:`DEMO_FOLDERS`: ``quarf/model``, as the baseline the augmentation arm ``augmentation/model``,
+else ``baseline/model``; ``restoration/quarf/model`` and ``restoration/plain/model``), looked up
+under ``$QUARF_DEMO_DIR`` if set, else under ``outputs/demo`` of the working directory and of the
+source checkout. The demo's folders fill the segmentation pair when neither segmentation role is
+given, and the restoration pair when neither restoration role is given.
 """
 
 from __future__ import annotations
@@ -24,17 +27,29 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = Path("outputs") / "demo"
 # The command a visitor runs when no model is configured (writes the folders above in ~2 minutes).
 GET_A_MODEL = "quarf-hf demo --quick"
-ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL"}
+ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL",
+            "plain_restoration": "PLAIN_RESTORATION_MODEL"}
 # A commit hash (or branch, tag) per model: pins the code and weights loaded from a Hub id.
-REVISION_VARS = {"quarf": "QUARF_REVISION", "baseline": "BASELINE_REVISION", "restoration": "RESTORATION_REVISION"}
-TITLES = {"quarf": "QuARF", "baseline": "baseline"}
+REVISION_VARS = {"quarf": "QUARF_REVISION", "baseline": "BASELINE_REVISION", "restoration": "RESTORATION_REVISION",
+                 "plain_restoration": "PLAIN_RESTORATION_REVISION"}
+TITLES = {"quarf": "QuARF", "baseline": "baseline", "restoration": "QuARF", "plain_restoration": "plain"}
+SEGMENTATION_ROLES = ("quarf", "baseline")
+RESTORATION_ROLES = ("restoration", "plain_restoration")
+# Where `quarf-hf demo` writes each role's model folder, relative to its output folder; the first
+# that exists wins (the baseline: the fair comparison first, the arm with the same augmentation).
+DEMO_FOLDERS = {
+    "quarf": ("quarf/model",),
+    "baseline": ("augmentation/model", "baseline/model"),
+    "restoration": ("restoration/quarf/model",),
+    "plain_restoration": ("restoration/plain/model",),
+}
 
 
 @dataclass
 class LoadedModel:
     """A model ready for the page: eval mode, on its device, with what the page needs to show it."""
 
-    role: str                 # "quarf", "baseline" or "restoration"
+    role: str                 # "quarf", "baseline", "restoration" or "plain_restoration"
     source: str               # the folder or Hub id it came from
     model: torch.nn.Module
     task: str                 # "segmentation" or "restoration"
@@ -61,6 +76,7 @@ class SpaceModels:
     quarf: LoadedModel | None = None
     baseline: LoadedModel | None = None
     restoration: LoadedModel | None = None
+    plain_restoration: LoadedModel | None = None
     sources: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -69,8 +85,13 @@ class SpaceModels:
         return [m for m in (self.quarf, self.baseline) if m is not None]
 
     @property
+    def restorers(self) -> list[LoadedModel]:
+        """The restoration models, QuARF's first."""
+        return [m for m in (self.restoration, self.plain_restoration) if m is not None]
+
+    @property
     def empty(self) -> bool:
-        return not self.segmenters and self.restoration is None
+        return not self.segmenters and not self.restorers
 
 
 def project_roots() -> list[Path]:
@@ -83,33 +104,36 @@ def project_roots() -> list[Path]:
 
 
 def demo_folders() -> dict[str, str]:
-    """The model folders of a ``quarf-hf demo`` run that exist, by role: under ``$QUARF_DEMO_DIR``
-    when it is set (``quarf-hf demo --out`` elsewhere), else under ``outputs/demo`` of the first
-    of :func:`project_roots` that has them."""
+    """The model folders of a ``quarf-hf demo`` run that exist, by role (:data:`DEMO_FOLDERS`):
+    under ``$QUARF_DEMO_DIR`` when it is set (``quarf-hf demo --out`` elsewhere), else under
+    ``outputs/demo`` of the first of :func:`project_roots` that has any."""
     override = os.environ.get("QUARF_DEMO_DIR")
     for demo in [Path(override)] if override else [root / DEMO_DIR for root in project_roots()]:
         found = {}
-        if (demo / "quarf" / "model" / "config.json").is_file():
-            found["quarf"] = str(demo / "quarf" / "model")
-        for arm in ("augmentation", "baseline"):  # the fair comparison first: same augmentation
-            if (demo / arm / "model" / "config.json").is_file():
-                found["baseline"] = str(demo / arm / "model")
-                break
+        for role, candidates in DEMO_FOLDERS.items():
+            for folder in candidates:
+                if (demo / folder / "config.json").is_file():
+                    found[role] = str(demo / folder)
+                    break
         if found:
             return found
     return {}
 
 
-def resolve_sources(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None) -> dict[str, str]:
-    """Role -> folder or Hub id: arguments, then environment variables, then the demo's folders."""
-    given = {"quarf": quarf, "baseline": baseline, "restoration": restoration}
+def resolve_sources(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None,
+                    plain_restoration: str | None = None) -> dict[str, str]:
+    """Role -> folder or Hub id: arguments, then environment variables, then the demo's folders
+    (for a pair of roles of which neither is given)."""
+    given = {"quarf": quarf, "baseline": baseline, "restoration": restoration, "plain_restoration": plain_restoration}
     sources = {}
     for role, value in given.items():
         value = value or os.environ.get(ENV_VARS[role]) or None
         if value:
             sources[role] = value
-    if "quarf" not in sources and "baseline" not in sources:
-        sources.update(demo_folders())
+    demo = demo_folders()
+    for pair in (SEGMENTATION_ROLES, RESTORATION_ROLES):
+        if not any(role in sources for role in pair):
+            sources.update({role: folder for role, folder in demo.items() if role in pair})
     return sources
 
 
@@ -118,6 +142,8 @@ def _experts(model) -> list[tuple[int, int, int]] | None:
 
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:
+        return None
+    if getattr(model.config, "conditioning", "route") != "route":  # "film" / "none": no experts are routed
         return None
     return [(int(k), int(d), receptive_field(int(k), int(d))) for k, d in quarf["experts"]]
 
@@ -148,7 +174,7 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
 
     model = model.to(device).eval()
     task = model_task(model)
-    expected = "restoration" if role == "restoration" else "segmentation"
+    expected = "restoration" if role in RESTORATION_ROLES else "segmentation"
     if task != expected:
         raise InputError(f"{ENV_VARS[role]}: expected a {expected} model, found a {task} model ({model.config.model_type})")
     mean, std = model_pixel_normalisation(model, processor_source)
@@ -177,7 +203,8 @@ def load_one(role: str, source: str, device: str | torch.device = "cpu", revisio
 
 
 def resolve_revisions(revisions: dict | None = None) -> dict[str, str]:
-    """Role -> revision: the arguments, then ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``."""
+    """Role -> revision: the arguments, then the environment (:data:`REVISION_VARS`: ``QUARF_REVISION``,
+    ``BASELINE_REVISION``, ``RESTORATION_REVISION``, ``PLAIN_RESTORATION_REVISION``)."""
     given = revisions or {}
     found = {role: given.get(role) or os.environ.get(variable) or None for role, variable in REVISION_VARS.items()}
     return {role: value for role, value in found.items() if value}
@@ -188,16 +215,17 @@ _LOCK = threading.Lock()
 
 
 def load_space_models(quarf: str | None = None, baseline: str | None = None, restoration: str | None = None,
-                      device: str | torch.device | None = None, revisions: dict | None = None) -> SpaceModels:
+                      device: str | torch.device | None = None, revisions: dict | None = None,
+                      plain_restoration: str | None = None) -> SpaceModels:
     """The page's models, loaded once per process (later calls with the same sources reuse them).
 
     ``revisions``: role -> commit hash (or branch, tag) for models given as Hub ids; unset roles
-    take ``QUARF_REVISION`` / ``BASELINE_REVISION`` / ``RESTORATION_REVISION``.
+    take the environment's (:data:`REVISION_VARS`).
 
     A model that fails to load is left out and its error kept in ``errors`` for the page; this
     never raises for a bad model, so the page always opens.
     """
-    sources = resolve_sources(quarf, baseline, restoration)
+    sources = resolve_sources(quarf, baseline, restoration, plain_restoration)
     pinned = {role: revision for role, revision in resolve_revisions(revisions).items() if role in sources}
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -216,4 +244,5 @@ def load_space_models(quarf: str | None = None, baseline: str | None = None, res
         return loaded
 
 
-__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "resolve_revisions", "demo_folders", "GET_A_MODEL"]
+__all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "resolve_revisions", "demo_folders",
+           "GET_A_MODEL", "DEMO_FOLDERS", "ENV_VARS", "REVISION_VARS"]

@@ -1,8 +1,9 @@
-"""QuARF Space: degrade an image and watch QuARF's segmentation and routing adapt.
+"""QuARF Space: degrade a photo and watch QuARF restore (and segment) it and its routing adapt.
 
-Models: QUARF_MODEL and BASELINE_MODEL (and RESTORATION_MODEL), each a Hub id or a folder; with
-none set, the folders `quarf-hf demo` writes (outputs/demo/). The page itself lives in
-quarf_hf/space/ (shared with `quarf-hf space`).
+Models: RESTORATION_MODEL and PLAIN_RESTORATION_MODEL, QUARF_MODEL and BASELINE_MODEL, each a Hub
+id or a folder; with none set, the folders `quarf-hf demo` writes (outputs/demo/restoration/quarf,
+outputs/demo/restoration/plain, outputs/demo/quarf, outputs/demo/augmentation). The page itself
+lives in quarf_hf/space/ (shared with `quarf-hf space`).
 """
 
 import sys
