@@ -207,8 +207,6 @@ def init_identity(module: nn.Module) -> None:
 def init_film_layer(layer: FilmLinear) -> None:
     """torch's default initialisation of a FiLM layer, the output layer at zero (guarded: weights
     loaded from a checkpoint are left alone). For models whose own rule leaves linears alone."""
-    import math
-
     from transformers import initialization as init
 
     init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
