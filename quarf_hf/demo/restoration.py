@@ -53,10 +53,11 @@ ARM_TITLES = {"plain": "plain", "static": "static", "film": "FiLM", "quarf": "Qu
 TEST_SPLIT = "test"  # the built-in photos never used for training or choices
 TEST_KINDS = ("zoom_blur", "jpeg_compression", "fog")  # see the module docstring for why these
 # The full demo trains the configs as they are; --quick shortens them. minutes: the default cap;
-# crop_size: the test photos' evaluation crops; grid_crop: the picture's tiles.
+# crop_size: the test photos' evaluation crops, test_crops: None for the grid that covers both photos
+# (32 crops of 128 px), else that many crops at fixed random places; grid_crop: the picture's tiles.
 BUDGETS = {
-    "full": {"minutes": 15.0, "severities": (2, 4), "crop_size": 128, "grid_crop": 192},
-    "quick": {"minutes": 5.0, "steps": 60, "severities": (3,), "crop_size": 128, "grid_crop": 128},
+    "full": {"minutes": 15.0, "severities": (2, 4), "crop_size": 128, "test_crops": None, "grid_crop": 192},
+    "quick": {"minutes": 5.0, "steps": 60, "severities": (3,), "crop_size": 128, "test_crops": 16, "grid_crop": 128},
 }
 IDENTITY = "identity (degraded input)"
 STUDY_PAGE = "docs/study.md"
@@ -67,20 +68,24 @@ def restoration_configs_dir() -> Path:
 
 
 def arm_configs(out_dir: Path, seed: int = 0, steps: int | None = None, severities=BUDGETS["full"]["severities"],
-                crop_size: int = BUDGETS["full"]["crop_size"]) -> dict:
+                crop_size: int = BUDGETS["full"]["crop_size"], test_crops: int | None = None) -> dict:
     """One ``TrainConfig`` per arm, read from ``configs/restoration/<arm>.yaml``, written to
-    ``out_dir/restoration/<arm>``: the validation data become the test photos' grid crops of
-    ``crop_size`` and the evaluation :data:`TEST_KINDS` at ``severities`` (the demo's one
-    evaluation); no checkpoints, no per-arm cap. ``seed`` shifts the run's and the crops' seeds;
-    ``steps`` (when given) shortens every arm alike."""
+    ``out_dir/restoration/<arm>``: the validation data become crops of the test photos (the grid of
+    ``crop_size`` crops, or ``test_crops`` crops at places fixed by the seed) and the evaluation
+    :data:`TEST_KINDS` at ``severities`` (the demo's one evaluation); no checkpoints, no per-arm
+    cap. ``seed`` shifts the run's and the crops' seeds; ``steps`` (when given) shortens every arm
+    alike."""
     from ..training import load_train_config
 
     configs = {}
     for name in ARM_NAMES:
         config = load_train_config(restoration_configs_dir() / f"{name}.yaml")
         data = copy.deepcopy(config.data)
-        data["train"]["seed"] = data["train"].get("seed", 0) + seed
+        if seed:  # seed 0 trains the configs' own crops
+            data["train"]["seed"] = data["train"].get("seed", 0) + seed
         data["validation"] = {"type": "photos", "split": TEST_SPLIT, "crop_size": crop_size}
+        if test_crops is not None:
+            data["validation"].update(crops="random", num_samples=test_crops, seed=seed)
         evaluation = {"corruptions": list(TEST_KINDS), "severities": [int(s) for s in severities], "reference_size": None}
         configs[name] = dataclasses.replace(
             config, output_dir=str(out_dir / "restoration" / name), seed=config.seed + seed, data=data,
@@ -212,7 +217,7 @@ def run_restoration_demo(out_dir: Path, *, seed: int = 0, steps: int | None = No
     minutes = max_minutes or budget["minutes"]
     severities = budget["severities"]
     configs = arm_configs(out_dir, seed=seed, steps=steps or budget.get("steps"), severities=severities,
-                          crop_size=budget["crop_size"])
+                          crop_size=budget["crop_size"], test_crops=budget["test_crops"])
     first = configs[ARM_NAMES[0]]
     steps = first.max_steps
     root = out_dir / "restoration"
