@@ -77,7 +77,8 @@ def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("task", ["segmentation", "restoration"])
-@pytest.mark.parametrize("flag, value", [("--max-minutes", "-1"), ("--steps", "0"), ("--seed", "-1"), ("--task", "depth")])
+@pytest.mark.parametrize("flag, value", [("--max-minutes", "-1"), ("--steps", "0"), ("--seed", "-1"), ("--threads", "0"),
+                                         ("--task", "depth")])
 def test_demo_rejects_a_bad_flag_in_one_line(tmp_path, capsys, flag, value, task):
     args = ["demo", "--task", task, flag, value, "--out", str(tmp_path / "x")]
     assert main(args) == 2

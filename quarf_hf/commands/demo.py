@@ -27,15 +27,21 @@ def run_demo(args) -> int:
     if args.steps is not None:
         check_int("--steps", args.steps)
     check_int("--seed", args.seed, minimum=0)
+    if args.threads is not None:
+        check_int("--threads", args.threads)
     options = {"seed": args.seed, "steps": args.steps, "quick": args.quick, "max_minutes": args.max_minutes}
     if args.task == "segmentation":
+        import torch
+
         from ..demo.segmentation import run_segmentation_demo
 
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         run_segmentation_demo(Path(args.out), **options)
     else:
-        from ..demo.restoration import run_restoration_demo
+        from ..demo.restoration import DEFAULT_THREADS, run_restoration_demo
 
-        run_restoration_demo(Path(args.out), **options)
+        run_restoration_demo(Path(args.out), **options, threads=args.threads or DEFAULT_THREADS)
     return 0
 
 
@@ -66,4 +72,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="outputs/demo",
                         help="output folder (default outputs/demo; restoration writes under OUT/restoration/)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int,
+                        help="torch's CPU threads (default: 1 for restoration, whose tiny arms gain nothing from more; "
+                             "torch's own for segmentation)")
     parser.set_defaults(func=_run_demo)
