@@ -1,4 +1,5 @@
-"""``quarf-hf demo``: the four arms, end to end, on a short budget; a hit time cap aborts."""
+"""``quarf-hf demo --task segmentation``: the four SegFormer arms, end to end, on a short budget; a hit
+time cap aborts. The restoration demo (the default) is tests/test_demo_restoration.py."""
 
 import json
 import shlex
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from quarf_hf.cli import build_parser, main
-from quarf_hf.commands.demo import ARM_NAMES, BUDGETS, arm_configs
+from quarf_hf.demo.segmentation import ARM_NAMES, BUDGETS, arm_configs
 from quarf_hf.training import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys)
     from transformers import AutoModelForSemanticSegmentation, pipeline
 
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--steps", "20", "--max-minutes", "60", "--out", str(out)]) == 0
+    assert main(["demo", "--task", "segmentation", "--quick", "--steps", "20", "--max-minutes", "60", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = json.loads((out / "comparison.json").read_text())
     assert [row["arm"] for row in rows] == ["baseline", "data augmentation", "static mixture + data augmentation",
@@ -75,16 +76,20 @@ def test_demo_runs_four_arms_and_writes_a_loadable_quarf_model(tmp_path, capsys)
     assert segments and {"label", "mask"} <= set(segments[0])
 
 
-@pytest.mark.parametrize("flag, value", [("--max-minutes", "-1"), ("--steps", "0")])
-def test_demo_rejects_a_bad_budget(tmp_path, capsys, flag, value):
-    assert main(["demo", flag, value, "--out", str(tmp_path / "x")]) == 2
-    assert flag in capsys.readouterr().err
+@pytest.mark.parametrize("task", ["segmentation", "restoration"])
+@pytest.mark.parametrize("flag, value", [("--max-minutes", "-1"), ("--steps", "0"), ("--seed", "-1"), ("--threads", "0"),
+                                         ("--task", "depth")])
+def test_demo_rejects_a_bad_flag_in_one_line(tmp_path, capsys, flag, value, task):
+    args = ["demo", "--task", task, flag, value, "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err and value in err
     assert not (tmp_path / "x").exists()
 
 
 def test_a_hit_time_cap_aborts_the_demo_instead_of_comparing_unequal_arms(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--steps", "1000", "--max-minutes", "0.001", "--out", str(out)]) == 3
+    assert main(["demo", "--task", "segmentation", "--quick", "--steps", "1000", "--max-minutes", "0.001", "--out", str(out)]) == 3
     printed = capsys.readouterr().out
     assert "the arms would be unequally trained" in printed and "of 1000 steps of arm 'baseline'" in printed
     assert not (out / "comparison.json").exists() and not (out / "augmentation").exists()

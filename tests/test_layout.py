@@ -61,10 +61,11 @@ def test_hub_configs_link_points_at_the_top_level_folder():
 
 def test_configs_link_points_at_the_top_level_folder():
     """The demo reads its arms from configs/ through quarf_hf/configs (package data in a wheel)."""
-    from quarf_hf.commands.demo import ARM_NAMES, configs_dir
+    from quarf_hf.demo import configs_dir, restoration, segmentation
 
     assert configs_dir().resolve() == (ROOT / "configs").resolve()
-    assert all((configs_dir() / f"{name}.yaml").is_file() for name in ARM_NAMES)
+    assert all((configs_dir() / f"{name}.yaml").is_file() for name in segmentation.ARM_NAMES)
+    assert all((configs_dir() / "restoration" / f"{name}.yaml").is_file() for name in restoration.ARM_NAMES)
 
 
 @pytest.mark.slow

@@ -124,22 +124,47 @@ def make_gallery(image, out_path, names=None, severities=SEVERITIES, seed: int =
     if out_path.suffix.lower() != ".png":
         raise InputError(f"out_path: expected a .png path, found {str(out_path)!r}")
     clean = _to_tensor(image, size)
-    _, _, h, w = clean.shape
-
-    grid = Image.new("RGB", (LABEL_WIDTH + (1 + len(severities)) * w, HEADER_HEIGHT + len(names) * h), "white")
-    draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default()
-    for col, title in enumerate(["clean"] + [f"severity {s}" for s in severities]):
-        draw.text((LABEL_WIDTH + col * w + 4, 4), title, fill="black", font=font)
-    for row, name in enumerate(names):
-        top = HEADER_HEIGHT + row * h
-        draw.text((4, top + h // 2 - 6), name, fill="black", font=font)
-        grid.paste(_to_pil(clean[0]), (LABEL_WIDTH, top))
-        for col, s in enumerate(severities, start=1):
+    rows = []
+    for name in names:
+        row = [clean[0]]
+        for s in severities:
             g = torch.Generator().manual_seed(seed)
-            degraded = degrade(clean, name, s, g, reference_size=reference_size)
-            grid.paste(_to_pil(degraded[0]), (LABEL_WIDTH + col * w, top))
-
+            row.append(degrade(clean, name, s, g, reference_size=reference_size)[0])
+        rows.append(row)
+    grid = labelled_grid(rows, names, ["clean"] + [f"severity {s}" for s in severities])
     with atomic_path(out_path) as temporary:
         grid.save(temporary, format="PNG")
     return out_path
+
+
+def labelled_grid(rows, row_labels, column_titles, captions=None) -> Image.Image:
+    """A white RGB image of tiles: a header of ``column_titles``, then one labelled row per entry of
+    ``rows`` (each a list of (3, H, W) tensors in [0, 1], all of one size).
+
+    ``captions`` (optional, same shape as ``rows``): a short text drawn on each tile's lower-left
+    corner (on a black box; None for none). The image is (LABEL_WIDTH + columns * W) x
+    (HEADER_HEIGHT + len(rows) * H) pixels.
+    """
+    if not rows or len(rows) != len(row_labels) or any(len(row) != len(column_titles) for row in rows):
+        raise InputError(f"rows: expected {len(row_labels)} rows of {len(column_titles)} tiles, "
+                         f"found {[len(row) for row in rows]}")
+    h, w = rows[0][0].shape[-2:]
+    grid = Image.new("RGB", (LABEL_WIDTH + len(column_titles) * w, HEADER_HEIGHT + len(rows) * h), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for col, title in enumerate(column_titles):
+        draw.text((LABEL_WIDTH + col * w + 4, 4), title, fill="black", font=font)
+    for row, (tiles, label) in enumerate(zip(rows, row_labels)):
+        top = HEADER_HEIGHT + row * h
+        draw.text((4, top + h // 2 - 6), label, fill="black", font=font)
+        for col, tile in enumerate(tiles):
+            if tuple(tile.shape[-2:]) != (h, w):
+                raise InputError(f"rows: every tile must be {h}x{w}, found {tuple(tile.shape[-2:])} in row {row}")
+            grid.paste(_to_pil(tile.detach().float().cpu()), (LABEL_WIDTH + col * w, top))
+            caption = captions[row][col] if captions else None
+            if caption:
+                left, bottom = LABEL_WIDTH + col * w + 2, top + h - 2
+                box = draw.textbbox((left, bottom), caption, font=font, anchor="lb")
+                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill="black")
+                draw.text((left, bottom), caption, fill="white", font=font, anchor="lb")
+    return grid

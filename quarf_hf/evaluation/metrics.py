@@ -100,18 +100,25 @@ def _gaussian_window(channels: int, dtype, device, size: int = 11, sigma: float 
     return (gauss.T @ gauss).expand(channels, 1, size, size)
 
 
+def _gaussian_filter(images: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """``images`` (N, C, H, W) filtered ("valid") by :func:`_gaussian_window`'s 2-D window, as one column
+    and one row pass: the same numbers (to rounding) at about a fifth of the cost on the CPU."""
+    channels = images.shape[1]
+    column = _gaussian_window(1, images.dtype, images.device, size, sigma)[0, 0].sum(1)  # the 1-D gaussian
+    images = F.conv2d(images, column.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
+    return F.conv2d(images, column.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
+
+
 def ssim_per_image(preds: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image SSIM (B,), computed as torchmetrics' ``structural_similarity_index_measure`` does."""
     preds, target = preds.double(), target.double()
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     size = 11
     pad = (size - 1) // 2
-    channels = preds.shape[1]
     preds = F.pad(preds, (pad, pad, pad, pad), mode="reflect")
     target = F.pad(target, (pad, pad, pad, pad), mode="reflect")
-    window = _gaussian_window(channels, preds.dtype, preds.device, size)
     stacked = torch.cat((preds, target, preds * preds, target * target, preds * target))
-    mu_p, mu_t, e_pp, e_tt, e_pt = F.conv2d(stacked, window, groups=channels).split(preds.shape[0])
+    mu_p, mu_t, e_pp, e_tt, e_pt = _gaussian_filter(stacked, size).split(preds.shape[0])
     var_p = (e_pp - mu_p**2).clamp(min=0)
     var_t = (e_tt - mu_t**2).clamp(min=0)
     cov = e_pt - mu_p * mu_t

@@ -82,18 +82,26 @@ def _markdown_document(results: dict, title: str | None) -> str:
     secondary = results.get("secondary_metric")
     if secondary:
         parts += [f"## {METRIC_LABELS.get(secondary, secondary)}", "", markdown_table(results, secondary)]
-    if results.get("experts") and "routing" in results["clean"]:
-        experts = results["experts"]
-        parts += ["## Mean routing weight per expert (receptive field)", ""]
-        parts.append("| condition | " + " | ".join(f"RF {rf}" for rf in experts) + " |")
-        parts.append("|" + "---|" * (len(experts) + 1))
-        rows = [("clean", results["clean"])] + [
-            (f"{name} s{s}", entry) for name, by_severity in results["corruptions"].items() for s, entry in by_severity.items()
-        ]
-        for label, entry in rows:
-            parts.append(f"| {label} | " + " | ".join(f"{w:.3f}" for w in entry["routing"]) + " |")
-        parts.append("")
+    routing = routing_table(results)
+    if routing:
+        parts += ["## Mean routing weight per expert (receptive field)", "", routing]
     return "\n".join(parts)
+
+
+def routing_table(results: dict) -> str | None:
+    """A Markdown table of a routed QuARF model's mean routing weight per expert (columns, by
+    receptive field) for clean and for each corruption at each severity (rows); None for a model
+    without routing."""
+    if not (results.get("experts") and "routing" in results["clean"]):
+        return None
+    experts = results["experts"]
+    lines = ["| condition | " + " | ".join(f"RF {rf}" for rf in experts) + " |", "|" + "---|" * (len(experts) + 1)]
+    rows = [("clean", results["clean"])] + [
+        (f"{name} s{s}", entry) for name, by_severity in results["corruptions"].items() for s, entry in by_severity.items()
+    ]
+    for label, entry in rows:
+        lines.append(f"| {label} | " + " | ".join(f"{w:.3f}" for w in entry["routing"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _save_figure(figure, path: str) -> None:
@@ -179,4 +187,4 @@ def write_report(results: dict, out_dir, title: str | None = None) -> dict:
     return paths
 
 
-__all__ = ["write_report", "markdown_table"]
+__all__ = ["write_report", "markdown_table", "routing_table"]
