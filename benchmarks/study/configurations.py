@@ -1,14 +1,18 @@
 """The table of every QuARF configuration tried, on the DEVELOPMENT kinds (benchmarks/study_configurations.md).
 
-    python benchmarks/study/configurations.py [--out outputs/study]
+    python benchmarks/study/configurations.py [--out outputs/study-tuning] [--main outputs/study-issue11]
 
-Reads the runs that ``quarf-hf study`` left in ``--out`` for configs/study.yaml and the tuning
-configs next to this file (they share base recipe, kinds and seeds, hence the baseline,
-augmentation and static runs). After the choice, the runs of the first QuARF block and its
-static control were moved to ``runs/quarf_d1248`` and ``runs/static_d1248``, and the chosen
-``quarf_d1234`` runs to ``runs/quarf`` (configs/study.yaml's arm, same recipe and fingerprint), and prints one row per configuration: development mIoU mean ± sd
-over seeds, and its paired difference from the static control and from augmentation alone
-(mean, 95% t-interval, seeds won). Test kinds are never read here.
+Reads the pilot runs (seeds 0-4, development images and kinds) that ``quarf-hf study`` left in
+``OUT/runs/<arm>/seed<k>/result.json`` for the two tuning configs next to this file (they share one
+output folder, hence the augmentation, static and quarf runs: the demo's block, dilations 1/2/4/8),
+and, with ``--main``, the static control of the chosen block (dilations 1/2/3/4) from
+``study_issue11.yaml``'s folder. Prints one row per configuration: development mIoU mean ± sd over
+seeds, and its paired difference from the static control (dilations 1/2/4/8) and from augmentation
+alone (mean, 95% t-interval, seeds won). Test kinds are never read here. The study's own
+``report.md`` gives each arm's pilot mean too, but neither paired differences nor runs of two configs.
+
+In issue 11 the runs were renamed after the choice (``static`` -> ``static_d1248``, ``quarf`` ->
+``quarf_d1248``, ``quarf_d1234`` -> ``quarf``); the folders here keep the names of the configs.
 """
 
 from __future__ import annotations
@@ -17,52 +21,60 @@ import argparse
 from pathlib import Path
 
 from quarf_hf.study import load_study_config
-from quarf_hf.study.report import paired, run_scores, summarize
+from quarf_hf.study.report import compare, summarize
 from quarf_hf.study.runner import load_result
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-CONFIGS = {  # arm -> (config file, what it changes)
-    "quarf_d1248": (HERE / "quarf_mlp.yaml", "the demo's block: 8 groups, dilations 1/2/4/8, linear noisy router, soft, residual"),
-    "quarf": (REPO / "configs" / "study.yaml", "dilations 1/2/3/4 (receptive fields 3-9 on the 12x12 map); chosen"),
-    "quarf_mlp": (HERE / "quarf_mlp.yaml", "MLP router (36 -> 256 -> GELU -> 32)"),
+METRIC, SPLIT = "mIoU", "development"
+CONFIGS = {  # arm of the tuning folder -> what it changes
+    "quarf": "the demo's block: 8 groups, dilations 1/2/4/8, linear noisy router, soft, residual",
+    "quarf_d1234": "dilations 1/2/3/4 (receptive fields 3-9 on the 12x12 map); chosen",
+    "quarf_mlp": "MLP router (36 -> 256 -> GELU -> 32)",
 }
+CONTROLS = {"static": "static (control, dilations 1/2/4/8)", "augmentation": "augmentation (control)"}
+
+
+def development_results(out: Path, arm: str, seeds: list[int]) -> list[dict] | None:
+    """The run's result for every seed, or None unless each has its development evaluation."""
+    results = [load_result(out, arm, s) for s in seeds]
+    return None if any(r is None or SPLIT not in r["splits"] for r in results) else results
+
+
+def table(out: Path, main: Path | None = None) -> str:
+    seeds = load_study_config(HERE / "quarf_d1234.yaml").pilot
+    lines = ["| configuration (run folder) | what changes | seeds | development mIoU | minus static (dilations 1/2/4/8) "
+             "| minus augmentation |", "|---|---|---|---|---|---|"]
+
+    def row(label, what, results, with_differences):
+        if results is None:
+            return f"| {label} | {what} | not run to completion | | | |"
+        s = summarize([r["splits"][SPLIT]["mean_corrupted"][METRIC] for r in results])
+        cells = ["", ""]
+        if with_differences:
+            cells = []
+            for control in CONTROLS:
+                others = development_results(out, control, seeds)
+                d = compare(results, others, SPLIT, METRIC) if others else None
+                cells.append(f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], won {d['won']}/{d['n']}"
+                             if d else "")
+        return f"| {label} | {what} | {len(results)} | {s['mean']:.3f} ± {s['sd']:.3f} | " + " | ".join(cells) + " |"
+
+    for arm in ("augmentation", "static"):
+        lines.append(row(CONTROLS[arm], "-", development_results(out, arm, seeds), False))
+    if main is not None:  # study_issue11.yaml's static arm: the chosen block, run after the choice
+        lines.append(row("static (control, dilations 1/2/3/4: run after the choice)", "-",
+                         development_results(main, "static", seeds), False))
+    for arm, what in CONFIGS.items():
+        lines.append(row(arm, what, development_results(out, arm, seeds), True))
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/study")
+    parser.add_argument("--out", default="outputs/study-tuning", help="the tuning configs' output folder")
+    parser.add_argument("--main", help="study_issue11.yaml's output folder (its static arm: dilations 1/2/3/4)")
     args = parser.parse_args()
-    out = Path(args.out)
-    seeds = load_study_config(CONFIGS["quarf"][0]).seeds
-    lines = ["| configuration (run folder) | what changes | seeds | development mIoU | minus static (dilations 1/2/4/8) | minus augmentation |",
-             "|---|---|---|---|---|---|"]
-
-    def dev(arm):
-        results = [load_result(out, arm, s) for s in seeds]
-        if any(r is None or "development" not in r["splits"] for r in results):
-            return None
-        return [run_scores(r, "mIoU")["development"] for r in results]
-
-    for name in ("augmentation", "static_d1248", "static"):
-        values = dev(name)
-        if values:
-            s = summarize(values)
-            lines.append(f"| {name} (control) | - | {len(values)} | {s['mean']:.3f} ± {s['sd']:.3f} | | |")
-        elif name == "static":
-            lines.append("| static (control, dilations 1/2/3/4) | - | not run yet | | | |")
-    for arm, (path, what) in CONFIGS.items():
-        values = dev(arm)
-        if values is None:
-            lines.append(f"| {arm} | {what} | not run to completion | | | |")
-            continue
-        s = summarize(values)
-        cells = []
-        for other in ("static_d1248", "augmentation"):
-            d = paired(values, dev(other))
-            cells.append(f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], won {d['won']}/{d['n']}")
-        lines.append(f"| {arm} | {what} | {len(values)} | {s['mean']:.3f} ± {s['sd']:.3f} | " + " | ".join(cells) + " |")
-    print("\n".join(lines))
+    print(table(Path(args.out), Path(args.main) if args.main else None))
 
 
 if __name__ == "__main__":
