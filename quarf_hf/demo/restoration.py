@@ -5,8 +5,8 @@ fed a constant quality vector: one learned mixture of experts for every image), 
 BRISQUE vector as a per-channel scale and shift) and **QuARF** (the BRISQUE vector routes the
 block's experts) — share one architecture, data, recipe and seed (so the same initial UNet). Each
 is trained on random crops of the five *train* photos of :mod:`quarf_hf.data.photos`, degraded on
-the fly by the seven training kinds (gaussian_noise, impulse_noise, gaussian_blur, motion_blur,
-pixelate, contrast, low_light), for the same number of steps.
+the fly by the four training kinds (gaussian_noise, impulse_noise, gaussian_blur, motion_blur),
+for the same number of steps.
 
 **Held-out evaluation.** Every arm is evaluated once, by :func:`quarf_hf.evaluation.evaluate_model`
 (the evaluator of ``quarf-hf evaluate``; it also scores the degraded input itself, the *identity*
