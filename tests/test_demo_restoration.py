@@ -101,7 +101,7 @@ def test_the_restoration_demo_end_to_end_on_a_tiny_budget(tmp_path, capsys, monk
     assert not (out / "quarf").exists()  # the segmentation demo's folders are not written
 
     assert "Gain over the identity (mean held-out PSNR): plain " in printed
-    assert "one seed" in printed and "NOT been run" in printed and "docs/study.md" in printed
+    assert "one seed" in printed and "no difference detected" in printed and "docs/study.md" in printed
     assert f"quarf-hf space --restoration {root / 'quarf' / 'model'}" in printed
 
 

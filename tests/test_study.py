@@ -261,3 +261,24 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     assert decisions["gate"]["valid"] and decisions["test_seeds"] == [2, 3]
     text = write_study_report(config, tmp_path)["markdown"]
     assert "| quarf - static | primary |" in text
+
+
+def test_a_best_receptive_field_that_changes_by_less_than_the_effect_is_nothing_to_route_for(tmp_path):
+    """expert_d1 best on shot noise and expert_d2 on defocus blur, each by 0.05 dB: the best changes,
+    but picking it per kind gains less than the declared effect (0.1 dB), and the report says so."""
+    config = StudyConfig.from_dict(tiny_study())
+    _fake_runs(config, tmp_path, {"plain": 21.5, "expert_d1": 21.0, "expert_d2": 21.0})
+    for name, kind in (("expert_d1", "shot_noise"), ("expert_d2", "defocus_blur")):
+        for seed in config.pilot:
+            path = run_dir(tmp_path, name, seed) / "result.json"
+            result = json.loads(path.read_text())
+            for metrics in result["splits"]["development"]["corruptions"][kind].values():
+                metrics["psnr"] += 0.05
+            path.write_text(json.dumps(result))
+    (tmp_path / "decisions.json").write_text(json.dumps({"gate": regime_gate(config, tmp_path)}))
+    report = write_study_report(config, tmp_path)
+    single = report["diagnostics"]["single_experts"] if "diagnostics" in report else None
+    text = report["markdown"]
+    assert "| best | expert_d1 | expert_d2 |" in text
+    assert "would gain at most 0.050 dB" in text and "nothing worth routing for" in text
+    assert single is None or abs(single["pick_gain"] - 0.05) < 1e-6

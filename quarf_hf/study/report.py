@@ -94,7 +94,11 @@ def build_report(config: StudyConfig, out_dir) -> dict:
             table[name] = row
         columns = list(next(iter(table.values())))
         best = {c: max(table, key=lambda n: table[n][c]) for c in columns}
-        diagnostics["single_experts"] = {"table": table, "best": best, "changes": len(set(best.values())) > 1}
+        # What picking per kind/severity could gain over the one network best on average (kinds' mean).
+        overall = max(table, key=lambda n: np.mean([table[n][k] for k in config.kinds["development"]]))
+        pick_gain = max(table[best[c]][c] - table[overall][c] for c in columns)
+        diagnostics["single_experts"] = {"table": table, "best": best, "changes": len(set(best.values())) > 1,
+                                         "overall": overall, "pick_gain": float(pick_gain)}
     if "oracle" in config.diagnostic_names() and all(runs[("oracle", s)] is not None for s in pilot):
         oracle = [runs[("oracle", s)] for s in pilot]
         against = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric) for arm in config.arms}
@@ -123,7 +127,10 @@ def build_report(config: StudyConfig, out_dir) -> dict:
     comparisons = {}
     for rank, (first, second) in [("primary", config.primary)] + [("secondary", p) for p in config.secondary]:
         stat = compare(results[first], results[second], "test", metric)
+        # Power at the pilot's sd (what the plan assumed) and at the test seeds' own sd (what they showed):
+        # a pilot sd far below the test's makes the planned power an overstatement, so both are given.
         stat.update(rank=rank, power=paired_power(len(seeds), decisions["pilot_sd"], config.effect),
+                    power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"),
                     reading=reading(f"{first} - {second}", stat, config.effect, unit))
         comparisons[f"{first} - {second}"] = stat
     report["comparisons"] = comparisons
@@ -154,9 +161,17 @@ def markdown(report: dict) -> str:
         for name, row in single["table"].items():
             lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
         lines.append("| best | " + " | ".join(single["best"][c] for c in columns) + " |")
-        lines += ["", "The best receptive field " + ("changes with the kind or severity." if single["changes"] else
-                  f"is the same ({next(iter(single['best'].values()))}) for every kind and severity: "
-                  "there is no receptive field for a router to pick per image."), ""]
+        if not single["changes"]:
+            verdict = (f"is the same ({next(iter(single['best'].values()))}) for every kind and severity: "
+                       "there is no receptive field for a router to pick per image.")
+        elif single.get("pick_gain", float("inf")) < report["effect"]:
+            verdict = (f"changes with the kind or severity, but picking it per kind or severity would gain at most "
+                       f"{single['pick_gain']:.3f} {unit} over the best network on average ({single['overall']}), less "
+                       f"than the effect of {report['effect']:g} {unit}: nothing worth routing for.")
+        else:
+            verdict = (f"changes with the kind or severity: picking it would gain up to {single['pick_gain']:.3f} "
+                       f"{unit} over the best network on average ({single['overall']}).")
+        lines += ["", "The best receptive field " + verdict, ""]
     if "oracle" in diagnostics:
         oracle = diagnostics["oracle"]
         lines += ["Oracle router (told each image's corruption family and severity) minus each arm, paired over pilot "
@@ -198,11 +213,17 @@ def markdown(report: dict) -> str:
     for arm, stats in report["arms"].items():
         lines.append(f"| {arm} | {_fmt(stats['clean'])} | {_fmt(stats['test'])} | "
                      + " | ".join(_fmt(stats[k]) for k in kinds) + " |")
-    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | 95% bootstrap (seeds, images) | seeds won | power |",
-              "|---|---|---|---|---|---|---|"]
+    primary = report["comparisons"][f"{report['primary'][0]} - {report['primary'][1]}"]
+    lines += ["", f"On the test seeds the primary comparison's paired sd was {primary['sd']:.4f} {unit} "
+                  f"({primary['sd'] / power['pilot_sd']:.1f}x the pilot's): the power to detect {report['effect']:g} {unit} "
+                  f"with {primary['n']} seeds at that sd is {primary['power_test_sd']:.2f}."]
+    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | 95% bootstrap (seeds, images) | seeds won "
+                  "| power (pilot sd) | power (test sd) |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, d in report["comparisons"].items():
         lines.append(f"| {name} | {d['rank']} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
-                     f"| [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] | {d['won']}/{d['n']} | {d['power']:.2f} |")
+                     f"| [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] | {d['won']}/{d['n']} | {d['power']:.2f} "
+                     f"| {d['power_test_sd']:.2f} |")
     lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
                      for d in report["comparisons"].values()]
     return "\n".join(lines) + "\n"
