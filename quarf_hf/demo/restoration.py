@@ -16,8 +16,8 @@ never seen in training nor used for any choice) under :data:`TEST_KINDS`:
 - ``zoom_blur``: a blur whose direction and length vary over the image (radial), unlike the
   training blurs (isotropic gaussian, one straight motion);
 - ``jpeg_compression``: block and ringing artefacts, a family the training never shows;
-- ``fog``: a low-frequency haze that lowers contrast unevenly, a weather kind (training has only a
-  global contrast loss).
+- ``fog``: a low-frequency haze that lowers contrast unevenly, a weather kind (training has no haze
+  or contrast loss at all).
 
 They are neither training kinds nor the development kinds that the configs' own evaluation uses
 for choices (shot_noise, speckle_noise, defocus_blur), so no choice was made on them; one per
