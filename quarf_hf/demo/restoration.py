@@ -13,16 +13,15 @@ for the same number of steps.
 row, the floor a restorer must beat), on a grid of crops of the two *test* photos (chelsea, coffee:
 never seen in training nor used for any choice) under :data:`TEST_KINDS`:
 
+- ``speckle_noise``: noise multiplied by the pixel value, unlike the training's additive gaussian
+  and impulse noise;
 - ``zoom_blur``: a blur whose direction and length vary over the image (radial), unlike the
   training blurs (isotropic gaussian, one straight motion);
-- ``jpeg_compression``: block and ringing artefacts, a family the training never shows;
-- ``fog``: a low-frequency haze that lowers contrast unevenly, a weather kind (training has no haze
-  or contrast loss at all).
+- ``jpeg_compression``: block and ringing artefacts, a family the training never shows.
 
-They are neither training kinds nor the development kinds that the configs' own evaluation uses
-for choices (shot_noise, speckle_noise, defocus_blur), so no choice was made on them; one per
-family that the training lacks (noise is left out: the development kinds already cover it).
-jpeg_compression, the slow kind on full images, costs a few ms per 128-px crop, so it fits. The
+They are the test kinds of the restoration study (``configs/study-restoration.yaml``), neither
+training kinds nor the development kinds that the configs' own evaluation uses for choices
+(shot_noise, defocus_blur). The
 configs' development evaluation is not run here (it would double the demo's time).
 
 Outputs, under ``OUT/restoration/``: each arm's model folder ``<arm>/model`` (loadable with
@@ -52,7 +51,7 @@ from .arms import configs_dir, train_arms
 ARM_NAMES = ("plain", "static", "film", "quarf")  # configs/restoration/<name>.yaml, in training order
 ARM_TITLES = {"plain": "plain", "static": "static", "film": "FiLM", "quarf": "QuARF"}
 TEST_SPLIT = "test"  # the built-in photos never used for training or choices
-TEST_KINDS = ("zoom_blur", "jpeg_compression", "fog")  # see the module docstring for why these
+TEST_KINDS = ("speckle_noise", "zoom_blur", "jpeg_compression")  # see the module docstring for why these
 # The full demo trains the configs as they are; --quick shortens them. minutes: the default cap;
 # crop_size: the test photos' evaluation crops, test_crops: None for the grid that covers both photos
 # (32 crops of 128 px), else that many crops at fixed random places; grid_crop: the picture's tiles.
