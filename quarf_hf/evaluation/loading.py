@@ -91,9 +91,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, revision: str
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load a config from {model!r} ({_first_line(err)})") from None
     except Exception as err:
-        converted = load_error(err, model)
-        if converted is not None:
-            raise InputError(f"MODEL: {converted}") from None
+        _raise_load_error(err, model)
         if isinstance(err, (ValueError, KeyError, TypeError)):
             # transformers' own errors for an unknown model_type or a config field of the wrong type
             raise InputError(f"MODEL: {config_file} is not a usable model config "
@@ -118,10 +116,16 @@ def load_model(model: str, config, trust_remote_code: bool = False, revision: st
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
     except Exception as err:
-        converted = load_error(err, model)
-        if converted is not None:
-            raise InputError(f"MODEL: {converted}") from None
+        _raise_load_error(err, model)
         raise
+
+
+def _raise_load_error(err: BaseException, model: str) -> None:
+    """Raises ``err`` as one line naming MODEL's damaged file or bad key (:func:`models.weights.load_error`),
+    when it is such an error; returns otherwise, for the caller to handle or re-raise."""
+    converted = load_error(err, model)
+    if converted is not None:
+        raise InputError(f"MODEL: {converted}") from None
 
 
 def _first_line(err) -> str:
