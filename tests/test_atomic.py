@@ -42,15 +42,20 @@ def test_failures_leave_nothing_behind_and_keep_the_old_content(tmp_path):
 
 
 def test_atomic_helpers_remove_their_own_leftovers(tmp_path):
-    (tmp_path / ".model-abc_1234").mkdir()  # a killed atomic_folder("model")
-    (tmp_path / ".model-abc_1234" / "model.safetensors").write_text("half")
-    (tmp_path / ".a.png.zz99aa00.tmp").write_text("half")  # a killed atomic_path("a.png")
-    (tmp_path / ".other-abcdefgh").mkdir()  # another destination's: left to its own writer
+    from quarf_hf.atomic import MARKER
+
+    (tmp_path / ".quarf-staging-model-abc_1234").mkdir()  # a killed atomic_folder("model")
+    (tmp_path / ".quarf-staging-model-abc_1234" / "model.safetensors").write_text("half")
+    (tmp_path / ".quarf-staging-model-abc_1234" / MARKER).write_text("new model")
+    (tmp_path / ".quarf-staging-a.png.zz99aa00.tmp").write_text("half")  # a killed atomic_path("a.png")
+    (tmp_path / ".quarf-staging-other-abcdefgh").mkdir()  # another destination's: left to its own writer
+    (tmp_path / ".quarf-staging-other-abcdefgh" / MARKER).write_text("new other")
     (tmp_path / ".config").mkdir()  # not a staging name
     with atomic_folder(tmp_path / "model") as staging:
         (staging / "x").write_text("1")
     with atomic_path(tmp_path / "a.png") as temporary:
         temporary.write_text("png")
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [".config", ".other-abcdefgh", "a.png", "model"]
-    assert remove_stale_staging(tmp_path) == [tmp_path / ".other-abcdefgh"]
+    assert names == [".config", ".quarf-staging-other-abcdefgh", "a.png", "model"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["x"]  # no marker in the result
+    assert remove_stale_staging(tmp_path) == [tmp_path / ".quarf-staging-other-abcdefgh"]

@@ -167,7 +167,7 @@ def test_resume_and_fresh_run_guards(tmp_path):
     with pytest.raises(FileNotFoundError, match="--resume: no checkpoint"):
         train_quality(config, resume=True)
     train_quality(config)
-    with pytest.raises(ValueError, match="output_dir: .* already holds checkpoints"):
+    with pytest.raises(ValueError, match="output_dir: .* already holds an earlier run's checkpoints"):
         train_quality(config)
 
 
@@ -462,9 +462,11 @@ def test_the_shared_loop_accumulates_and_resumes_past_a_damaged_checkpoint(tmp_p
     out = Path(config.output_dir)
     newest = out / "checkpoints" / "step-00000002" / "model.safetensors"
     newest.write_bytes(newest.read_bytes()[:100])
-    (out / "checkpoints" / ".step-00000003.tmp").mkdir()
+    from quarf_hf.atomic import staging_folder
+
+    saving = staging_folder(out / "checkpoints" / "step-00000003", suffix="saving__")  # a killed checkpoint save
     capsys.readouterr()
     assert train_quality(config, resume=True)["steps"] == 2
     printed = capsys.readouterr().out
     assert "skipping damaged checkpoint" in printed and "resuming from" in printed and "step-00000001" in printed
-    assert not (out / "checkpoints" / ".step-00000003.tmp").exists()
+    assert not saving.exists()

@@ -96,15 +96,17 @@ def test_resume_past_a_damaged_checkpoint_in_a_real_run(tmp_path, capsys):
     newest.write_bytes(newest.read_bytes()[:100])
     import shutil
 
+    from quarf_hf.atomic import staging_folder
+
     shutil.rmtree(out / "model")
-    (out / ".model-killed00").mkdir()
-    (out / "checkpoints" / ".step-00000004.tmp").mkdir()
+    killed = staging_folder(out / "model", suffix="killed00")  # what a killed export leaves
+    saving = staging_folder(out / "checkpoints" / "step-00000004", suffix="saving__")  # a killed checkpoint save
     capsys.readouterr()
     train(TrainConfig.from_dict(config), resume=True)
     printed = capsys.readouterr().out
     assert "skipping damaged checkpoint" in printed and "step-00000003" in printed
     assert "resuming from" in printed and "step-00000002" in printed
-    assert not (out / ".model-killed00").exists() and not (out / "checkpoints" / ".step-00000004.tmp").exists()
+    assert not killed.exists() and not saving.exists()
     got, want = load_file(out / "model" / "model.safetensors"), load_file(Path(reference.output_dir) / "model" / "model.safetensors")
     assert got.keys() == want.keys()
     for key in want:

@@ -29,7 +29,8 @@ def run_demo(args) -> int:
     check_int("--seed", args.seed, minimum=0)
     if args.threads is not None:
         check_int("--threads", args.threads)
-    options = {"seed": args.seed, "steps": args.steps, "quick": args.quick, "max_minutes": args.max_minutes}
+    options = {"seed": args.seed, "steps": args.steps, "quick": args.quick, "max_minutes": args.max_minutes,
+               "overwrite": getattr(args, "overwrite", False)}
     if args.task == "segmentation":
         import torch
 
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
                              "15, or 5 with --quick; segmentation 30, or 10 with --quick)")
     parser.add_argument("--out", default="outputs/demo",
                         help="output folder (default outputs/demo; restoration writes under OUT/restoration/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's outputs in --out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int,
                         help="torch's CPU threads (default: 1 for restoration, whose tiny arms gain nothing from more; "

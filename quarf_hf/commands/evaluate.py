@@ -8,7 +8,9 @@ import sys
 
 from ..degradations.registry import parse_corruptions, parse_severities
 from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
+from ..evaluation.report import REPORT_FILES
 from ..models.checks import InputError, check_int, looks_like_hub_id
+from ..outputs import check_output_folder
 
 
 def dataset_spec(args, task: str, num_labels: int | None = None):
@@ -48,8 +50,7 @@ def run(args) -> int:
     corruptions = parse_corruptions(args.corruptions)
     check_int("--batch-size", args.batch_size)
     device = resolve_device(args.device)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
+    check_output_folder(args.out, REPORT_FILES, "--out", overwrite=args.overwrite)
     config = load_model_config(args.model, args.trust_remote_code, args.revision)
     task = config_task(config)
     spec = dataset_spec(args, task, getattr(config, "num_labels", None))
@@ -106,6 +107,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md and the plots")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files in --out")
     parser.add_argument("--revision", default=None, metavar="COMMIT", help="a commit hash (or branch, tag) of a Hub MODEL: pins its code and weights")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow running the code saved with a model of a type neither quarf_hf nor transformers "

@@ -28,6 +28,7 @@ This module parses, checks and prints; the work is :mod:`quarf_hf.prediction`'s
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import torch
@@ -39,6 +40,9 @@ from quarf_hf.models.image_utils import load_image
 from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
 
 from ..models.checks import InputError
+from ..outputs import check_output_folder
+
+OUTPUT_KINDS = ("input", "segmentation", "mask", "restored")  # <stem>_<kind>.png
 
 
 def _check_images(paths: list[str]) -> list[Path]:
@@ -94,8 +98,8 @@ def run(args) -> int:
     paths = _check_images(args.images)
     corruption, severity = check_degradation(args.corruption, args.severity, arguments=("--corruption", "--severity"))
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out: {args.out!r} exists and is not a folder")
+    outputs = ["predictions.json"] + [f"{glob.escape(path.stem)}_{kind}.png" for path in paths for kind in OUTPUT_KINDS]
+    check_output_folder(out, outputs, "--out", overwrite=args.overwrite)
     device = resolve_device(args.device)
     config = load_model_config(args.model, args.trust_remote_code, args.revision)
     task = config_task(config)
@@ -133,6 +137,8 @@ def register(subparsers) -> None:
     parser.add_argument("model", metavar="MODEL", help="a local model folder or a Hub repo id")
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any mode; read as RGB, transparency on white)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the output images and predictions.json")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier prediction's files (predictions.json, the images' outputs) in --out")
     parser.add_argument("--corruption", default=None, metavar="NAME", help="degrade each image with this corruption first")
     parser.add_argument("--severity", type=int, default=None, metavar="N", help="severity 1..5 of --corruption (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the degradation (default: 0)")

@@ -10,6 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a training config (YAML); see configs/ for the demo's four arms")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     parser.add_argument("--output-dir", help="override the config's output_dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run's model/, summary.json and checkpoints in output_dir "
+                             "(the config's overwrite: true)")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--skip-bad", action="store_true",
@@ -21,7 +24,8 @@ def run_train(args) -> int:
     from ..training.config import load_train_config
     from ..training import train
 
-    config = load_train_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seed=args.seed)
+    config = load_train_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seed=args.seed,
+                               overwrite=True if getattr(args, "overwrite", False) else None)
     summary = train(config, resume=args.resume, push_to_hub=args.push_to_hub, skip_bad=getattr(args, "skip_bad", False))
     from accelerate import PartialState
 

@@ -10,6 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a quality-training config (YAML), or a hub_configs/ variant such as quarf-quality-small")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     parser.add_argument("--output-dir", help="override the config's output_dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run's model/, summary.json and checkpoints in output_dir "
+                             "(the config's overwrite: true)")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--max-minutes", type=float, help="override the config's max_minutes (stop gracefully at it)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
@@ -20,7 +23,8 @@ def run_train_quality(args) -> int:
     from ..quality_training import load_quality_config, train_quality
 
     config = load_quality_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps,
-                                 max_minutes=args.max_minutes, seed=args.seed)
+                                 max_minutes=args.max_minutes, seed=args.seed,
+                                 overwrite=True if getattr(args, "overwrite", False) else None)
     summary = train_quality(config, resume=args.resume, push_to_hub=args.push_to_hub)
     from accelerate import PartialState
 

@@ -22,6 +22,13 @@ def configs_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "configs"
 
 
+def check_demo_folder(out_dir: Path, outputs, overwrite: bool) -> None:
+    """Refuses ``--out`` when it holds an earlier demo's ``outputs`` (unless ``overwrite``), before any arm trains."""
+    from ..outputs import check_output_folder
+
+    check_output_folder(out_dir, outputs, "--out", overwrite=overwrite)
+
+
 def train_arms(configs: dict, titles: dict, minutes: float, started: float, describe=None) -> dict:
     """Trains every arm of ``configs`` (``{name: TrainConfig}``, in order) with
     :func:`quarf_hf.training.train`; returns ``{name: summary}``.
@@ -39,7 +46,8 @@ def train_arms(configs: dict, titles: dict, minutes: float, started: float, desc
         left = minutes - (time.monotonic() - started) / 60
         if left <= 0:
             raise DemoAborted(f"--max-minutes: the cap of {minutes:g} minutes was hit before arm {name!r}")
-        summaries[name] = train(dataclasses.replace(config, max_minutes=left))
+        # The demo checked its folder before the first arm (check_demo_folder): what is there is its own.
+        summaries[name] = train(dataclasses.replace(config, max_minutes=left, overwrite=True))
         if summaries[name]["stopped_early"]:
             raise DemoAborted(f"--max-minutes: the cap of {minutes:g} minutes was hit after {summaries[name]['steps']} "
                               f"of {config.max_steps} steps of arm {name!r}; the arms would be unequally trained, so "

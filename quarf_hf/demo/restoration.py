@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_text_atomic
-from .arms import configs_dir, train_arms
+from .arms import check_demo_folder, configs_dir, train_arms
 
 ARM_NAMES = ("plain", "static", "film", "quarf")  # configs/restoration/<name>.yaml, in training order
 ARM_TITLES = {"plain": "plain", "static": "static", "film": "FiLM", "quarf": "QuARF"}
@@ -220,10 +220,13 @@ def reading(steps: int) -> str:
 
 
 def run_restoration_demo(out_dir: Path, *, seed: int = 0, steps: int | None = None, quick: bool = False,
-                         max_minutes: float | None = None, threads: int | None = DEFAULT_THREADS) -> dict:
+                         max_minutes: float | None = None, threads: int | None = DEFAULT_THREADS,
+                         overwrite: bool = False) -> dict:
     """The restoration demo (arguments already checked); prints as it goes and returns the results
     written to ``out_dir/restoration/results.json``. Raises :class:`~quarf_hf.demo.arms.DemoAborted`
-    when the cap is hit. ``threads``: torch's CPU threads during the demo (None: torch's own)."""
+    when the cap is hit. ``threads``: torch's CPU threads during the demo (None: torch's own). An
+    ``out_dir`` that holds an earlier demo's ``restoration/`` is refused unless ``overwrite``."""
+    check_demo_folder(out_dir, ["restoration"], overwrite)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text_atomic
-from .arms import configs_dir, train_arms
+from .arms import check_demo_folder, configs_dir, train_arms
 
 # The arms, in the order they are trained and shown: configs/<name>.yaml is each one's only definition.
 ARM_NAMES = ("baseline", "augmentation", "static", "quarf")
@@ -102,10 +102,13 @@ def plot_comparison(summaries: dict, path: Path) -> Path:
 
 
 def run_segmentation_demo(out_dir: Path, *, seed: int = 0, steps: int | None = None, quick: bool = False,
-                          max_minutes: float | None = None) -> dict:
+                          max_minutes: float | None = None, overwrite: bool = False) -> dict:
     """The segmentation demo (arguments already checked); prints as it goes, returns the summaries.
-    Raises :class:`~quarf_hf.demo.arms.DemoAborted` when the cap is hit."""
+    Raises :class:`~quarf_hf.demo.arms.DemoAborted` when the cap is hit. An ``out_dir`` that holds
+    an earlier demo's outputs is refused unless ``overwrite``."""
     from ..evaluation import write_report
+
+    check_demo_folder(out_dir, [*ARM_NAMES, "comparison.png", "comparison.json", "comparison.md"], overwrite)
 
     budget = BUDGETS["quick" if quick else "full"]
     minutes = max_minutes or budget["minutes"]

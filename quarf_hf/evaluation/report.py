@@ -12,6 +12,8 @@ import os
 
 from ..atomic import atomic_path, write_text_atomic
 
+# What write_report writes into its folder.
+REPORT_FILES = ("results.json", "results.md", "metric_vs_severity.png", "routing_vs_severity.png")
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D")
 METRIC_LABELS = {"mIoU": "mIoU", "pixel_accuracy": "pixel accuracy", "psnr": "PSNR (dB)", "ssim": "SSIM"}

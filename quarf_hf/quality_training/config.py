@@ -47,6 +47,7 @@ class QualityTrainConfig:
     authentic_fraction: float = 0.0
     temperature: float = 0.1
     output_dir: str = "outputs/train-quality"
+    overwrite: bool = False  # replace an earlier run's model/, summary.json and checkpoints in output_dir
     seed: int = 0
     max_steps: int = 200
     max_minutes: float | None = None
@@ -106,6 +107,8 @@ class QualityTrainConfig:
         if self.mixed_precision is not None:  # None: accelerate's setting decides
             check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_choice("tracker", self.tracker, TRACKERS)
+        if not isinstance(self.overwrite, bool):
+            raise InputError(f"overwrite: expected true or false, found {self.overwrite!r}")
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,10 +33,8 @@ def run_job(run_dir: Path) -> dict:
         from ..training.segmentation import SegmentationTask
         from .evaluation import OracleTask
 
-        train_dir = run_dir / "train"
-        if train_dir.exists():  # a run that was stopped part-way starts again from scratch
-            shutil.rmtree(train_dir)
-        config = TrainConfig.from_dict(job["train_config"])
+        # A run that was stopped part-way starts again from scratch: its own outputs are replaced.
+        config = TrainConfig.from_dict({**job["train_config"], "overwrite": True})
         summary = run_training((OracleTask if job.get("oracle") else SegmentationTask)(config))
         if summary["steps"] != config.max_steps:
             raise RuntimeError(f"run {run_dir}: trained {summary['steps']} of {config.max_steps} steps")

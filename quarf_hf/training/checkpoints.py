@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 from pathlib import Path
+
+from ..atomic import commit_staging_folder, remove_stale_staging, staging_folder
 
 from ..models.checks import check_int
 
 PREFIX = "step-"
+_SAVING = "saving__"  # the staging folder's fixed last part (8 characters, as the atomic helpers' random ones)
 
 
 def checkpoint_dir(output_dir) -> Path:
@@ -18,20 +21,17 @@ def checkpoint_dir(output_dir) -> Path:
 
 def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path | None:
     """Saves the full training state at ``step`` (all processes call it; the main one writes)."""
-    root = checkpoint_dir(output_dir)
-    final = root / f"{PREFIX}{step:08d}"
-    staging = root / f".{PREFIX}{step:08d}.tmp"
+    final = checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}"
+    # A fixed staging name: every process saves its part into the same folder.
+    staging = final.parent / f".quarf-staging-{final.name}-{_SAVING}"
     if accelerator.is_main_process:
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_folder(final, suffix=_SAVING)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (staging / "progress.json").write_text(json.dumps({"step": step}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        commit_staging_folder(staging, final)
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -42,7 +42,9 @@ def list_checkpoints(output_dir) -> list[Path]:
     root = checkpoint_dir(output_dir)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    # Only the names save_checkpoint writes: rotation removes these and nothing else.
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.is_symlink() and re.fullmatch(rf"{PREFIX}\d{{8}}", p.name))
 
 
 def checkpoint_problem(path) -> str | None:
@@ -88,12 +90,5 @@ def latest_checkpoint(output_dir) -> tuple[Path, int] | None:
 
 
 def remove_stale_checkpoint_staging(output_dir) -> list[Path]:
-    """Removes ``.step-*.tmp`` folders that a run killed while saving left behind."""
-    root = checkpoint_dir(output_dir)
-    removed = []
-    if root.is_dir():
-        for entry in root.iterdir():
-            if entry.is_dir() and entry.name.startswith(f".{PREFIX}") and entry.name.endswith(".tmp"):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
-    return removed
+    """Removes the staging folders that a run killed while saving a checkpoint left behind."""
+    return remove_stale_staging(checkpoint_dir(output_dir))

@@ -43,6 +43,7 @@ class TrainConfig:
     augmentation: dict = field(default_factory=lambda: {"policy": "none"})
     evaluation: dict = field(default_factory=lambda: {"corruptions": ["gaussian_noise", "defocus_blur"], "severities": [3]})
     output_dir: str = "outputs/train"
+    overwrite: bool = False  # replace an earlier run's model/, summary.json and checkpoints in output_dir
     seed: int = 0
     max_steps: int = 100
     max_minutes: float | None = None  # wall-clock budget: training stops gracefully at it
@@ -135,6 +136,8 @@ def _check_types(config: "TrainConfig") -> None:
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
             raise InputError(f"{name}: expected text or nothing, found {value!r}")
+    if not isinstance(config.overwrite, bool):
+        raise InputError(f"overwrite: expected true or false, found {config.overwrite!r}")
     if not isinstance(config.log_sample_ids, bool):
         raise InputError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
     if config.max_grad_norm is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
 from ..models.checks import InputError
+from ..outputs import check_output_folder
 from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
 from .seeds import EpochSeededSampler, mixed_seed
 
@@ -104,26 +106,28 @@ def accelerator_is_main_process_env() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
 
 
-def check_output_dir(output_dir: Path, resume: bool) -> None:
-    """A folder (not a file) that holds checkpoints exactly when resuming; then removes what a killed
-    run left half-written in it (staging folders, temporary files)."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"output_dir: {str(output_dir)!r} exists and is not a folder; choose another output_dir")
-    for parent in output_dir.parents:
-        if parent.exists() and not parent.is_dir():
-            raise FileExistsError(f"output_dir: {str(parent)!r} (a parent of {str(output_dir)!r}) is a file, not a folder")
+RUN_OUTPUTS = ("model", "summary.json", "checkpoints")  # what a training run writes into output_dir
+
+
+def check_output_dir(output_dir: Path, resume: bool, overwrite: bool = False) -> None:
+    """A folder (not a file) whose outputs (:data:`RUN_OUTPUTS`) are no links, and hold an earlier
+    run exactly when resuming (or when ``overwrite``: its checkpoints are then removed); then
+    removes what a killed run left half-written in it (the package's marked staging only)."""
     if resume and not list_checkpoints(output_dir):
+        check_output_folder(output_dir, RUN_OUTPUTS, "output_dir", overwrite=True)
         raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
-    if not resume and list_checkpoints(output_dir):
-        # A fresh run would mix its checkpoints with the old run's (and rotate its own away).
-        raise InputError(f"output_dir: {output_dir} already holds checkpoints of a run; pass --resume to continue "
-                         "it, or choose another output_dir")
+    # A fresh run would replace the old run's model, or mix its checkpoints with the old run's.
+    check_output_folder(output_dir, RUN_OUTPUTS, "output_dir", overwrite=resume or overwrite,
+                        to_replace="pass --resume to continue that run, or --overwrite (overwrite: true) to replace it")
     if accelerator_is_main_process_env():
         from ..atomic import remove_stale_staging
         from .checkpoints import remove_stale_checkpoint_staging
 
         remove_stale_staging(output_dir)
         remove_stale_checkpoint_staging(output_dir)
+        if overwrite and not resume:
+            for checkpoint in list_checkpoints(output_dir):  # the old run's, by the names save_checkpoint gives
+                shutil.rmtree(checkpoint)
 
 
 def _resume(accelerator, output_dir: Path) -> int:
@@ -191,7 +195,7 @@ def setup_training(task: Task, resume: bool = False, push_to_hub: str | None = N
 
         resolve_token(None)  # no token: fail now, not after training
     output_dir = Path(config.output_dir)
-    check_output_dir(output_dir, resume)
+    check_output_dir(output_dir, resume, config.overwrite)
     settings, notes = accelerator_settings(config)
     if task.unused_parameters:
         # Hard routing runs one expert per image: experts no image of a batch chose get no gradient,
@@ -280,6 +284,9 @@ def run_training(task: Task, resume: bool = False, push_to_hub: str | None = Non
                     desc=task.description, mininterval=1.0)
     run.model.train()
     stopped_early = False
+    if resume and run.step >= config.max_steps and accelerator.is_main_process:
+        print(f"--resume: the checkpoint is at step {run.step}, max_steps is {config.max_steps}: nothing left to "
+              f"train; the model is exported as it was at step {run.step} (raise --max-steps to train on)", flush=True)
     while run.step < config.max_steps and not stopped_early:
         epoch, done_in_epoch = divmod(run.step, steps_per_epoch)
         loader.set_epoch(epoch)

@@ -1,0 +1,37 @@
+"""Output folders: a run never silently replaces an earlier run's outputs, nor writes through a link.
+
+Every writing command calls :func:`check_output_folder` before any work, with the names it writes
+into its folder. Everything else in the folder is the user's and stays as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .models.checks import InputError
+
+
+def check_output_folder(folder, outputs, argument: str, overwrite: bool = False,
+                        to_replace: str = "pass --overwrite to replace them") -> list[Path]:
+    """Refuses ``folder`` when it is a file (or below one), when one of ``outputs`` (names or glob
+    patterns inside it) is a symbolic link, or, unless ``overwrite``, when one of them exists.
+    ``argument`` (``--out``, ``output_dir``) starts the one-line message; ``to_replace`` says how
+    to go on anyway. Returns the outputs that exist."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{argument}: {str(folder)!r} exists and is not a folder; choose another folder")
+    for parent in folder.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"{argument}: {str(parent)!r} (a parent of {str(folder)!r}) is a file, not a folder")
+    if not folder.is_dir():
+        return []
+    found = sorted({path for pattern in outputs for path in folder.glob(pattern)})
+    for path in found:
+        if path.is_symlink():
+            raise InputError(f"{argument}: {path} is a symbolic link; quarf-hf replaces what it writes and does not "
+                             "write through links: remove the link or choose another folder")
+    if found and not overwrite:
+        names = ", ".join(path.name for path in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise InputError(f"{argument}: {folder} already holds an earlier run's {names}; {to_replace}, "
+                         "or choose another folder")
+    return found
