@@ -112,7 +112,7 @@ def commit_staging_folder(staging: Path, path) -> Path:
         os.replace(path, old)  # onto the empty folder just made: a rename
         _mark(old, "old", path.name)
     try:
-        (staging / MARKER).unlink()
+        (staging / MARKER).unlink(missing_ok=True)  # gone when a nested writer replaced the folder itself
         os.replace(staging, path)
     except BaseException:
         if staging.is_dir():
@@ -126,7 +126,7 @@ def commit_staging_folder(staging: Path, path) -> Path:
 
 
 def _restore(old: Path, path: Path) -> None:
-    (old / MARKER).unlink()
+    (old / MARKER).unlink(missing_ok=True)
     os.replace(old, path)
 
 

@@ -188,15 +188,18 @@ def assert_api_refuses(world, tmp_path, case):
 
 def assert_cli_refuses(world, tmp_path, capsys, case):
     """A CLI row ``(id, argv builder(world, out) -> list, text the one error line must contain)``; an id
-    starting with ``FILE:`` puts a file in the output's way first."""
+    starting with ``FILE:`` puts a file in the output's way first, one starting with ``USED:`` has a
+    builder that fills ``out`` with an earlier run's outputs (they must stay byte for byte)."""
     name, argv, named = case
     out = tmp_path / "out"
     before = None
     if name.startswith("FILE:"):
         out.write_text("precious")
         before = out.read_bytes()
+    argv = argv(world, out)
+    used = tree_digest(out) if name.startswith("USED:") else None
     capsys.readouterr()
-    status = main(argv(world, out))
+    status = main(argv)
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("quarf-hf ")]
@@ -204,7 +207,30 @@ def assert_cli_refuses(world, tmp_path, capsys, case):
     assert len(errors) == 1 and "Traceback" not in captured.err, captured.err[-1000:]
     assert ": error: " in errors[0]
     assert named in errors[0], f"error line does not name {named!r}: {errors[0]}"
-    if before is not None:
+    if used is not None:
+        assert tree_digest(out) == used, "the earlier run's outputs were changed"
+    elif before is not None:
         assert out.read_bytes() == before, "the file in --out's way was changed"
     else:
         assert not out.exists(), f"something was written: {sorted(p.name for p in out.rglob('*'))[:5]}"
+
+
+def tree_digest(folder) -> dict:
+    """Every entry under ``folder`` (links not followed): its kind and, for files, a SHA-256 of its bytes;
+    for links, their target."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    folder, digest = Path(folder), {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(root) / name
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                digest[key] = "link -> " + os.readlink(path)
+            elif path.is_dir():
+                digest[key] = "folder"
+            else:
+                digest[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest

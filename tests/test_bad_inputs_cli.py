@@ -18,6 +18,23 @@ def _train_argv(w, out, name, content, extra=()):
     return ["train", str(path), *extra]
 
 
+def _used(out, *names) -> list:
+    """Fills ``out`` with an earlier run's outputs: ``name/`` a folder with a file, ``name->`` a link to a
+    folder elsewhere, else a file. Returns [] (rows add the argv to it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name.endswith("/"):
+            (out / name).mkdir()
+            (out / name / "config.json").write_text("{}")
+        elif name.endswith("->"):
+            target = out.parent / f"elsewhere-{name[:-2]}"
+            target.mkdir()
+            (out / name[:-2]).symlink_to(target, target_is_directory=True)
+        else:
+            (out / name).write_text("an earlier run's")
+    return []
+
+
 CLI = [
     # predict
     ("predict missing model", lambda w, o: ["predict", str(w["root"] / "nope_model"), str(w["good"]), "--out", str(o)], "MODEL"),
@@ -119,6 +136,18 @@ CLI = [
     ("gallery not png", lambda w, o: ["degradations", "--image", str(w["good"]), "--out", str(o / "g.jpg")], "out_path"),
     # bench
     ("bench unknown", lambda w, o: ["bench", "warp-speed"], "NAME"),
+    # used output folders and links in them (issue 30): refused before any work, the earlier outputs kept
+    ("USED: train into a finished run", lambda w, o: _used(o, "model/", "summary.json") + _train_argv(w, o, "used.yaml", train_config()), "--overwrite"),
+    ("USED: train model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link.yaml", train_config()), "symbolic link"),
+    ("USED: train --overwrite model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link2.yaml", train_config(), ["--overwrite"]), "symbolic link"),
+    ("USED: train summary is a link", lambda w, o: _used(o, "summary.json->") + _train_argv(w, o, "link3.yaml", train_config(), ["--overwrite"]), "summary.json"),
+    ("USED: evaluate into an evaluation", lambda w, o: _used(o, "results.json") + ["evaluate", str(w["seg_dir"]), "--out", str(o)], "--overwrite"),
+    ("USED: predict into a prediction", lambda w, o: _used(o, "predictions.json") + ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "--overwrite"),
+    ("USED: predict onto an output image", lambda w, o: _used(o, "good_mask.png") + ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "good_mask.png"),
+    ("USED: demo into a demo", lambda w, o: _used(o, "restoration/") + ["demo", "--quick", "--out", str(o)], "--overwrite"),
+    ("USED: segmentation demo into a demo", lambda w, o: _used(o, "comparison.json") + ["demo", "--task", "segmentation", "--out", str(o)], "--overwrite"),
+    ("USED: build --overwrite over user files", lambda w, o: _used(o, "notes.txt") + ["build", "quarf-restoration-small", "--overwrite", "--out", str(o)], "config.json"),
+    ("USED: build into a link", lambda w, o: _used(o, "inner->") + ["build", "quarf-restoration-small", "--out", str(o / "inner")], "symbolic link"),
 ]
 
 
