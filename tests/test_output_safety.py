@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bad_input_world import train_config, tree_digest
-from quarf_hf.atomic import MARKER, atomic_folder, commit_staging_folder, remove_stale_staging, staging_folder
+from quarf_hf.atomic import atomic_folder, remove_stale_staging
 from quarf_hf.cli import main
 from quarf_hf.models.checks import InputError
 
@@ -47,6 +47,9 @@ def assert_kept(folder, before, succeeded=True):
 def test_only_marked_staging_is_removed(tmp_path):
     """On main, the first three user names matched ``\\.NAME-xxxxxxxx`` / ``\\.NAME.xxxxxxxx.tmp`` and were removed."""
     before = user_files(tmp_path)
+    assert remove_stale_staging(tmp_path) == [] and tree_digest(tmp_path) == before
+    from quarf_hf.atomic import staging_folder
+
     ours = staging_folder(tmp_path / "model")
     (ours / "model.safetensors").write_text("half")
     (tmp_path / ".quarf-staging-summary.json.abcd1234.tmp").write_text("half")
@@ -58,6 +61,8 @@ def test_a_crash_between_the_renames_keeps_one_complete_folder(tmp_path, monkeyp
     """The old folder is set aside, then the new one renamed in: a failure of that rename puts the old
     one back, and a kill right there (old aside, new staged) is repaired by the next run's cleanup.
     On main the old folder was deleted before the rename."""
+    from quarf_hf.atomic import MARKER, staging_folder
+
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights").write_text("old")
@@ -91,6 +96,8 @@ def test_a_crash_between_the_renames_keeps_one_complete_folder(tmp_path, monkeyp
 
 
 def test_replacing_a_folder_keeps_nothing_of_the_old_one_and_leaves_no_staging(tmp_path):
+    from quarf_hf.atomic import commit_staging_folder, staging_folder
+
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "old.bin").write_text("old")
     staging = staging_folder(tmp_path / "model")
