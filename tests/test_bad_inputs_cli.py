@@ -138,8 +138,8 @@ CLI = [
     ("bench unknown", lambda w, o: ["bench", "warp-speed"], "NAME"),
     # used output folders and links in them (issue 30): refused before any work, the earlier outputs kept
     ("USED: train into a finished run", lambda w, o: _used(o, "model/", "summary.json") + _train_argv(w, o, "used.yaml", train_config()), "--overwrite"),
-    ("USED: train model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link.yaml", train_config()), "symbolic link"),
-    ("USED: train --overwrite model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link2.yaml", train_config(), ["--overwrite"]), "symbolic link"),
+    ("USED: train model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link.yaml", train_config()), "does not write through links"),
+    ("USED: train --overwrite model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link2.yaml", train_config(), ["--overwrite"]), "does not write through links"),
     ("USED: train summary is a link", lambda w, o: _used(o, "summary.json->") + _train_argv(w, o, "link3.yaml", train_config(), ["--overwrite"]), "summary.json"),
     ("USED: evaluate into an evaluation", lambda w, o: _used(o, "results.json") + ["evaluate", str(w["seg_dir"]), "--out", str(o)], "--overwrite"),
     ("USED: predict into a prediction", lambda w, o: _used(o, "predictions.json") + ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "--overwrite"),
@@ -147,7 +147,7 @@ CLI = [
     ("USED: demo into a demo", lambda w, o: _used(o, "restoration/") + ["demo", "--quick", "--out", str(o)], "--overwrite"),
     ("USED: segmentation demo into a demo", lambda w, o: _used(o, "comparison.json") + ["demo", "--task", "segmentation", "--out", str(o)], "--overwrite"),
     ("USED: build --overwrite over user files", lambda w, o: _used(o, "notes.txt") + ["build", "quarf-restoration-small", "--overwrite", "--out", str(o)], "config.json"),
-    ("USED: build into a link", lambda w, o: _used(o, "inner->") + ["build", "quarf-restoration-small", "--out", str(o / "inner")], "symbolic link"),
+    ("USED: build into a link", lambda w, o: _used(o, "inner->") + ["build", "quarf-restoration-small", "--out", str(o / "inner")], "does not write through links"),
 ]
 
 

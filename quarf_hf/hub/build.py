@@ -242,7 +242,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
             raise FileNotFoundError(f"--base: no such folder or file {str(base)!r}")
     out_dir = Path(out_dir)
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
-        raise InputError(f"--out: {out_dir} is a symbolic link or a file; choose a folder")
+        raise InputError(f"--out: {out_dir} is a symbolic link or a file; quarf-hf does not write through links "
+                         "or over files: choose a folder")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
