@@ -35,3 +35,23 @@ def check_output_folder(folder, outputs, argument: str, overwrite: bool = False,
         raise InputError(f"{argument}: {folder} already holds an earlier run's {names}; {to_replace}, "
                          "or choose another folder")
     return found
+
+
+def check_model_folder(folder, argument: str, overwrite: bool = False) -> None:
+    """For commands whose output folder *is* a model folder (``build``, ``convert-contrique``): refuses a
+    link or a file, a non-empty folder unless ``overwrite``, and, even with ``overwrite``, a non-empty
+    folder that holds no model (``config.json``): replacing it would remove files quarf-hf did not write."""
+    from .atomic import MARKER
+
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{argument}: {folder} is a symbolic link or a file; quarf-hf does not write through links "
+                         "or over files: choose a folder")
+    entries = [p for p in folder.iterdir() if p.name != MARKER] if folder.is_dir() else []  # a staging folder's marker
+    if not entries:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{argument}: {folder} exists and is not empty (pass --overwrite to replace it)")
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{argument}: {folder} holds no config.json, so it is no model folder that --overwrite "
+                         "may replace; choose an empty or new folder")

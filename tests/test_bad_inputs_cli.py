@@ -147,6 +147,7 @@ CLI = [
     ("USED: demo into a demo", lambda w, o: _used(o, "restoration/") + ["demo", "--quick", "--out", str(o)], "--overwrite"),
     ("USED: segmentation demo into a demo", lambda w, o: _used(o, "comparison.json") + ["demo", "--task", "segmentation", "--out", str(o)], "--overwrite"),
     ("USED: build --overwrite over user files", lambda w, o: _used(o, "notes.txt") + ["build", "quarf-restoration-small", "--overwrite", "--out", str(o)], "config.json"),
+    ("USED: convert --overwrite over user files", lambda w, o: _used(o, "notes.txt") + ["convert-contrique", str(w["wrong_tar"]), str(o), "--overwrite"], "config.json"),
     ("USED: build into a link", lambda w, o: _used(o, "inner->") + ["build", "quarf-restoration-small", "--out", str(o / "inner")], "does not write through links"),
 ]
 

@@ -24,5 +24,5 @@ def register(subparsers) -> None:
     parser.add_argument("--quality", help="quality extractor: brisque, contrique, or a converted CONTRIQUE folder/Hub id")
     parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo (token from HF_TOKEN)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out folder that holds a model (config.json)")
     parser.set_defaults(func=run_build)

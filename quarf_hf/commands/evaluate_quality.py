@@ -71,6 +71,9 @@ def run_evaluate_quality(args) -> int:
     if args.severities:
         check_int_list("--severities", args.severities, 1, 5)
     model = _load_encoder(args.model, args.revision)
+    from ..outputs import check_output_folder
+
+    check_output_folder(args.out, ("probe.json", "probe.png"), "--out", overwrite=args.overwrite)
     corruptions = args.corruptions or _held_out_kinds(args.model, _model_folder(args.model, args.revision) or Path(args.model))
     data = [_data_spec(text) for text in args.data] if args.data else None
     images = probe_images({"data": data}, args.image_size, min_size=model.config.min_image_size, seed=args.seed)
@@ -98,4 +101,5 @@ def register(subparsers) -> None:
     parser.add_argument("--image-size", type=int, default=128, help="square tiles of this size (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradations and tiles")
     parser.add_argument("--out", default="outputs/evaluate-quality", help="folder for probe.json and probe.png")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier probe.json and probe.png in --out")
     parser.set_defaults(func=run_evaluate_quality)

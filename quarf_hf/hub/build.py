@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..atomic import atomic_folder
+from ..outputs import check_model_folder
 from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
@@ -241,16 +242,7 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
         if not os.path.exists(base) and not looks_like_hub_id(str(base)):
             raise FileNotFoundError(f"--base: no such folder or file {str(base)!r}")
     out_dir = Path(out_dir)
-    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
-        raise InputError(f"--out: {out_dir} is a symbolic link or a file; quarf-hf does not write through links "
-                         "or over files: choose a folder")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"--out: {out_dir} exists and is not empty (pass --overwrite to replace it)")
-        if not (out_dir / "config.json").is_file():
-            # --overwrite replaces the whole folder: only one that holds a model, never a folder of other files.
-            raise InputError(f"--out: {out_dir} holds no config.json, so it is no model folder that --overwrite "
-                             "may replace; choose an empty or new folder")
+    check_model_folder(out_dir, "--out", overwrite)
     if data["model"] == "contrique" and "training" in data:
         check_trained_encoder(data, base)
     if data["model"] == "quarf_restoration" and "training" in data and not base:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_folder
+from ..outputs import check_model_folder
 from ..models.checks import InputError
 from ..models.configuration_contrique import ContriqueConfig
 from ..models.modeling_contrique import ContriqueModel
@@ -100,8 +101,7 @@ def build_contrique_folder(out_dir, checkpoint=None, overwrite: bool = False, na
                            reference: str | None = None) -> Path:
     """Writes a Hub-ready folder: converted official weights, or random ones when ``checkpoint`` is None."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"OUT_DIR: {out_dir} exists and is not empty (pass --overwrite to replace it)")
+    check_model_folder(out_dir, "OUT_DIR", overwrite)
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
