@@ -141,6 +141,11 @@ CLI = [
     ("USED: train model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link.yaml", train_config()), "does not write through links"),
     ("USED: train --overwrite model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link2.yaml", train_config(), ["--overwrite"]), "does not write through links"),
     ("USED: train summary is a link", lambda w, o: _used(o, "summary.json->") + _train_argv(w, o, "link3.yaml", train_config(), ["--overwrite"]), "summary.json"),
+    ("USED: train-quality into a finished run", lambda w, o: _used(o, "model/", "summary.json") + ["train-quality", str(yaml_file(w, "q_used.yaml", {
+        "model": {"config": {"embedding_size": 8, "hidden_sizes": [8, 8, 8, 8], "depths": [1, 1, 1, 1], "projection_dim": 8}},
+        "data": {"train": {"type": "quarf-shapes", "num_samples": 8, "size": 72}}, "image_size": 72, "crop_size": 64,
+        "corruptions": ["gaussian_noise", "gaussian_blur"], "severities": [3], "batch_size": 4, "max_steps": 1,
+        "output_dir": str(o)}))], "--overwrite"),
     ("USED: evaluate into an evaluation", lambda w, o: _used(o, "results.json") + ["evaluate", str(w["seg_dir"]), "--out", str(o)], "--overwrite"),
     ("USED: predict into a prediction", lambda w, o: _used(o, "predictions.json") + ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "--overwrite"),
     ("USED: predict onto an output image", lambda w, o: _used(o, "good_mask.png") + ["predict", str(w["seg_dir"]), str(w["good"]), "--out", str(o)], "good_mask.png"),
