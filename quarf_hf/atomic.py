@@ -74,6 +74,12 @@ def _mark(folder: Path, role: str, name: str) -> None:
     (folder / MARKER).write_text(f"{role} {name}", encoding="utf-8")
 
 
+def staging_path(path, suffix: str) -> Path:
+    """The staging folder's name beside ``path`` with the fixed last part ``suffix``."""
+    path = Path(path)
+    return path.parent / f"{PREFIX}{path.name}-{suffix}"
+
+
 def staging_folder(path, suffix: str | None = None) -> Path:
     """A new, marked, empty staging folder beside ``path``: ``.quarf-staging-NAME-xxxxxxxx``, the
     last part random, or ``suffix`` (8 characters of [a-z0-9_]) when every process of a run must
@@ -83,7 +89,7 @@ def staging_folder(path, suffix: str | None = None) -> Path:
     if suffix is None:
         staging = _create_beside(path.parent, lambda p: os.mkdir(p, 0o777), f"{PREFIX}{path.name}-")  # not mkdtemp's 0o700
     else:
-        staging = path.parent / f"{PREFIX}{path.name}-{suffix}"
+        staging = staging_path(path, suffix)
         if _staging_destination(staging) == path.name:
             shutil.rmtree(staging)
         os.mkdir(staging, 0o777)

@@ -7,8 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..atomic import commit_staging_folder, remove_stale_staging, staging_folder
-
+from ..atomic import commit_staging_folder, remove_stale_staging, staging_folder, staging_path
 from ..models.checks import check_int
 
 PREFIX = "step-"
@@ -23,7 +22,7 @@ def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path | Non
     """Saves the full training state at ``step`` (all processes call it; the main one writes)."""
     final = checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}"
     # A fixed staging name: every process saves its part into the same folder.
-    staging = final.parent / f".quarf-staging-{final.name}-{_SAVING}"
+    staging = staging_path(final, _SAVING)
     if accelerator.is_main_process:
         staging = staging_folder(final, suffix=_SAVING)
     accelerator.wait_for_everyone()
