@@ -1,11 +1,14 @@
 """Output folders: a run never silently replaces an earlier run's outputs, nor writes through a link.
 
-Every writing command calls :func:`check_output_folder` before any work, with the names it writes
-into its folder. Everything else in the folder is the user's and stays as it is.
+Every writing command checks its folder here before any work: :func:`check_output_folder` with the
+names it writes into the folder (everything else there is the user's and stays as it is), or
+:func:`check_model_folder` where the folder is the model itself (``build``, ``convert-contrique``).
 """
 
 from __future__ import annotations
 
+import glob
+import os
 from pathlib import Path
 
 from .models.checks import InputError
@@ -25,7 +28,13 @@ def check_output_folder(folder, outputs, argument: str, overwrite: bool = False,
             raise FileExistsError(f"{argument}: {str(parent)!r} (a parent of {str(folder)!r}) is a file, not a folder")
     if not folder.is_dir():
         return []
-    found = sorted({path for pattern in outputs for path in folder.glob(pattern)})
+    found = set()
+    for pattern in outputs:
+        if glob.has_magic(pattern):
+            found.update(folder.glob(pattern))
+        elif os.path.lexists(folder / pattern):  # a dangling link too, which glob would skip
+            found.add(folder / pattern)
+    found = sorted(found)
     for path in found:
         if path.is_symlink():
             raise InputError(f"{argument}: {path} is a symbolic link; quarf-hf replaces what it writes and does not "

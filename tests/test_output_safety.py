@@ -220,3 +220,12 @@ def test_a_folder_of_user_files_stays_byte_identical(bad_input_world, tmp_path, 
     if succeeded is not None:
         assert main(succeeded) == 0, capsys.readouterr().err[-500:]
         assert_kept(out, before)
+
+
+def test_a_dangling_link_among_the_outputs_is_refused_too(tmp_path):
+    """A link to nothing (glob skips it) is found as well: the export would otherwise fail after training."""
+    from quarf_hf.outputs import check_output_folder
+
+    (tmp_path / "model").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="model is a symbolic link"):
+        check_output_folder(tmp_path, ("model", "summary.json"), "output_dir", overwrite=True)
