@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from ..models.checks import InputError, looks_like_hub_id
+from ..models.checks import InputError, looks_like_hub_id, short_repr
 from ..models.weights import load_error
 from .pixels import RESTORATION_MODEL_TYPES
 
@@ -18,7 +18,7 @@ def resolve_device(text: str | None) -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
+        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {short_repr(text)}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device: {text!r} requested but CUDA is not available")
     return device
@@ -47,7 +47,7 @@ def check_revision(model: str, revision: str | None, name: str = "--revision") -
     if revision is None:
         return None
     if not isinstance(revision, str) or not revision.strip():
-        raise InputError(f"{name}: expected a commit hash, branch or tag, found {revision!r}")
+        raise InputError(f"{name}: expected a commit hash, branch or tag, found {short_repr(revision)}")
     if os.path.exists(model) or not looks_like_hub_id(model):
         raise InputError(f"{name}: {revision!r} pins a Hub repo's commit, but {model!r} is a local folder; "
                          f"leave {name} out for folders")

@@ -20,6 +20,7 @@ standard library.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 
 
@@ -29,6 +30,25 @@ class InputError(ValueError):
 
 class InputTypeError(InputError, TypeError):
     """A user-given value has the wrong type (also a ``TypeError``, as Python's own type errors are)."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 4
+_SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdeque = 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters long.
+
+    Containers are shown two levels deep and four items wide, so a huge or alias-shared structure
+    (a YAML "billion laughs") is never walked in full::
+
+        >>> short_repr([[1, 2, 3, 4, 5, 6]] * 1000)
+        '[[1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], ...]'
+    """
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _is_int(value) -> bool:
@@ -56,7 +76,7 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
         else:
             expected = "an integer"
     error = InputError if _is_int(value) else InputTypeError
-    raise error(f"{name}: expected {expected}, found {value!r}")
+    raise error(f"{name}: expected {expected}, found {short_repr(value)}")
 
 
 def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
@@ -64,11 +84,11 @@ def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | Non
     """``value`` as a non-empty list of ints, each checked as ``check_int(f"{name}[{i}]", ...)``;
     all different when ``distinct``."""
     if not isinstance(value, (list, tuple)) or not value:
-        raise InputError(f"{name}: expected a non-empty list of integers, found {value!r}")
+        raise InputError(f"{name}: expected a non-empty list of integers, found {short_repr(value)}")
     for index, item in enumerate(value):
         check_int(f"{name}[{index}]", item, minimum, maximum)
     if distinct and len(set(value)) != len(value):
-        raise InputError(f"{name}: expected distinct values, found {value!r}")
+        raise InputError(f"{name}: expected distinct values, found {short_repr(value)}")
     return list(value)
 
 
@@ -84,7 +104,7 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
         error = InputError if isinstance(value, (str, float)) else InputTypeError  # "abc", nan: wrong value
-        raise error(f"{name}: expected a finite number, found {value!r}")
+        raise error(f"{name}: expected a finite number, found {short_repr(value)}")
     low_ok = minimum is None or (number > minimum if exclusive else number >= minimum)
     if not low_ok or (maximum is not None and number > maximum):
         bounds = []
@@ -92,7 +112,7 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
             bounds.append(f"{'>' if exclusive else '>='} {minimum:g}")
         if maximum is not None:
             bounds.append(f"<= {maximum:g}")
-        raise InputError(f"{name}: expected a number {' and '.join(bounds)}, found {value!r}")
+        raise InputError(f"{name}: expected a number {' and '.join(bounds)}, found {short_repr(value)}")
     return float(number)
 
 
@@ -105,7 +125,7 @@ def check_choice(name: str, value, choices: Iterable):
     """``value`` if it is one of ``choices``, else an error listing them."""
     choices = list(choices)
     if value not in choices:
-        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, found {value!r}")
+        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, found {short_repr(value)}")
     return value
 
 

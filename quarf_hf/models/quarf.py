@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import InputError, InputTypeError, check_choice, check_groups, check_int
+from .checks import InputError, InputTypeError, check_choice, check_groups, check_int, short_repr
 from .input_checks import value_checks
 
 MODES = ("soft", "hard")
@@ -118,11 +118,11 @@ class QuarfConfig:
     def __post_init__(self):
         experts = self.experts
         if not isinstance(experts, (list, tuple)) or len(experts) == 0:
-            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
+            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {short_repr(experts)}")
         normalised = []
         for i, expert in enumerate(experts):
             if not isinstance(expert, (list, tuple)) or len(expert) != 2:
-                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
+                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {short_repr(expert)}")
             kernel_size, dilation = expert
             for name, value in (("kernel_size", kernel_size), ("dilation", dilation)):
                 check_int(f"experts[{i}] {name}", value)
@@ -341,7 +341,7 @@ class QuARF(nn.Module):
         if num_experts is not None:
             if "experts" in overrides and len(overrides["experts"]) != num_experts:
                 raise InputError(
-                    f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {num_experts!r}"
+                    f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {short_repr(num_experts)}"
                 )
             check_int("num_experts", num_experts)
             overrides.setdefault("experts", _default_experts(num_experts))
