@@ -44,8 +44,10 @@ def short_repr(value, limit: int = 80) -> str:
     Containers are shown two levels deep and four items wide, so a huge or alias-shared structure
     (a YAML "billion laughs") is never walked in full::
 
-        >>> short_repr([[1, 2, 3, 4, 5, 6]] * 1000)
-        '[[1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], ...]'
+        >>> short_repr([list(range(9))] * 10**6)
+        '[[0, 1, 2, 3, ...], [0, 1, 2, 3, ...], [0, 1, 2, 3, ...], [0, 1, 2, 3, ...], ...'
+        >>> short_repr({"seed": [[[[1]]]]})
+        "{'seed': [[...]]}"
     """
     text = _SHORT.repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -142,6 +144,26 @@ def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None])
     if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
         readable = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise InputError(f"{name}: expected shape {readable}, found {shape}")
+
+
+def check_path_name(name: str, value) -> str:
+    """``value`` as a name that may become one folder or file name under the package's own folder.
+
+    The one gate through which names (study arms, run names, photo names, model roles) become paths:
+    text only, not empty, no path separator, no NUL, not ``.`` or ``..``, so a joined path never
+    leaves its folder::
+
+        >>> check_path_name("arms", "../../escaped")
+        Traceback (most recent call last):
+        ...
+        quarf_hf.models.checks.InputError: arms: expected a plain name (no path separator, '..' or NUL) to use as a folder name, found '../../escaped'
+    """
+    if not isinstance(value, str):
+        raise InputTypeError(f"{name}: expected a name (text) to use as a folder name, found {short_repr(value)}")
+    if not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("~"):
+        raise InputError(f"{name}: expected a plain name (no path separator, '..' or NUL) to use as a folder name, "
+                         f"found {short_repr(value)}")
+    return value
 
 
 def looks_like_hub_id(text: str) -> bool:

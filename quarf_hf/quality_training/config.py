@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability, short_repr
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, check_probability, short_repr
 from ..training.config import PRECISIONS, TRACKERS, _check_keys, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
@@ -160,7 +160,7 @@ def load_quality_config(path, **overrides) -> QualityTrainConfig:
         # A published variant: its recipe plus the architecture it publishes.
         recipe = dict(data["training"])
         recipe.setdefault("model", {"config": dict(data.get("contrique", {}))})
-        recipe.setdefault("output_dir", f"outputs/{data['name']}")
+        recipe.setdefault("output_dir", f"outputs/{check_path_name('name', data.get('name'))}")
         recipe.setdefault("name", data["name"])
         data = recipe
     data.update({k: v for k, v in overrides.items() if v is not None})

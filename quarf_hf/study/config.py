@@ -41,7 +41,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, short_repr
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, short_repr
 
 FAMILIES = ("noise", "blur", "weather", "digital")
 SPLITS = ("augmentation", "development", "test")
@@ -100,6 +100,7 @@ class StudyConfig:
         if not isinstance(self.arms, dict) or len(self.arms) < 2:
             raise InputError(f"arms: expected a mapping of at least two arms, found {short_repr(self.arms)}")
         for name, arm in self.arms.items():
+            check_path_name("arms", name)  # each arm's runs live in <out>/runs/<name>/
             if not isinstance(arm, dict):
                 raise InputError(f"arms.{name}: expected a mapping of training-config keys, found {short_repr(arm)}")
             if name == BASE or name.startswith(("expert_d", "oracle")):
@@ -108,6 +109,13 @@ class StudyConfig:
             if owned:
                 # Equal steps for every arm: the step count lives in base only.
                 raise InputError(f"arms.{name}: {owned} must be the same for every arm; set them in base")
+        names = list(self.arms)
+        for i, name in enumerate(names):
+            twin = next((other for other in names[:i] if self.arms[other] == self.arms[name]), None)
+            if twin is not None:
+                # Identical recipes give identical runs: the pilot's paired spread is 0 and sizes nothing.
+                raise InputError(f"arms.{name}: expected a recipe different from every other arm, found the same "
+                                 f"settings as arms.{twin} (their paired differences would have no spread)")
         if not isinstance(self.pretrain, dict) or set(self.pretrain) - {"model", "augmentation", "max_steps"}:
             raise InputError(f"pretrain: expected a mapping of model, augmentation and max_steps, found {short_repr(self.pretrain)}")
         check_choice("control", self.control, self.arms)
