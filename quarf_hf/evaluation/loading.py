@@ -8,7 +8,7 @@ import os
 import torch
 
 from ..models.checks import InputError, looks_like_hub_id, short_repr
-from ..models.weights import load_error
+from ..models.weights import check_source, load_error
 from .pixels import RESTORATION_MODEL_TYPES
 
 
@@ -73,6 +73,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, revision: str
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
     config_file = os.path.join(model, "config.json") if os.path.isdir(model) else f"{model} (config.json)"
+    check_source(model)  # a config.json too large to be one, before it is parsed
     try:
         data, _ = PretrainedConfig.get_config_dict(model, revision=revision)  # reads config.json only: runs no code
     except OSError as err:

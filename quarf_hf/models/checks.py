@@ -94,6 +94,25 @@ def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | Non
     return list(value)
 
 
+MAX_WIDTH = 16_384
+"""The most channels (or features) of one layer a model config may ask for; no real model needs more."""
+
+MAX_DEPTH = 256
+"""The most layers in one stage, and the most stages, a model config may ask for."""
+
+MAX_EXPERTS = 64
+"""The most experts (kernel_size, dilation) one QuARF block may have."""
+
+
+def check_sizes(name: str, value, maximum: int, *, max_length: int = MAX_DEPTH) -> list[int]:
+    """``value`` as a non-empty list of at most ``max_length`` ints in ``[1, maximum]``: a model config's
+    widths or depths, checked in full before any module is built (the length first, so a list of a
+    million entries is refused without being read)."""
+    if isinstance(value, (list, tuple)) and len(value) > max_length:
+        raise InputError(f"{name}: expected at most {max_length} entries, found {len(value):,}")
+    return check_int_list(name, value, 1, maximum)
+
+
 def check_number(name: str, value, minimum: float | None = None, *, exclusive: bool = False,
                  maximum: float | None = None) -> float:
     """``value`` as a finite float; above ``minimum`` (strictly when ``exclusive``) and at most
