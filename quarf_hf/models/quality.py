@@ -382,11 +382,14 @@ def resolve_quality(quality):
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
     """Quality features of images of any type and size: returns (N, feature_dim).
 
-    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW) or tensor
-    (CHW/HW, or BCHW for a batch), or a list of these, read by
+    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW, or CHW when
+    only the first axis can be channels: 1 to 4 first and more than 4 last) or tensor (CHW/HW, or
+    BCHW for a batch), or a list of these, read by
     :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf reads
-    images, under the one pixel rule of ``input_checks`` (integers as 0-255, ``uint16`` as 16-bit,
-    floats in [0, 1]; anything else refused, naming ``images[i]``): grayscale is repeated to RGB,
+    images, under the one pixel rule of ``input_checks`` (every integer dtype but ``uint16``, int32
+    and int64 included, as 0-255 with values outside refused; ``uint16`` as 16-bit; floats in
+    [0, 1]; anything else refused, naming ``images[i]``); images above 50 megapixels are refused
+    (``image_utils.MAX_PIXELS``); grayscale is repeated to RGB,
     transparency is composited on white. Images of equal size are run together, ``batch_size`` at
     a time.
     """
