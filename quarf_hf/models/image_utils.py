@@ -127,7 +127,9 @@ def open_image(path, name: str = "image"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such file {str(path)!r}")
     try:
-        image = Image.open(path)  # reads the header only
+        with warnings.catch_warnings():  # PIL's bomb warning: the size rule below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
     except (OSError, Image.DecompressionBombError) as err:  # not an image; PIL's own size guard
         raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
     try:
@@ -177,10 +179,14 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
         array = image
         if array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4) and array.shape[0] in (1, 2, 3, 4):
             array = array.transpose(1, 2, 0)  # CHW -> HWC
+        if array.ndim >= 2:
+            check_pixel_count(name, array.shape[1], array.shape[0])  # before any copy
         tensor = to_unit_range(_array_to_tensor(np.ascontiguousarray(array), name), name=name).float()
         if tensor.ndim == 3:
             tensor = tensor.permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
+        if image.ndim >= 2:
+            check_pixel_count(name, image.shape[-1], image.shape[-2])
         tensor = to_unit_range(image, name=name).float()
     else:
         raise InputTypeError(
@@ -194,7 +200,6 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
         )
     if tensor.numel() == 0:
         raise InputError(f"{name}: the image is empty, shape {tuple(tensor.shape)}")
-    check_pixel_count(name, tensor.shape[-1], tensor.shape[-2])  # arrays and tensors too: the model would run at this size
     if tensor.shape[0] in (2, 4):  # the alpha rule: composite on white
         alpha = tensor[-1:]
         tensor = tensor[:-1] * alpha + (1 - alpha)
