@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from bad_input_world import billion_laughs, header_only_png
-from quarf_hf.models.checks import InputError, InputTypeError, check_path_name, short_repr
+from quarf_hf.models.checks import InputError, InputTypeError
 
 
 @pytest.mark.parametrize("loader", ["train", "study", "train-quality", "build"])
@@ -69,6 +69,8 @@ def test_yaml_bounds_leave_real_configs_alone(tmp_path):
 
 def test_short_repr_never_walks_a_huge_shared_structure():
     """An alias-shared structure of 10**18 leaves is shown in a short line at once; plain values as repr."""
+    from quarf_hf.models.checks import short_repr
+
     shared = [1] * 1000
     for _ in range(5):
         shared = [shared] * 1000
@@ -82,17 +84,23 @@ def test_short_repr_never_walks_a_huge_shared_structure():
 
 @pytest.mark.parametrize("bad", ["../../escaped", "..", ".", "a/b", "a\\b", "/abs", "", "  ", "x\0y", "~user"])
 def test_path_names_refuse_what_leaves_the_folder(bad):
+    from quarf_hf.models.checks import check_path_name
+
     with pytest.raises(InputError, match=r"^arms: expected a plain name \(no path separator, '\.\.' or NUL\)"):
         check_path_name("arms", bad)
 
 
 @pytest.mark.parametrize("bad", [1, None, {}, ["a"]])
 def test_path_names_refuse_non_text(bad):
+    from quarf_hf.models.checks import check_path_name
+
     with pytest.raises(InputTypeError, match=r"^arms: expected a name \(text\)"):
         check_path_name("arms", bad)
 
 
 def test_path_names_keep_plain_names():
+    from quarf_hf.models.checks import check_path_name
+
     for name in ["quarf", "film-2", "static_v1", "arm.with.dots", "é"]:
         assert check_path_name("arms", name) == name
 
