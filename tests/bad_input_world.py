@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,25 @@ def _set_config(folder, **changes):
     (folder / "config.json").write_text(json.dumps(data))
 
 
+def header_only_png(path, width, height):
+    """A PNG of ``width`` x ``height`` pixels that holds only its header (no pixel data): a size check
+    that reads the header refuses it in microseconds, a decoder would allocate the whole image first."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def billion_laughs(key: str) -> str:
+    """A YAML of about 550 bytes whose ``key`` holds nine levels of nine aliases each: 9**9 values once
+    expanded (the anchors live inside the value, so no other key gives the file away)."""
+    lines = [f"{key}:", '  - &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"  - &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("echo planted-code-ran > /dev/null",))
@@ -105,6 +126,16 @@ def make_world(root: Path) -> dict:
     w["typed_model"] = _copy_model(seg_dir, root / "typed_model", lambda d: _set_config(d, hidden_sizes="abc"))
     w["custom_model"] = _copy_model(seg_dir, root / "custom_model",
                                     lambda d: _set_config(d, model_type="someone_elses_model"))
+    w["experts_model"] = _copy_model(seg_dir, root / "experts_model", lambda d: _set_config(
+        d, quarf={**json.loads((d / "config.json").read_text())["quarf"], "experts": [[3, 1]] * 1_000_000}))
+    w["wide_model"] = _copy_model(seg_dir, root / "wide_model", lambda d: _set_config(d, hidden_sizes=[10**7] * 4))
+    w["mismatch_model"] = _copy_model(seg_dir, root / "mismatch_model", lambda d: _set_config(
+        d, id2label={str(i): str(i) for i in range(5)}, label2id={str(i): i for i in range(5)}))
+
+    def _pickled(d):
+        (d / "model.safetensors").unlink()
+        torch.save({**w["seg"].state_dict(), "extra": Evil()}, d / "pytorch_model.bin")
+    w["pickled_model"] = _copy_model(seg_dir, root / "pickled_model", _pickled)
     # adapters inside someone else's network: a plain CNN, and one whose map shrinks to 0x0 before the block
     w["cnn"] = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1)).eval()
     insert_quarf(w["cnn"], after="0", quality="brisque", num_groups=2)
@@ -117,6 +148,10 @@ def make_world(root: Path) -> dict:
     w["text_png"] = images / "text.png"
     w["text_png"].write_text("hello, I am not a PNG")
     w["truncated_png"] = _truncated_png(images / "truncated.png")
+    w["huge_png"] = header_only_png(images / "huge.png", 13_000, 13_000)  # 169 MP, under PIL's own limit
+    frames = [Image.new("RGB", (40, 40), colour) for colour in ("red", "blue")]
+    w["gif2"] = images / "two.gif"
+    frames[0].save(w["gif2"], save_all=True, append_images=frames[1:])
     w["empty_png"] = images / "empty.png"
     w["empty_png"].write_bytes(b"")
     (images / "dup").mkdir()

@@ -5,10 +5,29 @@ line must contain)``; ``out`` is a fresh path, and rows that put a file in its w
 prefix in the id. bad_input_world.py says what every row asserts."""
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from bad_input_world import assert_cli_refuses, train_config, yaml_file
+from bad_input_world import assert_cli_refuses, billion_laughs, train_config, yaml_file
+
+STUDY = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "study.yaml").read_text())
+
+
+def _study_argv(w, out, name, arms):
+    """``quarf-hf study`` on configs/study.yaml with ``arms`` put first (``arms`` maps name -> recipe, or
+    ``"same"`` for a copy of the first built-in arm's recipe)."""
+    first = next(iter(STUDY["arms"].values()))
+    arms = {key: first if value == "same" else value for key, value in arms.items()}
+    path = yaml_file(w, name, {**STUDY, "arms": {**arms, **STUDY["arms"]}})
+    return ["study", str(path), "--out", str(out)]
+
+
+def _model_config_argv(w, out, name, changes):
+    config = train_config()
+    config["model"] = {**config["model"], "config": {**config["model"]["config"], **changes}}
+    return _train_argv(w, out, name, config)
 
 
 def _train_argv(w, out, name, content, extra=()):
@@ -64,6 +83,12 @@ CLI = [
     ("predict unknown type", lambda w, o: ["predict", str(w["custom_model"]), str(w["good"]), "--out", str(o)], "Pass --trust-remote-code"),
     ("predict small second image", lambda w, o: ["predict", str(w["seg_dir"]), str(w["good"]), str(w["tiny"]), "--out", str(o)], "tiny.png' is 8x8 pixels"),
     ("predict restoration text png", lambda w, o: ["predict", str(w["res_dir"]), str(w["good"]), str(w["text_png"]), "--out", str(o)], "text.png"),
+    ("predict 169 MP png", lambda w, o: ["predict", str(w["seg_dir"]), str(w["huge_png"]), "--out", str(o)], "expected at most 50,000,000 pixels"),
+    ("predict 169 MP second", lambda w, o: ["predict", str(w["res_dir"]), str(w["good"]), str(w["huge_png"]), "--out", str(o)], "huge.png"),
+    ("predict million experts", lambda w, o: ["predict", str(w["experts_model"]), str(w["good"]), "--out", str(o)], "experts_model/config.json"),
+    ("predict huge widths", lambda w, o: ["predict", str(w["wide_model"]), str(w["good"]), "--out", str(o)], "hidden_sizes[0]: expected an integer from 1 to 16384"),
+    ("predict pickled bin", lambda w, o: ["predict", str(w["pickled_model"]), str(w["good"]), "--out", str(o)], "pickled_model/pytorch_model.bin: refused"),
+    ("predict size mismatch", lambda w, o: ["predict", str(w["mismatch_model"]), str(w["good"]), "--out", str(o)], "mismatch_model/model.safetensors"),
     # evaluate
     ("evaluate severities 0", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "0", "--out", str(o)], "--severities"),
     ("evaluate severities text", lambda w, o: ["evaluate", str(w["seg_dir"]), "--severities", "high", "--out", str(o)], "--severities"),
@@ -111,6 +136,17 @@ CLI = [
     ("train bad validation", lambda w, o: _train_argv(w, o, "val.yaml", train_config(data={"train": {"type": "quarf-shapes", "num_samples": 8, "size": 32}, "validation": {"type": "folder", "path": str(w["ds_text"]), "split": "train"}})), "data.validation"),
     ("train missing dataset", lambda w, o: _train_argv(w, o, "nods.yaml", train_config(data={"train": {"type": "folder", "path": "/nonexistent/ds"}})), "path"),
     ("train batch too large", lambda w, o: _train_argv(w, o, "big.yaml", train_config(batch_size=64)), "batch_size"),
+    ("train billion laughs seed", lambda w, o: _train_argv(w, o, "laughs_seed.yaml", billion_laughs("seed")), "expands its YAML aliases"),
+    ("train billion laughs output_dir", lambda w, o: _train_argv(w, o, "laughs_out.yaml", billion_laughs("output_dir")), "expands its YAML aliases"),
+    ("train num_labels text", lambda w, o: _model_config_argv(w, o, "labels.yaml", {"num_labels": "three"}), "model.config.num_labels"),
+    ("train hidden_sizes text", lambda w, o: _model_config_argv(w, o, "hidden.yaml", {"hidden_sizes": "abc"}), "hidden_sizes"),
+    ("train million experts", lambda w, o: _train_argv(w, o, "experts.yaml", train_config(model={**train_config()["model"], "quarf": {"num_groups": 2, "experts": [[3, 1]] * 1000}})), "experts: expected at most 64"),
+    # train-quality and study
+    ("train-quality billion laughs", lambda w, o: ["train-quality", str(yaml_file(w, "laughs_quality.yaml", billion_laughs("seed")))], "expands its YAML aliases"),
+    ("study billion laughs", lambda w, o: ["study", str(yaml_file(w, "laughs_study.yaml", billion_laughs("seed"))), "--out", str(o)], "expands its YAML aliases"),
+    ("study arm escapes --out", lambda w, o: _study_argv(w, o, "escape.yaml", {"../../escaped": {}}), "arms: expected a plain name"),
+    ("study arm not text", lambda w, o: _study_argv(w, o, "arm_number.yaml", {1: {}}), "arms: expected a name (text)"),
+    ("study identical arms", lambda w, o: _study_argv(w, o, "same_arms.yaml", {"twin": "same"}), "the same settings as"),
     # build
     ("build unknown variant", lambda w, o: ["build", "quarf-vit-b9", "--out", str(o)], "CONFIG"),
     ("build base missing", lambda w, o: ["build", "quarf-restoration-small", "--base", str(w["root"] / "nope_base"), "--out", str(o)], "--base"),
@@ -121,6 +157,7 @@ CLI = [
     ("build hidden sizes", lambda w, o: ["build", str(yaml_file(w, "hub_sizes.yaml", {"name": "x", "model": "quarf_segformer", "segformer": {"hidden_sizes": "big"}})), "--out", str(o)], "hidden_sizes"),
     ("build quality", lambda w, o: ["build", "quarf-restoration-small", "--quality", "./niqe", "--out", str(o)], "spec"),
     ("build contrique text base", lambda w, o: ["build", "contrique-resnet50", "--base", str(w["text_tar"]), "--out", str(o)], "text.tar"),
+    ("build billion laughs", lambda w, o: ["build", str(yaml_file(w, "hub_laughs.yaml", billion_laughs("name"))), "--out", str(o)], "expands its YAML aliases"),
     # convert-contrique
     ("convert missing", lambda w, o: ["convert-contrique", str(w["root"] / "nope.tar"), str(o)], "nope.tar"),
     ("convert text", lambda w, o: ["convert-contrique", str(w["text_tar"]), str(o)], "text.tar"),

@@ -89,6 +89,11 @@ API = [
     ("segformer 0-255 floats", "QuarfSegformer", _seg_forward(torch.full((1, 3, 32, 32), 200.0)), ValueError, "image processor"),
     ("segformer damaged weights", "QuarfSegformer", _load("damaged_model"), ValueError, "model.safetensors: not a readable safetensors file"),
     ("segformer badly typed config", "QuarfSegformer", _load("typed_model"), ValueError, "config.json: "),
+    ("segformer missing folder", "QuarfSegformer", lambda w, out: QuarfSegformerForSemanticSegmentation.from_pretrained(str(out / "model")), FileNotFoundError, "no such folder"),
+    ("segformer million experts", "QuarfSegformer", _load("experts_model"), ValueError, "experts_model/config.json: expected a model config of at most 1,000,000 bytes"),
+    ("segformer huge widths", "QuarfSegformer", _load("wide_model"), ValueError, "hidden_sizes[0]: expected an integer from 1 to 16384"),
+    ("segformer pickled bin", "QuarfSegformer", _load("pickled_model"), ValueError, "pickled_model/pytorch_model.bin: refused"),
+    ("segformer size mismatch", "QuarfSegformer", _load("mismatch_model"), ValueError, "mismatch_model/model.safetensors: some tensors' shapes"),
     ("restoration NaN quality", "QuarfRestorationModel", lambda w, out: w["res"](pixel_values=rand(1, 3, 16, 16), quality_features=torch.full((1, 36), float("nan"))), ValueError, "quality_features: expected finite values"),
     # --- an adapter inside someone else's network (insert_quarf)
     ("adapter 0-255 floats", "insert_quarf", lambda w, out: w["cnn"](torch.full((1, 3, 32, 32), 200.0)), ValueError, "look like 0-255"),
@@ -102,6 +107,12 @@ API = [
     ("restoration config groups", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=[8, 12], norm_num_groups=8), ValueError, "norm_num_groups"),
     ("restoration config widths", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=[], norm_num_groups=4), ValueError, "block_out_channels"),
     ("restoration config quality_dim", "configs", lambda w, out: QuarfRestorationConfig(**restoration_config(quarf={"quality_dim": 5})), ValueError, "quality_dim"),
+    ("segformer config experts", "configs", lambda w, out: QuarfSegformerConfig(**segformer_config(), quarf={"experts": [[3, 1]] * 10**6}), ValueError, "experts: expected at most 64 experts, found 1,000,000"),
+    ("segformer config widths", "configs", lambda w, out: QuarfSegformerConfig(**segformer_config(hidden_sizes=[10**7, 16, 16, 16])), ValueError, "hidden_sizes[0]: expected an integer from 1 to 16384"),
+    ("segformer config depths", "configs", lambda w, out: QuarfSegformerConfig(**segformer_config(depths=[10**6, 1, 1, 1])), ValueError, "depths[0]: expected an integer from 1 to 256"),
+    ("restoration config million widths", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=[16] * 10**6), ValueError, "block_out_channels: expected at most 256 entries"),
+    ("restoration config width text", "configs", lambda w, out: QuarfRestorationConfig(block_out_channels=["abc"]), ValueError, "block_out_channels[0]"),
+    ("contrique config widths", "configs", lambda w, out: ContriqueConfig(hidden_sizes=[10**6, 8], depths=[1, 1]), ValueError, "hidden_sizes[0]: expected an integer from 1 to 16384"),
     ("contrique config depths", "configs", lambda w, out: ContriqueConfig(hidden_sizes=[8, 16], depths=[1]), ValueError, "depths"),
     # --- image-to-image pipeline
     ("pipeline missing file", "pipeline", _pipeline(lambda w: str(w["root"] / "nope.png")), FileNotFoundError, "nope.png"),
@@ -113,6 +124,8 @@ API = [
     ("pipeline bool", "pipeline", _pipeline(np.ones((16, 16, 3), dtype=bool)), TypeError, "images"),
     ("pipeline 4-D array", "pipeline", _pipeline(np.ones((1, 16, 16, 3), dtype=np.uint8)), ValueError, "images"),
     ("pipeline number", "pipeline", _pipeline(5), TypeError, "images"),
+    ("pipeline 169 MP png", "pipeline", _pipeline(lambda w: str(w["huge_png"])), ValueError, "expected at most 50,000,000 pixels"),
+    ("pipeline 64 MP array", "pipeline", _pipeline(np.broadcast_to(np.uint8(0), (8000, 8000))), ValueError, "expected at most 50,000,000 pixels"),
 ]
 
 

@@ -11,6 +11,8 @@ output folder was not created. The API rows assert the same of :func:`load_train
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -39,6 +41,13 @@ def _folder(tmp_path, name, sizes) -> str:
         Image.fromarray(array).save(folder / f"{i}.png")
     (folder / "notes.txt").write_text("not an image")
     return str(folder)
+
+
+def _truncate(folder: str, name: str) -> str:
+    """``folder`` with its image ``name`` cut to half its bytes (a download that stopped)."""
+    path = Path(folder) / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return folder
 
 
 # (id, config maker, the setting the one line must name)
@@ -70,6 +79,10 @@ ROWS = [
      lambda t: _config(t, {"type": "photos", "split": "train", "crop_size": 64},
                        evaluation={"corruptions": ["shot_noise"], "reference_size": -224}),
      "evaluation.reference_size: expected None"),
+    ("truncated photo in the folder",
+     lambda t: _config(t, {"type": "images", "path": _truncate(_folder(t, "truncated", [(96, 96), (96, 96)]), "1.png"),
+                           "crop_size": 64}),
+     "1.png"),
     ("unknown conditioning",
      lambda t: _config(t, {"type": "photos", "split": "train", "crop_size": 64})
      | {"model": {**TINY_MODEL, "config": {**TINY_MODEL["config"], "conditioning": "gate"}}},

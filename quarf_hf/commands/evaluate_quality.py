@@ -10,15 +10,15 @@ from ..models.checks import InputError, check_int_list
 
 def _data_spec(text: str):
     """``quarf-shapes``, a folder of photos, or a YAML/JSON dataset spec."""
-    import yaml
+    from ..yaml_files import load_yaml_text
 
     if text == "quarf-shapes":
         return text
     if Path(text).expanduser().is_dir():
         return {"type": "images", "path": text}
     try:
-        spec = yaml.safe_load(text)
-    except yaml.YAMLError:
+        spec = load_yaml_text(text, "--data")
+    except InputError:
         spec = None
     if not isinstance(spec, dict):
         raise FileNotFoundError(f"--data: {text!r} is neither 'quarf-shapes', an existing folder, nor a YAML/JSON spec dict")

@@ -29,6 +29,7 @@ This module parses, checks and prints; the work is :mod:`quarf_hf.prediction`'s
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ from PIL import Image
 
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
 from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
-from quarf_hf.models.image_utils import load_image
+from quarf_hf.models.image_utils import check_pixel_count, load_image
 from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
 
 from ..models.checks import InputError
@@ -53,10 +54,17 @@ def _check_images(paths: list[str]) -> list[Path]:
         if not path.is_file():
             raise FileNotFoundError(f"IMAGE: no such file {text!r}")
         try:
-            with Image.open(path) as image:
-                image.verify()
+            with warnings.catch_warnings():  # PIL's bomb warning: the size rule says it in one line
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)  # the header only
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for unreadable files
             raise InputError(f"IMAGE: cannot read {text!r} as an image ({err})") from None
+        with image:
+            check_pixel_count(f"IMAGE {text!r}", *image.size)  # before anything is decoded
+            try:
+                image.verify()
+            except Exception as err:  # noqa: BLE001 - as above
+                raise InputError(f"IMAGE: cannot read {text!r} as an image ({err})") from None
         if path.stem in stems:
             raise InputError(
                 f"IMAGE: {stems[path.stem]!r} and {text!r} share the name {path.stem!r}, so their outputs would collide"

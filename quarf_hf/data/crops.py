@@ -14,7 +14,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from ..models.checks import InputError, check_choice, check_int
+from ..models.checks import InputError, check_choice, check_int, short_repr
 from ..models.image_utils import image_to_tensor
 from .segmentation import parse_size
 from .shapes import _seed
@@ -84,7 +84,7 @@ class PhotoCrops(torch.utils.data.Dataset):
         check_choice("crops", crops, CROPS)
         check_int("seed", seed, minimum=None)
         if not isinstance(cache, bool):
-            raise InputError(f"cache: expected true or false, found {cache!r}")
+            raise InputError(f"cache: expected true or false, found {short_repr(cache)}")
         self.crops, self.seed, self.description, self.argument, self.cache = crops, seed, description, argument, cache
         self.epoch = 0
         self.sizes = [_header_size(path, argument) for _, path in self.photos]
@@ -101,7 +101,7 @@ class PhotoCrops(torch.utils.data.Dataset):
         if num_samples is not None:
             if crops != "random":
                 raise InputError(f"num_samples: only for crops: random (grid crops are fixed: {len(self.grid)} here), "
-                                 f"found {num_samples!r}")
+                                 f"found {short_repr(num_samples)}")
             check_int("num_samples", num_samples)
         self.num_samples = len(self.grid) if num_samples is None else num_samples
         self._pixels: dict[int, torch.Tensor] = {}

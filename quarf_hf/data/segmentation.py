@@ -11,7 +11,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from ..models.checks import InputError, check_int
+from ..models.checks import InputError, check_int, short_repr
 from ..models.image_utils import image_to_tensor
 from .sources import resolve_source
 
@@ -25,7 +25,7 @@ def parse_size(size, argument: str = "size") -> tuple[int, int] | None:
     expected = "a positive int or an (H, W) pair of positive ints"
     pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
     if len(pair) != 2:
-        raise InputError(f"{argument}: expected {expected}, found {size!r}")
+        raise InputError(f"{argument}: expected {expected}, found {short_repr(size)}")
     height, width = (check_int(argument, value, expected=expected) for value in pair)
     return height, width
 
@@ -111,11 +111,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.lookup = None
         if label_map is not None:
             if not isinstance(label_map, dict) or not label_map:
-                raise InputError(f"label_map: expected a non-empty dict raw value -> train id, found {label_map!r}")
+                raise InputError(f"label_map: expected a non-empty dict raw value -> train id, found {short_repr(label_map)}")
             raw = np.array([int(k) for k in label_map], dtype=np.int64)
             ids = np.array([int(v) for v in label_map.values()], dtype=np.int64)
             if raw.min() < 0 or ids.min() < 0:
-                raise InputError(f"label_map: expected non-negative raw values and train ids, found {label_map!r}")
+                raise InputError(f"label_map: expected non-negative raw values and train ids, found {short_repr(label_map)}")
             # a lookup table: raw values not in the map (and ignore_index itself) become ignore_index
             self.lookup = np.full(max(int(raw.max()), self.ignore_index) + 1, self.ignore_index, dtype=np.int64)
             self.lookup[raw] = ids

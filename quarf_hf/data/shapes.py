@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..models.checks import InputError, check_choice, check_int
+from ..models.checks import InputError, check_choice, check_int, short_repr
 from .segmentation import parse_size
 
 CLASS_NAMES = (
@@ -121,7 +121,7 @@ class QuarfShapes(torch.utils.data.Dataset):
         check_int("seed", seed, minimum=None)
         severities = tuple(severities)
         if len(severities) != 2 or not 1 <= severities[0] <= severities[1] <= 5:
-            raise InputError(f"severities: expected (low, high) with 1 <= low <= high <= 5, found {severities!r}")
+            raise InputError(f"severities: expected (low, high) with 1 <= low <= high <= 5, found {short_repr(severities)}")
         self.num_samples, self.seed, self.task, self.num_classes = num_samples, seed, task, num_classes
         self.severities = severities
         self.degradations = tuple(DEFAULT_DEGRADATIONS if degradations is None else degradations)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.checks import InputError
+from ..models.checks import InputError, short_repr
 from .crops import PhotoCrops, image_files
 from .photos import check_split, get_photo, photo_names, photo_path
 from .segmentation import load_segmentation_dataset
@@ -44,7 +44,7 @@ def _photos(options: dict) -> PhotoCrops:
         names = options["photos"]
         names = [names] if isinstance(names, str) else names
         if not isinstance(names, (list, tuple)) or not names:
-            raise InputError(f"photos: expected a non-empty list of built-in photo names, found {options['photos']!r}")
+            raise InputError(f"photos: expected a non-empty list of built-in photo names, found {short_repr(options['photos'])}")
         for name in names:
             get_photo(name)
         twice = sorted({name for name in names if names.count(name) > 1})

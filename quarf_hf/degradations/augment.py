@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.checks import InputError, InputTypeError, check_probability
+from ..models.checks import InputError, InputTypeError, check_probability, short_repr
 from .registry import (
     check_corruptions, check_generator, check_images, check_reference_size, check_severity, check_values, degrade,
 )
@@ -47,7 +47,7 @@ class RandomDegradation:
             for s in levels:
                 check_severity(s)
         else:
-            raise InputTypeError(f"severities: expected a (low, high) tuple or a list of ints in 1..5, found {severities!r}")
+            raise InputTypeError(f"severities: expected a (low, high) tuple or a list of ints in 1..5, found {short_repr(severities)}")
         self.severities = sorted(set(levels))
 
         self.p = check_probability("p", p)

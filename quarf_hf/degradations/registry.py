@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from ..models.checks import InputError, InputTypeError, check_int
+from ..models.checks import InputError, InputTypeError, check_int, short_repr
 from ..models.input_checks import check_pixel_range, check_pixel_values
 
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
@@ -91,7 +91,7 @@ def check_corruptions(names, argument: str = "corruptions", *, allow_empty: bool
     try:
         names = list(names)
     except TypeError:
-        raise InputTypeError(f"{argument}: expected 'all', a corruption name or a list of names, found {names!r}") from None
+        raise InputTypeError(f"{argument}: expected 'all', a corruption name or a list of names, found {short_repr(names)}") from None
     if not names and not allow_empty:
         raise InputError(f"{argument}: expected at least one corruption name, found an empty sequence")
     for name in names:
@@ -104,7 +104,7 @@ def check_severities(severities, argument: str = "severities", *, allow_empty: b
     if isinstance(severities, int) and not isinstance(severities, bool):
         severities = [severities]
     if isinstance(severities, str) or not hasattr(severities, "__iter__"):
-        raise InputTypeError(f"{argument}: expected a list of ints in 1..5, found {severities!r}")
+        raise InputTypeError(f"{argument}: expected a list of ints in 1..5, found {short_repr(severities)}")
     severities = list(severities)
     if not severities and not allow_empty:
         raise InputError(f"{argument}: expected at least one severity from 1 to 5, found none")
@@ -134,7 +134,7 @@ def parse_corruptions(text: str, argument: str = "--corruptions") -> list[str]:
         return sorted(CORRUPTIONS)
     names = [name.strip() for name in str(text).split(",") if name.strip()]
     if not names:
-        raise InputError(f"{argument}: expected 'all' or a comma-separated list, found {text!r}")
+        raise InputError(f"{argument}: expected 'all' or a comma-separated list, found {short_repr(text)}")
     return check_corruptions(names, argument)
 
 
@@ -152,7 +152,7 @@ def parse_severities(text: str, argument: str = "--severities") -> list[int]:
             else:
                 values.append(int(part))
     except ValueError:
-        raise InputError(f"{argument}: expected '1-5', '1,3,5' or '3', found {text!r}") from None
+        raise InputError(f"{argument}: expected '1-5', '1,3,5' or '3', found {short_repr(text)}") from None
     return check_severities(values, argument)
 
 

@@ -7,8 +7,8 @@ import os
 
 import torch
 
-from ..models.checks import InputError, looks_like_hub_id
-from ..models.weights import load_error
+from ..models.checks import InputError, looks_like_hub_id, short_repr
+from ..models.weights import check_source, load_error
 from .pixels import RESTORATION_MODEL_TYPES
 
 
@@ -18,7 +18,7 @@ def resolve_device(text: str | None) -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {text!r}") from None
+        raise InputError(f"--device: expected a torch device such as 'cpu' or 'cuda:0', found {short_repr(text)}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device: {text!r} requested but CUDA is not available")
     return device
@@ -47,7 +47,7 @@ def check_revision(model: str, revision: str | None, name: str = "--revision") -
     if revision is None:
         return None
     if not isinstance(revision, str) or not revision.strip():
-        raise InputError(f"{name}: expected a commit hash, branch or tag, found {revision!r}")
+        raise InputError(f"{name}: expected a commit hash, branch or tag, found {short_repr(revision)}")
     if os.path.exists(model) or not looks_like_hub_id(model):
         raise InputError(f"{name}: {revision!r} pins a Hub repo's commit, but {model!r} is a local folder; "
                          f"leave {name} out for folders")
@@ -73,6 +73,7 @@ def load_model_config(model: str, trust_remote_code: bool = False, revision: str
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"MODEL: {model!r} has no config.json; expected a saved model folder")
     config_file = os.path.join(model, "config.json") if os.path.isdir(model) else f"{model} (config.json)"
+    check_source(model)  # a config.json too large to be one, before it is parsed
     try:
         data, _ = PretrainedConfig.get_config_dict(model, revision=revision)  # reads config.json only: runs no code
     except OSError as err:

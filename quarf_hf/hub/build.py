@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_folder
 from ..outputs import check_model_folder
-from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id
+from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id, short_repr
 
 MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
@@ -49,7 +49,7 @@ def load_hub_config(path) -> dict:
     check_choice(f"CONFIG: {path}: model", data["model"], MODEL_KINDS)
     for key in ("quarf", "segformer", "unet"):
         if key in data and not isinstance(data[key], dict):
-            raise InputError(f"CONFIG: {key}: expected a mapping, found {data[key]!r} in {path}")
+            raise InputError(f"CONFIG: {key}: expected a mapping, found {short_repr(data[key])} in {path}")
     if data["model"] == "quarf_segformer":
         quarf = data.get("quarf", {})
         stage = quarf.get("stage", 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..models.checks import InputError, looks_like_hub_id
+from ..models.checks import InputError, looks_like_hub_id, short_repr
 
 
 def resolve_token(token: str | None) -> str:
@@ -29,7 +29,7 @@ def push_folder_to_hub(folder, repo_id: str, private: bool = False, token: str |
     if not folder.is_dir():
         raise FileNotFoundError(f"folder: no such directory {str(folder)!r}")
     if not isinstance(repo_id, str) or not looks_like_hub_id(repo_id) or "/" not in repo_id:
-        raise InputError(f"repo_id: expected 'namespace/name', found {repo_id!r}")
+        raise InputError(f"repo_id: expected 'namespace/name', found {short_repr(repo_id)}")
     api = HfApi(token=resolve_token(token))
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)

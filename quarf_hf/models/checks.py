@@ -20,6 +20,7 @@ standard library.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 
 
@@ -29,6 +30,27 @@ class InputError(ValueError):
 
 class InputTypeError(InputError, TypeError):
     """A user-given value has the wrong type (also a ``TypeError``, as Python's own type errors are)."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 4
+_SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdeque = 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters long.
+
+    Containers are shown two levels deep and four items wide, so a huge or alias-shared structure
+    (a YAML "billion laughs") is never walked in full::
+
+        >>> short_repr([list(range(9))] * 10**6)
+        '[[0, 1, 2, 3, ...], [0, 1, 2, 3, ...], [0, 1, 2, 3, ...], [0, 1, 2, 3, ...], ...'
+        >>> short_repr({"seed": [[[[1]]]]})
+        "{'seed': [[...]]}"
+    """
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _is_int(value) -> bool:
@@ -56,7 +78,7 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
         else:
             expected = "an integer"
     error = InputError if _is_int(value) else InputTypeError
-    raise error(f"{name}: expected {expected}, found {value!r}")
+    raise error(f"{name}: expected {expected}, found {short_repr(value)}")
 
 
 def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | None = None, *,
@@ -64,12 +86,31 @@ def check_int_list(name: str, value, minimum: int | None = 1, maximum: int | Non
     """``value`` as a non-empty list of ints, each checked as ``check_int(f"{name}[{i}]", ...)``;
     all different when ``distinct``."""
     if not isinstance(value, (list, tuple)) or not value:
-        raise InputError(f"{name}: expected a non-empty list of integers, found {value!r}")
+        raise InputError(f"{name}: expected a non-empty list of integers, found {short_repr(value)}")
     for index, item in enumerate(value):
         check_int(f"{name}[{index}]", item, minimum, maximum)
     if distinct and len(set(value)) != len(value):
-        raise InputError(f"{name}: expected distinct values, found {value!r}")
+        raise InputError(f"{name}: expected distinct values, found {short_repr(value)}")
     return list(value)
+
+
+MAX_WIDTH = 16_384
+"""The most channels (or features) of one layer a model config may ask for; no real model needs more."""
+
+MAX_DEPTH = 256
+"""The most layers in one stage, and the most stages, a model config may ask for."""
+
+MAX_EXPERTS = 64
+"""The most experts (kernel_size, dilation) one QuARF block may have."""
+
+
+def check_sizes(name: str, value, maximum: int, *, max_length: int = MAX_DEPTH) -> list[int]:
+    """``value`` as a non-empty list of at most ``max_length`` ints in ``[1, maximum]``: a model config's
+    widths or depths, checked in full before any module is built (the length first, so a list of a
+    million entries is refused without being read)."""
+    if isinstance(value, (list, tuple)) and len(value) > max_length:
+        raise InputError(f"{name}: expected at most {max_length} entries, found {len(value):,}")
+    return check_int_list(name, value, 1, maximum)
 
 
 def check_number(name: str, value, minimum: float | None = None, *, exclusive: bool = False,
@@ -84,7 +125,7 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
         error = InputError if isinstance(value, (str, float)) else InputTypeError  # "abc", nan: wrong value
-        raise error(f"{name}: expected a finite number, found {value!r}")
+        raise error(f"{name}: expected a finite number, found {short_repr(value)}")
     low_ok = minimum is None or (number > minimum if exclusive else number >= minimum)
     if not low_ok or (maximum is not None and number > maximum):
         bounds = []
@@ -92,7 +133,7 @@ def check_number(name: str, value, minimum: float | None = None, *, exclusive: b
             bounds.append(f"{'>' if exclusive else '>='} {minimum:g}")
         if maximum is not None:
             bounds.append(f"<= {maximum:g}")
-        raise InputError(f"{name}: expected a number {' and '.join(bounds)}, found {value!r}")
+        raise InputError(f"{name}: expected a number {' and '.join(bounds)}, found {short_repr(value)}")
     return float(number)
 
 
@@ -105,7 +146,7 @@ def check_choice(name: str, value, choices: Iterable):
     """``value`` if it is one of ``choices``, else an error listing them."""
     choices = list(choices)
     if value not in choices:
-        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, found {value!r}")
+        raise InputError(f"{name}: expected one of {', '.join(map(str, choices))}, found {short_repr(value)}")
     return value
 
 
@@ -122,6 +163,26 @@ def check_shape(name: str, shape: Iterable[int], expected: Iterable[int | None])
     if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
         readable = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise InputError(f"{name}: expected shape {readable}, found {shape}")
+
+
+def check_path_name(name: str, value) -> str:
+    """``value`` as a name that may become one folder or file name under the package's own folder.
+
+    The one gate through which names (study arms, run names, photo names, model roles) become paths:
+    text only, not empty, no path separator, no NUL, not ``.`` or ``..``, so a joined path never
+    leaves its folder::
+
+        >>> check_path_name("arms", "../../escaped")
+        Traceback (most recent call last):
+        ...
+        quarf_hf.models.checks.InputError: arms: expected a plain name (no path separator, '..' or NUL) to use as a folder name, found '../../escaped'
+    """
+    if not isinstance(value, str):
+        raise InputTypeError(f"{name}: expected a name (text) to use as a folder name, found {short_repr(value)}")
+    if not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("~"):
+        raise InputError(f"{name}: expected a plain name (no path separator, '..' or NUL) to use as a folder name, "
+                         f"found {short_repr(value)}")
+    return value
 
 
 def looks_like_hub_id(text: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig, ResNetConfig
 
-from .checks import InputError
+from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_int, check_sizes
 
 # The settings that define the architecture: what QuARF model configs keep of a CONTRIQUE.
 ARCHITECTURE_KEYS = ("num_channels", "embedding_size", "hidden_sizes", "depths", "projection_dim")
@@ -55,12 +55,14 @@ class ContriqueConfig(PretrainedConfig):
     min_image_size: int = 64
 
     def __post_init__(self, **kwargs):
-        if len(self.hidden_sizes) != len(self.depths) or not self.depths:
+        self.hidden_sizes = check_sizes("hidden_sizes", self.hidden_sizes, MAX_WIDTH)
+        self.depths = check_sizes("depths", self.depths, MAX_DEPTH)
+        if len(self.hidden_sizes) != len(self.depths):
             raise InputError(
                 f"depths: expected one depth per entry of hidden_sizes {list(self.hidden_sizes)}, found {list(self.depths)}"
             )
-        self.hidden_sizes = [int(v) for v in self.hidden_sizes]
-        self.depths = [int(v) for v in self.depths]
+        for name in ("embedding_size", "projection_dim"):
+            check_int(name, getattr(self, name), 1, MAX_WIDTH)
         super().__post_init__(**kwargs)
         self.auto_map = {
             "AutoConfig": "configuration_contrique.ContriqueConfig",

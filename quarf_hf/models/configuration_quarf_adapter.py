@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .checks import InputError
+from .checks import InputError, short_repr
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 from .quarf import check_block_channels
@@ -24,9 +24,9 @@ def _floats(name: str, value) -> list[float]:
     try:
         values = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a number or a list of numbers, found {value!r}") from None
+        raise InputError(f"{name}: expected a number or a list of numbers, found {short_repr(value)}") from None
     if not values:
-        raise InputError(f"{name}: expected a number or a non-empty list of numbers, found {value!r}")
+        raise InputError(f"{name}: expected a number or a non-empty list of numbers, found {short_repr(value)}")
     return values
 
 
@@ -90,7 +90,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         for name in ("pixel_argument", "base_model", "base_model_class"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise InputError(f"{name}: expected a string or None, found {value!r}")
+                raise InputError(f"{name}: expected a string or None, found {short_repr(value)}")
         super().__post_init__(**kwargs)
         self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
 
@@ -98,7 +98,7 @@ class QuarfAdapterConfig(PretrainedConfig):
     def _attachment(index: int, attachment, quality: dict) -> dict:
         where = f"attachments[{index}]"
         if not isinstance(attachment, dict) or not isinstance(attachment.get("after"), str) or not attachment["after"]:
-            raise InputError(f"{where}: expected a dict with a module name under 'after', found {attachment!r}")
+            raise InputError(f"{where}: expected a dict with a module name under 'after', found {short_repr(attachment)}")
         unknown = sorted(set(attachment) - ATTACHMENT_KEYS)
         if unknown:
             raise InputError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")

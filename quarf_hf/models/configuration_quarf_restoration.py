@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .checks import InputError, check_choice, check_groups, check_number
+from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_choice, check_groups, check_int, check_number, check_sizes
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
@@ -98,9 +98,9 @@ class QuarfRestorationConfig(PretrainedConfig):
 
     def __post_init__(self, **kwargs):
         self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
-        self.block_out_channels = [int(c) for c in self.block_out_channels]
-        if not self.block_out_channels:
-            raise InputError("block_out_channels: expected at least one width, found []")
+        self.block_out_channels = check_sizes("block_out_channels", self.block_out_channels, MAX_WIDTH)
+        check_int("layers_per_block", self.layers_per_block, 1, MAX_DEPTH)
+        check_int("num_channels", self.num_channels, 1, 4)
         for index, width in enumerate(self.block_out_channels):
             check_groups("norm_num_groups", width, self.norm_num_groups, what=f"block_out_channels[{index}]")
         check_choice("loss", self.loss, LOSSES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
-from .checks import InputError, check_groups, check_int, check_number
+from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_groups, check_int, check_number, check_sizes
 from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
@@ -83,6 +83,16 @@ class QuarfSegformerConfig(SegformerConfig):
 
     def __post_init__(self, **kwargs):
         self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
+        # Sizes first, each against a bound, so a config asking for a huge model fails in milliseconds.
+        stages = check_int("num_encoder_blocks", self.num_encoder_blocks, 1, MAX_DEPTH)
+        for name, maximum in (("hidden_sizes", MAX_WIDTH), ("depths", MAX_DEPTH), ("num_attention_heads", MAX_WIDTH),
+                              ("mlp_ratios", MAX_DEPTH), ("sr_ratios", MAX_DEPTH), ("patch_sizes", MAX_DEPTH),
+                              ("strides", MAX_DEPTH)):
+            setattr(self, name, check_sizes(name, getattr(self, name), maximum, max_length=stages))
+            if len(getattr(self, name)) != stages:
+                raise InputError(f"{name}: expected one value per encoder block (num_encoder_blocks={stages}), "
+                                 f"found {len(getattr(self, name))}")
+        check_int("decoder_hidden_size", self.decoder_hidden_size, 1, MAX_WIDTH)
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
         block = block_settings(self.quarf, self.quality)
         self.quarf = block.to_dict()

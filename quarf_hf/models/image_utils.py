@@ -20,6 +20,13 @@ What :func:`image_to_tensor` returns: float32 RGB of shape (3, H, W) in [0, 1]. 
   refused. 1 channel is grey, 2 grey + alpha, 3 RGB, 4 RGBA.
 * **paths**: opened with PIL, then as above.
 
+**The size rule.** An image of more than :data:`MAX_PIXELS` (50 megapixels, the Space's cap) is
+refused, a file from its header before any pixel is decoded: no entry point (``quarf-hf predict``,
+the pipelines, the datasets, the Space) decodes or runs a model on more. Downscale it first.
+
+**The frame rule.** A multi-frame file (an animated GIF, WebP or PNG, a multi-page TIFF) is read
+from its first frame, and a ``UserWarning`` says so and how many frames it has.
+
 **The orientation rule.** A PIL image (a file, too) with an EXIF orientation tag is turned upright
 first (``PIL.ImageOps.exif_transpose``), as viewers and transformers' ``load_image`` show it:
 phone photos store their pixels sideways plus a tag that says so.
@@ -39,12 +46,16 @@ Shipped to the Hub with the models: imports only torch, numpy, PIL, transformers
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 
 from .checks import InputError, InputTypeError
 from .input_checks import to_unit_range
+
+MAX_PIXELS = 50_000_000
+"""The most pixels (width x height) an image may have (the size rule of the module doc)."""
 
 # PIL modes read as integers with 16 significant bits (see the module doc).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -62,9 +73,26 @@ def upright(image):
     return ImageOps.exif_transpose(image)
 
 
+def check_pixel_count(name: str, width: int, height: int) -> None:
+    """The size rule (module doc): at most :data:`MAX_PIXELS` pixels, said with the image's size."""
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{name}: expected at most {MAX_PIXELS:,} pixels (50 megapixels), found {width}x{height} "
+                         f"({width * height:,}); downscale it first")
+
+
+def _first_frame(image, name: str):
+    """``image`` at its first frame; a ``UserWarning`` when it has several (the frame rule)."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(f"{name}: has {frames} frames; reading the first one (frame 0)", UserWarning, stacklevel=4)
+        image.seek(0)
+    return image
+
+
 def _pil_to_array(image, name: str) -> np.ndarray:
     """A PIL image -> float32 (H, W, C) in [0, 1], C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGBA)."""
-    image = upright(image)
+    check_pixel_count(name, *image.size)
+    image = upright(_first_frame(image, name))
     mode = image.mode
     if mode in SIXTEEN_BIT_MODES:
         array = np.asarray(image).astype(np.float32) / 65535.0
@@ -99,10 +127,20 @@ def open_image(path, name: str = "image"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such file {str(path)!r}")
     try:
-        image = Image.open(path)
-        image.load()
-    except OSError as err:  # PIL.UnidentifiedImageError and truncated files
+        with warnings.catch_warnings():  # PIL's bomb warning: the size rule below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+    except (OSError, Image.DecompressionBombError) as err:  # not an image; PIL's own size guard
         raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
+    try:
+        check_pixel_count(f"{name} {str(path)!r}", *image.size)  # before decoding
+        image.load()
+    except OSError as err:  # truncated files
+        image.close()
+        raise InputError(f"{name}: cannot read {str(path)!r} as an image ({err})") from err
+    except InputError:
+        image.close()
+        raise
     return image
 
 
@@ -141,10 +179,14 @@ def image_to_tensor(image, name: str = "image") -> torch.Tensor:
         array = image
         if array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4) and array.shape[0] in (1, 2, 3, 4):
             array = array.transpose(1, 2, 0)  # CHW -> HWC
+        if array.ndim >= 2:
+            check_pixel_count(name, array.shape[1], array.shape[0])  # before any copy
         tensor = to_unit_range(_array_to_tensor(np.ascontiguousarray(array), name), name=name).float()
         if tensor.ndim == 3:
             tensor = tensor.permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
+        if image.ndim >= 2:
+            check_pixel_count(name, image.shape[-1], image.shape[-2])
         tensor = to_unit_range(image, name=name).float()
     else:
         raise InputTypeError(
@@ -220,4 +262,4 @@ def processor_normalisation(path_or_id, **kwargs) -> tuple[list[float], list[flo
 
 
 __all__ = ["image_to_tensor", "load_image", "open_image", "processor_normalisation", "to_uint8", "upright",
-           "SIXTEEN_BIT_MODES"]
+           "check_pixel_count", "MAX_PIXELS", "SIXTEEN_BIT_MODES"]

@@ -49,7 +49,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .checks import InputError, InputTypeError, check_int
+from .checks import InputError, InputTypeError, check_int, short_repr
 from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .modeling_quarf import init_quarf_block
@@ -190,7 +190,7 @@ def resolve_after(model: nn.Module, after) -> list[str]:
             found += [name for name in matches if name not in found]
     else:
         raise InputError(f"after: expected a module name, a regular expression or a non-empty list of names "
-                         f"or suffixes, found {after!r}")
+                         f"or suffixes, found {short_repr(after)}")
     if not found:
         raise InputError(f"after: {after!r} is not a submodule of {type(model).__name__}, and matches none "
                          f"as a regular expression or name suffix")

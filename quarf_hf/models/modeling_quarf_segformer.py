@@ -35,7 +35,7 @@ from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values, value_checks
 from .quality import build_quality_extractor
 from .quarf import with_load_balancing
-from .weights import from_pretrained_checked, load_error
+from .weights import check_source, from_pretrained_checked, load_error
 
 
 @dataclass
@@ -81,6 +81,7 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         config = kwargs.get("config")
+        check_source(pretrained_model_name_or_path)
         if config is None:
             from transformers import AutoConfig
 

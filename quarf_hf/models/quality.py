@@ -54,7 +54,7 @@ from torch import nn
 from .brisque import FEATURE_DIM as BRISQUE_FEATURE_DIM
 from .brisque import MIN_SIZE as BRISQUE_MIN_SIZE
 from .brisque import BrisqueFeatures
-from .checks import InputError, check_int, looks_like_hub_id
+from .checks import InputError, check_int, looks_like_hub_id, short_repr
 from .configuration_contrique import ARCHITECTURE_KEYS, ContriqueConfig
 
 BRISQUE_FEATURE_MEAN = (
@@ -213,7 +213,7 @@ class ContriqueQuality(FrozenQualityExtractor):
         # Only the architecture: a config.json read from a folder carries much else (auto_map, dtype, ...).
         spec["config"] = ContriqueConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE_KEYS}).architecture_dict()
         if "source" in spec and not isinstance(spec["source"], str):
-            raise InputError(f"quality.source: expected a folder path or Hub id (a string), found {spec['source']!r}")
+            raise InputError(f"quality.source: expected a folder path or Hub id (a string), found {short_repr(spec['source'])}")
         return spec
 
     @classmethod
@@ -306,7 +306,7 @@ def normalize_quality_spec(spec) -> dict:
         spec = ContriqueQuality.spec_from_source(spec)
     if not isinstance(spec, dict) or spec.get("type") not in QUALITY_TYPES:
         names = ", ".join(repr(name) for name in QUALITY_TYPES)
-        raise InputError(f"quality: expected {names} or a spec dict with one of these types, found {spec!r}")
+        raise InputError(f"quality: expected {names} or a spec dict with one of these types, found {short_repr(spec)}")
     return QUALITY_TYPES[spec["type"]].normalize_spec(dict(spec))
 
 
@@ -341,7 +341,7 @@ def build_quality_extractor(spec="brisque") -> nn.Module:
         return QUALITY_TYPES[spec["type"]].from_spec(spec)
     if isinstance(spec, (str, os.PathLike)):
         return ContriqueQuality.from_source(spec)
-    raise InputError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {spec!r}")
+    raise InputError(f"spec: expected 'brisque', 'contrique', a folder/Hub id, a spec dict or a module, found {short_repr(spec)}")
 
 
 def _frozen_module(module: nn.Module) -> nn.Module:
@@ -382,11 +382,14 @@ def resolve_quality(quality):
 def extract_quality(images, extractor="brisque", device=None, batch_size: int = 16) -> torch.Tensor:
     """Quality features of images of any type and size: returns (N, feature_dim).
 
-    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW) or tensor
-    (CHW/HW, or BCHW for a batch), or a list of these, read by
+    ``images``: a path, PIL image (any mode, 16-bit included), numpy array (HWC/HW, or CHW when
+    only the first axis can be channels: 1 to 4 first and more than 4 last) or tensor (CHW/HW, or
+    BCHW for a batch), or a list of these, read by
     :func:`~quarf_hf.models.image_utils.image_to_tensor` as every entry point of quarf-hf reads
-    images, under the one pixel rule of ``input_checks`` (integers as 0-255, ``uint16`` as 16-bit,
-    floats in [0, 1]; anything else refused, naming ``images[i]``): grayscale is repeated to RGB,
+    images, under the one pixel rule of ``input_checks`` (every integer dtype but ``uint16``, int32
+    and int64 included, as 0-255 with values outside refused; ``uint16`` as 16-bit; floats in
+    [0, 1]; anything else refused, naming ``images[i]``); images above 50 megapixels are refused
+    (``image_utils.MAX_PIXELS``); grayscale is repeated to RGB,
     transparency is composited on white. Images of equal size are run together, ``batch_size`` at
     a time.
     """

@@ -40,12 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import InputError, InputTypeError, check_choice, check_groups, check_int
+from .checks import MAX_EXPERTS, MAX_WIDTH, InputError, InputTypeError, check_choice, check_groups, check_int, short_repr
 from .input_checks import value_checks
 
 MODES = ("soft", "hard")
 ROUTERS = ("linear", "mlp")
 HARD_GRADIENTS = ("straight_through", "gate")
+# Bounds no real block needs: a config.json asking for more is refused before anything is built.
+MAX_KERNEL_SIZE = 63
+MAX_DILATION = 256
 # Dilations used when experts are given only by count (the reference's 1, 2, 4, 8 pattern).
 _DEFAULT_KERNEL = 3
 
@@ -118,18 +121,20 @@ class QuarfConfig:
     def __post_init__(self):
         experts = self.experts
         if not isinstance(experts, (list, tuple)) or len(experts) == 0:
-            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {experts!r}")
+            raise InputError(f"experts: expected a non-empty list of (kernel_size, dilation), found {short_repr(experts)}")
+        if len(experts) > MAX_EXPERTS:
+            raise InputError(f"experts: expected at most {MAX_EXPERTS} experts, found {len(experts):,}")
         normalised = []
         for i, expert in enumerate(experts):
             if not isinstance(expert, (list, tuple)) or len(expert) != 2:
-                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {expert!r}")
+                raise InputError(f"experts[{i}]: expected (kernel_size, dilation), found {short_repr(expert)}")
             kernel_size, dilation = expert
-            for name, value in (("kernel_size", kernel_size), ("dilation", dilation)):
-                check_int(f"experts[{i}] {name}", value)
+            for name, value, maximum in (("kernel_size", kernel_size, MAX_KERNEL_SIZE), ("dilation", dilation, MAX_DILATION)):
+                check_int(f"experts[{i}] {name}", value, 1, maximum)
             normalised.append((kernel_size, dilation))
         object.__setattr__(self, "experts", tuple(normalised))
         for name in ("quality_dim", "num_groups", "router_hidden_dim"):
-            check_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), 1, MAX_WIDTH)
         if self.top_k is not None:
             check_int("top_k", self.top_k, 1, len(self.experts),
                       expected=f"an integer from 1 to the number of experts ({len(self.experts)})")
@@ -156,10 +161,7 @@ class QuarfConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"QuarfConfig: unknown keys {unknown}; expected some of {sorted(known)}")
-        data = dict(data)
-        if "experts" in data:
-            data["experts"] = tuple(tuple(e) for e in data["experts"])
-        return cls(**data)
+        return cls(**data)  # __post_init__ checks the experts (their count first) and makes them tuples
 
 
 def check_block_channels(config: QuarfConfig, in_channels, out_channels=None, *, where: str = "",
@@ -341,7 +343,7 @@ class QuARF(nn.Module):
         if num_experts is not None:
             if "experts" in overrides and len(overrides["experts"]) != num_experts:
                 raise InputError(
-                    f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {num_experts!r}"
+                    f"num_experts: expected {len(overrides['experts'])} (the length of experts), found {short_repr(num_experts)}"
                 )
             check_int("num_experts", num_experts)
             overrides.setdefault("experts", _default_experts(num_experts))

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, check_probability, short_repr
 from ..training.config import PRECISIONS, TRACKERS, _check_keys, dataclass_from_dict
 
 SCHEDULES = ("cosine", "constant")
@@ -72,9 +70,9 @@ class QualityTrainConfig:
 
         _check_keys("model", self.model, MODEL_KEYS)
         if "config" in self.model and not isinstance(self.model["config"], dict):
-            raise InputError(f"model.config: expected a mapping of ContriqueConfig settings, found {self.model['config']!r}")
+            raise InputError(f"model.config: expected a mapping of ContriqueConfig settings, found {short_repr(self.model['config'])}")
         if not isinstance(self.data, dict) or "train" not in self.data:
-            raise InputError(f"data.train: expected a dataset spec or a list of them, found {self.data!r}")
+            raise InputError(f"data.train: expected a dataset spec or a list of them, found {short_repr(self.data)}")
         _check_keys("data", self.data, ("train",))
         for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
                      "gradient_accumulation_steps"):
@@ -88,7 +86,7 @@ class QualityTrainConfig:
             names = self.corruptions if isinstance(self.corruptions, list) else None
             if not names or any(n not in CORRUPTIONS for n in names):
                 raise InputError(f"corruptions: expected 'all' or a list of names from {sorted(CORRUPTIONS)}, "
-                                 f"found {self.corruptions!r}")
+                                 f"found {short_repr(self.corruptions)}")
         check_int_list("severities", self.severities, 1, 5, distinct=True)
         self.authentic_fraction = check_probability("authentic_fraction", self.authentic_fraction)
         synthetic = self.batch_size - round(self.batch_size * self.authentic_fraction)
@@ -108,12 +106,12 @@ class QualityTrainConfig:
             check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_choice("tracker", self.tracker, TRACKERS)
         if not isinstance(self.overwrite, bool):
-            raise InputError(f"overwrite: expected true or false, found {self.overwrite!r}")
+            raise InputError(f"overwrite: expected true or false, found {short_repr(self.overwrite)}")
         if self.probe is not None:
             _check_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])
             if not isinstance(probe_kinds, list) or any(n not in CORRUPTIONS for n in probe_kinds):
-                raise InputError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {probe_kinds!r}")
+                raise InputError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {short_repr(probe_kinds)}")
             shared = sorted(set(probe_kinds) & set(self.corruption_names))
             if shared:
                 raise InputError(f"probe.corruptions: {shared} are also trained on; the probe measures held-out kinds")
@@ -153,20 +151,19 @@ class QualityTrainConfig:
 def load_quality_config(path, **overrides) -> QualityTrainConfig:
     """A YAML training config, or a hub_configs/ variant name (its ``training`` section)."""
     from ..hub.build import HUB_CONFIGS
+    from ..yaml_files import read_yaml_mapping
 
     path = Path(path)
     if not path.is_file() and (HUB_CONFIGS / f"{path.name}.yaml").is_file():
         path = HUB_CONFIGS / f"{path.name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}, nor a hub_configs/ variant of that name")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise InputError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    data = read_yaml_mapping(path, "CONFIG")
     if "training" in data and "model" in data and data.get("model") == "contrique":
         # A published variant: its recipe plus the architecture it publishes.
         recipe = dict(data["training"])
         recipe.setdefault("model", {"config": dict(data.get("contrique", {}))})
-        recipe.setdefault("output_dir", f"outputs/{data['name']}")
+        recipe.setdefault("output_dir", f"outputs/{check_path_name('name', data.get('name'))}")
         recipe.setdefault("name", data["name"])
         data = recipe
     data.update({k: v for k, v in overrides.items() if v is not None})

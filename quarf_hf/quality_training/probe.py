@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..degradations import degrade
-from ..models.checks import InputError, check_int
+from ..models.checks import InputError, check_int, short_repr
 from ..models.quality import QUALITY_TYPES
 from ..training.seeds import mixed_seed
 
@@ -156,7 +156,7 @@ def run_probe(model, images, corruptions: list[str], severities=(1, 2, 3, 4, 5),
     from ..models.quality import ContriqueQuality, build_quality_extractor
 
     if len(corruptions) < 2:
-        raise InputError(f"corruptions: the kind probe needs at least 2 corruption kinds, found {corruptions!r}")
+        raise InputError(f"corruptions: the kind probe needs at least 2 corruption kinds, found {short_repr(corruptions)}")
     severities = list(severities)
     images, groups = images if isinstance(images, tuple) else (images, torch.arange(len(images)))
     model = model.eval()

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -72,11 +73,13 @@ class UploadImage(gr.Image):
 
 class PngStore:
     """Output images as PNG files in gradio's cache folder, named by their content and written
-    under a temporary name then renamed.
+    under a temporary name of their own, then renamed.
 
     Returned as paths, gradio serves them as they are. (Returned as arrays, gradio writes each
     into its cache under a content hash in place: two concurrent requests with the same answer
     rewrite the file while it is being downloaded, and a client receives a truncated image.)
+    Concurrent identical answers are safe: each request writes its own uniquely named temporary
+    file and removes only that one; the rename is atomic and both write the same bytes.
     """
 
     def __init__(self, folder: str | Path):
@@ -85,17 +88,27 @@ class PngStore:
     def __call__(self, array: np.ndarray | None) -> str | None:
         from PIL import Image
 
-        from quarf_hf.atomic import atomic_path
-
         if array is None:
             return None
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, format="PNG")
         data = buffer.getvalue()
         path = self.folder / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
-        if not path.is_file():
-            with atomic_path(path) as temporary:
-                temporary.write_bytes(data)
+        if path.is_file():
+            return str(path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".quarf-png-", suffix=".tmp")
+        except OSError as err:  # the message must not show the server's folders
+            raise RuntimeError(f"could not store the output image ({err.strerror or type(err).__name__})") from None
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.chmod(temporary, 0o644)  # mkstemp's 0o600 would keep a separate file server from reading it
+            os.replace(temporary, path)
+        except OSError as err:
+            Path(temporary).unlink(missing_ok=True)  # ours only: its name is unique to this call
+            raise RuntimeError(f"could not store the output image ({err.strerror or type(err).__name__})") from None
         return str(path)
 
 

@@ -10,12 +10,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..models.checks import InputError
-from ..models.image_utils import image_to_tensor
+from ..models.image_utils import MAX_PIXELS, image_to_tensor
 
 # Longest side, in pixels, the page works at; larger uploads are downscaled (and the page says so).
 MAX_SIDE = 1024
-# Refuse files whose decoded size alone would exhaust a small Space (PIL's own bomb guard is ~179 MP).
-MAX_PIXELS = 50_000_000
 
 
 def load_upload(path: str | Path) -> torch.Tensor:

@@ -41,9 +41,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, short_repr
 
 FAMILIES = ("noise", "blur", "weather", "digital")
 SPLITS = ("augmentation", "development", "test")
@@ -91,7 +89,7 @@ class StudyConfig:
         from ..degradations import CORRUPTIONS
 
         if not isinstance(self.base, dict):
-            raise InputError(f"base: expected a mapping (a training config), found {self.base!r}")
+            raise InputError(f"base: expected a mapping (a training config), found {short_repr(self.base)}")
         if not isinstance(self.base.get("data"), dict) or "validation" in self.base["data"]:
             raise InputError("base.data: expected only the training data (data.train); the evaluated images are "
                              "images.development and images.test")
@@ -100,28 +98,36 @@ class StudyConfig:
             raise InputError(f"base: {owned} are set by the study for every run; remove them")
         check_choice("protocol", self.protocol, PROTOCOLS)
         if not isinstance(self.arms, dict) or len(self.arms) < 2:
-            raise InputError(f"arms: expected a mapping of at least two arms, found {self.arms!r}")
+            raise InputError(f"arms: expected a mapping of at least two arms, found {short_repr(self.arms)}")
         for name, arm in self.arms.items():
+            check_path_name("arms", name)  # each arm's runs live in <out>/runs/<name>/
             if not isinstance(arm, dict):
-                raise InputError(f"arms.{name}: expected a mapping of training-config keys, found {arm!r}")
+                raise InputError(f"arms.{name}: expected a mapping of training-config keys, found {short_repr(arm)}")
             if name == BASE or name.startswith(("expert_d", "oracle")):
                 raise InputError(f"arms.{name}: the names {BASE!r}, 'expert_d*' and 'oracle' are the study's own runs")
             owned = sorted(set(arm) & set(STUDY_OWNED + ("max_steps",)))
             if owned:
                 # Equal steps for every arm: the step count lives in base only.
                 raise InputError(f"arms.{name}: {owned} must be the same for every arm; set them in base")
+        names = list(self.arms)
+        for i, name in enumerate(names):
+            twin = next((other for other in names[:i] if self.arms[other] == self.arms[name]), None)
+            if twin is not None:
+                # Identical recipes give identical runs: the pilot's paired spread is 0 and sizes nothing.
+                raise InputError(f"arms.{name}: expected a recipe different from every other arm, found the same "
+                                 f"settings as arms.{twin} (their paired differences would have no spread)")
         if not isinstance(self.pretrain, dict) or set(self.pretrain) - {"model", "augmentation", "max_steps"}:
-            raise InputError(f"pretrain: expected a mapping of model, augmentation and max_steps, found {self.pretrain!r}")
+            raise InputError(f"pretrain: expected a mapping of model, augmentation and max_steps, found {short_repr(self.pretrain)}")
         check_choice("control", self.control, self.arms)
         # Kinds: known names, three disjoint sets, each spanning the families.
         if not isinstance(self.families, list) or not self.families or any(f not in FAMILIES for f in self.families):
-            raise InputError(f"families: expected a list from {list(FAMILIES)}, found {self.families!r}")
+            raise InputError(f"families: expected a list from {list(FAMILIES)}, found {short_repr(self.families)}")
         if not isinstance(self.kinds, dict) or sorted(self.kinds) != sorted(SPLITS):
-            raise InputError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {self.kinds!r}")
+            raise InputError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {short_repr(self.kinds)}")
         for split in SPLITS:
             names = self.kinds[split]
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                raise InputError(f"kinds.{split}: expected a non-empty list of corruption names, found {names!r}")
+                raise InputError(f"kinds.{split}: expected a non-empty list of corruption names, found {short_repr(names)}")
             unknown = [n for n in names if n not in CORRUPTIONS]
             if unknown:
                 raise InputError(f"kinds.{split}: unknown {unknown}; expected names from {sorted(CORRUPTIONS)}")
@@ -138,7 +144,7 @@ class StudyConfig:
         self.effect = check_number("effect", self.effect, 0, exclusive=True)
         for where, pair in [("primary", self.primary)] + [("secondary", p) for p in self.secondary]:
             if not isinstance(pair, list) or len(pair) != 2 or any(a not in self.arms for a in pair) or pair[0] == pair[1]:
-                raise InputError(f"{where}: expected pairs of two different arms from {list(self.arms)}, found {pair!r}")
+                raise InputError(f"{where}: expected pairs of two different arms from {list(self.arms)}, found {short_repr(pair)}")
         check_int("pilot_seeds", self.pilot_seeds, minimum=2)
         check_int("min_seeds", self.min_seeds, minimum=2)
         check_int("max_seeds", self.max_seeds, minimum=self.min_seeds)
@@ -148,7 +154,7 @@ class StudyConfig:
         if self.max_minutes is not None:
             self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
         if not isinstance(self.diagnostics, dict) or set(self.diagnostics) - {"arm", "dilations", "oracle"}:
-            raise InputError(f"diagnostics: expected a mapping of arm, dilations and oracle, found {self.diagnostics!r}")
+            raise InputError(f"diagnostics: expected a mapping of arm, dilations and oracle, found {short_repr(self.diagnostics)}")
         if self.diagnostics:
             check_choice("diagnostics.arm", self.diagnostics.get("arm"), self.arms)
             check_int_list("diagnostics.dilations", self.diagnostics.get("dilations", []), minimum=1, distinct=True)
@@ -167,7 +173,7 @@ class StudyConfig:
 
     def _check_images(self) -> None:
         if not isinstance(self.images, dict) or sorted(self.images) != sorted(EVALUATED_SPLITS):
-            raise InputError(f"images: expected a mapping with exactly {list(EVALUATED_SPLITS)}, found {self.images!r}")
+            raise InputError(f"images: expected a mapping with exactly {list(EVALUATED_SPLITS)}, found {short_repr(self.images)}")
         development, test = self.images["development"], self.images["test"]
         if development == test:
             raise InputError("images: development and test must be different images, found the same spec")
@@ -283,11 +289,8 @@ class StudyConfig:
 
 
 def load_study_config(path, **overrides) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CONFIG: no such file {str(path)!r}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise InputError(f"CONFIG: {path} must hold a YAML mapping, found {type(data).__name__}")
+    from ..yaml_files import read_yaml_mapping
+
+    data = read_yaml_mapping(path, "CONFIG")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return StudyConfig.from_dict(data)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_text_atomic
-from ..models.checks import InputError
+from ..models.checks import InputError, check_path_name
 from .config import BASE, StudyConfig
 
 
@@ -41,7 +41,7 @@ class StudyAborted(RuntimeError):
 
 
 def run_dir(out_dir: Path, name: str, seed: int) -> Path:
-    return Path(out_dir) / "runs" / name / f"seed{seed}"
+    return Path(out_dir) / "runs" / check_path_name("arms", name) / f"seed{seed}"
 
 
 def load_result(out_dir: Path, name: str, seed: int) -> dict | None:
@@ -212,7 +212,11 @@ def pilot_sd(config: StudyConfig, out_dir) -> float:
     first, second = config.primary
     diffs = [_score(load_result(out_dir, first, s), "development", metric)
              - _score(load_result(out_dir, second, s), "development", metric) for s in config.pilot]
-    return float(np.std(diffs, ddof=1))
+    sd = float(np.std(diffs, ddof=1))
+    if not sd > 0:
+        raise StudyAborted(f"the pilot's paired differences of {first} - {second} have no spread (sd {sd:g}); "
+                           "the seeds cannot be sized: make the two arms differ")
+    return sd
 
 
 def _run_minutes(config: StudyConfig, out_dir) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability
+from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability, short_repr
 
 TASKS = ("segmentation", "restoration")
 MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
@@ -69,7 +69,7 @@ class TrainConfig:
         check_choice("task", self.task, TASKS)
         _check_types(self)
         if not isinstance(self.model, dict) or "type" not in self.model:
-            raise InputError(f"model: expected a mapping with a 'type', found {self.model!r}")
+            raise InputError(f"model: expected a mapping with a 'type', found {short_repr(self.model)}")
         check_choice("model.type", self.model["type"], MODEL_TYPES)
         if MODEL_TYPES[self.model["type"]] != self.task:
             raise InputError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
@@ -124,36 +124,36 @@ def _check_types(config: "TrainConfig") -> None:
     for name in ("model", "data", "augmentation", "evaluation"):
         value = getattr(config, name)
         if not isinstance(value, dict):
-            raise InputError(f"{name}: expected a mapping (indented key: value lines), found {value!r}")
+            raise InputError(f"{name}: expected a mapping (indented key: value lines), found {short_repr(value)}")
     for name in ("train", "validation"):
         spec = config.data.get(name)
         if spec is not None and not isinstance(spec, (dict, str)):
-            raise InputError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {spec!r}")
+            raise InputError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {short_repr(spec)}")
     if not isinstance(config.output_dir, str) or not config.output_dir.strip():
-        raise InputError(f"output_dir: expected a folder path, found {config.output_dir!r}")
+        raise InputError(f"output_dir: expected a folder path, found {short_repr(config.output_dir)}")
     check_int("seed", config.seed, minimum=None)
     for name in ("push_to_hub", "name", "limitations"):
         value = getattr(config, name)
         if value is not None and not isinstance(value, str):
-            raise InputError(f"{name}: expected text or nothing, found {value!r}")
+            raise InputError(f"{name}: expected text or nothing, found {short_repr(value)}")
     if not isinstance(config.overwrite, bool):
-        raise InputError(f"overwrite: expected true or false, found {config.overwrite!r}")
+        raise InputError(f"overwrite: expected true or false, found {short_repr(config.overwrite)}")
     if not isinstance(config.log_sample_ids, bool):
-        raise InputError(f"log_sample_ids: expected true or false, found {config.log_sample_ids!r}")
+        raise InputError(f"log_sample_ids: expected true or false, found {short_repr(config.log_sample_ids)}")
     if config.max_grad_norm is not None:
         config.max_grad_norm = check_number("max_grad_norm", config.max_grad_norm, 0, exclusive=True)
     for key in ("base", "hub_config"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, str):
-            raise InputError(f"model.{key}: expected a folder or Hub id (text), found {value!r}")
+            raise InputError(f"model.{key}: expected a folder or Hub id (text), found {short_repr(value)}")
     revision = config.model.get("revision")
     if revision is not None and (not isinstance(revision, str) or not config.model.get("base")):
-        raise InputError(f"model.revision: expected the commit hash (text) of a Hub model.base, found {revision!r}"
+        raise InputError(f"model.revision: expected the commit hash (text) of a Hub model.base, found {short_repr(revision)}"
                          + ("" if config.model.get("base") else " without a model.base"))
     for key in ("config", "quarf"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, dict):
-            raise InputError(f"model.{key}: expected a mapping, found {value!r}")
+            raise InputError(f"model.{key}: expected a mapping, found {short_repr(value)}")
 
 
 MODEL_KEYS = ("type", "hub_config", "base", "revision", "config", "quarf", "quality", "quarf_stage")
@@ -163,7 +163,7 @@ EVALUATION_KEYS = ("corruptions", "severities", "reference_size")
 
 def _check_keys(section: str, value, allowed) -> None:
     if not isinstance(value, dict):
-        raise InputError(f"{section}: expected a mapping, found {value!r}")
+        raise InputError(f"{section}: expected a mapping, found {short_repr(value)}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise InputError(f"{section}: unknown keys {unknown}; expected some of {list(allowed)}")
@@ -202,7 +202,7 @@ def _check_crop_sizes(model: dict, data: dict) -> None:
         if any(side % multiple for side in sides):
             fits = sorted({max(multiple, side - side % multiple) for side in sides})
             raise InputError(f"data.{split}.crop_size: expected a multiple of {multiple} (the restoration UNet halves "
-                             f"the size {multiple.bit_length() - 1} times), found {size!r}; e.g. {fits[0]}")
+                             f"the size {multiple.bit_length() - 1} times), found {short_repr(size)}; e.g. {fits[0]}")
 
 
 def load_train_config(path, **overrides) -> TrainConfig:
@@ -227,7 +227,7 @@ def _published_recipe(variant: dict) -> dict:
     """A hub_configs/ variant's ``training`` section as a training config."""
     recipe = variant["training"]
     if not isinstance(recipe, dict):
-        raise InputError(f"CONFIG: training: expected a mapping (the recipe), found {recipe!r}")
+        raise InputError(f"CONFIG: training: expected a mapping (the recipe), found {short_repr(recipe)}")
     recipe = dict(recipe)
     model = {"type": variant["model"], "hub_config": variant["name"], "quality": variant.get("quality", "brisque")}
     if "model" in recipe:

@@ -5,12 +5,30 @@ from __future__ import annotations
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from ..hub.build import block_settings, load_hub_config, new_quarf_model
+from ..models.checks import MAX_WIDTH, InputError, check_int
 from ..models.modeling_quarf_restoration import QuarfRestorationModel
 from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
 
 
 def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
                 ignore_index: int | None = None):
+    """The model a training config describes; see :func:`_build_model`. A setting of ``model.config``
+    that transformers' typed config refuses (``hidden_sizes: abc``) is one line naming it."""
+    settings = model_section.get("config") or {}
+    if isinstance(settings, dict) and "num_labels" in settings:
+        check_int("model.config.num_labels", settings["num_labels"], 1, MAX_WIDTH)
+    try:
+        return _build_model(model_section, num_labels, id2label, ignore_index)
+    except Exception as err:
+        if not type(err).__name__.startswith("StrictDataclass"):
+            raise
+        field = getattr(err, "field", None)
+        where = f"model.config.{field}" if isinstance(field, str) else "model.config"
+        raise InputError(f"{where}: {' '.join(str(err).split())}") from None
+
+
+def _build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
+                 ignore_index: int | None = None):
     """The model a training config describes (random init, or from ``base``).
 
     ``num_labels``/``id2label``/``ignore_index`` come from the training data; a ``base`` whose
@@ -67,8 +85,6 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
 def _restoration_from_base(base: str, model_section: dict, pinned: dict):
     """A restoration model from ``base``: the base itself when the section sets no block settings,
     else a new model with the base's UNet weights and the section's block (identity at init)."""
-    from ..models.checks import InputError
-
     model = QuarfRestorationModel.from_pretrained(base, **pinned)
     conditioning = (model_section.get("config") or {}).get("conditioning")
     if not any(key in model_section for key in ("quarf", "quality")) and conditioning is None:
