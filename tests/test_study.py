@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -225,7 +226,7 @@ def test_report_readings_say_no_difference_plainly():
     stat = {"mean": 0.01, "sd": 0.02, "n": 6, "ci95": [-0.01, 0.03]}
     text = reading("quarf - static", stat, 0.1, "dB")
     assert "no difference detected" in text and "includes zero" in text and "smaller than the effect" in text
-    assert "not ruled out" in reading("quarf - static", {**stat, "ci95": [-0.2, 0.3]}, 0.1, "dB")
+    assert "neither shown nor ruled out" in reading("quarf - static", {**stat, "ci95": [-0.2, 0.3]}, 0.1, "dB")
     assert "quarf loses" in reading("quarf - static", {**stat, "mean": -0.1, "ci95": [-0.2, -0.05]}, 0.1, "dB")
     assert "quarf is better" in reading("quarf - static", {**stat, "ci95": [0.02, 0.3]}, 0.1, "dB")
 
@@ -282,3 +283,75 @@ def test_a_best_receptive_field_that_changes_by_less_than_the_effect_is_nothing_
     assert "| best | expert_d1 | expert_d2 |" in text
     assert "would gain at most 0.050 dB" in text and "nothing worth routing for" in text
     assert single is None or abs(single["pick_gain"] - 0.05) < 1e-6
+
+
+# --- statistics (issue 31), each against an independent reference ---------------------------------
+
+
+def test_power_is_finite_where_scipys_noncentral_t_is_nan_and_seeds_start_at_the_floor():
+    """At n = 2, sd 0.016, effect 0.1 scipy's noncentral t gives NaN; the power is checked against a
+    simulation of the paired t-test itself (200,000 draws), and the seeds needed are then 3, never
+    fewer than ``minimum``."""
+    from scipy import stats
+
+    generator = np.random.default_rng(0)
+    for n, sd, effect in [(2, 0.016, 0.1), (3, 0.1, 0.1), (4, 0.05, 0.03)]:
+        d = generator.normal(effect, sd, size=(200_000, n))
+        t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(n))
+        simulated = float((np.abs(t) > stats.t.ppf(0.975, n - 1)).mean())
+        assert abs(paired_power(n, sd, effect) - simulated) < 0.005, (n, sd, effect)
+    assert seeds_needed(0.016, 0.1) == 3
+    assert seeds_needed(0.016, 0.1, minimum=5) == 5
+
+
+def test_planning_sd_is_the_chi_square_upper_bound():
+    """The one-sided 80% upper bound of a normal sd, checked by simulation: in 80% of samples of n
+    values the bound is above the true sd (coverage), and it is the closed form of scipy's chi2."""
+    from quarf_hf.study.power import sd_upper_bound
+
+    generator = np.random.default_rng(1)
+    samples = generator.normal(0.0, 2.0, size=(40_000, 4)).std(1, ddof=1)
+    covered = np.mean([sd_upper_bound(s, 4) >= 2.0 for s in samples[:4000]])
+    assert abs(covered - 0.8) < 0.02
+    assert sd_upper_bound(1.0, 4) == pytest.approx(math.sqrt(3 / 1.0052), rel=1e-3)  # chi2(3) 20% point 1.0052
+
+
+def test_minimum_detectable_effect_inverts_the_power():
+    """The effect detected with 80% power by n seeds: the power there is 0.8, and for many seeds it
+    approaches the normal approximation's (z_0.975 + z_0.8) sd / sqrt(n)."""
+    from quarf_hf.study.power import minimum_detectable_effect
+
+    for n, sd in [(3, 0.1), (12, 0.05), (400, 1.0)]:
+        assert paired_power(n, sd, minimum_detectable_effect(n, sd)) == pytest.approx(0.8, abs=1e-6)
+    assert minimum_detectable_effect(400, 1.0) == pytest.approx((1.959964 + 0.841621) / 20, rel=0.01)
+
+
+def test_holm_and_sign_test_match_their_references():
+    """Holm's adjustment on a hand-worked example (sorted p 0.01, 0.02, 0.04 times 3, 2, 1, kept
+    monotone); the sign test against scipy's binomial with ties left out."""
+    from scipy import stats
+
+    from quarf_hf.study.power import holm, sign_test
+
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    result = sign_test([0.1, 0.2, 0.0, -0.1, 0.3, 0.0, 0.2])
+    assert (result["won"], result["lost"], result["tied"]) == (4, 1, 2)
+    assert result["p"] == pytest.approx(stats.binomtest(4, 5).pvalue)
+
+
+def test_cluster_bootstrap_resamples_photos_and_shares_the_draw_across_seeds():
+    """Two known answers. (a) Two photos whose crops all score 0 and 1: the mean over a draw of two
+    photos is 0, 0.5 or 1 (1/4, 1/2, 1/4), so the 95% interval is [0, 1] (an image-level bootstrap
+    of 16 crops would give about [0.25, 0.75]). (b) Every seed scores the same crops identically
+    (crossed design) and each crop is its own photo: the draws' sd is the plain bootstrap's,
+    sd(x) / sqrt(n), not the sd(x) / sqrt(n * seeds) of resampling each seed's crops apart."""
+    from quarf_hf.study.power import cluster_bootstrap_draws, cluster_bootstrap_interval
+
+    values = np.array([0.0] * 8 + [1.0] * 8)
+    clusters = ["a"] * 8 + ["b"] * 8
+    statistic = lambda idx: np.repeat(values[idx].mean(), 4)  # noqa: E731 - four seeds, one answer
+    assert cluster_bootstrap_interval(statistic, 4, clusters, samples=800) == pytest.approx([0.0, 1.0])
+    x = np.random.default_rng(2).normal(size=30)
+    draws = cluster_bootstrap_draws(lambda idx: np.repeat(x[idx].mean(), 8), 8, range(30), samples=3000)
+    assert draws.std() == pytest.approx(x.std() / math.sqrt(30), rel=0.1)

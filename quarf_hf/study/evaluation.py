@@ -2,7 +2,10 @@
 
 :func:`evaluate_per_image` gives what :func:`quarf_hf.evaluation.evaluate_model` gives (the same
 degraded images, the same aggregate metrics) plus ``per_image``: condition -> one score per image
-(PSNR for restoration; the image's own mIoU for segmentation), which the report's bootstrap
+(PSNR for restoration; the image's own mIoU for segmentation); for segmentation
+``per_image_confusion`` (condition -> each image's confusion matrix, so that a resampled set of
+images gives the pooled mIoU the interval reads); and ``clusters``: each image's photo (its
+source photograph for photo crops, the image itself otherwise), which the report's bootstrap
 resamples.
 
 The oracle router (a diagnostic, never a shipped model): the QuARF block fed, instead of the
@@ -79,24 +82,39 @@ def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, or
                            reference_size=reference_size)
     if oracle:
         _extractor_owner(model).quality_extractor = OracleQuality()
-    results, per_image = {}, {}
+    results, per_image, per_image_confusion = {}, {}, {}
     model.eval()
     with torch.no_grad():
         for name, severity in run.conditions:
             if oracle:
                 _extractor_owner(model).quality_extractor.vector = oracle_vector(name, severity)
-            total, scores = run.new_condition(), []
+            total, scores, confusions = run.new_condition(), [], []
             for batch in run.batches():  # one image per batch: its own score, then added to the total
                 state = run.new_condition()
                 evaluate_batch(run, state, batch, name, severity)
                 metrics = state.meter.compute(None)
                 scores.append(metrics["psnr"] if run.task == "restoration" else metrics["mIoU"])
+                if hasattr(state.meter, "confusion"):
+                    confusions.append(state.meter.confusion.tolist())
                 _add(total, state)
             store_condition(results, total, name, severity, None)
-            per_image["clean" if name is None else f"{name}/{severity}"] = scores
+            key = "clean" if name is None else f"{name}/{severity}"
+            per_image[key] = scores
+            if confusions:
+                per_image_confusion[key] = confusions
     out = finish_evaluation(run, results)
-    out["per_image"] = per_image
+    out.update(per_image=per_image, clusters=image_clusters(dataset))
+    if per_image_confusion:  # with the meter's ignore_index: the pooled mIoU is recomputed exactly
+        out.update(per_image_confusion=per_image_confusion, ignore_index=total.meter.ignore_index)
     return out
+
+
+def image_clusters(dataset) -> list[str]:
+    """Each evaluated image's photo: crops of one photograph are one cluster (not independent)."""
+    if hasattr(dataset, "placement") and hasattr(dataset, "names"):
+        names = dataset.names()
+        return [names[dataset.placement(i)["photo"]] for i in range(len(dataset))]
+    return [f"image{i}" for i in range(len(dataset))]
 
 
 def _add(total, state) -> None:
@@ -112,4 +130,4 @@ def _add(total, state) -> None:
     total.count += state.count
 
 
-__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image"]
+__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image", "image_clusters"]

@@ -2,8 +2,10 @@
 
 Numbers go to ``report.json``, the same as text to ``report.md``, the arms as a plot (``arms.png``).
 Comparisons are paired by seed (first minus second): mean ± sd of the per-seed differences, the
-95% Student-t interval over seeds, a 95% two-level bootstrap over seeds and images, seeds won.
-The primary comparison is the one the power was computed for; the others are marked secondary.
+95% Student-t interval over seeds and its p, the effect detectable with 80% power at the observed
+sd, a 95% bootstrap over seeds, photos and crops (:mod:`quarf_hf.study.power`), seeds won, lost
+and tied with the sign test's p. The primary comparison is the one the power was computed for; the
+others are secondary, read at Holm-adjusted p-values.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..atomic import atomic_path, write_text_atomic
 from ..models.checks import InputError
 from .config import BASE, StudyConfig
-from .power import bootstrap_interval, paired_power, t_interval
+from .power import (cluster_bootstrap_interval, holm, minimum_detectable_effect, paired_power, sign_test, t_interval,
+                    t_test_p)
 from .runner import load_decisions, load_result, metric_of
 
 
@@ -31,38 +35,61 @@ def _kind_score(evaluation: dict, kind: str, metric: str) -> float:
     return sum(m[metric] for m in by_severity.values()) / len(by_severity)
 
 
-def _per_image(evaluation: dict) -> np.ndarray:
-    """Each image's score averaged over the split's degraded conditions."""
-    rows = [v for k, v in evaluation["per_image"].items() if k != "clean"]
-    return np.nanmean(np.asarray(rows, dtype=float), axis=0)
+def split_score(evaluation: dict, metric: str, indices=None) -> float:
+    """The split's score over its degraded conditions on the images ``indices`` (repeats allowed;
+    ``None``: every image once, which is ``mean_corrupted``). PSNR: the images' mean per condition;
+    mIoU: the pooled mIoU of the images' summed confusion matrices per condition (the meter's own
+    definition); then the mean over conditions, as ``mean_corrupted``."""
+    keys = [k for k in evaluation["per_image"] if k != "clean"]
+    if indices is None:
+        return float(evaluation["mean_corrupted"][metric])
+    indices = np.asarray(indices)
+    if metric == "psnr":
+        return float(np.mean([np.asarray(evaluation["per_image"][k], dtype=float)[indices].mean() for k in keys]))
+    from ..evaluation.metrics import SegmentationMeter
+
+    scores = []
+    for k in keys:
+        confusion = np.asarray(evaluation["per_image_confusion"][k], dtype=np.int64)[indices].sum(0)
+        meter = SegmentationMeter(len(confusion), ignore_index=evaluation.get("ignore_index"))
+        meter.confusion = torch.from_numpy(confusion)
+        scores.append(meter.compute()["mIoU"])
+    return float(np.mean(scores))
 
 
 def compare(first: list[dict], second: list[dict], split: str, metric: str) -> dict:
-    """Paired statistics of two arms' results (one per seed, same seeds) on ``split``'s degraded images."""
-    diffs = [a["splits"][split]["mean_corrupted"][metric] - b["splits"][split]["mean_corrupted"][metric]
-             for a, b in zip(first, second)]
+    """Paired statistics of two arms' results (one per seed, same seeds) on ``split``'s degraded images:
+    mean ± sd, t-interval and p, the minimum detectable effect at the observed sd, seeds won / lost /
+    tied with the sign test's p, and the photo-cluster bootstrap of the same statistic."""
+    pairs = [(a["splits"][split], b["splits"][split]) for a, b in zip(first, second)]
+    diffs = [split_score(a, metric) - split_score(b, metric) for a, b in pairs]
     out = summarize(diffs)
-    out.update(ci95=t_interval(diffs), won=sum(d > 0 for d in diffs),
-               bootstrap95=bootstrap_interval([_per_image(a["splits"][split]) - _per_image(b["splits"][split])
-                                               for a, b in zip(first, second)]))
+    out.update(ci95=t_interval(diffs), p=t_test_p(diffs), sign=sign_test(diffs),
+               mde=minimum_detectable_effect(len(diffs), out["sd"]) if len(diffs) > 1 else float("nan"))
+    clusters = pairs[0][0].get("clusters") or [f"image{i}" for i in range(len(pairs[0][0]["per_image"]["clean"]))]
+    statistic = lambda idx: [split_score(a, metric, idx) - split_score(b, metric, idx) for a, b in pairs]  # noqa: E731
+    out["bootstrap95"] = cluster_bootstrap_interval(statistic, len(pairs), clusters)
     return out
 
 
 def reading(name: str, stat: dict, effect: float, unit: str) -> str:
-    """One sentence on what a comparison shows (said plainly when it shows nothing)."""
+    """One sentence on what a comparison shows (said plainly when it shows nothing). A secondary
+    comparison (``p_holm`` in ``stat``) is read at its Holm-adjusted p, the primary at its interval."""
     low, high = stat["ci95"]
-    if low > 0:
-        verdict = f"{name.split(' - ')[0]} is better"
-    elif high < 0:
-        verdict = f"{name.split(' - ')[0]} loses"
+    first = name.split(" - ")[0]
+    if "p_holm" in stat:
+        shown = stat["p_holm"] < 0.05
+        verdict = (f"{first} is better" if stat["mean"] > 0 else f"{first} loses") if shown else "no difference detected"
     else:
-        verdict = "no difference detected"
+        verdict = f"{first} is better" if low > 0 else f"{first} loses" if high < 0 else "no difference detected"
     text = (f"{name}: {verdict}: {stat['mean']:+.3f} {unit} over {stat['n']} seeds, 95% interval "
             f"[{low:+.3f}, {high:+.3f}]")
+    if "p_holm" in stat:
+        text += f" (Holm-adjusted p {stat['p_holm']:.3f})"
     if verdict == "no difference detected":
         text += (" includes zero" + (f" and excludes the practical effect of ±{effect:g} {unit}: any difference is "
                                        "smaller than the effect looked for" if -effect < low and high < effect else
-                                       f"; an effect of {effect:g} {unit} is not ruled out either"))
+                                       f"; {effect:g} {unit} neither shown nor ruled out"))
     return text + "."
 
 
@@ -130,9 +157,13 @@ def build_report(config: StudyConfig, out_dir) -> dict:
         # Power at the pilot's sd (what the plan assumed) and at the test seeds' own sd (what they showed):
         # a pilot sd far below the test's makes the planned power an overstatement, so both are given.
         stat.update(rank=rank, power=paired_power(len(seeds), decisions["pilot_sd"], config.effect),
-                    power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"),
-                    reading=reading(f"{first} - {second}", stat, config.effect, unit))
+                    power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"))
         comparisons[f"{first} - {second}"] = stat
+    secondary = [s for s in comparisons.values() if s["rank"] == "secondary"]
+    for stat, adjusted in zip(secondary, holm([s["p"] for s in secondary])):
+        stat["p_holm"] = adjusted
+    for name, stat in comparisons.items():
+        stat["reading"] = reading(name, stat, config.effect, unit)
     report["comparisons"] = comparisons
     return report
 
@@ -217,13 +248,16 @@ def markdown(report: dict) -> str:
     lines += ["", f"On the test seeds the primary comparison's paired sd was {primary['sd']:.4f} {unit} "
                   f"({primary['sd'] / power['pilot_sd']:.1f}x the pilot's): the power to detect {report['effect']:g} {unit} "
                   f"with {primary['n']} seeds at that sd is {primary['power_test_sd']:.2f}."]
-    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | 95% bootstrap (seeds, images) | seeds won "
-                  "| power (pilot sd) | power (test sd) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | p (Holm for secondary) "
+                  "| 95% bootstrap (seeds, photos, crops) | won/lost/tied, sign p | detectable at 80% "
+                  "| power (planned sd) | power (test sd) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, d in report["comparisons"].items():
+        sign = d["sign"]
         lines.append(f"| {name} | {d['rank']} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
-                     f"| [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] | {d['won']}/{d['n']} | {d['power']:.2f} "
-                     f"| {d['power_test_sd']:.2f} |")
+                     f"| {d.get('p_holm', d['p']):.3f} | [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] "
+                     f"| {sign['won']}/{sign['lost']}/{sign['tied']}, {sign['p']:.3f} | {d['mde']:.3f} {unit} "
+                     f"| {d['power']:.2f} | {d['power_test_sd']:.2f} |")
     lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
                      for d in report["comparisons"].values()]
     return "\n".join(lines) + "\n"
