@@ -40,7 +40,7 @@ def tiny_study(**changes) -> dict:
                                    "crop_size": 32},
                    "test": {"type": "photos", "split": "test", "crops": "random", "num_samples": 2, "crop_size": 32}},
         "kinds": KINDS, "families": ["noise", "blur"], "severities": [3], "effect": 0.1,
-        "primary": ["quarf", "static"], "secondary": [["quarf", "film"]], "pilot_seeds": 2, "min_seeds": 2,
+        "primary": ["quarf", "static"], "secondary": [["quarf", "film"]], "pilot_seeds": 4, "min_seeds": 2,
         "max_seeds": 4, "workers": 2,
     }
     study.update(changes)
@@ -147,11 +147,11 @@ def test_oracle_no_better_than_static_says_routing_has_nothing_to_gain(tmp_path)
 def test_no_image_is_shared_between_development_and_test():
     config = StudyConfig.from_dict(tiny_study())
     check_separate_images(config)  # the photo split: different photographs
-    # the same images named two ways are caught on the pixels
+    # the same photographs named two ways are caught by photo identity, though the random crops differ
     same = {"type": "photos", "photos": ["motorcycle_left", "motorcycle_right"], "crops": "random", "num_samples": 2,
-            "crop_size": 32}
+            "crop_size": 32, "seed": 7}
     config.images = {"development": config.images["development"], "test": same}
-    with pytest.raises(ValueError, match="images: development and test share 2 identical images"):
+    with pytest.raises(ValueError, match=r"images: development and test images share the photos \['motorcycle_left'"):
         check_separate_images(config)
     # segmentation: quarf-shapes seeds may not be the training seed of any run
     base = {"task": "segmentation", "data": {"train": {"type": "quarf-shapes", "num_samples": 4, "size": 32, "seed": 0}}}
@@ -160,10 +160,59 @@ def test_no_image_is_shared_between_development_and_test():
                                                             "test": {"type": "quarf-shapes", "seed": 2000000}}))
 
 
+def test_a_near_copy_of_a_test_photo_is_caught(tmp_path):
+    """A test photo cropped by 4% a side, halved and saved as JPEG quality 60 is another file with
+    other pixels; the near-duplicate check still calls it the same photograph. Two views of one
+    scene (the motorcycle pair) and different photographs stay below the threshold."""
+    from PIL import Image
+
+    from quarf_hf.data.photos import photo_names, photo_path
+    from quarf_hf.study.runner import NEAR_DUPLICATE, photo_similarity
+
+    with Image.open(photo_path("chelsea")) as image:
+        w, h = image.size
+        image.convert("RGB").crop((w // 25, h // 25, w - w // 25, h - h // 25)).resize((w // 2, h // 2)).save(
+            tmp_path / "cat.jpg", quality=60)
+    config = StudyConfig.from_dict(tiny_study())
+    config.images = {"development": {"type": "images", "path": str(tmp_path), "crop_size": 32}, "test": config.images["test"]}
+    with pytest.raises(ValueError, match="development photo 'cat.jpg' and test photo 'chelsea' are near-duplicates"):
+        check_separate_images(config)
+    names = photo_names()
+    assert max(photo_similarity(photo_path(a), photo_path(b)) for a in names for b in names if a < b) < NEAR_DUPLICATE
+
+
+def test_each_seed_draws_its_own_training_crops():
+    """The photos spec has no seed of its own: seed k's runs train on other random crops than seed 0's
+    (compared on the crops themselves), and the arms of one seed on the same ones."""
+    from quarf_hf.data import load_dataset_spec
+
+    config = StudyConfig.from_dict(tiny_study())
+    crops = lambda name, seed: load_dataset_spec(config.train_dict(name, seed, "-")["data"]["train"])[0]["labels"]  # noqa: E731
+    assert not torch.equal(crops("quarf", 0), crops("quarf", 1))
+    assert torch.equal(crops("quarf", 1), crops("static", 1))
+
+
+def test_every_setting_that_shapes_the_test_is_frozen(tmp_path):
+    """A second run into the same folder with other arms, secondary, severities, pilot_seeds,
+    min_seeds or max_seeds is refused; workers and max_minutes may change."""
+    from quarf_hf.study.config import UNFROZEN
+
+    config = StudyConfig.from_dict(tiny_study())
+    assert set(config.frozen()) >= {"arms", "secondary", "severities", "pilot_seeds", "min_seeds", "max_seeds",
+                                    "declared_sd", "precondition", "test_kinds", "effect", "primary"}
+    assert set(UNFROZEN) == {"workers", "max_minutes"}
+    (tmp_path / "study.json").write_text(json.dumps(config.to_dict()))
+    from quarf_hf.study import run_study
+
+    for change in ({"max_seeds": 5}, {"secondary": []}, {"severities": [2]}, {"pilot_seeds": 5}):
+        with pytest.raises(ValueError, match="OUT: .* holds a study with another " + next(iter(change))):
+            run_study(StudyConfig.from_dict(tiny_study(**change)), tmp_path, progress=False)
+
+
 def test_pilot_seeds_are_never_test_seeds():
-    config = StudyConfig.from_dict(tiny_study(pilot_seeds=3))
-    assert config.pilot == [0, 1, 2]
-    assert config.test_seeds(5) == [3, 4, 5, 6, 7] and not set(config.pilot) & set(config.test_seeds(40))
+    config = StudyConfig.from_dict(tiny_study(pilot_seeds=5))
+    assert config.pilot == [0, 1, 2, 3, 4]
+    assert config.test_seeds(5) == [5, 6, 7, 8, 9] and not set(config.pilot) & set(config.test_seeds(40))
 
 
 def test_every_arm_starts_from_its_seeds_base(tmp_path):
@@ -259,7 +308,7 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
                                                                                                     "dim": 36})}},
                                               secondary=[]))
     decisions = run_study(config, tmp_path, progress=False)
-    assert decisions["gate"]["valid"] and decisions["test_seeds"] == [2, 3]
+    assert decisions["gate"]["valid"] and decisions["test_seeds"] == [4, 5]
     text = write_study_report(config, tmp_path)["markdown"]
     assert "| quarf - static | primary |" in text
 
@@ -355,3 +404,20 @@ def test_cluster_bootstrap_resamples_photos_and_shares_the_draw_across_seeds():
     x = np.random.default_rng(2).normal(size=30)
     draws = cluster_bootstrap_draws(lambda idx: np.repeat(x[idx].mean(), 8), 8, range(30), samples=3000)
     assert draws.std() == pytest.approx(x.std() / math.sqrt(30), rel=0.1)
+
+
+def test_seeds_are_planned_on_the_pilot_sds_upper_bound_or_a_declared_sd():
+    """4 pilot seeds with sd 0.05: the plan uses 0.05 * sqrt(3 / chi2_0.2(3)) (scipy), the seeds the
+    exact power needs at that sd (never below min_seeds), and reports the effect those seeds detect;
+    a declared sd replaces the bound."""
+    from scipy import stats
+
+    from quarf_hf.study.runner import plan_seeds
+
+    config = StudyConfig.from_dict(tiny_study(min_seeds=3, max_seeds=40))
+    plan = plan_seeds(config, 0.05)
+    bound = 0.05 * math.sqrt(3 / stats.chi2.ppf(0.2, 3))
+    assert plan["planning_sd"] == pytest.approx(bound) and plan["seeds_needed"] == seeds_needed(bound, 0.1)
+    assert paired_power(plan["planned"], bound, plan["detectable"]) == pytest.approx(0.8, abs=1e-6)
+    declared = plan_seeds(StudyConfig.from_dict(tiny_study(min_seeds=3, declared_sd=0.001)), 0.05)
+    assert declared["planning_sd"] == 0.001 and declared["planned"] == 3 and declared["planning_sd_from"] == "declared"

@@ -138,10 +138,11 @@ def build_report(config: StudyConfig, out_dir) -> dict:
     report["gate"] = decisions.get("gate")
     if not report["gate"] or not report["gate"]["valid"]:
         return report
-    report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "seeds_needed", "planned", "test_seeds", "stopped",
-                                                     "power_reached")}
+    report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "planning_sd", "planning_sd_from", "seeds_needed",
+                                                     "planned", "detectable", "test_seeds", "stopped", "power_reached")}
     seeds = [s for s in decisions.get("test_seeds", [])
-             if all((load_result(out_dir, a, s) or {}).get("splits", {}).get("test") for a in config.arms)]
+             if all(split in (load_result(out_dir, a, s) or {}).get("splits", {}) for a in config.arms
+                    for split in config.test_splits)]
     report["test_seeds"] = seeds
     if len(seeds) < 2:
         return report
@@ -152,13 +153,16 @@ def build_report(config: StudyConfig, out_dir) -> dict:
                                for k in config.kinds["test"]}}
                       for arm, rs in results.items()}
     comparisons = {}
-    for rank, (first, second) in [("primary", config.primary)] + [("secondary", p) for p in config.secondary]:
-        stat = compare(results[first], results[second], "test", metric)
+    tests = [("primary", config.primary, "test")] + [("secondary", p, "test") for p in config.secondary]
+    if "unseen" in config.kinds:  # the primary pair on kinds no run trained on
+        tests.append(("secondary", config.primary, "unseen"))
+    for rank, (first, second), split in tests:
+        stat = compare(results[first], results[second], split, metric)
         # Power at the pilot's sd (what the plan assumed) and at the test seeds' own sd (what they showed):
         # a pilot sd far below the test's makes the planned power an overstatement, so both are given.
-        stat.update(rank=rank, power=paired_power(len(seeds), decisions["pilot_sd"], config.effect),
+        stat.update(rank=rank, split=split, power=paired_power(len(seeds), decisions["planning_sd"], config.effect),
                     power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"))
-        comparisons[f"{first} - {second}"] = stat
+        comparisons[f"{first} - {second}" + (" (unseen kinds)" if split == "unseen" else "")] = stat
     secondary = [s for s in comparisons.values() if s["rank"] == "secondary"]
     for stat, adjusted in zip(secondary, holm([s["p"] for s in secondary])):
         stat["p_holm"] = adjusted
@@ -231,9 +235,11 @@ def markdown(report: dict) -> str:
     if power.get("pilot_sd") is None or power.get("test_seeds") is None:
         return "\n".join(lines + ["", "Passed.", "", "## Power", "", "Not computed yet."]) + "\n"
     lines += ["", "Passed.", "", "## Power", "",
-              f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development): {power['pilot_sd']:.4f} "
-              f"{unit}; seeds needed for 80% power (paired t-test, two-sided alpha 0.05) to detect {report['effect']:g} "
-              f"{unit}: {power['seeds_needed']}; planned {power['planned']}; run {len(power['test_seeds'] or [])} "
+              f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development, "
+              f"{len(report['pilot_seeds'])} seeds): {power['pilot_sd']:.4f} {unit}; planned on {power['planning_sd']:.4f} "
+              f"{unit} ({power['planning_sd_from']}); seeds needed for 80% power (paired t-test, two-sided alpha 0.05) "
+              f"to detect {report['effect']:g} {unit}: {power['seeds_needed']}; planned {power['planned']} (detectable "
+              f"with 80% power: {power['detectable']:.3f} {unit}); run {len(power['test_seeds'] or [])} "
               f"(seeds {power['test_seeds']}, after the pilot seeds); power reached {power['power_reached']:.2f}."
               + (f" Stopped: {power['stopped']}." if power.get("stopped") else "")]
     if "comparisons" not in report:
@@ -246,7 +252,7 @@ def markdown(report: dict) -> str:
                      + " | ".join(_fmt(stats[k]) for k in kinds) + " |")
     primary = report["comparisons"][f"{report['primary'][0]} - {report['primary'][1]}"]
     lines += ["", f"On the test seeds the primary comparison's paired sd was {primary['sd']:.4f} {unit} "
-                  f"({primary['sd'] / power['pilot_sd']:.1f}x the pilot's): the power to detect {report['effect']:g} {unit} "
+                  f"({primary['sd'] / power['planning_sd']:.1f}x the sd planned on): the power to detect {report['effect']:g} {unit} "
                   f"with {primary['n']} seeds at that sd is {primary['power_test_sd']:.2f}."]
     lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | p (Holm for secondary) "
                   "| 95% bootstrap (seeds, photos, crops) | won/lost/tied, sign p | detectable at 80% "
