@@ -19,6 +19,8 @@ could say about them. The model is built with a constant quality extractor of
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from ..training.segmentation import SegmentationTask
@@ -73,19 +75,54 @@ class OracleTask(SegmentationTask):
         return out.loss
 
 
+def conditioning_blocks(model) -> list:
+    """The model's quality-conditioned blocks (QuARF's routed block, FiLM); none in a plain network."""
+    from ..models.conditioning import QualityFilm
+    from ..models.quarf import QuARF
+
+    return [m for m in model.modules() if isinstance(m, (QuARF, QualityFilm))]
+
+
+@contextmanager
+def watch_blocks(model, contributions: list | None = None, switch_off: bool = False):
+    """While active, each conditioned block's forward appends ``|block(x) - x| / |x|`` per image to
+    ``contributions`` (for a residual block, ``|gate * branch(x)| / |x|``: 0 at the identity start),
+    and with ``switch_off`` the block is skipped (its input passed on): the network without it."""
+
+    def hook(module, args, output):
+        x = args[0]
+        out, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, None)
+        if contributions is not None:
+            change = (out - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp_min(1e-12)
+            contributions.extend(float(v) for v in change)
+        if switch_off:
+            return x if rest is None else (x, *rest)
+        return None
+
+    handles = [block.register_forward_hook(hook) for block in conditioning_blocks(model)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, oracle: bool = False,
-                       reference_size: int | None = None) -> dict:
-    """:func:`~quarf_hf.evaluation.evaluate_model`'s result plus ``per_image`` (see the module doc)."""
+                       reference_size: int | None = None, switch_off_block: bool = False) -> dict:
+    """:func:`~quarf_hf.evaluation.evaluate_model`'s result plus ``per_image`` (see the module doc)
+    and, for a model with a conditioned block, ``block_contribution``: the mean over the degraded
+    images of :func:`watch_blocks`'s ratio. ``switch_off_block``: evaluate without the block."""
     from ..evaluation.runner import evaluate_batch, finish_evaluation, setup_evaluation, store_condition
 
     run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed, batch_size=1,
                            reference_size=reference_size)
     if oracle:
         _extractor_owner(model).quality_extractor = OracleQuality()
-    results, per_image, per_image_confusion = {}, {}, {}
+    results, per_image, per_image_confusion, contributions = {}, {}, {}, []
     model.eval()
-    with torch.no_grad():
-        for name, severity in run.conditions:
+    for name, severity in run.conditions:
+        watched = contributions if name is not None else None
+        with torch.no_grad(), watch_blocks(model, watched, switch_off_block):
             if oracle:
                 _extractor_owner(model).quality_extractor.vector = oracle_vector(name, severity)
             total, scores, confusions = run.new_condition(), [], []
@@ -97,13 +134,15 @@ def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, or
                 if hasattr(state.meter, "confusion"):
                     confusions.append(state.meter.confusion.tolist())
                 _add(total, state)
-            store_condition(results, total, name, severity, None)
-            key = "clean" if name is None else f"{name}/{severity}"
-            per_image[key] = scores
-            if confusions:
-                per_image_confusion[key] = confusions
+        store_condition(results, total, name, severity, None)
+        key = "clean" if name is None else f"{name}/{severity}"
+        per_image[key] = scores
+        if confusions:
+            per_image_confusion[key] = confusions
     out = finish_evaluation(run, results)
     out.update(per_image=per_image, clusters=image_clusters(dataset))
+    if contributions:
+        out["block_contribution"] = float(sum(contributions) / len(contributions))
     if per_image_confusion:  # with the meter's ignore_index: the pooled mIoU is recomputed exactly
         out.update(per_image_confusion=per_image_confusion, ignore_index=total.meter.ignore_index)
     return out
@@ -130,4 +169,5 @@ def _add(total, state) -> None:
     total.count += state.count
 
 
-__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image", "image_clusters"]
+__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image", "image_clusters",
+           "conditioning_blocks", "watch_blocks"]

@@ -21,7 +21,7 @@ from ..models.checks import InputError
 from .config import BASE, StudyConfig
 from .power import (cluster_bootstrap_interval, holm, minimum_detectable_effect, paired_power, sign_test, t_interval,
                     t_test_p)
-from .runner import load_decisions, load_result, metric_of
+from .runner import load_decisions, load_result, metric_of, pilot_diagnostics, proceeds
 
 
 def summarize(values: list[float]) -> dict:
@@ -105,38 +105,27 @@ def build_report(config: StudyConfig, out_dir) -> dict:
     report = {"metric": metric, "unit": unit, "protocol": config.protocol, "effect": config.effect,
               "primary": config.primary, "secondary": config.secondary, "pilot_seeds": pilot,
               "kinds": config.kinds, "severities": config.severities}
-    # Diagnostics (development only).
-    dev = lambda name: [runs[(name, s)]["splits"]["development"] for s in pilot]  # noqa: E731
-    diagnostics = {}
-    experts = [n for n in config.diagnostic_names() if n.startswith("expert_d")]
-    if experts and all(runs[(n, s)] is not None for n in experts for s in pilot):
-        table = {}
-        for name in experts:
-            evaluations = dev(name)
-            row = {kind: float(np.mean([_kind_score(e, kind, metric) for e in evaluations]))
-                   for kind in config.kinds["development"]}
-            for severity in config.severities:
-                row[f"s{severity}"] = float(np.mean([np.mean([e["corruptions"][k][str(severity)][metric]
-                                                              for k in config.kinds["development"]]) for e in evaluations]))
-            table[name] = row
-        columns = list(next(iter(table.values())))
-        best = {c: max(table, key=lambda n: table[n][c]) for c in columns}
-        # What picking per kind/severity could gain over the one network best on average (kinds' mean).
-        overall = max(table, key=lambda n: np.mean([table[n][k] for k in config.kinds["development"]]))
-        pick_gain = max(table[best[c]][c] - table[overall][c] for c in columns)
-        diagnostics["single_experts"] = {"table": table, "best": best, "changes": len(set(best.values())) > 1,
-                                         "overall": overall, "pick_gain": float(pick_gain)}
+    # Diagnostics (development only): per-cell single experts, the oracle, the blocks' use.
+    diagnostics = pilot_diagnostics(config, out_dir)
+    diagnostics.pop("precondition", None)  # the decision on disk is the one the study acted on
     if "oracle" in config.diagnostic_names() and all(runs[("oracle", s)] is not None for s in pilot):
         oracle = [runs[("oracle", s)] for s in pilot]
-        against = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric) for arm in config.arms}
-        static = config.primary[1]
-        diagnostics["oracle"] = {"minus": against, "against": static,
-                                 "nothing_to_gain": against[static]["mean"] < config.effect}
+        diagnostics["oracle_minus"] = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric)
+                                       for arm in config.arms}
+    usage = {}
+    for arm in config.arms:
+        evaluations = [runs[(arm, s)]["splits"]["development"] for s in pilot]
+        if all("block_off" in e for e in evaluations):
+            usage[arm] = {"contribution": float(np.mean([e["block_contribution"] for e in evaluations])),
+                          "score": summarize([e["mean_corrupted"][metric] for e in evaluations]),
+                          "block_off": summarize([e["block_off"]["mean_corrupted"][metric] for e in evaluations])}
+    if usage:
+        diagnostics["block_usage"] = usage
     report["diagnostics"] = diagnostics
     report["pilot"] = {arm: summarize([_score_dev(runs[(arm, s)], metric) for s in pilot]) for arm in config.arms}
     decisions = load_decisions(out_dir)
-    report["gate"] = decisions.get("gate")
-    if not report["gate"] or not report["gate"]["valid"]:
+    report["gate"], report["precondition"] = decisions.get("gate"), decisions.get("precondition")
+    if not report["gate"] or not proceeds(decisions):
         return report
     report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "planning_sd", "planning_sd_from", "seeds_needed",
                                                      "planned", "detectable", "test_seeds", "stopped", "power_reached")}
@@ -186,42 +175,7 @@ def markdown(report: dict) -> str:
              f"Declared before any run: the primary comparison {report['primary'][0]} - {report['primary'][1]} on the "
              f"test kinds, practical effect {report['effect']:g} {unit}; secondary: "
              + (", ".join(f"{a} - {b}" for a, b in report["secondary"]) or "none") + ".", ""]
-    diagnostics = report["diagnostics"]
-    lines += [f"## Diagnostics (development images and kinds, pilot seeds {report['pilot_seeds']})", ""]
-    if "single_experts" in diagnostics:
-        single = diagnostics["single_experts"]
-        columns = list(single["best"])
-        lines += ["Single-expert networks (one dilation each), mean over pilot seeds; kinds averaged over severities, "
-                  "severities over kinds:", "", "| network | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        for name, row in single["table"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
-        lines.append("| best | " + " | ".join(single["best"][c] for c in columns) + " |")
-        if not single["changes"]:
-            verdict = (f"is the same ({next(iter(single['best'].values()))}) for every kind and severity: "
-                       "there is no receptive field for a router to pick per image.")
-        elif single.get("pick_gain", float("inf")) < report["effect"]:
-            verdict = (f"changes with the kind or severity, but picking it per kind or severity would gain at most "
-                       f"{single['pick_gain']:.3f} {unit} over the best network on average ({single['overall']}), less "
-                       f"than the effect of {report['effect']:g} {unit}: nothing worth routing for.")
-        else:
-            verdict = (f"changes with the kind or severity: picking it would gain up to {single['pick_gain']:.3f} "
-                       f"{unit} over the best network on average ({single['overall']}).")
-        lines += ["", "The best receptive field " + verdict, ""]
-    if "oracle" in diagnostics:
-        oracle = diagnostics["oracle"]
-        lines += ["Oracle router (told each image's corruption family and severity) minus each arm, paired over pilot "
-                  "seeds:", "", "| oracle minus | mean ± sd | 95% interval |", "|---|---|---|"]
-        for arm, d in oracle["minus"].items():
-            lines.append(f"| {arm} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
-        lines.append("")
-        if oracle["nothing_to_gain"]:
-            lines += [f"The oracle is no better than {oracle['against']} (by less than the effect of {report['effect']:g} "
-                      f"{unit}): routing has nothing to gain on this benchmark.", ""]
-        else:
-            lines += [f"The oracle beats {oracle['against']} by {oracle['minus'][oracle['against']]['mean']:+.3f} {unit}: "
-                      "perfect quality information has something to give.", ""]
-    if not diagnostics:
-        lines += ["None configured.", ""]
+    lines += _diagnostics_lines(report)
     lines += ["Pilot arms on development (mean ± sd over pilot seeds): "
               + "; ".join(f"{a} {_fmt(s)}" for a, s in report["pilot"].items()) + ".", "", "## Regime gate", ""]
     gate = report["gate"]
@@ -231,10 +185,15 @@ def markdown(report: dict) -> str:
     if not gate["valid"]:
         lines += ["", gate["reason"] + ".", "", "No comparison is reported: fix the recipe (steps, size, model) first."]
         return "\n".join(lines) + "\n"
+    lines += ["", "Passed.", ""]
+    if report.get("precondition"):
+        lines += _precondition_lines(report["precondition"], unit)
+        if not report["precondition"]["passed"]:
+            return "\n".join(lines) + "\n"
     power = report["power"]
     if power.get("pilot_sd") is None or power.get("test_seeds") is None:
-        return "\n".join(lines + ["", "Passed.", "", "## Power", "", "Not computed yet."]) + "\n"
-    lines += ["", "Passed.", "", "## Power", "",
+        return "\n".join(lines + ["## Power", "", "Not computed yet."]) + "\n"
+    lines += ["## Power", "",
               f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development, "
               f"{len(report['pilot_seeds'])} seeds): {power['pilot_sd']:.4f} {unit}; planned on {power['planning_sd']:.4f} "
               f"{unit} ({power['planning_sd_from']}); seeds needed for 80% power (paired t-test, two-sided alpha 0.05) "
@@ -267,6 +226,70 @@ def markdown(report: dict) -> str:
     lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
                      for d in report["comparisons"].values()]
     return "\n".join(lines) + "\n"
+
+
+def _diagnostics_lines(report: dict) -> list[str]:
+    diagnostics, unit, effect = report["diagnostics"], report["unit"], report["effect"]
+    lines = [f"## Diagnostics (development images and kinds, pilot seeds {report['pilot_seeds']})", ""]
+    single = diagnostics.get("single_experts")
+    if single:
+        experts = list(single["table"][single["cells"][0]])
+        lines += [f"Single-expert networks (one dilation each) per cell, mean over pilot seeds, and in brackets the "
+                  f"paired 95% interval of each minus {single['overall']} (the expert best on average):", "",
+                  "| cell | " + " | ".join(experts) + " | best |", "|---|" + "---|" * (len(experts) + 1)]
+        for cell in single["cells"]:
+            row = single["table"][cell]
+            lines.append(f"| {cell} | " + " | ".join(
+                f"{row[n]['mean']:.3f}" + ("" if n == single["overall"] else
+                                           f" [{row[n]['ci95'][0]:+.3f}, {row[n]['ci95'][1]:+.3f}]") for n in experts)
+                + f" | {single['best'][cell]} |")
+        low, high = single["pick_gain_ci95"]
+        if len(set(single["best"].values())) == 1:
+            verdict = (f"The best single expert is {single['overall']} in every cell: no receptive-field choice at this "
+                       "placement mattered.")
+        else:
+            verdict = (f"The best single expert changes between cells; picking it per cell would gain "
+                       f"{single['pick_gain']:+.3f} {unit} over {single['overall']} (95% interval [{low:+.3f}, {high:+.3f}])"
+                       + (f", less than the effect of {effect:g} {unit}: no receptive-field choice at this placement "
+                          "mattered by that much." if single["pick_gain"] < effect else "."))
+        lines += ["", verdict, ""]
+    if "oracle_gain" in diagnostics:
+        gain = diagnostics["oracle_gain"]
+        lines += [f"Oracle router (told each image's corruption family and severity) minus {report['primary'][1]}: "
+                  f"{gain['mean']:+.3f} {unit}, 95% interval [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}], ahead in "
+                  f"{gain['won']} of {gain['n']} pilot seeds"
+                  + (f"; below the effect of {effect:g} {unit}: perfect quality information gained less than the effect "
+                     "looked for here." if gain["mean"] < effect else "."), ""]
+    if "oracle_minus" in diagnostics:
+        lines += ["| oracle minus | mean ± sd | 95% interval |", "|---|---|---|"]
+        for arm, d in diagnostics["oracle_minus"].items():
+            lines.append(f"| {arm} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
+        lines.append("")
+    if "block_usage" in diagnostics:
+        lines += ["Block usage per arm (mean over pilot seeds): the block's contribution |block(x) - x| / |x| over the "
+                  "degraded images (0: the identity it starts as), and the score with the block switched off:", "",
+                  f"| arm | contribution | {report['metric']} | without the block | difference |", "|---|---|---|---|---|"]
+        for arm, u in diagnostics["block_usage"].items():
+            lines.append(f"| {arm} | {u['contribution']:.4f} | {u['score']['mean']:.3f} | {u['block_off']['mean']:.3f} "
+                         f"| {u['score']['mean'] - u['block_off']['mean']:+.3f} |")
+        lines.append("")
+    if not diagnostics:
+        lines += ["None configured.", ""]
+    return lines
+
+
+def _precondition_lines(precondition: dict, unit: str) -> list[str]:
+    lines = ["## Precondition", "", "| check | holds |", "|---|---|"]
+    lines += [f"| {check} | {'yes' if holds else 'no'} |" for check, holds in precondition["checks"].items()]
+    contrast = precondition.get("contrast")
+    if contrast:
+        lines += ["", f"Clearest contrast: {contrast['experts'][0]} best in {contrast['cells'][0]}, "
+                      f"{contrast['experts'][1]} in {contrast['cells'][1]}, each ahead by at least "
+                      f"{contrast['margin']:+.3f} {unit} in every pilot seed (margin asked: {precondition['margin']:g})."]
+    if precondition["passed"]:
+        return lines + ["", "Passed: the test seeds may run.", ""]
+    return lines + ["", f"Failed: {precondition['reason']}. The study stops here, before any test seed: in this regime "
+                        "the receptive field the router could choose does not matter enough to test routing.", ""]
 
 
 def plot_arms(report: dict, path: Path) -> Path:

@@ -8,6 +8,8 @@ Order (every stage reads only what the stages before it wrote):
 2. the diagnostics (single-expert networks, the oracle router) and every arm on the pilot seeds,
    development only;
 3. the regime gate (:func:`regime_gate`): if it fails the study stops here ("regime invalid");
+   then the precondition, where declared (:mod:`quarf_hf.study.diagnostics`): if receptive field
+   made no difference between cells, or an oracle router no gain, the study stops here too;
 4. the power: the one-sided 80% upper bound of the primary comparison's paired sd over the pilot
    seeds (or a ``declared_sd``) gives the seeds needed, at least ``min_seeds``
    (:func:`quarf_hf.study.power.seeds_needed`), written to ``decisions.json`` once;
@@ -70,6 +72,8 @@ def make_job(config: StudyConfig, out_dir: Path, name: str, seed: int, splits) -
             "train_config": config.train_dict(name, seed, out_dir), "oracle": config.is_oracle(name),
             "evaluate": {s: {"kinds": config.kinds[s], "images": config.evaluated_images(s)} for s in missing},
             "severities": config.severities, "threads": 1, "folder": str(folder),
+            # the arms' block usage: on the pilot's development images, the score without the block too
+            "block_off": name in config.arms and "development" in missing,
             # the evaluated degradations follow the training's size rule
             "reference_size": config.base.get("augmentation", {}).get("reference_size")}
 
@@ -269,6 +273,28 @@ def regime_gate(config: StudyConfig, out_dir) -> dict:
     return {"valid": bool(valid), "numbers": numbers, "reason": None if valid else f"regime invalid: {reason}"}
 
 
+def pilot_diagnostics(config: StudyConfig, out_dir) -> dict:
+    """The cell diagnostics of the pilot runs on hand (:mod:`quarf_hf.study.diagnostics`): single
+    experts per cell, the oracle's gain over the static mixture (``primary``'s second arm), and the
+    precondition when the config declares one."""
+    from .diagnostics import oracle_gain, precondition, single_experts
+
+    metric = metric_of(config)
+    runs = {n: [load_result(out_dir, n, s) for s in config.pilot] for n in config.run_names()}
+    done = {n: [r["splits"]["development"] for r in rs] for n, rs in runs.items()
+            if all(r is not None and "development" in r["splits"] for r in rs)}
+    out = {}
+    experts = {n: e for n, e in done.items() if n.startswith("expert_d")}
+    if len(experts) == len(config.diagnostics.get("dilations", [])) > 0:
+        out["single_experts"] = single_experts(experts, metric)
+    static = config.primary[1]
+    if "oracle" in done and static in done:
+        out["oracle_gain"] = oracle_gain(done["oracle"], done[static], metric)
+    if config.precondition and "single_experts" in out and "oracle_gain" in out:
+        out["precondition"] = precondition(out["single_experts"], out["oracle_gain"], **config.precondition)
+    return out
+
+
 def pilot_sd(config: StudyConfig, out_dir) -> float:
     """The sd of the primary comparison's per-seed differences over the pilot seeds (development)."""
     import numpy as np
@@ -278,6 +304,11 @@ def pilot_sd(config: StudyConfig, out_dir) -> float:
     diffs = [_score(load_result(out_dir, first, s), "development", metric)
              - _score(load_result(out_dir, second, s), "development", metric) for s in config.pilot]
     return float(np.std(diffs, ddof=1))
+
+
+def proceeds(decisions: dict) -> bool:
+    """Whether the test seeds may run: the regime gate passed, and the precondition where declared."""
+    return decisions["gate"]["valid"] and decisions.get("precondition", {"passed": True})["passed"]
 
 
 def plan_seeds(config: StudyConfig, sd: float) -> dict:
@@ -329,10 +360,12 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
         decisions = load_decisions(out_dir)
         if "gate" not in decisions:  # every choice is made once, on the pilot seeds, and kept
             decisions["gate"] = regime_gate(config, out_dir)
-            if decisions["gate"]["valid"]:
+            if decisions["gate"]["valid"] and config.precondition:
+                decisions["precondition"] = pilot_diagnostics(config, out_dir)["precondition"]
+            if proceeds(decisions):
                 decisions.update(plan_seeds(config, pilot_sd(config, out_dir)))
             write_text_atomic(out_dir / "decisions.json", json.dumps(decisions, indent=1))
-        if not decisions["gate"]["valid"]:
+        if not proceeds(decisions):
             return decisions
         per_run = _run_minutes(config, out_dir)
         seeds = config.test_seeds(decisions["planned"])
