@@ -283,3 +283,26 @@ def test_dncnn_backbone_is_the_identity_at_init_and_saves_and_loads(tmp_path):
         assert torch.equal(loaded(images).reconstruction, model(images).reconstruction)
     with pytest.raises(Exception, match="block_out_channels: the dncnn backbone runs at one width"):
         QuarfRestorationConfig(backbone="dncnn", block_out_channels=[8, 16])
+
+
+def test_static_film_keeps_the_experts_under_one_mixture_with_the_routed_blocks_parameters():
+    """conditioning "static_film": the block's parameters within 10% of "route"'s (counted), the
+    identity at init, one mixture for every image whatever its quality vector, and the quality
+    vector still changes the output (through FiLM) once the weights are off their start."""
+    settings = {"backbone": "dncnn", "block_out_channels": [16],
+                "quarf": {"num_groups": 4, "experts": [[3, 1], [3, 2], [3, 4], [3, 8]]}}
+    counts = {mode: sum(p.numel() for p in QuarfRestorationModel(QuarfRestorationConfig(
+        conditioning=mode, **settings)).quarf.parameters()) for mode in ("route", "static_film")}
+    assert abs(counts["static_film"] - counts["route"]) <= 0.1 * counts["route"]
+    torch.manual_seed(0)
+    model = QuarfRestorationModel(QuarfRestorationConfig(conditioning="static_film", **settings)).eval()
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.equal(model(x).reconstruction, x)
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    q1, q2 = torch.randn(2, 36), torch.randn(2, 36)
+    with torch.no_grad():
+        first, second = model(x, quality_features=q1), model(x, quality_features=q2)
+    assert torch.equal(first.routing_weights[0], first.routing_weights[1])
+    assert torch.equal(first.routing_weights, second.routing_weights)
+    assert not torch.allclose(first.reconstruction, second.reconstruction)

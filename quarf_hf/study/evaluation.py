@@ -76,11 +76,14 @@ class OracleTask(SegmentationTask):
 
 
 def conditioning_blocks(model) -> list:
-    """The model's quality-conditioned blocks (QuARF's routed block, FiLM); none in a plain network."""
-    from ..models.conditioning import QualityFilm
+    """The model's outermost quality-conditioned blocks (QuARF's routed block, FiLM, a static
+    mixture then FiLM); none in a plain network."""
+    from ..models.conditioning import QualityFilm, StaticThenFilm
     from ..models.quarf import QuARF
 
-    return [m for m in model.modules() if isinstance(m, (QuARF, QualityFilm))]
+    names = [n for n, m in model.named_modules() if isinstance(m, (QuARF, QualityFilm, StaticThenFilm))]
+    outer = [n for n in names if not any(n.startswith(f"{o}.") for o in names if o != n)]
+    return [model.get_submodule(n) for n in outer]
 
 
 @contextmanager
@@ -151,7 +154,7 @@ def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, or
 def image_clusters(dataset) -> list[str]:
     """Each evaluated image's photo: crops of one photograph are one cluster (not independent)."""
     if hasattr(dataset, "placement") and hasattr(dataset, "names"):
-        names = dataset.names()
+        names = dataset.names
         return [names[dataset.placement(i)["photo"]] for i in range(len(dataset))]
     return [f"image{i}" for i in range(len(dataset))]
 
