@@ -503,3 +503,18 @@ def test_block_usage_is_the_blocks_change_and_switching_it_off_is_the_identity_b
         with watch_blocks(model, fresh):
             model(x, quality_features=q)
     assert fresh == [0.0, 0.0]
+
+
+def test_the_studies_numbers_live_in_one_place_and_the_pages_agree():
+    """The demos' readings are built from quarf_hf/study/results.json, and every mean and interval
+    there appears in docs/study.md as written (two decimals or three), so a changed result
+    cannot leave a stale copy in the code or the page."""
+    from quarf_hf.demo.restoration import reading
+    from quarf_hf.study.results import results_sentence, study_results
+
+    assert results_sentence("restoration") in reading(400)
+    page = (REPO / "docs" / "study.md").read_text()
+    for task, study in study_results().items():
+        for c in study["comparisons"]:
+            interval = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
+            assert f"{c['mean']:+.3f}" in page and interval in page and interval in results_sentence(task), c
