@@ -19,6 +19,7 @@ import torch
 from ..atomic import atomic_path, write_text_atomic
 from ..models.checks import InputError
 from .config import BASE, StudyConfig
+from .diagnostics import cells
 from .power import (cluster_bootstrap_interval, holm, minimum_detectable_effect, paired_power, sign_test, t_interval,
                     t_test_p)
 from .runner import load_decisions, load_result, metric_of, pilot_diagnostics, proceeds
@@ -158,6 +159,12 @@ def build_report(config: StudyConfig, out_dir) -> dict:
     for name, stat in comparisons.items():
         stat["reading"] = reading(name, stat, config.effect, unit)
     report["comparisons"] = comparisons
+    # The primary pair per (kind, severity) cell: a severity-dependent best receptive field shows here.
+    first, second = config.primary
+    diffs = [(cells(a["splits"]["test"], metric), cells(b["splits"]["test"], metric))
+             for a, b in zip(results[first], results[second])]
+    report["primary_cells"] = {c: {**summarize([a[c] - b[c] for a, b in diffs]), "ci95": t_interval([a[c] - b[c] for a, b in diffs])}
+                               for c in diffs[0][0]}
     return report
 
 
@@ -225,6 +232,10 @@ def markdown(report: dict) -> str:
                      f"| {d['power']:.2f} | {d['power_test_sd']:.2f} |")
     lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
                      for d in report["comparisons"].values()]
+    lines += ["", f"The primary comparison per test cell (paired over the test seeds; descriptive, not separately "
+                  "tested):", "", "| cell | mean ± sd | 95% t-interval |", "|---|---|---|"]
+    lines += [f"| {c} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |"
+              for c, d in report.get("primary_cells", {}).items()]
     return "\n".join(lines) + "\n"
 
 
