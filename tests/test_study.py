@@ -312,6 +312,17 @@ def test_a_tiny_study_runs_end_to_end(tmp_path):
     assert decisions["gate"]["valid"] and decisions["test_seeds"] == [4, 5]
     text = write_study_report(config, tmp_path)["markdown"]
     assert "| quarf - static | primary |" in text
+    # block usage (the plain arm has no block) and the primary comparison per test cell
+    assert "| quarf | " in text.split("Block usage per arm")[1] and "| plain | " not in text.split("Block usage per arm")[1].split("## ")[0]
+    assert "| speckle_noise/3 |" in text.split("per test cell")[1]
+    # the bootstrap's statistic on every image once is the interval's (mean_corrupted), on real results
+    from quarf_hf.study.report import split_score
+    from quarf_hf.study.runner import load_result
+
+    evaluation = load_result(tmp_path, "quarf", 4)["splits"]["test"]
+    everything = np.arange(len(evaluation["clusters"]))
+    assert split_score(evaluation, "psnr", everything) == pytest.approx(evaluation["mean_corrupted"]["psnr"], abs=1e-9)
+    assert set(evaluation["clusters"]) == {"chelsea", "coffee"}
 
 
 def test_a_best_receptive_field_that_changes_by_less_than_the_effect_is_nothing_to_route_for(tmp_path):
@@ -518,3 +529,31 @@ def test_the_studies_numbers_live_in_one_place_and_the_pages_agree():
         for c in study["comparisons"]:
             interval = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
             assert f"{c['mean']:+.3f}" in page and interval in page and interval in results_sentence(task), c
+
+
+def test_segmentation_bootstrap_statistic_is_the_pooled_miou_of_the_interval():
+    """Per-image confusion matrices summed over the drawn images give the mIoU that
+    SegmentationMeter gives when fed those images' pixels (repeats included), and on every image
+    once the split's mean_corrupted: the bootstrap and the t-interval read one statistic."""
+    from quarf_hf.evaluation.metrics import SegmentationMeter
+    from quarf_hf.study.report import split_score
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (2, 3, 8, 8), generator=generator)  # 2 conditions x 3 images
+    predictions = torch.randint(0, 4, (2, 3, 8, 8), generator=generator)
+
+    def meter_of(condition, images):
+        meter = SegmentationMeter(4, ignore_index=255)
+        for i in images:
+            meter.update(predictions[condition, i], labels[condition, i])
+        return meter
+
+    keys = ["a/1", "b/1"]
+    evaluation = {"per_image": {"clean": [0, 0, 0], **{k: [0, 0, 0] for k in keys}}, "ignore_index": 255,
+                  "per_image_confusion": {k: [meter_of(c, [i]).confusion.tolist() for i in range(3)]
+                                          for c, k in enumerate(keys)},
+                  "mean_corrupted": {"mIoU": float(np.mean([meter_of(c, range(3)).compute()["mIoU"] for c in range(2)]))}}
+    assert split_score(evaluation, "mIoU", np.arange(3)) == pytest.approx(evaluation["mean_corrupted"]["mIoU"])
+    drawn = [0, 0, 2]
+    expected = np.mean([meter_of(c, drawn).compute()["mIoU"] for c in range(2)])
+    assert split_score(evaluation, "mIoU", np.array(drawn)) == pytest.approx(expected)
