@@ -62,6 +62,16 @@ def tiny_study(**changes) -> dict:
      "images: the training photos"),
     ({"primary": ["quarf", "nope"]}, "primary: expected pairs of two different arms"),
     ({"protocol": "distill"}, "protocol"),
+    ({"pilot_seeds": 2}, "pilot_seeds: expected an integer >= 4"),
+    ({"declared_sd": -1}, "declared_sd"),
+    ({"precondition": {"margin": 0.05, "pick_gain": 0.1}, "diagnostics": {"arm": "quarf", "dilations": [1]}},
+     "precondition: needs diagnostics with at least two dilations and oracle: true"),
+    ({"test_kinds": "training"}, "kinds: expected a mapping with exactly ['augmentation', 'development', 'test', 'unseen']"),
+    ({"test_kinds": "training", "kinds": {**KINDS, "unseen": ["shot_noise", "defocus_blur"]}},
+     "kinds.development: with test_kinds: training, expected the augmentation kinds"),
+    ({"test_kinds": "training", "kinds": {"augmentation": KINDS["augmentation"], "development": KINDS["augmentation"],
+                                          "test": KINDS["augmentation"], "unseen": ["gaussian_noise", "defocus_blur"]}},
+     "kinds: augmentation and unseen must be disjoint"),
     ({"effect": 0}, "effect"),
 ])
 def test_bad_configs_are_refused_before_any_run(tmp_path, capsys, change, message):
@@ -557,3 +567,28 @@ def test_segmentation_bootstrap_statistic_is_the_pooled_miou_of_the_interval():
     drawn = [0, 0, 2]
     expected = np.mean([meter_of(c, drawn).compute()["mIoU"] for c in range(2)])
     assert split_score(evaluation, "mIoU", np.array(drawn)) == pytest.approx(expected)
+
+
+def test_the_receptive_field_study_config_is_the_declared_regime(tmp_path):
+    """configs/study-receptive-field.yaml: DnCNN arms from scratch, FiLM after the static mixture
+    with the routed block's parameters (within 10%, counted on the built models), training kinds
+    tested on the test photos and unseen kinds as their own split, severities 1-5, 4 pilot seeds,
+    0.1 dB, a precondition; a test job evaluates both splits on the test images."""
+    from quarf_hf.models import QuarfRestorationConfig, QuarfRestorationModel
+    from quarf_hf.study import load_study_config
+    from quarf_hf.study.runner import make_job
+
+    config = load_study_config(REPO / "configs" / "study-receptive-field.yaml")
+    assert config.protocol == "scratch" and config.test_kinds == "training" and config.severities == [1, 2, 3, 4, 5]
+    assert config.pilot_seeds >= 4 and config.effect == 0.1 and config.precondition
+    counts = {}
+    for arm in ("static", "quarf", "film"):
+        model = config.train_dict(arm, 0, tmp_path)["model"]
+        assert model["config"]["backbone"] == "dncnn"
+        built = QuarfRestorationModel(QuarfRestorationConfig(quality=model["quality"], quarf=model["quarf"],
+                                                             **model["config"]))
+        counts[arm] = sum(p.numel() for p in built.quarf.parameters())
+    assert abs(counts["film"] - counts["quarf"]) <= 0.1 * counts["quarf"]
+    job = make_job(config, tmp_path, "quarf", 7, config.test_splits)
+    assert job["evaluate"]["unseen"] == {"kinds": config.kinds["unseen"], "images": config.images["test"]}
+    assert job["evaluate"]["test"]["kinds"] == config.kinds["augmentation"]
