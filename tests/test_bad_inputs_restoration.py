@@ -86,7 +86,7 @@ ROWS = [
     ("unknown conditioning",
      lambda t: _config(t, {"type": "photos", "split": "train", "crop_size": 64})
      | {"model": {**TINY_MODEL, "config": {**TINY_MODEL["config"], "conditioning": "gate"}}},
-     "conditioning: expected one of route, film, none, found 'gate'"),
+     "conditioning: expected one of route, film, static_film, none, found 'gate'"),
 ]
 
 

@@ -40,7 +40,7 @@ def test_apply_block_gives_the_same_result_on_tokens_and_on_the_map():
 def test_conditioning_setting_defaults_to_routing_and_refuses_unknown_modes(make):
     assert make("route").conditioning == "route"
     assert make("film").conditioning == "film" and make("none").conditioning == "none"
-    with pytest.raises(ValueError, match=r"conditioning: expected one of route, film, none, found 'gate'"):
+    with pytest.raises(ValueError, match=r"conditioning: expected one of route, film, static_film, none, found 'gate'"):
         make("gate")
 
 

@@ -240,3 +240,69 @@ def test_device_map_auto_loads_on_cpu(saved_folder):
     images = torch.rand(1, 3, 20, 24)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(images).reconstruction, model.eval()(images).reconstruction)
+
+
+def _receptive_field(model) -> int:
+    """The width of the input window that moves the output's centre pixel (autograd, no formula)."""
+    torch.manual_seed(0)
+    for module in model.modules():  # positive weights and biases: no ReLU dead, conv_out not zero
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.uniform_(0.0, 0.01)
+            module.bias.data.fill_(0.01)
+    x = (0.25 + 0.5 * torch.rand(1, 3, 65, 65)).requires_grad_()  # the output stays inside the clamp
+    model(x, quality_features=torch.zeros(1, model.config.quarf["quality_dim"])).reconstruction.sum(1)[0, 32, 32].backward()
+    columns = x.grad.abs().sum((0, 1, 2)).nonzero().flatten()
+    return int(columns.max() - columns.min() + 1)
+
+
+def test_dncnn_backbone_sees_11_px_and_the_block_widens_it():
+    """The plain stack (conv_in, 3 layers, conv_out, all 3x3) sees 2 * 5 + 1 = 11 px; a block whose
+    one expert is a 3x3 of dilation 8 adds 2 * 8 = 16 px (27), measured by autograd."""
+    plain = QuarfRestorationModel(QuarfRestorationConfig(backbone="dncnn", block_out_channels=[8], conditioning="none",
+                                                         quarf={"num_groups": 2, "experts": [[3, 1]]}))
+    routed = QuarfRestorationModel(QuarfRestorationConfig(backbone="dncnn", block_out_channels=[8],
+                                                          quarf={"num_groups": 2, "experts": [[3, 8]]}))
+    routed.quarf.residual_scale.data.fill_(1.0)  # the block's branch on (zero at its identity start)
+    assert _receptive_field(plain) == 11 and _receptive_field(routed) == 27
+    assert plain.config.size_multiple == 1 and not hasattr(plain, "down_blocks")
+
+
+def test_dncnn_backbone_is_the_identity_at_init_and_saves_and_loads(tmp_path):
+    """Identity at init at any size (no padding); from_pretrained gives the same weights and outputs."""
+    torch.manual_seed(0)
+    model = QuarfRestorationModel(QuarfRestorationConfig(backbone="dncnn", block_out_channels=[8], num_layers=2,
+                                                         quarf={"num_groups": 2, "experts": [[3, 1], [3, 4]]})).eval()
+    images = torch.rand(2, 3, 19, 23)
+    assert torch.equal(model(images).reconstruction, images)
+    for parameter in model.parameters():
+        parameter.data.normal_(0, 0.05)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.backbone == "dncnn" and loaded.config.num_layers == 2
+    with torch.no_grad():
+        assert torch.equal(loaded(images).reconstruction, model(images).reconstruction)
+    with pytest.raises(Exception, match="block_out_channels: the dncnn backbone runs at one width"):
+        QuarfRestorationConfig(backbone="dncnn", block_out_channels=[8, 16])
+
+
+def test_static_film_keeps_the_experts_under_one_mixture_with_the_routed_blocks_parameters():
+    """conditioning "static_film": the block's parameters within 10% of "route"'s (counted), the
+    identity at init, one mixture for every image whatever its quality vector, and the quality
+    vector still changes the output (through FiLM) once the weights are off their start."""
+    settings = {"backbone": "dncnn", "block_out_channels": [16],
+                "quarf": {"num_groups": 4, "experts": [[3, 1], [3, 2], [3, 4], [3, 8]]}}
+    counts = {mode: sum(p.numel() for p in QuarfRestorationModel(QuarfRestorationConfig(
+        conditioning=mode, **settings)).quarf.parameters()) for mode in ("route", "static_film")}
+    assert abs(counts["static_film"] - counts["route"]) <= 0.1 * counts["route"]
+    torch.manual_seed(0)
+    model = QuarfRestorationModel(QuarfRestorationConfig(conditioning="static_film", **settings)).eval()
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.equal(model(x).reconstruction, x)
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    q1, q2 = torch.randn(2, 36), torch.randn(2, 36)
+    with torch.no_grad():
+        first, second = model(x, quality_features=q1), model(x, quality_features=q2)
+    assert torch.equal(first.routing_weights[0], first.routing_weights[1])
+    assert torch.equal(first.routing_weights, second.routing_weights)
+    assert not torch.allclose(first.reconstruction, second.reconstruction)

@@ -29,6 +29,8 @@ def run_study_command(args) -> int:
             return 3
         if not decisions["gate"]["valid"]:
             print(decisions["gate"]["reason"])
+        elif not decisions.get("precondition", {"passed": True})["passed"]:
+            print(f"precondition failed: {decisions['precondition']['reason']}")
     written = write_study_report(config, out)
     print()
     print(written["markdown"])
@@ -36,10 +38,27 @@ def run_study_command(args) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Tests whether QuARF's routing helps, as a declared protocol on separate photos and kinds:
+  1. pilot seeds (at least 4) train every arm (and single-expert and oracle diagnostics) on
+     the development images only;
+  2. the regime gate: the networks must beat the degraded input (or the clean base), else stop;
+  3. the precondition (where declared): some cells must prefer different receptive fields in
+     every pilot seed and an oracle router must beat the static mixture, else stop;
+  4. the power: test seeds from the pilot sd's 80% upper bound (or a declared sd), enough for
+     80% power at the declared effect, frozen before any test seed runs;
+  5. the test seeds, paired by seed: t-interval, photo-cluster bootstrap, Holm for secondary
+     comparisons, sign test. Every stop is reported with its numbers."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("study", help="compare arms fine-tuned from one base network per seed (augmentation / "
-                                                 "static / FiLM / QuARF): diagnostics, a regime gate, a declared power")
-    parser.add_argument("config", help="a study config (YAML); configs/study-restoration.yaml (photos) or configs/study.yaml (quarf-shapes)")
+    import argparse
+
+    parser = subparsers.add_parser("study", help="compare arms trained per seed (augmentation / static / FiLM / "
+                                                 "QuARF): diagnostics, a regime gate, a precondition, a declared power",
+                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="a study config (YAML): configs/study-receptive-field.yaml, "
+                                       "configs/study-restoration.yaml (photos) or configs/study.yaml (quarf-shapes)")
     parser.add_argument("--out", default="outputs/study", help="output folder; a rerun resumes there (default outputs/study)")
     parser.add_argument("--workers", type=int, help="processes side by side, one thread each")
     parser.add_argument("--max-minutes", type=float, help="a cap on the whole study: hitting it aborts (resume later)")

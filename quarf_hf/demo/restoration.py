@@ -31,8 +31,8 @@ QuARF's routing per kind and severity), ``comparison.md`` and ``grid.png`` (per 
 row: degraded / plain / static / FiLM / QuARF / clean, each tile with its PSNR).
 
 One run is one seed: differences of a few tenths of a dB between arms are within what another seed
-moves. The restoration study over five seeds (docs/study.md) found no difference between QuARF and
-the static mixture, and QuARF behind the FiLM control; :func:`reading` quotes it.
+moves. :func:`reading` quotes what held over seeds in the restoration study (docs/study.md), read
+from the studies' results file (:mod:`quarf_hf.study.results`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_text_atomic
+from ..study.results import results_sentence
 from .arms import check_demo_folder, configs_dir, train_arms
 
 ARM_NAMES = ("plain", "static", "film", "quarf")  # configs/restoration/<name>.yaml, in training order
@@ -212,10 +213,7 @@ def reading(steps: int) -> str:
         f"{steps} steps each, scored on crops of two test photos. Differences of a few tenths of a dB between "
         "arms are within what another seed (another initial UNet, other crops and degradations) moves, so a "
         "difference of that size between two rows here says little; the identity row is the floor (doing "
-        "nothing). What held over five seeds in the restoration study (configs/study-restoration.yaml, "
-        "noise and blur training, held-out speckle noise, zoom blur and JPEG): QuARF minus the static mixture "
-        "+0.04 dB, 95% interval [-0.07, +0.15], no difference detected; QuARF minus FiLM -0.19 dB "
-        f"[-0.29, -0.10], QuARF loses to the FiLM control. Details: {STUDY_PAGE}."
+        f"nothing). {results_sentence('restoration')} Details: {STUDY_PAGE}."
     )
 
 

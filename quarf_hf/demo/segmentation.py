@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text_atomic
+from ..study.results import results_sentence
 from .arms import check_demo_folder, configs_dir, train_arms
 
 # The arms, in the order they are trained and shown: configs/<name>.yaml is each one's only definition.
@@ -135,10 +136,8 @@ def run_segmentation_demo(out_dir: Path, *, seed: int = 0, steps: int | None = N
           f"({', '.join(held_out['corruptions'])}; severities {held_out['severities']}):\n")
     print(table)
     print("\nReading: this is one run (one seed). The arms' mIoU moves by several hundredths from seed to seed, "
-          "so a difference of that size between two rows here says little. What held over eight seeds in the "
-          "study (quarf-hf study configs/study.yaml: a trained SegFormer fine-tuned with each block): QuARF minus "
-          "the static mixture -0.000 mIoU, 95% interval [-0.001, +0.001], no difference; QuARF minus FiLM -0.004 "
-          f"[-0.006, -0.002]. Details: {RESULTS_PAGE}.")
+          f"so a difference of that size between two rows here says little. {results_sentence('segmentation')} "
+          f"Details: {RESULTS_PAGE}.")
     print(f"\nplots: {plot}, {out_dir}/<arm>/evaluation/*.png (routing per expert: quarf/evaluation/routing_vs_severity.png)")
     print(f"QuARF model folder (Hub-ready): {quarf_folder}")
     print("load it with:\n"

@@ -21,6 +21,8 @@ The modes (the configs' ``conditioning`` setting):
   identity at initialisation, and its hidden width is chosen so that it has the routed block's
   parameter count (within one hidden unit): the control that separates "routing on quality" from
   "any use of quality".
+* ``"static_film"``: :class:`StaticThenFilm`, the experts under one fixed mixture, then FiLM: the
+  FiLM control that keeps the experts' convolutions (the routed block's parameter count).
 * ``"none"``: :class:`Unconditioned`, the identity with no parameters; a model with it never runs
   its quality extractor (the plain network, e.g. the plain UNet arm of the restoration comparison).
 
@@ -93,16 +95,17 @@ class QualityFilm(nn.Module):
         in_channels (`int`): channels of the feature map (the output has the same).
         config (`QuarfConfig` or `dict`): the block settings; ``quality_dim`` is the vector's width,
             the others size the routed block whose parameter count this one matches.
+        budget (`int`, *optional*): the parameter count to match instead (see :class:`StaticThenFilm`).
     """
 
     uses_quality = True
 
-    def __init__(self, in_channels: int, config):
+    def __init__(self, in_channels: int, config, budget: int | None = None):
         super().__init__()
         if isinstance(config, dict):
             config = QuarfConfig.from_dict(config)
         self.config, self.in_channels = config, in_channels
-        budget = routed_parameter_count(in_channels, config)
+        budget = routed_parameter_count(in_channels, config) if budget is None else budget
         # hidden * (quality_dim + 1) + (hidden + 1) * 2C parameters = the routed block's
         hidden = max(1, round((budget - 2 * in_channels) / (config.quality_dim + 1 + 2 * in_channels)))
         self.hidden = FilmLinear(config.quality_dim, hidden)
@@ -124,6 +127,36 @@ class QualityFilm(nn.Module):
         return (out, None) if return_routing else out
 
 
+class StaticThenFilm(nn.Module):
+    r"""
+    ``"static_film"``: the routed block's experts mixed by one learned mixture for every image (its
+    router fed a constant), then FiLM on the quality vector. The FiLM control that keeps the
+    experts' convolutions: it differs from ``"route"`` only in how the vector is used (scale and
+    shift after a fixed mixture, not the mixture itself), with the FiLM sized so that the whole has
+    the routed block's parameter count (within a few per cent). The identity at initialisation.
+
+    Args:
+        in_channels (`int`): channels of the feature map (the output has the same).
+        config (`QuarfConfig` or `dict`): the routed block's settings.
+    """
+
+    uses_quality = True
+
+    def __init__(self, in_channels: int, config):
+        super().__init__()
+        if isinstance(config, dict):
+            config = QuarfConfig.from_dict(config)
+        self.static = QuARF(in_channels, config=QuarfConfig.from_dict({**config.to_dict(), "quality_dim": 1}))
+        budget = routed_parameter_count(in_channels, config) - sum(p.numel() for p in self.static.parameters())
+        self.film = QualityFilm(in_channels, config, budget=budget)
+
+    def forward(self, x: torch.Tensor, quality_features: torch.Tensor, return_routing: bool = False):
+        constant = torch.ones(len(x), 1, device=x.device)  # one mixture for every image
+        out, routing = self.static(x, constant, return_routing=True)
+        out = self.film(out, quality_features)
+        return (out, routing) if return_routing else out
+
+
 class Unconditioned(nn.Module):
     """The identity, with no parameters: the ``"none"`` mode (a model with it runs no quality extractor)."""
 
@@ -139,6 +172,12 @@ def _film_block(in_channels: int, out_channels: int | None, config) -> nn.Module
     return QualityFilm(in_channels, config)
 
 
+def _static_film_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
+    """A static mixture of the experts, then FiLM (:class:`StaticThenFilm`)."""
+    _same_channels(in_channels, out_channels, "static_film")
+    return StaticThenFilm(in_channels, config)
+
+
 def _no_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
     """No conditioning: the plain network."""
     _same_channels(in_channels, out_channels, "none")
@@ -146,7 +185,8 @@ def _no_block(in_channels: int, out_channels: int | None, config) -> nn.Module:
 
 
 # conditioning setting -> builder of the module that uses the quality vector (see the module doc).
-CONDITIONING_MODES = {"route": _routed_block, "film": _film_block, "none": _no_block}
+CONDITIONING_MODES = {"route": _routed_block, "film": _film_block, "static_film": _static_film_block,
+                      "none": _no_block}
 DEFAULT_CONDITIONING = "route"
 
 

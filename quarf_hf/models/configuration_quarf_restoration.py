@@ -9,6 +9,7 @@ from .conditioning import block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
 LOSSES = ("l1", "charbonnier")
+BACKBONES = ("unet", "dncnn")
 AUTO_MAP = {
     "AutoConfig": "configuration_quarf_restoration.QuarfRestorationConfig",
     "AutoModel": "modeling_quarf_restoration.QuarfRestorationModel",
@@ -41,8 +42,16 @@ class QuarfRestorationConfig(PretrainedConfig):
     Args:
         num_channels (`int`, *optional*, defaults to 3):
             Channels of the images.
+        backbone (`str`, *optional*, defaults to `"unet"`):
+            ``"unet"``, the UNet of diffusers' blocks; ``"dncnn"``, a DnCNN-style plain stack of
+            ``num_layers`` 3x3 convolutions with ReLU at full resolution (no down-sampling, no
+            normalisation, no attention; receptive field ``2 * num_layers + 5`` px outside the
+            block), so that the block's receptive field is what decides how far the network sees.
         block_out_channels (`list[int]`, *optional*, defaults to `(32, 64, 128)`):
-            Widths of the UNet levels; each level after the first halves the resolution.
+            Widths of the UNet levels; each level after the first halves the resolution. The
+            ``dncnn`` backbone takes one width.
+        num_layers (`int`, *optional*, defaults to 3):
+            The ``dncnn`` backbone's plain 3x3 layers between the block and the output convolution.
         layers_per_block (`int`, *optional*, defaults to 1):
             ResNet blocks per down level (up levels get one more, as in diffusers' UNets).
         norm_num_groups (`int`, *optional*, defaults to 8):
@@ -85,6 +94,8 @@ class QuarfRestorationConfig(PretrainedConfig):
     model_type = "quarf_restoration"
 
     num_channels: int = 3
+    backbone: str = "unet"
+    num_layers: int = 3
     block_out_channels: list[int] | tuple[int, ...] = (32, 64, 128)
     layers_per_block: int = 1
     norm_num_groups: int = 8
@@ -100,7 +111,12 @@ class QuarfRestorationConfig(PretrainedConfig):
         self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0.0)
         self.block_out_channels = check_sizes("block_out_channels", self.block_out_channels, MAX_WIDTH)
         check_int("layers_per_block", self.layers_per_block, 1, MAX_DEPTH)
+        check_int("num_layers", self.num_layers, 0, MAX_DEPTH)
         check_int("num_channels", self.num_channels, 1, 4)
+        check_choice("backbone", self.backbone, BACKBONES)
+        if self.backbone == "dncnn" and len(self.block_out_channels) != 1:
+            raise InputError(f"block_out_channels: the dncnn backbone runs at one width (full resolution), expected "
+                             f"one width, found {self.block_out_channels}")
         for index, width in enumerate(self.block_out_channels):
             check_groups("norm_num_groups", width, self.norm_num_groups, what=f"block_out_channels[{index}]")
         check_choice("loss", self.loss, LOSSES)
@@ -128,8 +144,8 @@ class QuarfRestorationConfig(PretrainedConfig):
 
     @property
     def size_multiple(self) -> int:
-        """Inputs are padded to a multiple of this (one halving per level after the first)."""
-        return 2 ** (len(self.block_out_channels) - 1)
+        """Inputs are padded to a multiple of this (one halving per UNet level after the first)."""
+        return 2 ** (len(self.block_out_channels) - 1) if self.backbone == "unet" else 1
 
 
 __all__ = ["QuarfRestorationConfig"]

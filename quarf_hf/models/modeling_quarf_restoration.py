@@ -1,4 +1,5 @@
-"""QuARF restoration network: a UNet of diffusers' 2D blocks with a QuARF block after its input convolution.
+"""QuARF restoration network: a UNet of diffusers' 2D blocks (or a DnCNN-style plain convolution
+stack, ``backbone="dncnn"``) with a QuARF block after its input convolution.
 
 Why diffusers' blocks and not ``UNet2DModel`` itself: ``UNet2DModel`` is a diffusion denoiser;
 its forward requires a timestep and adds a time embedding to every ResNet block. Restoration
@@ -101,8 +102,23 @@ class QuarfRestorationModel(PreTrainedModel):
     def __init__(self, config: QuarfRestorationConfig):
         super().__init__(config)
         widths = config.block_out_channels
-        groups, eps, act = config.norm_num_groups, 1e-6, "silu"
         self.conv_in = nn.Conv2d(config.num_channels, widths[0], 3, padding=1)
+        if config.backbone == "dncnn":
+            self.layers = nn.ModuleList(nn.Conv2d(widths[0], widths[0], 3, padding=1) for _ in range(config.num_layers))
+            self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
+        else:
+            self._build_unet(config)
+        # The block and the extractor come after the backbone and are built without touching the random
+        # stream: the backbone's initial weights then depend on the seed alone, not on the conditioning
+        # (the arms of a comparison start from the same backbone; see init_weights' module order).
+        with torch.random.fork_rng(devices=[]):
+            self.quarf = build_block(config.conditioning, widths[0], config.quarf)
+            self.quality_extractor = build_quality_extractor(config.quality)
+        self.post_init()
+
+    def _build_unet(self, config):
+        widths = config.block_out_channels
+        groups, eps, act = config.norm_num_groups, 1e-6, "silu"
         self.down_blocks = nn.ModuleList()
         in_width = widths[0]
         for level, width in enumerate(widths):
@@ -129,13 +145,6 @@ class QuarfRestorationModel(PreTrainedModel):
             ))
         self.conv_norm_out = nn.GroupNorm(groups, widths[0], eps=eps)
         self.conv_out = nn.Conv2d(widths[0], config.num_channels, 3, padding=1)
-        # The block and the extractor come after the UNet and are built without touching the random
-        # stream: the UNet's initial weights then depend on the seed alone, not on the conditioning
-        # (the arms of a comparison start from the same UNet; see init_weights' module order).
-        with torch.random.fork_rng(devices=[]):
-            self.quarf = build_block(config.conditioning, widths[0], config.quarf)
-            self.quality_extractor = build_quality_extractor(config.quality)
-        self.post_init()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -176,8 +185,14 @@ class QuarfRestorationModel(PreTrainedModel):
         check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=1, floating=False)
 
     def predict_residual(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The UNet after the input convolution (and QuARF block): down, mid and up blocks with
-        skip connections, then the output convolution; no timestep (``None`` to every block)."""
+        """The backbone after the input convolution (and QuARF block), then the output convolution.
+        UNet: down, mid and up blocks with skip connections, no timestep (``None`` to every block);
+        dncnn: ReLU, then each plain layer and its ReLU."""
+        if self.config.backbone == "dncnn":
+            hidden = nn.functional.relu(hidden)
+            for layer in self.layers:
+                hidden = nn.functional.relu(layer(hidden))
+            return self.conv_out(hidden)
         skips = (hidden,)
         for block in self.down_blocks:
             hidden, block_skips = block(hidden, None)

@@ -18,14 +18,19 @@ A study YAML file::
       test: {type: photos, split: test, crops: random, num_samples: 16, crop_size: 64}
     kinds:           # disjoint: augmentation (training only), development (choices), test (the table)
       augmentation: [...]; development: [...]; test: [...]
+    test_kinds: unseen              # or training: development and test are the training kinds on other
+                                    # photos, and kinds.unseen (test photos) is a secondary comparison
     families: [noise, blur, weather, digital]   # each set of kinds spans these
     severities: [2, 4]
     effect: 0.1                     # the practical effect, in the metric's unit (dB PSNR, mIoU)
     primary: [quarf, static]        # first minus second, on the test kinds
     secondary: [[quarf, film], [static, plain]]
-    pilot_seeds: 2                  # seeds 0.. on development data: the paired sd for the power
+    pilot_seeds: 4                  # seeds 0.. on development data (at least 4): the paired sd for the power
+    declared_sd: null               # or the paired sd of an earlier study to plan on (else the pilot's
+                                    # one-sided 80% chi-square upper bound)
     min_seeds: 5                    # test seeds (they start after the pilot seeds) ...
     max_seeds: 20                   # ... as many as the power needs, at most this many
+    precondition: {margin: 0.05, pick_gain: 0.1}   # optional: see quarf_hf.study.report.precondition
     min_gain_over_identity: 1.0     # restoration gate: the control beats the degraded input by this (dB)
     workers: 2
     max_minutes: 60                 # the whole study; the test seeds stop where it would be passed
@@ -49,11 +54,16 @@ EVALUATED_SPLITS = ("development", "test")
 PROTOCOLS = ("finetune", "scratch")
 BASE = "base"  # the run name of each seed's base network
 MIN_SEEDS = 5
+SEEDED_DATA = ("photos", "images", "quarf-shapes")  # dataset types whose draws follow a seed
 # Keys of the base recipe the study owns (set per run, identical across arms).
 STUDY_OWNED = ("output_dir", "evaluation", "max_minutes", "seed", "push_to_hub", "checkpoint_every")
-STUDY_KEYS = ("base", "arms", "kinds", "families", "severities", "protocol", "pretrain", "control", "diagnostics",
-              "images", "effect", "primary", "secondary", "pilot_seeds", "min_seeds", "max_seeds",
-              "min_gain_over_identity", "workers", "max_minutes")
+MIN_PILOT_SEEDS = 4  # fewer give the paired sd too few degrees of freedom to plan on
+TEST_KINDS = ("unseen", "training")
+STUDY_KEYS = ("base", "arms", "kinds", "test_kinds", "families", "severities", "protocol", "pretrain", "control",
+              "diagnostics", "images", "effect", "primary", "secondary", "pilot_seeds", "declared_sd", "min_seeds",
+              "max_seeds", "precondition", "min_gain_over_identity", "workers", "max_minutes")
+# What may change between runs of one output folder: how fast it runs, not what it tests.
+UNFROZEN = ("workers", "max_minutes")
 
 
 def corruption_family(name: str) -> str:
@@ -78,8 +88,11 @@ class StudyConfig:
     pretrain: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     secondary: list = field(default_factory=list)
-    pilot_seeds: int = 2
+    test_kinds: str = "unseen"
+    pilot_seeds: int = MIN_PILOT_SEEDS
+    declared_sd: float | None = None
     min_seeds: int = MIN_SEEDS  # tests lower it; a real study keeps 5
+    precondition: dict = field(default_factory=dict)
     max_seeds: int = 20
     min_gain_over_identity: float = 1.0
     workers: int = 2
@@ -122,9 +135,12 @@ class StudyConfig:
         # Kinds: known names, three disjoint sets, each spanning the families.
         if not isinstance(self.families, list) or not self.families or any(f not in FAMILIES for f in self.families):
             raise InputError(f"families: expected a list from {list(FAMILIES)}, found {short_repr(self.families)}")
-        if not isinstance(self.kinds, dict) or sorted(self.kinds) != sorted(SPLITS):
-            raise InputError(f"kinds: expected a mapping with exactly {list(SPLITS)}, found {short_repr(self.kinds)}")
-        for split in SPLITS:
+        check_choice("test_kinds", self.test_kinds, TEST_KINDS)
+        splits = SPLITS + (("unseen",) if self.test_kinds == "training" else ())
+        if not isinstance(self.kinds, dict) or sorted(self.kinds) != sorted(splits):
+            raise InputError(f"kinds: expected a mapping with exactly {list(splits)} (test_kinds: {self.test_kinds}), "
+                             f"found {short_repr(self.kinds)}")
+        for split in splits:
             names = self.kinds[split]
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 raise InputError(f"kinds.{split}: expected a non-empty list of corruption names, found {short_repr(names)}")
@@ -134,18 +150,27 @@ class StudyConfig:
             missing = [f for f in self.families if f not in {corruption_family(n) for n in names}]
             if missing:
                 raise InputError(f"kinds.{split}: must span the families {self.families}; none from {missing} in {names}")
-        for i, first in enumerate(SPLITS):
-            for second in SPLITS[i + 1:]:
-                shared = sorted(set(self.kinds[first]) & set(self.kinds[second]))
-                if shared:
-                    raise InputError(f"kinds: {first} and {second} must be disjoint, both contain {shared}")
+        if self.test_kinds == "training":  # the training kinds on other photos; unseen kinds apart
+            for split in EVALUATED_SPLITS:
+                if sorted(self.kinds[split]) != sorted(self.kinds["augmentation"]):
+                    raise InputError(f"kinds.{split}: with test_kinds: training, expected the augmentation kinds "
+                                     f"{self.kinds['augmentation']}, found {self.kinds[split]}")
+            disjoint = [("augmentation", "unseen")]
+        else:
+            disjoint = [(a, b) for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:]]
+        for first, second in disjoint:
+            shared = sorted(set(self.kinds[first]) & set(self.kinds[second]))
+            if shared:
+                raise InputError(f"kinds: {first} and {second} must be disjoint, both contain {shared}")
         self._check_images()
         # Statistics: the declared effect and comparisons, seeds.
         self.effect = check_number("effect", self.effect, 0, exclusive=True)
         for where, pair in [("primary", self.primary)] + [("secondary", p) for p in self.secondary]:
             if not isinstance(pair, list) or len(pair) != 2 or any(a not in self.arms for a in pair) or pair[0] == pair[1]:
                 raise InputError(f"{where}: expected pairs of two different arms from {list(self.arms)}, found {short_repr(pair)}")
-        check_int("pilot_seeds", self.pilot_seeds, minimum=2)
+        check_int("pilot_seeds", self.pilot_seeds, minimum=MIN_PILOT_SEEDS)
+        if self.declared_sd is not None:
+            self.declared_sd = check_number("declared_sd", self.declared_sd, 0, exclusive=True)
         check_int("min_seeds", self.min_seeds, minimum=2)
         check_int("max_seeds", self.max_seeds, minimum=self.min_seeds)
         check_int_list("severities", self.severities, 1, 5)
@@ -158,6 +183,7 @@ class StudyConfig:
         if self.diagnostics:
             check_choice("diagnostics.arm", self.diagnostics.get("arm"), self.arms)
             check_int_list("diagnostics.dilations", self.diagnostics.get("dilations", []), minimum=1, distinct=True)
+        self._check_precondition()
         # Every run's training config must be valid now, not after hours of other runs; and no run,
         # the base network's included, trains on a kind it is evaluated on.
         for name in self.run_names():
@@ -170,6 +196,30 @@ class StudyConfig:
                 raise InputError(f"{where}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
                                  "a run may train only on augmentation kinds")
             self.train_config(name, 0, "/nonexistent")
+
+    def _check_precondition(self) -> None:
+        if not isinstance(self.precondition, dict) or set(self.precondition) - {"margin", "pick_gain"}:
+            raise InputError(f"precondition: expected a mapping of margin and pick_gain, found {short_repr(self.precondition)}")
+        if not self.precondition:
+            return
+        for key in ("margin", "pick_gain"):
+            self.precondition[key] = check_number(f"precondition.{key}", self.precondition.get(key), 0)
+        if len(self.diagnostics.get("dilations", [])) < 2 or not self.diagnostics.get("oracle"):
+            raise InputError("precondition: needs diagnostics with at least two dilations and oracle: true, found "
+                             f"{short_repr(self.diagnostics)}")
+
+    def evaluated_images(self, split: str) -> dict:
+        """The images ``split`` is evaluated on (``unseen``: the unseen kinds on the test images)."""
+        return self.images["test" if split == "unseen" else split]
+
+    @property
+    def test_splits(self) -> list[str]:
+        """What every test seed is evaluated on: the test kinds, and the unseen kinds when declared."""
+        return ["test", "unseen"] if "unseen" in self.kinds else ["test"]
+
+    def frozen(self) -> dict:
+        """Every setting that shapes what is tested: a study's output folder keeps them."""
+        return {k: v for k, v in self.to_dict().items() if k not in UNFROZEN}
 
     def _check_images(self) -> None:
         if not isinstance(self.images, dict) or sorted(self.images) != sorted(EVALUATED_SPLITS):
@@ -262,11 +312,11 @@ class StudyConfig:
         if self.protocol == "finetune" and name != BASE:
             # Every arm of a seed starts from that seed's base network (its block at the identity).
             data["model"] = {**data["model"], "base": str(self.base_model_dir(out_dir, seed))}
-        # Each seed draws its own training scenes (and initialisation); arms of a seed share them.
+        # Each seed draws its own training scenes or crops (and initialisation); arms of a seed share them.
         datasets = copy.deepcopy(data.get("data", {}))
         train_spec = datasets.get("train")
-        if isinstance(train_spec, dict) and isinstance(train_spec.get("seed"), int):
-            train_spec["seed"] = train_spec["seed"] + 1000 * seed
+        if isinstance(train_spec, dict) and train_spec.get("type") in SEEDED_DATA:
+            train_spec["seed"] = int(train_spec.get("seed", 0)) + 1000 * seed
         data["data"] = datasets
         # Evaluation happens after training, on the study's images (quarf_hf.study.worker).
         data.update(seed=seed, output_dir=str(Path(out_dir) / "runs" / name / f"seed{seed}" / "train"),

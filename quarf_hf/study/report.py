@@ -2,8 +2,10 @@
 
 Numbers go to ``report.json``, the same as text to ``report.md``, the arms as a plot (``arms.png``).
 Comparisons are paired by seed (first minus second): mean ± sd of the per-seed differences, the
-95% Student-t interval over seeds, a 95% two-level bootstrap over seeds and images, seeds won.
-The primary comparison is the one the power was computed for; the others are marked secondary.
+95% Student-t interval over seeds and its p, the effect detectable with 80% power at the observed
+sd, a 95% bootstrap over seeds, photos and crops (:mod:`quarf_hf.study.power`), seeds won, lost
+and tied with the sign test's p. The primary comparison is the one the power was computed for; the
+others are secondary, read at Holm-adjusted p-values.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..atomic import atomic_path, write_text_atomic
 from ..models.checks import InputError
 from .config import BASE, StudyConfig
-from .power import bootstrap_interval, paired_power, t_interval
-from .runner import load_decisions, load_result, metric_of
+from .diagnostics import cells
+from .power import (cluster_bootstrap_interval, holm, minimum_detectable_effect, paired_power, sign_test, t_interval,
+                    t_test_p)
+from .runner import load_decisions, load_result, metric_of, pilot_diagnostics, proceeds
 
 
 def summarize(values: list[float]) -> dict:
@@ -31,38 +36,61 @@ def _kind_score(evaluation: dict, kind: str, metric: str) -> float:
     return sum(m[metric] for m in by_severity.values()) / len(by_severity)
 
 
-def _per_image(evaluation: dict) -> np.ndarray:
-    """Each image's score averaged over the split's degraded conditions."""
-    rows = [v for k, v in evaluation["per_image"].items() if k != "clean"]
-    return np.nanmean(np.asarray(rows, dtype=float), axis=0)
+def split_score(evaluation: dict, metric: str, indices=None) -> float:
+    """The split's score over its degraded conditions on the images ``indices`` (repeats allowed;
+    ``None``: every image once, which is ``mean_corrupted``). PSNR: the images' mean per condition;
+    mIoU: the pooled mIoU of the images' summed confusion matrices per condition (the meter's own
+    definition); then the mean over conditions, as ``mean_corrupted``."""
+    keys = [k for k in evaluation["per_image"] if k != "clean"]
+    if indices is None:
+        return float(evaluation["mean_corrupted"][metric])
+    indices = np.asarray(indices)
+    if metric == "psnr":
+        return float(np.mean([np.asarray(evaluation["per_image"][k], dtype=float)[indices].mean() for k in keys]))
+    from ..evaluation.metrics import SegmentationMeter
+
+    scores = []
+    for k in keys:
+        confusion = np.asarray(evaluation["per_image_confusion"][k], dtype=np.int64)[indices].sum(0)
+        meter = SegmentationMeter(len(confusion), ignore_index=evaluation.get("ignore_index"))
+        meter.confusion = torch.from_numpy(confusion)
+        scores.append(meter.compute()["mIoU"])
+    return float(np.mean(scores))
 
 
 def compare(first: list[dict], second: list[dict], split: str, metric: str) -> dict:
-    """Paired statistics of two arms' results (one per seed, same seeds) on ``split``'s degraded images."""
-    diffs = [a["splits"][split]["mean_corrupted"][metric] - b["splits"][split]["mean_corrupted"][metric]
-             for a, b in zip(first, second)]
+    """Paired statistics of two arms' results (one per seed, same seeds) on ``split``'s degraded images:
+    mean ± sd, t-interval and p, the minimum detectable effect at the observed sd, seeds won / lost /
+    tied with the sign test's p, and the photo-cluster bootstrap of the same statistic."""
+    pairs = [(a["splits"][split], b["splits"][split]) for a, b in zip(first, second)]
+    diffs = [split_score(a, metric) - split_score(b, metric) for a, b in pairs]
     out = summarize(diffs)
-    out.update(ci95=t_interval(diffs), won=sum(d > 0 for d in diffs),
-               bootstrap95=bootstrap_interval([_per_image(a["splits"][split]) - _per_image(b["splits"][split])
-                                               for a, b in zip(first, second)]))
+    out.update(ci95=t_interval(diffs), p=t_test_p(diffs), sign=sign_test(diffs),
+               mde=minimum_detectable_effect(len(diffs), out["sd"]) if len(diffs) > 1 else float("nan"))
+    clusters = pairs[0][0].get("clusters") or [f"image{i}" for i in range(len(pairs[0][0]["per_image"]["clean"]))]
+    statistic = lambda idx: [split_score(a, metric, idx) - split_score(b, metric, idx) for a, b in pairs]  # noqa: E731
+    out["bootstrap95"] = cluster_bootstrap_interval(statistic, len(pairs), clusters)
     return out
 
 
 def reading(name: str, stat: dict, effect: float, unit: str) -> str:
-    """One sentence on what a comparison shows (said plainly when it shows nothing)."""
+    """One sentence on what a comparison shows (said plainly when it shows nothing). A secondary
+    comparison (``p_holm`` in ``stat``) is read at its Holm-adjusted p, the primary at its interval."""
     low, high = stat["ci95"]
-    if low > 0:
-        verdict = f"{name.split(' - ')[0]} is better"
-    elif high < 0:
-        verdict = f"{name.split(' - ')[0]} loses"
+    first = name.split(" - ")[0]
+    if "p_holm" in stat:
+        shown = stat["p_holm"] < 0.05
+        verdict = (f"{first} is better" if stat["mean"] > 0 else f"{first} loses") if shown else "no difference detected"
     else:
-        verdict = "no difference detected"
+        verdict = f"{first} is better" if low > 0 else f"{first} loses" if high < 0 else "no difference detected"
     text = (f"{name}: {verdict}: {stat['mean']:+.3f} {unit} over {stat['n']} seeds, 95% interval "
             f"[{low:+.3f}, {high:+.3f}]")
+    if "p_holm" in stat:
+        text += f" (Holm-adjusted p {stat['p_holm']:.3f})"
     if verdict == "no difference detected":
         text += (" includes zero" + (f" and excludes the practical effect of ±{effect:g} {unit}: any difference is "
                                        "smaller than the effect looked for" if -effect < low and high < effect else
-                                       f"; an effect of {effect:g} {unit} is not ruled out either"))
+                                       f"; {effect:g} {unit} neither shown nor ruled out"))
     return text + "."
 
 
@@ -78,43 +106,33 @@ def build_report(config: StudyConfig, out_dir) -> dict:
     report = {"metric": metric, "unit": unit, "protocol": config.protocol, "effect": config.effect,
               "primary": config.primary, "secondary": config.secondary, "pilot_seeds": pilot,
               "kinds": config.kinds, "severities": config.severities}
-    # Diagnostics (development only).
-    dev = lambda name: [runs[(name, s)]["splits"]["development"] for s in pilot]  # noqa: E731
-    diagnostics = {}
-    experts = [n for n in config.diagnostic_names() if n.startswith("expert_d")]
-    if experts and all(runs[(n, s)] is not None for n in experts for s in pilot):
-        table = {}
-        for name in experts:
-            evaluations = dev(name)
-            row = {kind: float(np.mean([_kind_score(e, kind, metric) for e in evaluations]))
-                   for kind in config.kinds["development"]}
-            for severity in config.severities:
-                row[f"s{severity}"] = float(np.mean([np.mean([e["corruptions"][k][str(severity)][metric]
-                                                              for k in config.kinds["development"]]) for e in evaluations]))
-            table[name] = row
-        columns = list(next(iter(table.values())))
-        best = {c: max(table, key=lambda n: table[n][c]) for c in columns}
-        # What picking per kind/severity could gain over the one network best on average (kinds' mean).
-        overall = max(table, key=lambda n: np.mean([table[n][k] for k in config.kinds["development"]]))
-        pick_gain = max(table[best[c]][c] - table[overall][c] for c in columns)
-        diagnostics["single_experts"] = {"table": table, "best": best, "changes": len(set(best.values())) > 1,
-                                         "overall": overall, "pick_gain": float(pick_gain)}
+    # Diagnostics (development only): per-cell single experts, the oracle, the blocks' use.
+    diagnostics = pilot_diagnostics(config, out_dir)
+    diagnostics.pop("precondition", None)  # the decision on disk is the one the study acted on
     if "oracle" in config.diagnostic_names() and all(runs[("oracle", s)] is not None for s in pilot):
         oracle = [runs[("oracle", s)] for s in pilot]
-        against = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric) for arm in config.arms}
-        static = config.primary[1]
-        diagnostics["oracle"] = {"minus": against, "against": static,
-                                 "nothing_to_gain": against[static]["mean"] < config.effect}
+        diagnostics["oracle_minus"] = {arm: compare(oracle, [runs[(arm, s)] for s in pilot], "development", metric)
+                                       for arm in config.arms}
+    usage = {}
+    for arm in config.arms:
+        evaluations = [runs[(arm, s)]["splits"]["development"] for s in pilot]
+        if all("block_off" in e for e in evaluations):
+            usage[arm] = {"contribution": float(np.mean([e["block_contribution"] for e in evaluations])),
+                          "score": summarize([e["mean_corrupted"][metric] for e in evaluations]),
+                          "block_off": summarize([e["block_off"]["mean_corrupted"][metric] for e in evaluations])}
+    if usage:
+        diagnostics["block_usage"] = usage
     report["diagnostics"] = diagnostics
     report["pilot"] = {arm: summarize([_score_dev(runs[(arm, s)], metric) for s in pilot]) for arm in config.arms}
     decisions = load_decisions(out_dir)
-    report["gate"] = decisions.get("gate")
-    if not report["gate"] or not report["gate"]["valid"]:
+    report["gate"], report["precondition"] = decisions.get("gate"), decisions.get("precondition")
+    if not report["gate"] or not proceeds(decisions):
         return report
-    report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "seeds_needed", "planned", "test_seeds", "stopped",
-                                                     "power_reached")}
+    report["power"] = {k: decisions.get(k) for k in ("pilot_sd", "planning_sd", "planning_sd_from", "seeds_needed",
+                                                     "planned", "detectable", "test_seeds", "stopped", "power_reached")}
     seeds = [s for s in decisions.get("test_seeds", [])
-             if all((load_result(out_dir, a, s) or {}).get("splits", {}).get("test") for a in config.arms)]
+             if all(split in (load_result(out_dir, a, s) or {}).get("splits", {}) for a in config.arms
+                    for split in config.test_splits)]
     report["test_seeds"] = seeds
     if len(seeds) < 2:
         return report
@@ -125,15 +143,28 @@ def build_report(config: StudyConfig, out_dir) -> dict:
                                for k in config.kinds["test"]}}
                       for arm, rs in results.items()}
     comparisons = {}
-    for rank, (first, second) in [("primary", config.primary)] + [("secondary", p) for p in config.secondary]:
-        stat = compare(results[first], results[second], "test", metric)
+    tests = [("primary", config.primary, "test")] + [("secondary", p, "test") for p in config.secondary]
+    if "unseen" in config.kinds:  # the primary pair on kinds no run trained on
+        tests.append(("secondary", config.primary, "unseen"))
+    for rank, (first, second), split in tests:
+        stat = compare(results[first], results[second], split, metric)
         # Power at the pilot's sd (what the plan assumed) and at the test seeds' own sd (what they showed):
         # a pilot sd far below the test's makes the planned power an overstatement, so both are given.
-        stat.update(rank=rank, power=paired_power(len(seeds), decisions["pilot_sd"], config.effect),
-                    power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"),
-                    reading=reading(f"{first} - {second}", stat, config.effect, unit))
-        comparisons[f"{first} - {second}"] = stat
+        stat.update(rank=rank, split=split, power=paired_power(len(seeds), decisions["planning_sd"], config.effect),
+                    power_test_sd=paired_power(len(seeds), stat["sd"], config.effect) if len(seeds) > 1 else float("nan"))
+        comparisons[f"{first} - {second}" + (" (unseen kinds)" if split == "unseen" else "")] = stat
+    secondary = [s for s in comparisons.values() if s["rank"] == "secondary"]
+    for stat, adjusted in zip(secondary, holm([s["p"] for s in secondary])):
+        stat["p_holm"] = adjusted
+    for name, stat in comparisons.items():
+        stat["reading"] = reading(name, stat, config.effect, unit)
     report["comparisons"] = comparisons
+    # The primary pair per (kind, severity) cell: a severity-dependent best receptive field shows here.
+    first, second = config.primary
+    diffs = [(cells(a["splits"]["test"], metric), cells(b["splits"]["test"], metric))
+             for a, b in zip(results[first], results[second])]
+    report["primary_cells"] = {c: {**summarize([a[c] - b[c] for a, b in diffs]), "ci95": t_interval([a[c] - b[c] for a, b in diffs])}
+                               for c in diffs[0][0]}
     return report
 
 
@@ -151,42 +182,7 @@ def markdown(report: dict) -> str:
              f"Declared before any run: the primary comparison {report['primary'][0]} - {report['primary'][1]} on the "
              f"test kinds, practical effect {report['effect']:g} {unit}; secondary: "
              + (", ".join(f"{a} - {b}" for a, b in report["secondary"]) or "none") + ".", ""]
-    diagnostics = report["diagnostics"]
-    lines += [f"## Diagnostics (development images and kinds, pilot seeds {report['pilot_seeds']})", ""]
-    if "single_experts" in diagnostics:
-        single = diagnostics["single_experts"]
-        columns = list(single["best"])
-        lines += ["Single-expert networks (one dilation each), mean over pilot seeds; kinds averaged over severities, "
-                  "severities over kinds:", "", "| network | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        for name, row in single["table"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
-        lines.append("| best | " + " | ".join(single["best"][c] for c in columns) + " |")
-        if not single["changes"]:
-            verdict = (f"is the same ({next(iter(single['best'].values()))}) for every kind and severity: "
-                       "there is no receptive field for a router to pick per image.")
-        elif single.get("pick_gain", float("inf")) < report["effect"]:
-            verdict = (f"changes with the kind or severity, but picking it per kind or severity would gain at most "
-                       f"{single['pick_gain']:.3f} {unit} over the best network on average ({single['overall']}), less "
-                       f"than the effect of {report['effect']:g} {unit}: nothing worth routing for.")
-        else:
-            verdict = (f"changes with the kind or severity: picking it would gain up to {single['pick_gain']:.3f} "
-                       f"{unit} over the best network on average ({single['overall']}).")
-        lines += ["", "The best receptive field " + verdict, ""]
-    if "oracle" in diagnostics:
-        oracle = diagnostics["oracle"]
-        lines += ["Oracle router (told each image's corruption family and severity) minus each arm, paired over pilot "
-                  "seeds:", "", "| oracle minus | mean ± sd | 95% interval |", "|---|---|---|"]
-        for arm, d in oracle["minus"].items():
-            lines.append(f"| {arm} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
-        lines.append("")
-        if oracle["nothing_to_gain"]:
-            lines += [f"The oracle is no better than {oracle['against']} (by less than the effect of {report['effect']:g} "
-                      f"{unit}): routing has nothing to gain on this benchmark.", ""]
-        else:
-            lines += [f"The oracle beats {oracle['against']} by {oracle['minus'][oracle['against']]['mean']:+.3f} {unit}: "
-                      "perfect quality information has something to give.", ""]
-    if not diagnostics:
-        lines += ["None configured.", ""]
+    lines += _diagnostics_lines(report)
     lines += ["Pilot arms on development (mean ± sd over pilot seeds): "
               + "; ".join(f"{a} {_fmt(s)}" for a, s in report["pilot"].items()) + ".", "", "## Regime gate", ""]
     gate = report["gate"]
@@ -196,13 +192,20 @@ def markdown(report: dict) -> str:
     if not gate["valid"]:
         lines += ["", gate["reason"] + ".", "", "No comparison is reported: fix the recipe (steps, size, model) first."]
         return "\n".join(lines) + "\n"
+    lines += ["", "Passed.", ""]
+    if report.get("precondition"):
+        lines += _precondition_lines(report["precondition"], unit)
+        if not report["precondition"]["passed"]:
+            return "\n".join(lines) + "\n"
     power = report["power"]
     if power.get("pilot_sd") is None or power.get("test_seeds") is None:
-        return "\n".join(lines + ["", "Passed.", "", "## Power", "", "Not computed yet."]) + "\n"
-    lines += ["", "Passed.", "", "## Power", "",
-              f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development): {power['pilot_sd']:.4f} "
-              f"{unit}; seeds needed for 80% power (paired t-test, two-sided alpha 0.05) to detect {report['effect']:g} "
-              f"{unit}: {power['seeds_needed']}; planned {power['planned']}; run {len(power['test_seeds'] or [])} "
+        return "\n".join(lines + ["## Power", "", "Not computed yet."]) + "\n"
+    lines += ["## Power", "",
+              f"Pilot paired sd of {report['primary'][0]} - {report['primary'][1]} (development, "
+              f"{len(report['pilot_seeds'])} seeds): {power['pilot_sd']:.4f} {unit}; planned on {power['planning_sd']:.4f} "
+              f"{unit} ({power['planning_sd_from']}); seeds needed for 80% power (paired t-test, two-sided alpha 0.05) "
+              f"to detect {report['effect']:g} {unit}: {power['seeds_needed']}; planned {power['planned']} (detectable "
+              f"with 80% power: {power['detectable']:.3f} {unit}); run {len(power['test_seeds'] or [])} "
               f"(seeds {power['test_seeds']}, after the pilot seeds); power reached {power['power_reached']:.2f}."
               + (f" Stopped: {power['stopped']}." if power.get("stopped") else "")]
     if "comparisons" not in report:
@@ -215,18 +218,89 @@ def markdown(report: dict) -> str:
                      + " | ".join(_fmt(stats[k]) for k in kinds) + " |")
     primary = report["comparisons"][f"{report['primary'][0]} - {report['primary'][1]}"]
     lines += ["", f"On the test seeds the primary comparison's paired sd was {primary['sd']:.4f} {unit} "
-                  f"({primary['sd'] / power['pilot_sd']:.1f}x the pilot's): the power to detect {report['effect']:g} {unit} "
+                  f"({primary['sd'] / power['planning_sd']:.1f}x the sd planned on): the power to detect {report['effect']:g} {unit} "
                   f"with {primary['n']} seeds at that sd is {primary['power_test_sd']:.2f}."]
-    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | 95% bootstrap (seeds, images) | seeds won "
-                  "| power (pilot sd) | power (test sd) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| comparison | rank | mean ± sd | 95% t-interval | p (Holm for secondary) "
+                  "| 95% bootstrap (seeds, photos, crops) | won/lost/tied, sign p | detectable at 80% "
+                  "| power (planned sd) | power (test sd) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, d in report["comparisons"].items():
+        sign = d["sign"]
         lines.append(f"| {name} | {d['rank']} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
-                     f"| [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] | {d['won']}/{d['n']} | {d['power']:.2f} "
-                     f"| {d['power_test_sd']:.2f} |")
+                     f"| {d.get('p_holm', d['p']):.3f} | [{d['bootstrap95'][0]:+.3f}, {d['bootstrap95'][1]:+.3f}] "
+                     f"| {sign['won']}/{sign['lost']}/{sign['tied']}, {sign['p']:.3f} | {d['mde']:.3f} {unit} "
+                     f"| {d['power']:.2f} | {d['power_test_sd']:.2f} |")
     lines += [""] + [("" if d["rank"] == "primary" else "(secondary) ") + d["reading"]
                      for d in report["comparisons"].values()]
+    lines += ["", f"The primary comparison per test cell (paired over the test seeds; descriptive, not separately "
+                  "tested):", "", "| cell | mean ± sd | 95% t-interval |", "|---|---|---|"]
+    lines += [f"| {c} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |"
+              for c, d in report.get("primary_cells", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _diagnostics_lines(report: dict) -> list[str]:
+    diagnostics, unit, effect = report["diagnostics"], report["unit"], report["effect"]
+    lines = [f"## Diagnostics (development images and kinds, pilot seeds {report['pilot_seeds']})", ""]
+    single = diagnostics.get("single_experts")
+    if single:
+        experts = list(single["table"][single["cells"][0]])
+        lines += [f"Single-expert networks (one dilation each) per cell, mean over pilot seeds, and in brackets the "
+                  f"paired 95% interval of each minus {single['overall']} (the expert best on average):", "",
+                  "| cell | " + " | ".join(experts) + " | best |", "|---|" + "---|" * (len(experts) + 1)]
+        for cell in single["cells"]:
+            row = single["table"][cell]
+            lines.append(f"| {cell} | " + " | ".join(
+                f"{row[n]['mean']:.3f}" + ("" if n == single["overall"] else
+                                           f" [{row[n]['ci95'][0]:+.3f}, {row[n]['ci95'][1]:+.3f}]") for n in experts)
+                + f" | {single['best'][cell]} |")
+        low, high = single["pick_gain_ci95"]
+        if len(set(single["best"].values())) == 1:
+            verdict = (f"The best single expert is {single['overall']} in every cell: no receptive-field choice at this "
+                       "placement mattered.")
+        else:
+            verdict = (f"The best single expert changes between cells; picking it per cell would gain "
+                       f"{single['pick_gain']:+.3f} {unit} over {single['overall']} (95% interval [{low:+.3f}, {high:+.3f}])"
+                       + (f", less than the effect of {effect:g} {unit}: no receptive-field choice at this placement "
+                          "mattered by that much." if single["pick_gain"] < effect else "."))
+        lines += ["", verdict, ""]
+    if "oracle_gain" in diagnostics:
+        gain = diagnostics["oracle_gain"]
+        lines += [f"Oracle router (told each image's corruption family and severity) minus {report['primary'][1]}: "
+                  f"{gain['mean']:+.3f} {unit}, 95% interval [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}], ahead in "
+                  f"{gain['won']} of {gain['n']} pilot seeds"
+                  + (f"; below the effect of {effect:g} {unit}: perfect quality information gained less than the effect "
+                     "looked for here." if gain["mean"] < effect else "."), ""]
+    if "oracle_minus" in diagnostics:
+        lines += ["| oracle minus | mean ± sd | 95% interval |", "|---|---|---|"]
+        for arm, d in diagnostics["oracle_minus"].items():
+            lines.append(f"| {arm} | {d['mean']:+.3f} ± {d['sd']:.3f} | [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
+        lines.append("")
+    if "block_usage" in diagnostics:
+        lines += ["Block usage per arm (mean over pilot seeds): the block's contribution |block(x) - x| / |x| over the "
+                  "degraded images (0: the identity it starts as), and the score with the block switched off:", "",
+                  f"| arm | contribution | {report['metric']} | without the block | difference |", "|---|---|---|---|---|"]
+        for arm, u in diagnostics["block_usage"].items():
+            lines.append(f"| {arm} | {u['contribution']:.4f} | {u['score']['mean']:.3f} | {u['block_off']['mean']:.3f} "
+                         f"| {u['score']['mean'] - u['block_off']['mean']:+.3f} |")
+        lines.append("")
+    if not diagnostics:
+        lines += ["None configured.", ""]
+    return lines
+
+
+def _precondition_lines(precondition: dict, unit: str) -> list[str]:
+    lines = ["## Precondition", "", "| check | holds |", "|---|---|"]
+    lines += [f"| {check} | {'yes' if holds else 'no'} |" for check, holds in precondition["checks"].items()]
+    contrast = precondition.get("contrast")
+    if contrast:
+        lines += ["", f"Clearest contrast: {contrast['experts'][0]} best in {contrast['cells'][0]}, "
+                      f"{contrast['experts'][1]} in {contrast['cells'][1]}, each ahead by at least "
+                      f"{contrast['margin']:+.3f} {unit} in every pilot seed (margin asked: {precondition['margin']:g})."]
+    if precondition["passed"]:
+        return lines + ["", "Passed: the test seeds may run.", ""]
+    return lines + ["", f"Failed: {precondition['reason']}. The study stops here, before any test seed: in this regime "
+                        "the receptive field the router could choose does not matter enough to test routing.", ""]
 
 
 def plot_arms(report: dict, path: Path) -> Path:

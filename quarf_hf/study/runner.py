@@ -8,7 +8,10 @@ Order (every stage reads only what the stages before it wrote):
 2. the diagnostics (single-expert networks, the oracle router) and every arm on the pilot seeds,
    development only;
 3. the regime gate (:func:`regime_gate`): if it fails the study stops here ("regime invalid");
-4. the power: the paired sd of the primary comparison over the pilot seeds gives the seeds needed
+   then the precondition, where declared (:mod:`quarf_hf.study.diagnostics`): if receptive field
+   made no difference between cells, or an oracle router no gain, the study stops here too;
+4. the power: the one-sided 80% upper bound of the primary comparison's paired sd over the pilot
+   seeds (or a ``declared_sd``) gives the seeds needed, at least ``min_seeds``
    (:func:`quarf_hf.study.power.seeds_needed`), written to ``decisions.json`` once;
 5. the test seeds (after the pilot seeds), a few at a time while the time cap allows: their base,
    then every arm, evaluated once on the test images and kinds.
@@ -67,14 +70,56 @@ def make_job(config: StudyConfig, out_dir: Path, name: str, seed: int, splits) -
         return None
     return {"name": name, "seed": seed, "fingerprint": fingerprint, "train": result is None,
             "train_config": config.train_dict(name, seed, out_dir), "oracle": config.is_oracle(name),
-            "evaluate": {s: {"kinds": config.kinds[s], "images": config.images[s]} for s in missing},
+            "evaluate": {s: {"kinds": config.kinds[s], "images": config.evaluated_images(s)} for s in missing},
             "severities": config.severities, "threads": 1, "folder": str(folder),
+            # the arms' block usage: on the pilot's development images, the score without the block too
+            "block_off": name in config.arms and "development" in missing,
             # the evaluated degradations follow the training's size rule
             "reference_size": config.base.get("augmentation", {}).get("reference_size")}
 
 
+def _photo_files(spec) -> dict | None:
+    """``{name: path}`` of the photographs a photo-crop spec cuts from; None for other data."""
+    from ..data import load_dataset_spec
+    from ..data.crops import PhotoCrops
+
+    dataset = load_dataset_spec(spec)
+    return {name: path for name, path in dataset.photos} if isinstance(dataset, PhotoCrops) else None
+
+
+INSETS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1)  # crops of each side a near-copy may have lost
+NEAR_DUPLICATE = 0.9  # thumbnail correlation above which two photos count as one
+
+
+def thumbnails(path) -> "np.ndarray":
+    """A photo as 32 x 32 grey thumbnails, zero mean and unit norm, one per inset of :data:`INSETS`."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    with Image.open(path) as image:
+        grey = image.convert("L")
+        width, height = grey.size
+        for inset in INSETS:
+            dx, dy = int(width * inset), int(height * inset)
+            pixels = np.asarray(grey.crop((dx, dy, width - dx, height - dy)).resize((32, 32), Image.BOX), dtype=np.float64)
+            pixels -= pixels.mean()
+            out.append(pixels / max(np.linalg.norm(pixels), 1e-12))
+    return np.stack(out)
+
+
+def photo_similarity(first, second) -> float:
+    """How alike two photographs look: the best correlation of one's whole thumbnail with the other's
+    at any inset, both ways. A crop, resize or recompression of a photo scores near 1, two views of
+    one scene about 0.75, different photographs about 0.5 or less (the built-in photos)."""
+    import numpy as np
+
+    a, b = thumbnails(first), thumbnails(second)
+    return float(max(np.einsum("ij,kij->k", a[0], b).max(), np.einsum("ij,kij->k", b[0], a).max()))
+
+
 def image_hashes(spec, task: str) -> set[str]:
-    """One hash per evaluated image (the clean source the conditions degrade)."""
+    """One hash per evaluated image (the clean source the conditions degrade), for data not cut from photos."""
     import numpy as np
 
     from ..data import load_dataset_spec
@@ -86,11 +131,35 @@ def image_hashes(spec, task: str) -> set[str]:
 
 
 def check_separate_images(config: StudyConfig) -> None:
-    """Development and test images share no image (checked on the pixels, before any run)."""
+    """Development, test and (for photo crops) training images share no photograph, before any run.
+
+    Photo crops are told apart by the photograph they are cut from (its name and file), then by a
+    near-duplicate check of the photographs (:func:`photo_similarity`): overlapping crops of one
+    photo, or a resized copy of it, would pass a comparison of the crops' pixels. Other data (e.g.
+    quarf-shapes scenes) are compared image by image."""
     task = config.base.get("task", "segmentation")
-    shared = image_hashes(config.images["development"], task) & image_hashes(config.images["test"], task)
-    if shared:
-        raise InputError(f"images: development and test share {len(shared)} identical images; give them separate images")
+    specs = {"development": config.images["development"], "test": config.images["test"]}
+    photos = {split: _photo_files(spec) for split, spec in specs.items()}
+    if any(p is None for p in photos.values()):
+        shared = image_hashes(specs["development"], task) & image_hashes(specs["test"], task)
+        if shared:
+            raise InputError(f"images: development and test share {len(shared)} identical images; give them separate images")
+        return
+    train = config.base["data"].get("train")
+    train_photos = _photo_files(train) if isinstance(train, dict) and train.get("type") in ("photos", "images") else None
+    pairs = [("development", photos["development"], "test", photos["test"])]
+    if train_photos:
+        pairs += [("training", train_photos, split, photos[split]) for split in specs]
+    for first, one, second, other in pairs:
+        same = sorted(set(one) & set(other)) or sorted(a for a, p in one.items() for q in other.values()
+                                                        if Path(p).resolve() == Path(q).resolve())
+        if same:
+            raise InputError(f"images: {first} and {second} images share the photos {same}; give them separate photos")
+        for a, p in one.items():
+            for b, q in other.items():
+                if photo_similarity(p, q) > NEAR_DUPLICATE:
+                    raise InputError(f"images: {first} photo {a!r} and {second} photo {b!r} are near-duplicates "
+                                     f"(thumbnail correlation above {NEAR_DUPLICATE}); give them separate photos")
 
 
 def _stop_on_sigterm():
@@ -204,6 +273,28 @@ def regime_gate(config: StudyConfig, out_dir) -> dict:
     return {"valid": bool(valid), "numbers": numbers, "reason": None if valid else f"regime invalid: {reason}"}
 
 
+def pilot_diagnostics(config: StudyConfig, out_dir) -> dict:
+    """The cell diagnostics of the pilot runs on hand (:mod:`quarf_hf.study.diagnostics`): single
+    experts per cell, the oracle's gain over the static mixture (``primary``'s second arm), and the
+    precondition when the config declares one."""
+    from .diagnostics import oracle_gain, precondition, single_experts
+
+    metric = metric_of(config)
+    runs = {n: [load_result(out_dir, n, s) for s in config.pilot] for n in config.run_names()}
+    done = {n: [r["splits"]["development"] for r in rs] for n, rs in runs.items()
+            if all(r is not None and "development" in r["splits"] for r in rs)}
+    out = {}
+    experts = {n: e for n, e in done.items() if n.startswith("expert_d")}
+    if len(experts) == len(config.diagnostics.get("dilations", [])) > 0:
+        out["single_experts"] = single_experts(experts, metric)
+    static = config.primary[1]
+    if "oracle" in done and static in done:
+        out["oracle_gain"] = oracle_gain(done["oracle"], done[static], metric)
+    if config.precondition and "single_experts" in out and "oracle_gain" in out:
+        out["precondition"] = precondition(out["single_experts"], out["oracle_gain"], **config.precondition)
+    return out
+
+
 def pilot_sd(config: StudyConfig, out_dir) -> float:
     """The sd of the primary comparison's per-seed differences over the pilot seeds (development)."""
     import numpy as np
@@ -219,6 +310,25 @@ def pilot_sd(config: StudyConfig, out_dir) -> float:
     return sd
 
 
+def proceeds(decisions: dict) -> bool:
+    """Whether the test seeds may run: the regime gate passed, and the precondition where declared."""
+    return decisions["gate"]["valid"] and decisions.get("precondition", {"passed": True})["passed"]
+
+
+def plan_seeds(config: StudyConfig, sd: float) -> dict:
+    """The test seeds to run, from the pilot's paired sd ``sd``: planned on the declared sd of an
+    earlier study, else on the pilot sd's one-sided 80% upper bound; at least ``min_seeds``, at most
+    ``max_seeds``; with the effect those seeds detect with 80% power at that sd."""
+    from .power import minimum_detectable_effect, sd_upper_bound, seeds_needed
+
+    planning = config.declared_sd if config.declared_sd is not None else sd_upper_bound(sd, len(config.pilot))
+    needed = seeds_needed(planning, config.effect, minimum=config.min_seeds)
+    planned = min(config.max_seeds, needed)
+    return {"pilot_sd": sd, "planning_sd": planning,
+            "planning_sd_from": "declared" if config.declared_sd is not None else "pilot upper bound",
+            "seeds_needed": needed, "planned": planned, "detectable": minimum_detectable_effect(planned, planning)}
+
+
 def _run_minutes(config: StudyConfig, out_dir) -> float:
     """Minutes one run takes (train + one evaluation), from the pilot runs."""
     times = []
@@ -232,14 +342,14 @@ def _run_minutes(config: StudyConfig, out_dir) -> float:
 def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
     """Runs every stage (see the module doc); returns the decisions (``decisions.json``). Raises
     :class:`StudyAborted` when the time cap is hit before the test stage or a run fails."""
-    from .power import paired_power, seeds_needed
+    from .power import paired_power
 
     out_dir = Path(out_dir)
     saved = out_dir / "study.json"
     if saved.is_file():
         previous = json.loads(saved.read_text())
-        for key in ("base", "kinds", "images", "protocol", "pretrain", "effect", "primary"):
-            if previous.get(key) != getattr(config, key):
+        for key, value in config.frozen().items():  # every setting that shapes the test, as first run
+            if previous.get(key) != value:
                 raise InputError(f"OUT: {out_dir} holds a study with another {key}; use another output folder")
     check_separate_images(config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -254,13 +364,12 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
         decisions = load_decisions(out_dir)
         if "gate" not in decisions:  # every choice is made once, on the pilot seeds, and kept
             decisions["gate"] = regime_gate(config, out_dir)
-            if decisions["gate"]["valid"]:
-                sd = pilot_sd(config, out_dir)
-                needed = seeds_needed(sd, config.effect)
-                decisions.update(pilot_sd=sd, seeds_needed=needed,
-                                 planned=min(config.max_seeds, max(config.min_seeds, needed)))
+            if decisions["gate"]["valid"] and config.precondition:
+                decisions["precondition"] = pilot_diagnostics(config, out_dir)["precondition"]
+            if proceeds(decisions):
+                decisions.update(plan_seeds(config, pilot_sd(config, out_dir)))
             write_text_atomic(out_dir / "decisions.json", json.dumps(decisions, indent=1))
-        if not decisions["gate"]["valid"]:
+        if not proceeds(decisions):
             return decisions
         per_run = _run_minutes(config, out_dir)
         seeds = config.test_seeds(decisions["planned"])
@@ -277,11 +386,11 @@ def run_study(config: StudyConfig, out_dir, progress: bool = True) -> dict:
                 break
             if config.protocol == "finetune":
                 pool.run([make_job(config, out_dir, BASE, s, []) for s in group], "base networks (test)", hard_cap=False)
-            pool.run([make_job(config, out_dir, a, s, ["test"]) for s in group for a in config.arms], "test seeds",
-                     hard_cap=False)
+            pool.run([make_job(config, out_dir, a, s, config.test_splits) for s in group for a in config.arms],
+                     "test seeds", hard_cap=False)
             ran += group
         decisions.update(test_seeds=ran, stopped=stopped,
-                         power_reached=paired_power(len(ran), decisions["pilot_sd"], config.effect) if ran else 0.0)
+                         power_reached=paired_power(len(ran), decisions["planning_sd"], config.effect) if ran else 0.0)
         write_text_atomic(out_dir / "decisions.json", json.dumps(decisions, indent=1))
         return decisions
     finally:

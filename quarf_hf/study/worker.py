@@ -50,6 +50,11 @@ def run_job(run_dir: Path) -> dict:
         evaluation = evaluate_per_image(_load(run_dir), load_dataset_spec(spec["images"]), corruptions=spec["kinds"],
                                         severities=job["severities"], seed=job["seed"], oracle=bool(job.get("oracle")),
                                         reference_size=job.get("reference_size"))
+        if job.get("block_off") and "block_contribution" in evaluation:  # the same, without the block
+            off = evaluate_per_image(_load(run_dir), load_dataset_spec(spec["images"]), corruptions=spec["kinds"],
+                                     severities=job["severities"], seed=job["seed"], oracle=bool(job.get("oracle")),
+                                     reference_size=job.get("reference_size"), switch_off_block=True)
+            evaluation["block_off"] = {"clean": off["clean"], "mean_corrupted": off["mean_corrupted"]}
         evaluation["seconds"] = time.monotonic() - began
         result["splits"][split] = evaluation
     write_text_atomic(result_path, json.dumps(result))
