@@ -3,17 +3,17 @@
 A :class:`QuarfAdapter` holds a frozen quality extractor, one or more QuARF blocks and, in its
 config, where each block attaches (module names of the base network), how the base network's
 pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
-a network with two kinds of forward hooks:
+a network:
 
-* a pre-hook on the network reads its pixel input and computes its quality vector once per
-  forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to [0, 1], frozen
-  extractor, no gradient), and a hook on the network (``always_call=True``, so an exception in
-  the forward ends the call too) forgets it again;
+* its ``forward`` becomes a :class:`QuarfForward` that computes the quality vector of the pixel
+  input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to
+  [0, 1], frozen extractor, no gradient), runs the network's own forward and forgets the vector
+  again, also when the forward raises;
 * a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
   ``(tokens (B, H*W, C), H, W)``) through that module's block
   (:func:`~quarf_hf.models.conditioning.apply_block`).
 
-The hooks are methods of objects inside the network (:class:`QuarfExtractorHolder`,
+These are objects inside the network (:class:`QuarfExtractorHolder`, :class:`QuarfForward`,
 :class:`QuarfBlockHook`), never closures, so ``copy.deepcopy``, ``pickle`` and ``torch.save(model)``
 give an independent network: its own blocks, extractor and per-call state.
 
@@ -54,6 +54,7 @@ import contextvars
 import os
 import tempfile
 import threading
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -87,15 +88,15 @@ class QuarfAdapterOutput(ModelOutput):
 
 class QuarfExtractorHolder(nn.Module):
     """Carries a frozen quality extractor along with the network it is attached to, and runs the
-    adapter's hooks in it.
+    network's forwards with their quality vectors (:meth:`run`).
 
     ``Module.to`` / ``half`` / ``double`` / ``cuda`` reach submodules through ``_apply``, which
     this module forwards to the extractor. The extractor is not one of its submodules, so it is
     not in the network's ``parameters()`` (nor an optimizer built from them), ``state_dict()``
     or ``requires_grad_()``. The holder itself has no parameters and is never called.
 
-    The hooks (:meth:`start_call`, :meth:`end_call` and one :class:`QuarfBlockHook` per block) are
-    methods of objects inside the network, never closures: ``copy.deepcopy``, ``pickle`` and
+    The network's forward (a :class:`QuarfForward`) and the hooks (one :class:`QuarfBlockHook` per
+    block) are objects inside the network, never closures: ``copy.deepcopy``, ``pickle`` and
     ``torch.save(model)`` then give a network whose hooks run its own blocks and extractor, with
     its own per-call state (the context variables are made anew for a copy).
     """
@@ -133,32 +134,33 @@ class QuarfExtractorHolder(nn.Module):
         super().__setstate__(state)
         self._new_call_state()
 
-    # ------------------------------------------------------------------ the hooks
-    def start_call(self, _module, args, kwargs):
-        """Forward pre-hook of the network: computes the quality vector of its pixel input for this forward."""
+    # ------------------------------------------------------------------ the network's forward
+    def run(self, forward, args, kwargs, skip: int = 0):
+        """One forward of the network (``forward(*args, **kwargs)``) with the quality vector of its pixel
+        input (found after the first ``skip`` arguments) available to the blocks for that forward only
+        (also when it raises)."""
         if torch.compiler.is_compiling():
-            name, pixels = _pixel_input(args, kwargs, self.pixel_argument)
+            name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
             self._captured.append(self.quality(pixels, name))
-            return
-        call = _Call()
-        call.token = self._call.set(call)  # first: the end hook then always finds this call
-        if self._disabled.get():
-            return
-        name, pixels = _pixel_input(args, kwargs, self.pixel_argument)
-        call.quality = self.quality(pixels, name)
-
-    def end_call(self, _module, _args, output):
-        """Forward hook of the network (``always_call=True``: runs when the forward raises too): forgets the call."""
-        if torch.compiler.is_compiling():
-            if self._captured:
+            try:
+                return forward(*args, **kwargs)
+            finally:
                 self._captured.pop()
-            return
-        call = self._call.get()
-        if call is not None and call.token is not None:
-            self._call.reset(call.token)
+        call = _Call()
+        token = self._call.set(call)
+        finished = False
+        try:
+            if not self._disabled.get():
+                name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
+                call.quality = self.quality(pixels, name)
+            output = forward(*args, **kwargs)
+            finished = True
+            return output
+        finally:
+            self._call.reset(token)
             self._last.routing = call.routing
             recorded = self._recorder.get()
-            if recorded is not None and output is not None:
+            if recorded is not None and finished:
                 recorded.append(dict(call.routing))
 
     def quality(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
@@ -188,6 +190,32 @@ class QuarfExtractorHolder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"extractor={type(self.extractor).__name__}"
+
+
+class QuarfForward:
+    """The network's ``forward`` while an adapter is attached (an attribute of the network): runs its own
+    forward through :meth:`QuarfExtractorHolder.run`.
+
+    Wrapping ``forward`` rather than hooking the network keeps the quality vector, the network and its
+    blocks in one frame, so ``torch.compile(model)`` captures them as one graph (hooks of the compiled
+    module itself run outside the graph). ``inspect.signature(model.forward)`` still gives the network's.
+    """
+
+    def __init__(self, holder: QuarfExtractorHolder, model: nn.Module):
+        self.holder, self.model = holder, model
+        self.original = model.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate)
+
+    @property
+    def __wrapped__(self):
+        return self.original if self.original is not None else types.MethodType(type(self.model).forward, self.model)
+
+    def __call__(self, *args, **kwargs):
+        forward = self.original
+        if forward is None:  # the class's forward, called unbound (TorchDynamo cannot trace making a bound method)
+            forward, args = type(self.model).forward, (self.model, *args)
+        if self.holder is None:  # unloaded while another wrapper sat on top of this one
+            return forward(*args, **kwargs)
+        return self.holder.run(forward, args, kwargs, skip=0 if self.original is not None else 1)
 
 
 class QuarfBlockHook:
@@ -237,12 +265,13 @@ class _Call:
 @dataclass
 class _Attachment:
     """What ``attach`` changed in a network, so that ``detach`` can undo exactly that, and the holder
-    that runs its hooks and keeps their per-call state."""
+    that runs the network's forward and keeps the per-call state."""
 
     model: nn.Module
     holder: QuarfExtractorHolder
     hosted: list = field(default_factory=list)  # (host module, attribute name)
     handles: list = field(default_factory=list)
+    forward: "QuarfForward | None" = None  # the network's forward while attached
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -561,8 +590,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
             attachment.handles.append(target.register_forward_hook(QuarfBlockHook(holder, block, spec["after"])))
-        attachment.handles.append(model.register_forward_pre_hook(holder.start_call, with_kwargs=True))
-        attachment.handles.append(model.register_forward_hook(holder.end_call, always_call=True))
+        attachment.forward = model.forward = QuarfForward(holder, model)
         self._attachment = attachment
         return self
 
@@ -575,6 +603,14 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         attachment, self._attachment = self._attachment, None
         for handle in attachment.handles:
             handle.remove()
+        model, wrapper = attachment.model, attachment.forward
+        if model.__dict__.get("forward") is wrapper:
+            if wrapper.original is None:
+                del model.forward
+            else:
+                model.forward = wrapper.original
+        else:  # another wrapper of forward sits on top of ours (set after attaching): ours passes calls through
+            wrapper.holder = None
         for host, name in attachment.hosted:
             delattr(host, name)
         return attachment.model
