@@ -82,8 +82,13 @@ def test_compile_fullgraph_without_graph_breaks(kind):
 @pytest.mark.slow  # a trace or an export per case: seconds each, minutes on a loaded CPU
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "non-strict"])
 @pytest.mark.parametrize("kind", QUALITIES)
-def test_torch_export_static_and_dynamic_batch(kind, strict):
+def test_torch_export_static_and_dynamic_batch(kind, strict, request):
     """torch.export with a static and a dynamic batch; the exported program equals eager on a new batch size too."""
+    if kind == "contrique" and strict:
+        # Strict export lifts only the root's own parameters; the extractor's are kept out of the network's
+        # parameters() and state_dict() on purpose (QuarfExtractorHolder). Non-strict export takes them.
+        request.applymarker(pytest.mark.xfail(
+            reason="strict export cannot lift the parameters of an extractor outside the network's parameters", strict=False))
     model, sample = attached(kind)
     with torch.no_grad():
         eager = model(sample)
