@@ -139,3 +139,15 @@ def test_set_attn_implementation_with_either_extractor(quality):
         quarf.set_attn_implementation("sdpa")
         assert quarf.config._attn_implementation == "sdpa"
         torch.testing.assert_close(quarf(pixels(1, 64)).logits, eager, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("quality", sorted(QUALITIES))
+def test_keep_in_fp32_lists_only_modules_with_weights(quality):
+    """transformers' test_keep_in_fp32_modules_exist failed for the weightless BRISQUE extractor: every module
+    named in _keep_in_fp32_modules_strict must hold parameters. CONTRIQUE's is listed, BRISQUE's is not."""
+    for model in (tiny_models.make_quarf_segformer(quality=QUALITIES[quality]),
+                  tiny_models.make_restoration(quality=QUALITIES[quality])):
+        listed = set(model._keep_in_fp32_modules_strict)
+        assert listed == ({"quality_extractor"} if quality == "contrique" else set()), type(model).__name__
+        for name in listed:
+            assert any(f"{name}." in parameter for parameter, _ in model.named_parameters())

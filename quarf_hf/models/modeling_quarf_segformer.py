@@ -91,6 +91,13 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     # a few numbers per image (conditioning.quality_vector returns float32 in any case).
     _keep_in_fp32_modules_strict = ["quality_extractor"]
 
+    def post_init(self):
+        # Only an extractor with weights (CONTRIQUE, not BRISQUE) has anything to keep in float32, and
+        # transformers checks that each listed module holds some.
+        if not any("quality_extractor." in name for name, _ in self.named_parameters()):
+            self._keep_in_fp32_modules_strict = []
+        super().post_init()
+
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
 
