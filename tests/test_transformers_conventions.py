@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import PreTrainedModel
 
 from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
 from quarf_hf.models.checks import InputError
@@ -137,7 +138,8 @@ def test_set_attn_implementation_with_either_extractor(quality):
     with torch.no_grad():
         eager = quarf(pixels(1, 64)).logits
         quarf.set_attn_implementation("sdpa")
-        assert quarf.config._attn_implementation == "sdpa"
+        submodels = [m for m in quarf.modules() if isinstance(m, PreTrainedModel)]
+        assert {m.config._attn_implementation for m in submodels} == {"sdpa"}  # the extractor's too
         torch.testing.assert_close(quarf(pixels(1, 64)).logits, eager, atol=1e-5, rtol=1e-5)
 
 
@@ -151,3 +153,13 @@ def test_keep_in_fp32_lists_only_modules_with_weights(quality):
         assert listed == ({"quality_extractor"} if quality == "contrique" else set()), type(model).__name__
         for name in listed:
             assert any(f"{name}." in parameter for parameter, _ in model.named_parameters())
+
+
+def test_the_extractors_configs_follow_the_models_attention_implementation():
+    """transformers' test_can_set_attention_dynamically: a model built with attn_implementation "eager" reports
+    it in every submodel's config, CONTRIQUE's (built from the quality spec, not a sub-config) included."""
+    config = QuarfSegformerConfig(**tiny_models.segformer_config(), num_labels=3, quality=QUALITIES["contrique"])
+    config._attn_implementation = "eager"
+    model = QuarfSegformerForSemanticSegmentation(config)
+    submodels = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
+    assert len(submodels) >= 4 and {m.config._attn_implementation for m in submodels} == {"eager"}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import SegformerForSemanticSegmentation
+from transformers import PreTrainedModel, SegformerForSemanticSegmentation
 from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import (
     SegformerDecodeHead,
@@ -179,6 +179,11 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         )
         self.quarf = build_block(config.conditioning, config.hidden_sizes[config.quarf_stage], config.quarf)
         self.quality_extractor = build_quality_extractor(config.quality)
+        # A CONTRIQUE extractor's configs are its own, not sub-configs: they follow this model's attention
+        # implementation (its ResNet has no attention layer), as transformers expects of every submodel.
+        for module in self.quality_extractor.modules():
+            if isinstance(module, PreTrainedModel):
+                module.config._attn_implementation_internal = config._attn_implementation
         self.post_init()
 
     def _check_pixel_values(self, pixel_values, check_values: bool = True):
