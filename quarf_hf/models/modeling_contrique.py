@@ -36,11 +36,21 @@ class ContriqueOutput(ModelOutput):
     projections: torch.FloatTensor | None = None
 
 
+class ContriqueEncoder(ResNetModel):
+    """transformers' ``ResNetModel``, declaring what ``ContriquePreTrainedModel`` declares: it has no
+    attention layer, so every attention implementation runs it the same."""
+
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True
+
+
 class ContriquePreTrainedModel(PreTrainedModel):
     config_class = ContriqueConfig
     config: ContriqueConfig
     base_model_prefix = "contrique"
     main_input_name = "pixel_values"
+    # A ResNet has no attention layer: every attention implementation runs it the same, so a model
+    # holding it as its quality extractor may choose any (`set_attn_implementation("sdpa")`).
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks: convolutions and linears
@@ -88,7 +98,7 @@ class ContriqueModel(ContriquePreTrainedModel):
 
     def __init__(self, config: ContriqueConfig):
         super().__init__(config)
-        self.encoder = ResNetModel(config.resnet_config())
+        self.encoder = ContriqueEncoder(config.resnet_config())
         width = config.hidden_sizes[-1]
         # CONTRIQUE's projector: Linear -> BN -> ReLU -> Linear -> BN, no biases.
         self.projector = nn.Sequential(

@@ -3,23 +3,36 @@
 A :class:`QuarfAdapter` holds a frozen quality extractor, one or more QuARF blocks and, in its
 config, where each block attaches (module names of the base network), how the base network's
 pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
-a network with two kinds of forward hooks:
+a network:
 
-* a pre-hook on the network reads its pixel input and computes its quality vector once per
-  forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to [0, 1], frozen
-  extractor, no gradient), and a hook on the network (``always_call=True``, so an exception in
-  the forward ends the call too) forgets it again;
+* its ``forward`` becomes a :class:`QuarfForward` that computes the quality vector of the pixel
+  input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to
+  [0, 1], frozen extractor, no gradient), runs the network's own forward and forgets the vector
+  again, also when the forward raises;
 * a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
   ``(tokens (B, H*W, C), H, W)``) through that module's block
   (:func:`~quarf_hf.models.conditioning.apply_block`).
 
-The quality vector of a forward lives in a ``contextvars.ContextVar`` for the duration of that
-forward only: nothing of one call is kept for the next, threads calling one network each see
+These are objects inside the network (:class:`QuarfExtractorHolder`, :class:`QuarfForward`,
+:class:`QuarfBlockHook`), never closures, so ``copy.deepcopy``, ``pickle`` and ``torch.save(model)``
+give an independent network: its own blocks, extractor and per-call state.
+
+In an eager forward, the quality vector lives in a ``contextvars.ContextVar`` for the duration of
+that forward only: nothing of one call is kept for the next, threads calling one network each see
 their own image's quality, and a named module called on its own (not inside a forward of the
 network) raises an error naming its block instead of reusing an earlier image's quality. The
 routing of a forward is handed out per call too: ``with adapter.record_routing() as routing:``
 collects the forwards of the calling thread only; ``adapter.last_routing_weights`` is the last
 forward finished in the calling thread (a convenience for one-thread use).
+
+While ``torch.compile`` / ``torch.export`` (and the ONNX exporter, which uses it) trace the
+network (``torch.compiler.is_compiling()``), the quality vector is kept on a stack of the holder
+instead, as TorchDynamo cannot trace context variables: the captured graph computes it and hands
+it to the blocks inside one graph (no graph break), a named module traced on its own still raises,
+and a compiled or exported graph is as thread-safe as any graph. Routing is not recorded
+(``record_routing`` / ``last_routing_weights`` see eager forwards only), and
+``disable_adapter()`` is not seen by the trace (compile or export the network without the adapter
+instead: ``unload()``).
 
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
@@ -41,6 +54,7 @@ import contextvars
 import os
 import tempfile
 import threading
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -73,21 +87,103 @@ class QuarfAdapterOutput(ModelOutput):
 
 
 class QuarfExtractorHolder(nn.Module):
-    """Carries a frozen quality extractor along with the network it is attached to.
+    """Carries a frozen quality extractor along with the network it is attached to, and runs the
+    network's forwards with their quality vectors (:meth:`run`).
 
     ``Module.to`` / ``half`` / ``double`` / ``cuda`` reach submodules through ``_apply``, which
     this module forwards to the extractor. The extractor is not one of its submodules, so it is
     not in the network's ``parameters()`` (nor an optimizer built from them), ``state_dict()``
     or ``requires_grad_()``. The holder itself has no parameters and is never called.
+
+    The network's forward (a :class:`QuarfForward`) and the hooks (one :class:`QuarfBlockHook` per
+    block) are objects inside the network, never closures: ``copy.deepcopy``, ``pickle`` and
+    ``torch.save(model)`` then give a network whose hooks run its own blocks and extractor, with
+    its own per-call state (the context variables are made anew for a copy).
     """
 
-    def __init__(self, extractor: nn.Module):
+    def __init__(self, extractor: nn.Module, pixel_mean=0.0, pixel_std=1.0, pixel_argument: str | None = None,
+                 network_name: str = "network"):
         super().__init__()
         object.__setattr__(self, "extractor", extractor)
+        self.pixel_mean, self.pixel_std, self.pixel_argument = pixel_mean, pixel_std, pixel_argument
+        self.network_name = network_name
+        self._new_call_state()
 
     def _apply(self, fn, recurse=True):
         self.extractor._apply(fn)
         return super()._apply(fn, recurse)
+
+    # ------------------------------------------------------------------ per-call state
+    _CALL_STATE = ("_call", "_recorder", "_disabled", "_last", "_captured")
+
+    def _new_call_state(self):
+        # In eager forwards: the call in progress in this thread/context (None outside one), the
+        # list `record_routing` collects into, `disable_adapter`'s flag, this thread's last routing.
+        self._call = contextvars.ContextVar("quarf_adapter_call", default=None)
+        self._recorder = contextvars.ContextVar("quarf_adapter_recorder", default=None)
+        self._disabled = contextvars.ContextVar("quarf_adapter_off", default=False)
+        self._last = threading.local()
+        # While compiling/exporting (TorchDynamo cannot trace context variables): the quality vectors
+        # of the forwards being traced, innermost last.
+        self._captured = []
+
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key not in self._CALL_STATE}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._new_call_state()
+
+    # ------------------------------------------------------------------ the network's forward
+    def run(self, forward, args, kwargs, skip: int = 0):
+        """One forward of the network (``forward(*args, **kwargs)``) with the quality vector of its pixel
+        input (found after the first ``skip`` arguments) available to the blocks for that forward only
+        (also when it raises)."""
+        if torch.compiler.is_compiling():
+            name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
+            self._captured.append(self.quality(pixels, name))
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self._captured.pop()
+        call = _Call()
+        token = self._call.set(call)
+        finished = False
+        try:
+            if not self._disabled.get():
+                name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
+                call.quality = self.quality(pixels, name)
+            output = forward(*args, **kwargs)
+            finished = True
+            return output
+        finally:
+            self._call.reset(token)
+            self._last.routing = call.routing
+            recorded = self._recorder.get()
+            if recorded is not None and finished:
+                recorded.append(dict(call.routing))
+
+    def quality(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
+        """Quality features (float32) of the network's normalised pixel input, without gradients."""
+        return quality_vector(self.extractor, pixel_values, self.pixel_mean, self.pixel_std, name=name)
+
+    def current_call(self, after: str):
+        """(quality vector, routing dict or None) of the forward in progress; (None, None) inside
+        ``disable_adapter()``; raises when the module ``after`` was called outside a forward of the network."""
+        if torch.compiler.is_compiling():
+            quality, routing = (self._captured[-1] if self._captured else None), None
+        elif self._disabled.get():
+            return None, None
+        else:
+            call = self._call.get()
+            quality, routing = (call.quality, call.routing) if call is not None else (None, None)
+        if quality is None:
+            raise RuntimeError(
+                f"QuARF adapter: the block after {after!r} runs only inside a forward of the "
+                f"{self.network_name} it is attached to (which computes the quality of its "
+                f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
+            )
+        return quality, routing
 
     def forward(self, *args, **kwargs):
         raise RuntimeError("QuarfExtractorHolder is not a layer; QuARF adapters call the extractor from a hook")
@@ -96,9 +192,70 @@ class QuarfExtractorHolder(nn.Module):
         return f"extractor={type(self.extractor).__name__}"
 
 
+class QuarfForward:
+    """The network's ``forward`` while an adapter is attached (an attribute of the network): runs its own
+    forward through :meth:`QuarfExtractorHolder.run`.
+
+    Wrapping ``forward`` rather than hooking the network keeps the quality vector, the network and its
+    blocks in one frame, so ``torch.compile(model)`` captures them as one graph (hooks of the compiled
+    module itself run outside the graph). ``inspect.signature(model.forward)`` still gives the network's.
+    """
+
+    def __init__(self, holder: QuarfExtractorHolder, model: nn.Module):
+        self.holder, self.model = holder, model
+        self.original = model.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate)
+
+    @property
+    def __wrapped__(self):
+        return self.original if self.original is not None else types.MethodType(type(self.model).forward, self.model)
+
+    def __call__(self, *args, **kwargs):
+        forward = self.original
+        if forward is None:  # the class's forward, called unbound (TorchDynamo cannot trace making a bound method)
+            forward, args = type(self.model).forward, (self.model, *args)
+        if self.holder is None:  # unloaded while another wrapper sat on top of this one
+            return forward(*args, **kwargs)
+        return self.holder.run(forward, args, kwargs, skip=0 if self.original is not None else 1)
+
+
+class QuarfBlockHook:
+    """The forward hook of a module that a block follows: passes the module's output (a (B, C, H, W)
+    map, or SegFormer's ``(tokens, H, W)``) through the block with the forward's quality vector.
+    A plain object (not a closure), so that a copy of the network gets a copy that runs the copy's block."""
+
+    def __init__(self, holder: QuarfExtractorHolder, block: nn.Module, after: str):
+        self.holder, self.block, self.after = holder, block, after
+
+    def __call__(self, _module, _args, output):
+        quality, routings = self.holder.current_call(self.after)
+        if quality is None:
+            return None  # disable_adapter(): the module's own output
+        after, block = self.after, self.block
+        features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+        try:
+            if isinstance(features, torch.Tensor) and features.ndim == 4:
+                mixed, routing = apply_block(block, features, quality)
+            elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
+                  and all(isinstance(v, int) for v in rest[:2])):
+                # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
+                mixed, routing = apply_block(block, features, quality, (rest[0], rest[1]))
+            else:
+                mixed = None
+        except InputError as err:  # name the block: the user never called it directly
+            raise type(err)(f"the QuARF block after {after!r}: {err}") from None
+        if mixed is None:
+            found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+            raise InputError(
+                f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
+            )
+        if routings is not None:
+            routings[after] = routing.detach() if routing is not None else None
+        return (mixed, *rest) if isinstance(output, tuple) else mixed
+
+
 @dataclass
 class _Call:
-    """One forward of the network: its quality vector and the routing weights its blocks used."""
+    """One eager forward of the network: its quality vector and the routing weights its blocks used."""
 
     quality: torch.Tensor | None = None
     routing: dict = field(default_factory=dict)
@@ -107,19 +264,14 @@ class _Call:
 
 @dataclass
 class _Attachment:
-    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that, and the
-    network's forward in progress in this thread/context (``call``; None outside a forward)."""
+    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that, and the holder
+    that runs the network's forward and keeps the per-call state."""
 
     model: nn.Module
+    holder: QuarfExtractorHolder
     hosted: list = field(default_factory=list)  # (host module, attribute name)
     handles: list = field(default_factory=list)
-    call: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_call", default=None))
-    last: threading.local = field(default_factory=threading.local)  # .routing: this thread's last forward
-    # The list that `record_routing` collects into in this thread/context (None outside one).
-    recorder: contextvars.ContextVar = field(
-        default_factory=lambda: contextvars.ContextVar("quarf_adapter_recorder", default=None))
-    # Inside `with adapter.disable_adapter():` in this thread/context: the blocks are skipped.
-    disabled: contextvars.ContextVar = field(default_factory=lambda: contextvars.ContextVar("quarf_adapter_off", default=False))
+    forward: "QuarfForward | None" = None  # the network's forward while attached
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -423,11 +575,13 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         if reference is not None:
             self.blocks.to(device=reference.device, dtype=reference.dtype)
             self.quality_extractor.to(device=reference.device)
-        attachment = _Attachment(model=model)
-        # The extractor: once, next to the first block (the old `quarf_<name>_quality` attribute).
+        # The extractor and the hooks' state: once, next to the first block (`quarf_<name>_quality`).
         first = self.config.attachments[0]["after"]
+        holder = QuarfExtractorHolder(self.quality_extractor, self.config.pixel_mean, self.config.pixel_std,
+                                      self.config.pixel_argument, type(model).__name__)
+        attachment = _Attachment(model=model, holder=holder)
         holder_host = host_module(model, first)
-        holder_host.add_module(attribute_name(first) + "_quality", QuarfExtractorHolder(self.quality_extractor))
+        holder_host.add_module(attribute_name(first) + "_quality", holder)
         attachment.hosted.append((holder_host, attribute_name(first) + "_quality"))
         for block, spec in zip(self.blocks, self.config.attachments):
             host = host_module(model, spec["after"])
@@ -435,9 +589,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             block.train(host.training)  # the network's mode, as if the block had always been in it
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
-            attachment.handles.append(target.register_forward_hook(self._block_hook(block, spec["after"], attachment)))
-        attachment.handles.append(model.register_forward_pre_hook(self._start_call(attachment), with_kwargs=True))
-        attachment.handles.append(model.register_forward_hook(self._end_call(attachment), always_call=True))
+            attachment.handles.append(target.register_forward_hook(QuarfBlockHook(holder, block, spec["after"])))
+        attachment.forward = model.forward = QuarfForward(holder, model)
         self._attachment = attachment
         return self
 
@@ -450,6 +603,14 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         attachment, self._attachment = self._attachment, None
         for handle in attachment.handles:
             handle.remove()
+        model, wrapper = attachment.model, attachment.forward
+        if model.__dict__.get("forward") is wrapper:
+            if wrapper.original is None:
+                del model.forward
+            else:
+                model.forward = wrapper.original
+        else:  # another wrapper of forward sits on top of ours (set after attaching): ours passes calls through
+            wrapper.holder = None
         for host, name in attachment.hosted:
             delattr(host, name)
         return attachment.model
@@ -463,11 +624,12 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         without computing quality), as peft's ``disable_adapter``; per thread. The blocks stay in place."""
         if self._attachment is None:
             raise InputError("adapter: not attached to any model; attach(model) first")
-        token = self._attachment.disabled.set(True)
+        disabled = self._attachment.holder._disabled
+        token = disabled.set(True)
         try:
             yield self._attachment.model
         finally:
-            self._attachment.disabled.reset(token)
+            disabled.reset(token)
 
     @property
     def last_routing_weights(self) -> dict:
@@ -476,7 +638,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         another thread's forwards never show here."""
         if self._attachment is None:
             return {}
-        return dict(getattr(self._attachment.last, "routing", {}))
+        return dict(getattr(self._attachment.holder._last, "routing", {}))
 
     @contextlib.contextmanager
     def record_routing(self):
@@ -496,67 +658,12 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         if self._attachment is None:
             raise InputError("adapter: not attached to any model; attach() it before recording its routing")
         recorded: list = []
-        token = self._attachment.recorder.set(recorded)
+        recorder = self._attachment.holder._recorder
+        token = recorder.set(recorded)
         try:
             yield recorded
         finally:
-            self._attachment.recorder.reset(token)
-
-    def _start_call(self, attachment: _Attachment):
-        def start(_module, args, kwargs):
-            call = _Call()
-            call.token = attachment.call.set(call)  # first: the end hook then always finds this call
-            if attachment.disabled.get():
-                return
-            name, pixels = _pixel_input(args, kwargs, self.config.pixel_argument)
-            call.quality = self.compute_quality_features(pixels, name=name)
-
-        return start
-
-    def _end_call(self, attachment: _Attachment):
-        def end(_module, _args, _output):  # registered with always_call=True: runs when the forward raises too
-            call = attachment.call.get()
-            if call is not None and call.token is not None:
-                attachment.call.reset(call.token)
-                attachment.last.routing = call.routing
-                recorded = attachment.recorder.get()
-                if recorded is not None and _output is not None:
-                    recorded.append(dict(call.routing))
-
-        return end
-
-    def _block_hook(self, block: nn.Module, after: str, attachment: _Attachment):
-        def run_block(_module, _args, output):
-            if attachment.disabled.get():
-                return None  # disable_adapter(): the module's own output
-            call = attachment.call.get()
-            if call is None or call.quality is None:
-                raise RuntimeError(
-                    f"QuARF adapter: the block after {after!r} runs only inside a forward of the "
-                    f"{type(attachment.model).__name__} it is attached to (which computes the quality of its "
-                    f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
-                )
-            features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
-            try:
-                if isinstance(features, torch.Tensor) and features.ndim == 4:
-                    mixed, routing = apply_block(block, features, call.quality)
-                elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
-                      and all(isinstance(v, int) for v in rest[:2])):
-                    # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
-                    mixed, routing = apply_block(block, features, call.quality, (rest[0], rest[1]))
-                else:
-                    mixed = None
-            except InputError as err:  # name the block: the user never called it directly
-                raise type(err)(f"the QuARF block after {after!r}: {err}") from None
-            if mixed is None:
-                found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-                raise InputError(
-                    f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
-                )
-            call.routing[after] = routing.detach() if routing is not None else None
-            return (mixed, *rest) if isinstance(output, tuple) else mixed
-
-        return run_block
+            recorder.reset(token)
 
     # ------------------------------------------------------------------ quality
     def compute_quality_features(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
@@ -604,4 +711,4 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
                                      commit_message=commit_message, revision=revision, create_pr=create_pr)
 
 
-__all__ = ["QuarfAdapter", "QuarfAdapterPreTrainedModel", "QuarfAdapterOutput", "QuarfExtractorHolder"]
+__all__ = ["QuarfAdapter", "QuarfAdapterPreTrainedModel", "QuarfAdapterOutput", "QuarfBlockHook", "QuarfExtractorHolder"]

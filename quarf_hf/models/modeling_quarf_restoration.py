@@ -92,6 +92,14 @@ class QuarfRestorationModel(PreTrainedModel):
     # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
     # a few numbers per image (conditioning.quality_vector returns float32 in any case).
     _keep_in_fp32_modules_strict = ["quality_extractor"]
+
+    def post_init(self):
+        # Only an extractor with weights (CONTRIQUE, not BRISQUE) has anything to keep in float32, and
+        # transformers checks that each listed module holds some.
+        if not any("quality_extractor." in name for name, _ in self.named_parameters()):
+            self._keep_in_fp32_modules_strict = []
+        super().post_init()
+
     # gradient_checkpointing_enable() switches on diffusers' own checkpointing in every UNet block
     # (each carries a `gradient_checkpointing` flag and calls `_gradient_checkpointing_func`).
     supports_gradient_checkpointing = True

@@ -15,12 +15,13 @@ torch, transformers and its flat siblings.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import SegformerForSemanticSegmentation
+from transformers import PreTrainedModel, SegformerForSemanticSegmentation
 from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
 from transformers.models.segformer.modeling_segformer import (
     SegformerDecodeHead,
@@ -54,10 +55,33 @@ class QuarfSemanticSegmenterOutput(SemanticSegmenterOutput):
     quality_features: torch.FloatTensor | None = None
 
 
+def refuse_unknown_arguments(model: nn.Module, kwargs: dict) -> None:
+    """One line naming keyword arguments ``model.forward`` does not take (a misspelled ``output_attentions``
+    would otherwise be ignored)."""
+    if kwargs:
+        import inspect
+
+        known = [name for name in inspect.signature(type(model).forward).parameters if name not in ("self", "kwargs")]
+        raise InputError(f"{type(model).__name__}.forward: unknown keyword arguments {sorted(kwargs)}; expected some of {known}")
+
+
+def record_attentions(stages: nn.ModuleList, attentions: list) -> list:
+    """Forward hooks that append each SegFormer attention layer's weights (B, heads, N, N_reduced), in
+    order, to ``attentions`` during this thread's forward; returns their handles (remove them after)."""
+    caller = threading.get_ident()
+
+    def record(_module, _args, output):
+        # Not another thread's forward of the same model; none from SDPA (as SegFormer's: no weights to give).
+        if threading.get_ident() == caller and output[1] is not None:
+            attentions.append(output[1])
+
+    return [layer.attention.register_forward_hook(record) for stage in stages for layer in stage.blocks]
+
+
 class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     config_class = QuarfSegformerConfig
     config: QuarfSegformerConfig
-    _can_record_outputs = {}  # hidden states are collected by our own encoder loop
+    _can_record_outputs = {}  # hidden states and attentions are collected by our own encoder loop
     _can_compile_fullgraph = False
     # forward(**kwargs) takes no loss kwargs (num_items_in_batch): the loss is a per-batch mean,
     # so transformers.Trainer must scale it for gradient accumulation itself.
@@ -66,6 +90,13 @@ class QuarfSegformerPreTrainedModel(SegformerPreTrainedModel):
     # CONTRIQUE's antialiased half-scale resize has no bf16 CPU kernel, and quality features are
     # a few numbers per image (conditioning.quality_vector returns float32 in any case).
     _keep_in_fp32_modules_strict = ["quality_extractor"]
+
+    def post_init(self):
+        # Only an extractor with weights (CONTRIQUE, not BRISQUE) has anything to keep in float32, and
+        # transformers checks that each listed module holds some.
+        if not any("quality_extractor." in name for name, _ in self.named_parameters()):
+            self._keep_in_fp32_modules_strict = []
+        super().post_init()
 
     def _init_weights(self, module):
         """Initialises a fresh model and every weight a checkpoint lacks.
@@ -116,11 +147,14 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         config ([`QuarfSegformerConfig`]):
             The encoder, the QuARF block and the quality extractor.
 
-    ``forward(pixel_values, quality_features=None, output_hidden_states=None, return_dict=None)``:
-    ``pixel_values`` (B, 3, H, W) normalised with ``config.image_mean`` / ``image_std`` (as the
-    image processor does); ``quality_features`` (B, quality_dim) to skip the extractor. Returns a
+    ``forward(pixel_values, quality_features=None, output_attentions=None, output_hidden_states=None,
+    return_dict=None)``: ``pixel_values`` (B, 3, H, W) normalised with ``config.image_mean`` /
+    ``image_std`` (as the image processor does; float32 pixels into a bf16/fp16 model are cast for
+    the encoder after the extractor has seen them); ``quality_features`` (B, quality_dim) to skip
+    the extractor. Unknown keyword arguments are refused. Returns a
     ``QuarfSegformerModelOutput``: ``last_hidden_state``, ``hidden_states`` (every stage's
-    output, only with ``output_hidden_states=True``), ``routing_weights`` (B, groups, experts)
+    output, only with ``output_hidden_states=True``), ``attentions`` (every attention layer's
+    weights, only with ``output_attentions=True``), ``routing_weights`` (B, groups, experts)
     and ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`,
     in that order, as transformers' `SegformerModel`.
 
@@ -146,6 +180,11 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         )
         self.quarf = build_block(config.conditioning, config.hidden_sizes[config.quarf_stage], config.quarf)
         self.quality_extractor = build_quality_extractor(config.quality)
+        # A CONTRIQUE extractor's configs are its own, not sub-configs: they follow this model's attention
+        # implementation (its ResNet has no attention layer), as transformers expects of every submodel.
+        for module in self.quality_extractor.modules():
+            if isinstance(module, PreTrainedModel):
+                module.config._attn_implementation_internal = config._attn_implementation
         self.post_init()
 
     def _check_pixel_values(self, pixel_values, check_values: bool = True):
@@ -164,35 +203,45 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         quality_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(self, kwargs)
         check_values = value_checks(self)
         self._check_pixel_values(pixel_values, check_values)
-        if quality_features is None:
+        if quality_features is None:  # from the pixels as given, before the cast to the encoder's dtype
             quality_features = self.compute_quality_features(pixel_values, check=check_values)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         all_hidden_states = ()
+        attentions = []
+        recorders = record_attentions(self.stages, attentions) if output_attentions else []
         routing = None
-        hidden_states = pixel_values
-        for index, stage in enumerate(self.stages):
-            # SegformerStage.forward, with the QuARF block after the chosen patch embedding.
-            hidden_states, height, width = stage.patch_embeddings(hidden_states)
-            if index == self.config.quarf_stage:
-                hidden_states, routing = apply_block(self.quarf, hidden_states, quality_features, (height, width))
-            for block in stage.blocks:
-                hidden_states = block(hidden_states, height, width)
-            hidden_states = stage.layer_norm(hidden_states)
-            if stage.reshape:
-                hidden_states = hidden_states.reshape(hidden_states.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
-            all_hidden_states += (hidden_states,)
+        hidden_states = pixel_values.to(self.stages[0].patch_embeddings.proj.weight.dtype)
+        try:
+            for index, stage in enumerate(self.stages):
+                # SegformerStage.forward, with the QuARF block after the chosen patch embedding.
+                hidden_states, height, width = stage.patch_embeddings(hidden_states)
+                if index == self.config.quarf_stage:
+                    hidden_states, routing = apply_block(self.quarf, hidden_states, quality_features, (height, width))
+                for block in stage.blocks:
+                    hidden_states = block(hidden_states, height, width)
+                hidden_states = stage.layer_norm(hidden_states)
+                if stage.reshape:
+                    hidden_states = hidden_states.reshape(hidden_states.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()
+                all_hidden_states += (hidden_states,)
+        finally:
+            for handle in recorders:
+                handle.remove()
         output = QuarfSegformerModelOutput(
             last_hidden_state=hidden_states,
             hidden_states=all_hidden_states if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
             routing_weights=routing,
             quality_features=quality_features,
         )
@@ -211,11 +260,12 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         config ([`QuarfSegformerConfig`]):
             The encoder, head, QuARF block and quality extractor.
 
-    ``forward(pixel_values, labels=None, quality_features=None, output_hidden_states=None,
-    return_dict=None)``: ``pixel_values`` normalised as ``config.image_mean`` / ``image_std``
+    ``forward(pixel_values, labels=None, quality_features=None, output_attentions=None,
+    output_hidden_states=None, return_dict=None)``: ``pixel_values`` normalised as ``config.image_mean`` / ``image_std``
     say; ``labels`` (B, H, W) class ids (``config.semantic_loss_ignore_index`` ignored). Returns
     a ``QuarfSemanticSegmenterOutput``: ``loss``, ``logits`` (B, num_labels, H/4, W/4),
-    ``hidden_states`` (with ``output_hidden_states=True``), ``routing_weights`` and
+    ``hidden_states`` (with ``output_hidden_states=True``), ``attentions`` (with
+    ``output_attentions=True``), ``routing_weights`` and
     ``quality_features``; with ``return_dict=False`` the tuple of those that are not `None`.
 
     Example:
@@ -241,15 +291,18 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.LongTensor | None = None,
         quality_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(self, kwargs)
         if labels is not None and self.config.num_labels < 1:
             raise InputError(f"num_labels: expected >= 1 to compute a loss, found {self.config.num_labels}")
         # The decode head needs every stage's output, whatever the caller asked for.
         outputs = self.segformer(
-            pixel_values, quality_features=quality_features, output_hidden_states=True, return_dict=True
+            pixel_values, quality_features=quality_features, output_attentions=output_attentions,
+            output_hidden_states=True, return_dict=True,
         )
         logits = self.decode_head(outputs.hidden_states)
         loss = None
@@ -263,6 +316,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
             loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions,
             routing_weights=outputs.routing_weights,
             quality_features=outputs.quality_features,
         )

@@ -118,9 +118,24 @@ class FrozenQualityExtractor(nn.Module):
         return {} if self.max_side is None else {"max_side": self.max_side}
 
     def freeze(self):
+        """Frozen, in eval mode and float32 (also when built under another default dtype, as
+        ``from_config(config, dtype=torch.bfloat16)`` does)."""
         for parameter in self.parameters():
             parameter.requires_grad_(False)
+        super()._apply(lambda tensor: tensor.float() if tensor.is_floating_point() else tensor)
         return self.eval()
+
+    def _apply(self, fn, recurse=True):
+        # Device moves only: the extractor stays float32 however its host is cast (``.to(dtype)``,
+        # ``.half()``, ``.bfloat16()``), since BRISQUE's statistics and CONTRIQUE's antialiased resize
+        # need float32 (the latter has no bf16 kernel on CPU). ``quality_vector`` feeds it float32 pixels.
+        def move_only(tensor):
+            applied = fn(tensor)
+            if tensor.is_floating_point() and applied.dtype != tensor.dtype:
+                return tensor.to(device=applied.device)
+            return applied
+
+        return super()._apply(move_only, recurse)
 
     def train(self, mode: bool = True):
         # BatchNorm statistics of a pretrained quality model must never update.

@@ -1,0 +1,165 @@
+"""transformers' conventions in QuARF-SegFormer and the quality extractors (issue 29, items 3, 5 and 6):
+what transformers' own common model tests (test_modeling_common.py of transformers 5.25) found.
+
+The reference is transformers' ``SegformerForSemanticSegmentation`` holding the same weights: with the
+QuARF block at its identity initialisation, QuARF-SegFormer's logits, hidden states and attentions
+must equal it, and its outputs must be laid out as its are.
+"""
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import PreTrainedModel
+
+from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
+from quarf_hf.models.checks import InputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_models  # noqa: E402
+
+QUALITIES = {"brisque": "brisque", "contrique": {"type": "contrique", "config": tiny_models.contrique_config()}}
+
+
+def twin_models(quality="brisque"):
+    """A tiny QuARF-SegFormer (block at its identity) and a plain SegFormer with the same weights."""
+    torch.manual_seed(0)
+    quarf = tiny_models.make_quarf_segformer(quality=QUALITIES[quality])
+    plain = tiny_models.make_segformer()
+    shared = {key: value for key, value in quarf.state_dict().items() if not key.startswith(("segformer.quarf.", "segformer.quality_extractor."))}
+    plain.load_state_dict(shared, strict=True)
+    return quarf.eval(), plain.eval()
+
+
+def pixels(batch=2, size=32):
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def test_output_attentions_and_hidden_states_as_segformer():
+    """Issue 29: output_attentions=True was swallowed by **kwargs and ignored (transformers'
+    test_attention_outputs failed); both now equal SegFormer's, per layer and per stage."""
+    quarf, plain = twin_models()
+    for model in (quarf, plain):
+        model.set_attn_implementation("eager")  # SDPA gives no attention weights (nor does SegFormer's)
+    with torch.no_grad():
+        ours = quarf(pixels(), output_attentions=True, output_hidden_states=True)
+        theirs = plain(pixels(), output_attentions=True, output_hidden_states=True)
+    assert len(ours.attentions) == len(theirs.attentions) == sum(quarf.config.depths)
+    for mine, reference in zip(ours.attentions + ours.hidden_states, theirs.attentions + theirs.hidden_states):
+        torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        plain_call = quarf(pixels())
+    assert plain_call.attentions is None and plain_call.hidden_states is None
+
+
+def test_config_defaults_and_return_dict_false_as_segformer():
+    """config.output_attentions / output_hidden_states switch them on; return_dict=False gives SegFormer's
+    tuple (logits, hidden states, attentions) followed by QuARF's routing and quality features."""
+    quarf, plain = twin_models()
+    for model in (quarf, plain):
+        model.set_attn_implementation("eager")
+        model.config.output_attentions = model.config.output_hidden_states = True
+    with torch.no_grad():
+        ours = quarf(pixels(), return_dict=False)
+        theirs = plain(pixels(), return_dict=False)
+    assert len(ours) == len(theirs) + 2
+    torch.testing.assert_close(ours[0], theirs[0], atol=1e-5, rtol=1e-5)
+    assert [len(part) for part in ours[1:3]] == [len(part) for part in theirs[1:3]]
+    assert ours[3].shape[0] == 2 and ours[4].shape == (2, quarf.config.quarf["quality_dim"])
+
+
+@pytest.mark.parametrize("model_class", ["QuarfSegformerForSemanticSegmentation", "QuarfSegformerModel"])
+def test_unknown_keyword_arguments_are_refused_in_one_line(model_class):
+    """A misspelled keyword was accepted silently; now one line names it and what forward takes."""
+    quarf, _ = twin_models()
+    model = quarf if model_class == "QuarfSegformerForSemanticSegmentation" else quarf.segformer
+    with pytest.raises(InputError, match=r"unknown keyword arguments \['output_atentions'\]; expected some of .*output_attentions") as info:
+        model(pixels(), output_atentions=True)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{model_class}.forward:")
+
+
+def extractor_dtypes(model):
+    extractor = model.segformer.quality_extractor
+    return {t.dtype for t in [*extractor.parameters(), *extractor.buffers()] if t.is_floating_point()}
+
+
+@pytest.mark.parametrize("quality", sorted(QUALITIES))
+@pytest.mark.parametrize("how", ["from_config", "to", "half", "from_pretrained"])
+def test_the_extractor_stays_float32_however_the_model_is_built_or_cast(quality, how, tmp_path):
+    """Issue 29: from_config(dtype=bf16) built CONTRIQUE in bf16 and the forward crashed on CPU; .to()/.half()
+    cast it too. Now it stays float32 (BRISQUE has no parameters: nothing to cast) and the forward runs;
+    float32 pixels into the half-precision model give the float32 model's quality features (to float32 rounding)."""
+    config = QuarfSegformerConfig(**tiny_models.segformer_config(), num_labels=3, quality=QUALITIES[quality])
+    torch.manual_seed(0)
+    reference = QuarfSegformerForSemanticSegmentation(config).eval()
+    dtype = torch.float16 if how == "half" else torch.bfloat16
+    if how == "from_config":
+        model = QuarfSegformerForSemanticSegmentation._from_config(config, dtype=dtype)
+        model.segformer.quality_extractor.load_state_dict(reference.segformer.quality_extractor.state_dict())
+    elif how == "from_pretrained":
+        reference.save_pretrained(tmp_path)
+        model = QuarfSegformerForSemanticSegmentation.from_pretrained(tmp_path, dtype=dtype)
+    else:
+        model = copy.deepcopy(reference)
+        model = model.half() if how == "half" else model.to(dtype)
+    model.eval()
+    assert model.segformer.stages[0].patch_embeddings.proj.weight.dtype == dtype
+    assert extractor_dtypes(model) <= {torch.float32}
+    if quality == "contrique":
+        assert extractor_dtypes(model) == {torch.float32}
+    with torch.no_grad():
+        output = model(pixels(1, 64))  # float32 pixels: cast for the encoder after the extractor
+        expected = reference(pixels(1, 64)).quality_features
+    assert output.logits.dtype == dtype
+    torch.testing.assert_close(output.quality_features, expected, atol=1e-6, rtol=1e-5)  # not bf16-rounded pixels
+
+
+def test_an_adapter_with_contrique_runs_in_half_precision():
+    """Issue 29: an adapter's CONTRIQUE followed a bf16 cast of the network and crashed on CPU."""
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+    adapter = insert_quarf(network, after="0", quality=tiny_models.make_contrique())
+    network.to(torch.bfloat16)
+    assert {p.dtype for p in adapter.quality_extractor.parameters()} == {torch.float32}
+    assert adapter.block.router.route_linear.weight.dtype == torch.bfloat16
+    with torch.no_grad():
+        assert network(torch.rand(1, 3, 64, 64, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("quality", sorted(QUALITIES))
+def test_set_attn_implementation_with_either_extractor(quality):
+    """Issue 29: with a CONTRIQUE extractor, set_attn_implementation("sdpa") raised (the nested ContriqueModel
+    and its ResNet declared no SDPA support). Now it sets it, and the logits equal eager's."""
+    quarf, _ = twin_models(quality)
+    quarf.set_attn_implementation("eager")
+    with torch.no_grad():
+        eager = quarf(pixels(1, 64)).logits
+        quarf.set_attn_implementation("sdpa")
+        submodels = [m for m in quarf.modules() if isinstance(m, PreTrainedModel)]
+        assert {m.config._attn_implementation for m in submodels} == {"sdpa"}  # the extractor's too
+        torch.testing.assert_close(quarf(pixels(1, 64)).logits, eager, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("quality", sorted(QUALITIES))
+def test_keep_in_fp32_lists_only_modules_with_weights(quality):
+    """transformers' test_keep_in_fp32_modules_exist failed for the weightless BRISQUE extractor: every module
+    named in _keep_in_fp32_modules_strict must hold parameters. CONTRIQUE's is listed, BRISQUE's is not."""
+    for model in (tiny_models.make_quarf_segformer(quality=QUALITIES[quality]),
+                  tiny_models.make_restoration(quality=QUALITIES[quality])):
+        listed = set(model._keep_in_fp32_modules_strict)
+        assert listed == ({"quality_extractor"} if quality == "contrique" else set()), type(model).__name__
+        for name in listed:
+            assert any(f"{name}." in parameter for parameter, _ in model.named_parameters())
+
+
+def test_the_extractors_configs_follow_the_models_attention_implementation():
+    """transformers' test_can_set_attention_dynamically: a model built with attn_implementation "eager" reports
+    it in every submodel's config, CONTRIQUE's (built from the quality spec, not a sub-config) included."""
+    config = QuarfSegformerConfig(**tiny_models.segformer_config(), num_labels=3, quality=QUALITIES["contrique"])
+    config._attn_implementation = "eager"
+    model = QuarfSegformerForSemanticSegmentation(config)
+    submodels = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
+    assert len(submodels) >= 4 and {m.config._attn_implementation for m in submodels} == {"eager"}
