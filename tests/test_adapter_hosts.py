@@ -20,7 +20,7 @@ from quarf_hf.data import load_photo
 from quarf_hf.degradations import degrade
 from quarf_hf.models.checks import InputError
 from quarf_hf.models.conditioning import apply_block
-from tests.tiny_models import segformer_config
+from tiny_models import segformer_config
 
 
 def sam():
@@ -207,7 +207,7 @@ def test_register_tokens_and_declared_channels_last():
     assert routing[0]["embeddings"].shape[0] == 2
 
     square = Emits((1, 4, 4, 4)).eval()
-    adapter = insert_quarf(square, after="emit", layout="channels_last")
+    adapter = insert_quarf(square, after="emit", channels=4, layout="channels_last")
     perturb(adapter)
     with torch.no_grad():
         pixels = torch.full((1, 3, 8, 8), 0.5)

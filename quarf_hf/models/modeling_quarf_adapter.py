@@ -5,13 +5,14 @@ config, where each block attaches (module names of the base network), how the ba
 pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
 a network:
 
-* its ``forward`` becomes a :class:`QuarfForward` that computes the quality vector of the pixel
-  input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to
-  [0, 1], frozen extractor, no gradient), runs the network's own forward and forgets the vector
+* the ``forward`` of the network (or of the ``entry`` submodule where the pixels enter, such as
+  SAM's ``vision_encoder``) becomes a :class:`QuarfForward` that computes the quality vector of the
+  pixel input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised
+  to [0, 1], frozen extractor, no gradient), runs the module's own forward and forgets the vector
   again, also when the forward raises;
-* a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
-  ``(tokens (B, H*W, C), H, W)``) through that module's block
-  (:func:`~quarf_hf.models.conditioning.apply_block`).
+* a hook on each named module passes its output through that module's block in the output's
+  layout (:func:`apply_to_output`: a (B, C, H, W) or (B, H, W, C) map, (B, N, C) tokens after
+  class/register tokens, ``(tokens, (H, W))`` or ``(tokens, H, W)``).
 
 These are objects inside the network (:class:`QuarfExtractorHolder`, :class:`QuarfForward`,
 :class:`QuarfBlockHook`), never closures, so ``copy.deepcopy``, ``pickle`` and ``torch.save(model)``
@@ -279,12 +280,14 @@ class QuarfBlockHook:
             )
 
 
-def _shape(value) -> str:
-    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+def _found(features, rest: tuple) -> str:
+    """'found <shape>' of a module's output, for errors only (string building is not traced)."""
+    shape = str(tuple(features.shape)) if isinstance(features, torch.Tensor) else type(features).__name__
+    return f"found {shape}" + (f" with {len(rest)} more outputs" if rest else "")
 
 
 def _int_pair(value) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value)
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, torch.SymInt)) for v in value)
 
 
 def apply_to_output(block: nn.Module, output, quality: torch.Tensor, channels: int | None = None,
@@ -303,8 +306,7 @@ def apply_to_output(block: nn.Module, output, quality: torch.Tensor, channels: i
     """
     features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
     size = tuple(rest[0]) if rest and _int_pair(rest[0]) else (
-        (rest[0], rest[1]) if len(rest) >= 2 and all(isinstance(v, int) for v in rest[:2]) else None)
-    found = f"found {_shape(features)}" + (f" with {len(rest)} more outputs" if rest else "")
+        (rest[0], rest[1]) if len(rest) >= 2 and all(isinstance(v, (int, torch.SymInt)) for v in rest[:2]) else None)
     if layout == "auto":
         if isinstance(features, torch.Tensor) and features.ndim == 4:
             layout = "channels_first" if channels in (None, features.shape[1]) else (
@@ -316,39 +318,42 @@ def apply_to_output(block: nn.Module, output, quality: torch.Tensor, channels: i
         if layout is None:
             raise InputError(
                 f"layout: expected the output as a (B, {channels}, H, W) or (B, H, W, {channels}) map or "
-                f"(B, N, {channels}) tokens (or a tuple starting with one), {found}; pass layout= or channels="
+                f"(B, N, {channels}) tokens (or a tuple starting with one), {_found(features, rest)}; pass layout= or channels="
             )
     expected_ndim = 3 if layout == "tokens" else 4
     if not isinstance(features, torch.Tensor) or features.ndim != expected_ndim:
-        raise InputError(f"layout: {layout!r} expects a {expected_ndim}-D tensor (or a tuple starting with one), {found}")
+        raise InputError(f"layout: {layout!r} expects a {expected_ndim}-D tensor (or a tuple starting with one), "
+                         f"{_found(features, rest)}")
     if layout == "channels_first":
         mixed, routing = apply_block(block, features, quality)
     elif layout == "channels_last":
         mixed, routing = apply_block(block, features.permute(0, 3, 1, 2), quality)
         mixed = mixed.permute(0, 2, 3, 1)
     else:
-        prefix, (height, width) = token_grid(features.shape[1], prefix_tokens, grid or size, found)
+        prefix, (height, width) = token_grid(features, rest, prefix_tokens, grid or size)
         mixed, routing = apply_block(block, features[:, prefix:], quality, (height, width))
         if prefix:
             mixed = torch.cat([features[:, :prefix], mixed], dim=1)
     return ((mixed, *rest) if isinstance(output, tuple) else mixed), routing
 
 
-def token_grid(count: int, prefix_tokens: int | None, grid, found: str):
-    """(leading tokens, (H, W)) of ``count`` tokens: ``grid`` if given, else the square left after
+def token_grid(features: torch.Tensor, rest: tuple, prefix_tokens: int | None, grid):
+    """(leading tokens, (H, W)) of tokens (B, N, C): ``grid`` if given, else the square left after
     ``prefix_tokens`` (0 or 1 when None) leading tokens."""
+    count = features.shape[1]
     if grid is not None:
         height, width = grid
         prefix = count - height * width if prefix_tokens is None else prefix_tokens
         if prefix < 0 or count - prefix != height * width:
-            raise InputError(f"grid: {height}x{width} tokens after {prefix} leading ones do not fit {count} tokens, {found}")
+            raise InputError(f"grid: {height}x{width} tokens after {prefix} leading ones do not fit {count} tokens, "
+                             f"{_found(features, rest)}")
         return prefix, (height, width)
     for prefix in ((0, 1) if prefix_tokens is None else (prefix_tokens,)):
         side = math.isqrt(max(count - prefix, 0))
         if side > 0 and side * side == count - prefix:
             return prefix, (side, side)
     tried = "0 or 1" if prefix_tokens is None else str(prefix_tokens)
-    raise InputError(f"grid: {count} tokens are no square grid after {tried} leading tokens, {found}; "
+    raise InputError(f"grid: {count} tokens are no square grid after {tried} leading tokens, {_found(features, rest)}; "
                      f"pass grid=(height, width) or prefix_tokens=")
 
 
@@ -384,11 +389,12 @@ def find_channels(module: nn.Module) -> int | None:
 
 
 def infer_channels(module: nn.Module) -> int | None:
-    """The output channels of a module: those it declares (:func:`find_channels`), else the first dim of
-    the ``weight`` of its last layer that has one (the projection or norm that ends an embedding, as in
-    SAM, ViT, DINOv2, Swin, ConvNeXt and SegFormer), or None."""
+    """The output channels of a module: those it declares (:func:`find_channels`); for an embedding
+    module (its class name has ``Embedding``: those of SAM, ViT, DINOv2, Swin, ConvNeXt, SegFormer),
+    the first dim of the ``weight`` of its last layer that has one (the projection or the norm that
+    ends it); else None."""
     declared = find_channels(module)
-    if declared is not None:
+    if declared is not None or "Embedding" not in type(module).__name__:
         return declared
     last = None
     for inner in module.modules():
