@@ -33,6 +33,10 @@ def insert_quarf(
     pixel_std=1.0,
     pixel_argument: str | None = None,
     base_model: str | None = None,
+    layout: str = "auto",
+    prefix_tokens: int | None = None,
+    grid=None,
+    entry: str | None = None,
     **block_kwargs,
 ) -> QuarfAdapter:
     """Insert QuARF blocks after ``model.get_submodule(name)`` for each name in ``after``, or
@@ -44,7 +48,8 @@ def insert_quarf(
         after: dotted name, regular expression, or list of names and name suffixes (as peft's
             ``target_modules``; see ``QuarfAdapter.for_model``) of submodules whose output is a (B, C, H, W) feature
             map (or a tuple whose first item is; or SegFormer's ``(tokens, H, W)``), e.g.
-            ``"conv_in"`` in a diffusers UNet.
+            ``"conv_in"`` in a diffusers UNet. Also (B, H, W, C) maps (SAM's patch embedding), (B, N, C)
+            tokens with leading class/register tokens (ViT, DINOv2) and ``(tokens, (H, W))`` (Swin).
         quality: the quality extractor: ``"brisque"``, ``"contrique"``, a folder or Hub id of a
             converted CONTRIQUE, a spec dict, or a module with ``feature_dim``.
         adapter: instead of ``after``: a trained adapter to attach, as a :class:`QuarfAdapter`,
@@ -56,6 +61,11 @@ def insert_quarf(
             (diffusers), the image processor's mean/std for transformers vision models.
         pixel_argument: the keyword carrying the pixels, when not the first argument.
         base_model: Hub id or path of the model, recorded in the adapter (read off the model when unset).
+        layout, prefix_tokens, grid: how the modules' outputs carry their features, when it cannot be
+            read off them (``layout="channels_first"``, ``"channels_last"`` or ``"tokens"``; see
+            ``QuarfAdapter.for_model``).
+        entry: the submodule that takes the pixels and computes the quality, e.g. ``"vision_encoder"``
+            of a ``SamModel`` (so ``model.get_image_embeddings(pixel_values)`` works); the model by default.
         block_kwargs: QuARF settings; ``residual`` defaults to True (identity at insertion).
 
     Example:
@@ -72,7 +82,9 @@ def insert_quarf(
     """
     if adapter is not None:
         given = [name for name, value in (("after", after), ("channels", channels), ("pixel_argument", pixel_argument),
-                                          ("base_model", base_model)) if value is not None]
+                                          ("base_model", base_model), ("prefix_tokens", prefix_tokens),
+                                          ("grid", grid), ("entry", entry)) if value is not None]
+        given += ["layout"] if layout != "auto" else []
         given += sorted(block_kwargs)
         if given:
             raise InputError(f"adapter: the adapter brings its own settings; pass either adapter= or {given}, not both")
@@ -87,7 +99,8 @@ def insert_quarf(
         raise InputError("after: expected the name of a submodule to insert the block after (or adapter=), found None")
     adapter = QuarfAdapter.for_model(
         model, after, quality, channels=channels, pixel_mean=pixel_mean, pixel_std=pixel_std,
-        pixel_argument=pixel_argument, base_model=base_model, **block_kwargs,
+        pixel_argument=pixel_argument, base_model=base_model, layout=layout, prefix_tokens=prefix_tokens,
+        grid=grid, entry=entry, **block_kwargs,
     )
     return adapter.attach(model)
 

@@ -16,7 +16,9 @@ AUTO_MAP = {
     "AutoConfig": "configuration_quarf_adapter.QuarfAdapterConfig",
     "AutoModel": "modeling_quarf_adapter.QuarfAdapter",
 }
-ATTACHMENT_KEYS = {"after", "in_channels", "out_channels", "quarf", "parameter_shapes"}
+ATTACHMENT_KEYS = {"after", "in_channels", "out_channels", "quarf", "parameter_shapes", "layout", "prefix_tokens", "grid"}
+# How a module's output carries its features (see ``modeling_quarf_adapter.apply_to_output``).
+LAYOUTS = ("auto", "channels_first", "channels_last", "tokens")
 
 
 def _floats(name: str, value) -> list[float]:
@@ -39,8 +41,11 @@ class QuarfAdapterConfig(PretrainedConfig):
         attachments (`list[dict]`): one entry per QuARF block, in order:
             ``after`` (dotted name of the base-network module whose output the block transforms),
             ``in_channels``, ``out_channels``, ``quarf`` (the block's
-            :class:`~quarf_hf.QuarfConfig` as a dict) and ``parameter_shapes`` (the shapes of that
-            module's parameters when the adapter was made, checked when attaching).
+            :class:`~quarf_hf.QuarfConfig` as a dict), ``parameter_shapes`` (the shapes of that
+            module's parameters when the adapter was made, checked when attaching), ``layout`` (one of
+            ``LAYOUTS``: ``"auto"``, the default, reads it off the output), ``prefix_tokens`` (leading
+            class/register tokens of a token output, passed through; None: 0 or 1, whichever leaves a
+            square grid) and ``grid`` ((H, W) of the tokens; None: from the output or square).
         conditioning (`str`, *optional*, defaults to `"route"`):
             How the blocks use the quality vector: ``"route"``, QuARF's routing over experts;
             ``"film"``, a per-channel scale and shift of the same feature map (FiLM, no routing, the
@@ -53,6 +58,8 @@ class QuarfAdapterConfig(PretrainedConfig):
             ``input`` given, else the first positional argument.
         base_model (`str`, *optional*): the Hub id or path of the base network.
         base_model_class (`str`, *optional*): its class, ``module.ClassName``.
+        entry (`str`, *optional*): the submodule whose forward takes the pixels and computes the
+            quality vector (e.g. ``"vision_encoder"`` of a ``SamModel``); the network itself when unset.
 
     Example:
 
@@ -74,6 +81,7 @@ class QuarfAdapterConfig(PretrainedConfig):
     pixel_argument: str | None = None
     base_model: str | None = None
     base_model_class: str | None = None
+    entry: str | None = None
 
     def __post_init__(self, **kwargs):
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
@@ -87,7 +95,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         self.pixel_std = _floats("pixel_std", self.pixel_std)
         if min(self.pixel_std) <= 0:
             raise InputError(f"pixel_std: expected positive values, found {self.pixel_std}")
-        for name in ("pixel_argument", "base_model", "base_model_class"):
+        for name in ("pixel_argument", "base_model", "base_model_class", "entry"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InputError(f"{name}: expected a string or None, found {short_repr(value)}")
@@ -107,12 +115,24 @@ class QuarfAdapterConfig(PretrainedConfig):
         out_channels = check_block_channels(block, in_channels, attachment.get("out_channels"), where=f"{where}.",
                                             block_where=f"{where}.quarf.")
         shapes = attachment.get("parameter_shapes") or {}
+        layout = attachment.get("layout", "auto")
+        if layout not in LAYOUTS:
+            raise InputError(f"{where}.layout: expected one of {list(LAYOUTS)}, found {layout!r}")
+        prefix, grid = attachment.get("prefix_tokens"), attachment.get("grid")
+        if prefix is not None and (not isinstance(prefix, int) or isinstance(prefix, bool) or prefix < 0):
+            raise InputError(f"{where}.prefix_tokens: expected a non-negative int or None, found {prefix!r}")
+        if grid is not None and not (isinstance(grid, (list, tuple)) and len(grid) == 2
+                                     and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in grid)):
+            raise InputError(f"{where}.grid: expected (height, width) as two positive ints or None, found {grid!r}")
         return {
             "after": attachment["after"],
             "in_channels": in_channels,
             "out_channels": out_channels,
             "quarf": block.to_dict(),
             "parameter_shapes": {str(k): [int(d) for d in v] for k, v in shapes.items()},
+            "layout": layout,
+            "prefix_tokens": prefix,
+            "grid": list(grid) if grid is not None else None,
         }
 
 

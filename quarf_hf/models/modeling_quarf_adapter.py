@@ -5,13 +5,14 @@ config, where each block attaches (module names of the base network), how the ba
 pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
 a network:
 
-* its ``forward`` becomes a :class:`QuarfForward` that computes the quality vector of the pixel
-  input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised to
-  [0, 1], frozen extractor, no gradient), runs the network's own forward and forgets the vector
+* the ``forward`` of the network (or of the ``entry`` submodule where the pixels enter, such as
+  SAM's ``vision_encoder``) becomes a :class:`QuarfForward` that computes the quality vector of the
+  pixel input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised
+  to [0, 1], frozen extractor, no gradient), runs the module's own forward and forgets the vector
   again, also when the forward raises;
-* a hook on each named module passes its output (a (B, C, H, W) map, or SegFormer-style
-  ``(tokens (B, H*W, C), H, W)``) through that module's block
-  (:func:`~quarf_hf.models.conditioning.apply_block`).
+* a hook on each named module passes its output through that module's block in the output's
+  layout (:func:`apply_to_output`: a (B, C, H, W) or (B, H, W, C) map, (B, N, C) tokens after
+  class/register tokens, ``(tokens, (H, W))`` or ``(tokens, H, W)``).
 
 These are objects inside the network (:class:`QuarfExtractorHolder`, :class:`QuarfForward`,
 :class:`QuarfBlockHook`), never closures, so ``copy.deepcopy``, ``pickle`` and ``torch.save(model)``
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 import tempfile
 import threading
@@ -192,6 +194,24 @@ class QuarfExtractorHolder(nn.Module):
         return f"extractor={type(self.extractor).__name__}"
 
 
+def check_entry(model: nn.Module, entry: str | None, names) -> nn.Module:
+    """The module whose forward computes the quality (``entry``, or the network); every module in
+    ``names`` must be inside it."""
+    if entry is None:
+        return model
+    if not isinstance(entry, str) or not entry:
+        raise InputError(f"entry: expected a submodule name or None, found {entry!r}")
+    try:
+        module = model.get_submodule(entry)
+    except AttributeError:
+        raise InputError(f"entry: {type(model).__name__} has no submodule {entry!r}") from None
+    outside = [name for name in names if not name.startswith(entry + ".")]
+    if outside:
+        raise InputError(f"entry: the blocks' modules must be inside {entry!r} (where the quality is computed), "
+                         f"found {outside}")
+    return module
+
+
 class QuarfForward:
     """The network's ``forward`` while an adapter is attached (an attribute of the network): runs its own
     forward through :meth:`QuarfExtractorHolder.run`.
@@ -219,38 +239,122 @@ class QuarfForward:
 
 
 class QuarfBlockHook:
-    """The forward hook of a module that a block follows: passes the module's output (a (B, C, H, W)
-    map, or SegFormer's ``(tokens, H, W)``) through the block with the forward's quality vector.
+    """The forward hook of a module that a block follows: passes the module's output through the block
+    with the forward's quality vector (:func:`apply_to_output`, in the attachment's layout).
     A plain object (not a closure), so that a copy of the network gets a copy that runs the copy's block."""
 
-    def __init__(self, holder: QuarfExtractorHolder, block: nn.Module, after: str):
+    def __init__(self, holder: QuarfExtractorHolder, block: nn.Module, after: str, spec: dict | None = None):
         self.holder, self.block, self.after = holder, block, after
+        spec = spec or {}
+        self.channels = spec.get("in_channels")
+        self.layout = spec.get("layout", "auto")
+        self.prefix_tokens, self.grid = spec.get("prefix_tokens"), spec.get("grid")
+        self.warned_frozen = False
 
     def __call__(self, _module, _args, output):
         quality, routings = self.holder.current_call(self.after)
         if quality is None:
             return None  # disable_adapter(): the module's own output
-        after, block = self.after, self.block
-        features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+        if routings is not None and not self.warned_frozen:
+            self._warn_if_frozen()
         try:
-            if isinstance(features, torch.Tensor) and features.ndim == 4:
-                mixed, routing = apply_block(block, features, quality)
-            elif (isinstance(features, torch.Tensor) and features.ndim == 3 and len(rest) >= 2
-                  and all(isinstance(v, int) for v in rest[:2])):
-                # SegFormer's patch embeddings: (tokens (B, H*W, C), H, W).
-                mixed, routing = apply_block(block, features, quality, (rest[0], rest[1]))
-            else:
-                mixed = None
+            mixed, routing = apply_to_output(self.block, output, quality, self.channels, self.layout,
+                                             self.prefix_tokens, self.grid)
         except InputError as err:  # name the block: the user never called it directly
-            raise type(err)(f"the QuARF block after {after!r}: {err}") from None
-        if mixed is None:
-            found = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-            raise InputError(
-                f"after: {after!r} must output a (B, C, H, W) tensor or (tokens, height, width), found {found}"
-            )
+            raise type(err)(f"the QuARF block after {self.after!r}: {err}") from None
         if routings is not None:
-            routings[after] = routing.detach() if routing is not None else None
-        return (mixed, *rest) if isinstance(output, tuple) else mixed
+            routings[self.after] = routing.detach() if routing is not None else None
+        return mixed
+
+    def _warn_if_frozen(self):
+        # A training forward with gradients whose block cannot learn: peft's get_peft_model freezes
+        # every parameter outside its own adapter, the inserted blocks included.
+        if self.block.training and torch.is_grad_enabled() and not any(p.requires_grad for p in self.block.parameters()):
+            self.warned_frozen = True
+            warnings.warn(
+                f"QuARF adapter: the block after {self.after!r} is frozen (requires_grad=False) in a training "
+                f"forward, so it does not train; peft's get_peft_model freezes it: call "
+                f"adapter.blocks.requires_grad_(True) after it",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
+def _found(features, rest: tuple) -> str:
+    """'found <shape>' of a module's output, for errors only (string building is not traced)."""
+    shape = str(tuple(features.shape)) if isinstance(features, torch.Tensor) else type(features).__name__
+    return f"found {shape}" + (f" with {len(rest)} more outputs" if rest else "")
+
+
+def _int_pair(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, torch.SymInt)) for v in value)
+
+
+def apply_to_output(block: nn.Module, output, quality: torch.Tensor, channels: int | None = None,
+                    layout: str = "auto", prefix_tokens: int | None = None, grid=None):
+    """Runs ``block`` on a module's output, in the output's own layout; returns (output, routing).
+
+    The features are the output, or the first item of a tuple (the rest passes through), in one of
+    these layouts (``"auto"`` reads it off the shape and the block's ``channels``):
+
+    * ``"channels_first"``: a (B, C, H, W) map (a 4-D output whose dim 1 is C, when detected);
+    * ``"channels_last"``: a (B, H, W, C) map, as SAM's patch embedding returns;
+    * ``"tokens"``: (B, N, C), the grid given by the tuple (``(tokens, (H, W))`` as Swin's patch
+      embeddings, ``(tokens, H, W)`` as SegFormer's), by ``grid``, or square after
+      ``prefix_tokens`` leading class/register tokens (0 or 1 when None, as ViT's and DINOv2's
+      embeddings), which pass through unchanged.
+    """
+    features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
+    size = tuple(rest[0]) if rest and _int_pair(rest[0]) else (
+        (rest[0], rest[1]) if len(rest) >= 2 and all(isinstance(v, (int, torch.SymInt)) for v in rest[:2]) else None)
+    if layout == "auto":
+        if isinstance(features, torch.Tensor) and features.ndim == 4:
+            layout = "channels_first" if channels in (None, features.shape[1]) else (
+                "channels_last" if features.shape[-1] == channels else None)
+        elif isinstance(features, torch.Tensor) and features.ndim == 3 and channels in (None, features.shape[-1]):
+            layout = "tokens"
+        else:
+            layout = None
+        if layout is None:
+            raise InputError(
+                f"layout: expected the output as a (B, {channels}, H, W) or (B, H, W, {channels}) map or "
+                f"(B, N, {channels}) tokens (or a tuple starting with one), {_found(features, rest)}; pass layout= or channels="
+            )
+    expected_ndim = 3 if layout == "tokens" else 4
+    if not isinstance(features, torch.Tensor) or features.ndim != expected_ndim:
+        raise InputError(f"layout: {layout!r} expects a {expected_ndim}-D tensor (or a tuple starting with one), "
+                         f"{_found(features, rest)}")
+    if layout == "channels_first":
+        mixed, routing = apply_block(block, features, quality)
+    elif layout == "channels_last":
+        mixed, routing = apply_block(block, features.permute(0, 3, 1, 2), quality)
+        mixed = mixed.permute(0, 2, 3, 1)
+    else:
+        prefix, (height, width) = token_grid(features, rest, prefix_tokens, grid or size)
+        mixed, routing = apply_block(block, features[:, prefix:], quality, (height, width))
+        if prefix:
+            mixed = torch.cat([features[:, :prefix], mixed], dim=1)
+    return ((mixed, *rest) if isinstance(output, tuple) else mixed), routing
+
+
+def token_grid(features: torch.Tensor, rest: tuple, prefix_tokens: int | None, grid):
+    """(leading tokens, (H, W)) of tokens (B, N, C): ``grid`` if given, else the square left after
+    ``prefix_tokens`` (0 or 1 when None) leading tokens."""
+    count = features.shape[1]
+    if grid is not None:
+        height, width = grid
+        prefix = count - height * width if prefix_tokens is None else prefix_tokens
+        if prefix < 0 or count - prefix != height * width:
+            raise InputError(f"grid: {height}x{width} tokens after {prefix} leading ones do not fit {count} tokens, "
+                             f"{_found(features, rest)}")
+        return prefix, (height, width)
+    for prefix in ((0, 1) if prefix_tokens is None else (prefix_tokens,)):
+        side = math.isqrt(max(count - prefix, 0))
+        if side > 0 and side * side == count - prefix:
+            return prefix, (side, side)
+    tried = "0 or 1" if prefix_tokens is None else str(prefix_tokens)
+    raise InputError(f"grid: {count} tokens are no square grid after {tried} leading tokens, {_found(features, rest)}; "
+                     f"pass grid=(height, width) or prefix_tokens=")
 
 
 @dataclass
@@ -271,7 +375,8 @@ class _Attachment:
     holder: QuarfExtractorHolder
     hosted: list = field(default_factory=list)  # (host module, attribute name)
     handles: list = field(default_factory=list)
-    forward: "QuarfForward | None" = None  # the network's forward while attached
+    forward: "QuarfForward | None" = None  # the entry module's forward while attached
+    entry: nn.Module | None = None  # the module whose forward computes the quality (the network by default)
 
 
 def find_channels(module: nn.Module) -> int | None:
@@ -281,6 +386,22 @@ def find_channels(module: nn.Module) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
+
+
+def infer_channels(module: nn.Module) -> int | None:
+    """The output channels of a module: those it declares (:func:`find_channels`); for an embedding
+    module (its class name has ``Embedding``: those of SAM, ViT, DINOv2, Swin, ConvNeXt, SegFormer),
+    the first dim of the ``weight`` of its last layer that has one (the projection or the norm that
+    ends it); else None."""
+    declared = find_channels(module)
+    if declared is not None or "Embedding" not in type(module).__name__:
+        return declared
+    last = None
+    for inner in module.modules():
+        weight = inner._parameters.get("weight")
+        if isinstance(weight, torch.Tensor) and weight.ndim >= 1:
+            last = int(weight.shape[0])
+    return last
 
 
 def parameter_shapes(module: nn.Module) -> dict:
@@ -437,26 +558,37 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         pixel_std=1.0,
         pixel_argument: str | None = None,
         base_model: str | None = None,
+        layout: str = "auto",
+        prefix_tokens: int | None = None,
+        grid=None,
+        entry: str | None = None,
         **block_kwargs,
     ) -> "QuarfAdapter":
         """A new (untrained) adapter for ``model``, with a block after each module named in ``after``.
 
         Args:
             model (`nn.Module`): the base network (not changed here; see :meth:`attach`).
-            after (`str` or `list[str]`): the modules whose output (a (B, C, H, W) map, or ``(tokens,
-                H, W)`` as SegFormer's patch embeddings return) each block transforms, selected as
+            after (`str` or `list[str]`): the modules whose output (a (B, C, H, W) or (B, H, W, C) map,
+                (B, N, C) tokens, or a tuple starting with one; see :func:`apply_to_output`) each block transforms, selected as
                 peft's ``target_modules``: a dotted name or a regular expression (full match), or a
                 list of names and name suffixes (see :func:`resolve_after`).
             quality: the extractor: ``"brisque"``, ``"contrique"``, a converted CONTRIQUE folder or
                 Hub id, a spec dict, or a BRISQUE/CONTRIQUE extractor module.
             channels (`int`, `list[int]` or `dict[str, int]`, *optional*): the modules' output
-                channels, where a module does not declare them (``out_channels``, ``num_features``).
+                channels, where they cannot be inferred (:func:`infer_channels`).
             pixel_mean, pixel_std: the base network's input normalisation
                 (``pixels_01 = input * std + mean``): 0/1 for [0, 1] input, 0.5/0.5 for [-1, 1]
                 (diffusers), the image processor's mean/std for transformers vision models.
             pixel_argument (`str`, *optional*): the keyword carrying the pixels.
             base_model (`str`, *optional*): Hub id or path of the base network, for the model
                 card; read from ``model.name_or_path`` / ``model.config._name_or_path`` when unset.
+            layout (`str`, *optional*, defaults to `"auto"`): the modules' output layout,
+                ``"channels_first"``, ``"channels_last"`` or ``"tokens"``; read off the output when ``"auto"``.
+            prefix_tokens (`int`, *optional*): leading class/register tokens of a token output (0 or 1 when unset).
+            grid (`tuple[int, int]`, *optional*): (H, W) of a token output, when neither the output
+                gives it nor the tokens form a square.
+            entry (`str`, *optional*): the submodule that takes the pixels (``"vision_encoder"`` of a
+                ``SamModel``, so ``get_image_embeddings`` works); the network itself when unset.
             block_kwargs: QuARF settings for every block; ``residual`` defaults to True (the
                 network's outputs are unchanged until the blocks are trained).
         """
@@ -465,6 +597,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
         names = resolve_after(model, after)
+        check_entry(model, entry, names)
         if isinstance(channels, (list, tuple)):
             if len(channels) != len(names):
                 raise InputError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
@@ -478,12 +611,13 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             if hasattr(host_module(model, name), attribute_name(name)):
                 raise InputError(f"after: a QuARF block is already inserted after {name!r}")
             count = channels.get(name) if isinstance(channels, dict) else channels
-            count = count if count is not None else find_channels(target)
+            count = count if count is not None else infer_channels(target)
             if count is None:
                 raise InputError(
                     f"channels: could not infer the output channels of {name!r} ({type(target).__name__}); pass channels="
                 )
-            attachments.append({"after": name, "in_channels": count, "parameter_shapes": parameter_shapes(target)})
+            attachments.append({"after": name, "in_channels": count, "parameter_shapes": parameter_shapes(target),
+                                "layout": layout, "prefix_tokens": prefix_tokens, "grid": grid})
 
         extractor, spec = resolve_quality(quality)
         block_kwargs.setdefault("residual", True)
@@ -496,7 +630,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         config = QuarfAdapterConfig(
             quality=spec, attachments=attachments, pixel_mean=pixel_mean, pixel_std=pixel_std,
             pixel_argument=pixel_argument, base_model=str(base_model) if base_model else None,
-            base_model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+            base_model_class=f"{type(model).__module__}.{type(model).__qualname__}", entry=entry,
         )
         return cls(config, quality_extractor=extractor)
 
@@ -556,6 +690,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
                     )
             if hasattr(host_module(model, name), attribute_name(name)):
                 raise InputError(f"model: a QuARF block is already inserted after {name!r}")
+        check_entry(model, self.config.entry, [a["after"] for a in self.config.attachments])
         if mismatch_note:
             warnings.warn(
                 f"model: the adapter was made for a {recorded}, attaching it to a {type(model).__module__}.{found_class} "
@@ -577,9 +712,10 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             self.quality_extractor.to(device=reference.device)
         # The extractor and the hooks' state: once, next to the first block (`quarf_<name>_quality`).
         first = self.config.attachments[0]["after"]
+        entry = check_entry(model, self.config.entry, [])
         holder = QuarfExtractorHolder(self.quality_extractor, self.config.pixel_mean, self.config.pixel_std,
-                                      self.config.pixel_argument, type(model).__name__)
-        attachment = _Attachment(model=model, holder=holder)
+                                      self.config.pixel_argument, type(entry).__name__)
+        attachment = _Attachment(model=model, holder=holder, entry=entry)
         holder_host = host_module(model, first)
         holder_host.add_module(attribute_name(first) + "_quality", holder)
         attachment.hosted.append((holder_host, attribute_name(first) + "_quality"))
@@ -589,8 +725,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             block.train(host.training)  # the network's mode, as if the block had always been in it
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
-            attachment.handles.append(target.register_forward_hook(QuarfBlockHook(holder, block, spec["after"])))
-        attachment.forward = model.forward = QuarfForward(holder, model)
+            attachment.handles.append(target.register_forward_hook(QuarfBlockHook(holder, block, spec["after"], spec)))
+        attachment.forward = entry.forward = QuarfForward(holder, entry)
         self._attachment = attachment
         return self
 
@@ -603,12 +739,12 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         attachment, self._attachment = self._attachment, None
         for handle in attachment.handles:
             handle.remove()
-        model, wrapper = attachment.model, attachment.forward
-        if model.__dict__.get("forward") is wrapper:
+        entry, wrapper = attachment.entry or attachment.model, attachment.forward
+        if entry.__dict__.get("forward") is wrapper:
             if wrapper.original is None:
-                del model.forward
+                del entry.forward
             else:
-                model.forward = wrapper.original
+                entry.forward = wrapper.original
         else:  # another wrapper of forward sits on top of ours (set after attaching): ours passes calls through
             wrapper.holder = None
         for host, name in attachment.hosted:
