@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     times = interleaved_medians(functions, repeats)
     print(f"SegFormer-b0, {size}x{size}, batch 1, medians of {repeats} interleaved rounds (ms):")
     for name, seconds in times.items():
-        print(f"  {name:20s} {seconds * 1000:8.1f}")
+        print(f"  {name:20s} {seconds * 1000:8.1f}", flush=True)
     print(f"  compiled / eager: quarf {times['quarf compiled'] / times['quarf eager']:.2f}x, "
           f"plain {times['plain compiled'] / times['plain eager']:.2f}x")
     print(f"  quarf / plain: eager {times['quarf eager'] / times['plain eager']:.3f}x, "
