@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "quarf_hf.commands.evaluate_quality",
     "quarf_hf.commands.evaluate",
     "quarf_hf.commands.predict",
+    "quarf_hf.commands.export",
     "quarf_hf.commands.bench",
     "quarf_hf.commands.space",
 ]

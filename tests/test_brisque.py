@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -202,14 +203,16 @@ def test_module_has_no_state_and_survives_casting(brisque):
 
 def test_fused_add_check(monkeypatch):
     """The blur relies on torch.add(alpha=k) rounding once (as OpenCV's FMA filter); this CPU
-    does so, and where a device does not, the first call on it warns."""
+    does so, and where it does not, construction warns (once, not on every call)."""
     from quarf_hf.models import brisque as brisque_module
 
     assert brisque_module._add_is_fused(torch.device("cpu"))
     monkeypatch.setattr(brisque_module, "_add_is_fused", lambda device: False)
     x = to_pixel_values(generated_images()["texture 33x47"])
-    module = BrisqueFeatures()
     with pytest.warns(UserWarning, match="not a fused multiply-add on cpu"):
+        module = BrisqueFeatures()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         module(x)
 
 

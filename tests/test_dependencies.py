@@ -29,7 +29,9 @@ LOCAL = {"quarf_hf", "conftest"} | {p.stem for d in ("tests", "benchmarks") for 
 # Runtime dependencies that no file imports by name but that the package needs all the same.
 INDIRECT = {"torch": "every model", "pyyaml": "config files",
             # quarf_hf/data/photos.py reads image files inside them (found, not imported)
-            "scikit-image": "the built-in photos", "scikit-learn": "the built-in photos"}
+            "scikit-image": "the built-in photos", "scikit-learn": "the built-in photos",
+            # torch.onnx.export(dynamo=True) imports it (quarf-hf export --format onnx)
+            "onnxscript": "the ONNX exporter"}
 
 
 def canonical(name: str) -> str:

@@ -19,8 +19,8 @@ How OpenCV computes them, and how this module does the same for a whole batch at
   replicated borders, all in float32. The blur uses OpenCV's own float32 arithmetic: its row
   filter accumulates ``fma(k[i], x[i], sum)`` for i = 0..6, its column filter starts from
   ``k[3] * centre`` and adds ``fma(k[i], up + down, sum)`` for i = 2, 1, 0. (``torch.add(x, y,
-  alpha=k)`` is a fused multiply-add in PyTorch's vectorised CPU kernels and on CUDA; a
-  one-time check per device warns where it is not.) This matters: in an exactly flat window
+  alpha=k)`` is a fused multiply-add in PyTorch's vectorised CPU kernels and on CUDA; a check
+  of the CPU at construction warns where it is not.) This matters: in an exactly flat window
   the true MSCN is 0, but OpenCV's rounding leaves there 0, a NaN (negative variance: NaN
   pixels drop out of every fit, here they are 0) or a residue near 1e-6 that counts as a
   sample. Images with flat areas (JPEG blocks, clipped skies) move by several percent with
@@ -29,7 +29,8 @@ How OpenCV computes them, and how this module does the same for a whole batch at
   pixel-centre mapping and float32 weights, replicated borders), from four-tap row gathers.
 * AGGD fit: OpenCV scans shapes 0.2, 0.201, ... < 10 and keeps the first local minimum of
   ``|r(shape) - r_hat|``. ``r`` is increasing, so that is the grid point nearest ``r_hat``; it
-  is found with ``torch.searchsorted`` on the precomputed grid, for all images and maps at once.
+  is found by counting the grid ratios below ``r_hat`` (a ``searchsorted`` that graph capture and
+  ONNX accept), for all images and maps at once, and the gamma terms are looked up per grid point.
   Products with a neighbour outside the image are 0 and count in the number of samples, as in
   OpenCV.
 
@@ -58,8 +59,11 @@ still hold the 7x7 window; OpenCV itself accepts smaller images and returns NaN 
 bfloat16 cannot hold 8-bit levels exactly (some are off by one). Computation is float32 (OpenCV's
 working type) with float64 fits, on the input's device; the output is ``(B, 36)`` in the input's
 dtype, without autograd (8-bit quantisation and a grid search have no useful gradient). No
-weights and no state-dict entries. The input check is the only host synchronisation (plus the
-one-time arithmetic check on a new device).
+weights and no state-dict entries. The check of the values is the only host synchronisation, and
+follows :func:`input_checks.value_checks` (skipped while compiling or exporting); the arithmetic
+check runs once, at construction. No op breaks a ``torch.compile`` graph, and ``torch.export``
+and ONNX export work (batch size dynamic). Compiled or exported code may round differently
+(no fused multiply-add): that only moves the features of images with exactly flat areas.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ import warnings
 import torch
 from torch import nn
 
-from .input_checks import check_pixel_range, check_pixel_values
+from .input_checks import check_pixel_range, check_pixel_values, value_checks
 
 FEATURE_DIM = 36
 # Both sides of the half-size image must hold the 7x7 Gaussian window.
@@ -105,11 +109,13 @@ _GAUSSIAN_TAPS = _gaussian_taps()
 
 
 @functools.lru_cache(maxsize=1)
-def _shape_search_grid() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The AGGD shapes OpenCV tries and their ratio r(g) = G(2/g)^2 / (G(1/g) G(3/g)), float64.
+def _shape_tables() -> tuple[torch.Tensor, ...]:
+    """The AGGD shapes OpenCV tries, their ratio r(g) = G(2/g)^2 / (G(1/g) G(3/g)) and the
+    log-gamma terms lgamma(1/g), lgamma(2/g), lgamma(3/g) of each, float64 CPU tensors (9800,).
 
     OpenCV steps ``g`` from 0.2 by 0.001 while ``g < 10``, adding in double precision; the
-    grid is accumulated the same way so the chosen shapes are the same doubles.
+    grid is accumulated the same way so the chosen shapes are the same doubles. The log-gamma
+    terms are looked up instead of computed per image (ONNX has no lgamma).
     """
     shapes, ratios = [], []
     g = 0.2
@@ -117,7 +123,10 @@ def _shape_search_grid() -> tuple[tuple[float, ...], tuple[float, ...]]:
         shapes.append(g)
         ratios.append(math.gamma(2 / g) ** 2 / (math.gamma(1 / g) * math.gamma(3 / g)))
         g += 0.001
-    return tuple(shapes), tuple(ratios)
+    # An explicit device: meta-device initialisation (from_pretrained) must not empty the tables.
+    shape = torch.tensor(shapes, dtype=torch.float64, device="cpu")
+    ratio = torch.tensor(ratios, dtype=torch.float64, device="cpu")
+    return shape, ratio, torch.lgamma(1 / shape), torch.lgamma(2 / shape), torch.lgamma(3 / shape)
 
 
 def _add_is_fused(device: torch.device) -> bool:
@@ -129,6 +138,8 @@ def _add_is_fused(device: torch.device) -> bool:
     a = torch.full((37,), -1.0, device=device)
     b = torch.full((37,), 1 + 2**-23, device=device)
     return bool((torch.add(a, b, alpha=1 - 2**-23) == -(2**-46)).all())
+
+
 
 
 class BrisqueFeatures(nn.Module):
@@ -162,55 +173,43 @@ class BrisqueFeatures(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        # The float64 search grid stays out of the buffers, so that a model-wide .half()
-        # cannot round it (nor meta-device initialisation empty it); it is made once per device.
-        self._grids_by_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _grids_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if device not in self._grids_by_device:
-            if not _add_is_fused(device):
-                warnings.warn(
-                    f"BrisqueFeatures: torch.add(alpha=...) is not a fused multiply-add on {device}; "
-                    "features of images with flat areas will differ from OpenCV's by up to a few percent",
-                    stacklevel=3,
-                )
-            self._grids_by_device[device] = tuple(
-                torch.tensor(values, dtype=torch.float64, device=device) for values in _shape_search_grid()
+        # Once here, not per call: a probe in forward would be a host sync that breaks graph capture.
+        # CUDA's add is fused (as OpenCV's filter); the CPU's depends on the build.
+        if not _add_is_fused(torch.device("cpu")):
+            warnings.warn(
+                "BrisqueFeatures: torch.add(alpha=...) is not a fused multiply-add on cpu; "
+                "features of images with flat areas will differ from OpenCV's by up to a few percent",
+                stacklevel=2,
             )
-        return self._grids_by_device[device]
+        # The float64 tables stay out of the buffers, so that a model-wide .half() cannot round them.
+        self._shape_tables = _shape_tables()
 
     @torch.no_grad()  # 8-bit quantisation and a grid search: there is no useful gradient
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        _check_pixel_values(pixel_values)
-        shape_grid, ratio_grid = self._grids_on(pixel_values.device)
+        check_pixel_values(pixel_values, channels=(1, 3), min_size=MIN_SIZE, min_batch=1)
+        if value_checks(self):  # a host sync: skipped while compiling or exporting
+            check_pixel_range(pixel_values, tolerance=RANGE_TOLERANCE)
+        tables = [table.to(pixel_values.device) for table in self._shape_tables]
         gray = _opencv_gray(pixel_values)
         half = _half_size_cubic(gray)
         sums = torch.stack([_scale_sums(gray), _scale_sums(half)], dim=1)  # (B, 2, 5, 6)
-        features = _aggd_features(sums, shape_grid, ratio_grid)
+        features = _aggd_features(sums, *tables)
         return features.to(pixel_values.dtype)
-
-
-def _check_pixel_values(pixel_values: torch.Tensor) -> None:
-    check_pixel_values(pixel_values, channels=(1, 3), min_size=MIN_SIZE, min_batch=1)
-    check_pixel_range(pixel_values, tolerance=RANGE_TOLERANCE)
 
 
 def _opencv_gray(pixel_values: torch.Tensor) -> torch.Tensor:
     """(B, H, W) float32 gray image as OpenCV's BRISQUE sees an 8-bit image: BGR2GRAY in
     fixed point, then convertTo(CV_32F, 1/255)."""
     channels = pixel_values.unbind(1)
-    level = torch.empty_like(channels[0], dtype=torch.float32)
     if len(channels) == 1:
-        return _to_level(channels[0], out=level).mul_(_INV_255)
-    gray = torch.zeros_like(level)
-    for channel, weight in zip(channels, _GRAY_WEIGHTS_U8):  # R, G, B
-        gray.add_(_to_level(channel, out=level), alpha=weight)  # integers < 2^24: exact
-    return gray.add_(_GRAY_SHIFT_U8 / 2).div_(_GRAY_SHIFT_U8).floor_().mul_(_INV_255)
+        return _to_level(channels[0]) * _INV_255
+    gray = sum(_to_level(channel) * weight for channel, weight in zip(channels, _GRAY_WEIGHTS_U8))  # R, G, B
+    return torch.floor((gray + _GRAY_SHIFT_U8 / 2) / _GRAY_SHIFT_U8) * _INV_255  # integers < 2^24: exact
 
 
-def _to_level(channel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """The 8-bit value OpenCV would receive: round(255 x), saturated."""
-    return torch.mul(channel, 255, out=out).round_().clamp_(0, 255)
+def _to_level(channel: torch.Tensor) -> torch.Tensor:
+    """The 8-bit value OpenCV would receive: round(255 x), saturated, float32."""
+    return torch.round((channel * 255).float()).clamp(0, 255)
 
 
 def _cubic_taps(src: int, dst: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +223,7 @@ def _cubic_taps(src: int, dst: int, device: torch.device) -> tuple[torch.Tensor,
     w1 = ((a + 2) * t - (a + 3)) * t * t + 1
     w2 = ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1
     w3 = 1 - w0 - w1 - w2
-    index = (start.long()[:, None] + torch.arange(-1, 3, device=device)).clamp_(0, src - 1)
+    index = (start.long()[:, None] + torch.arange(-1, 3, device=device)).clamp(0, src - 1)
     return index, torch.stack([w0, w1, w2, w3], dim=1)
 
 
@@ -233,10 +232,9 @@ def _resize_rows(image: torch.Tensor, size: int) -> torch.Tensor:
     (= sum_k w_k S_k) so that flat regions keep their value exactly. Whole rows are gathered."""
     index, weights = _cubic_taps(image.shape[1], size, image.device)
     second = image.index_select(1, index[:, 1])
-    out, difference = second.clone(), torch.empty_like(second)
+    out = second
     for k in (0, 2, 3):
-        torch.index_select(image, 1, index[:, k], out=difference).sub_(second)
-        out.addcmul_(difference, weights[:, k].view(1, size, 1))
+        out = torch.addcmul(out, image.index_select(1, index[:, k]) - second, weights[:, k].view(1, size, 1))
     return out
 
 
@@ -247,92 +245,65 @@ def _half_size_cubic(gray: torch.Tensor) -> torch.Tensor:
     return _resize_rows(rows_resized, width // 2).transpose(1, 2).contiguous()
 
 
-class _WorkMaps:
-    """Three work maps for one scale, reused by both blurs and then by the five moment sums:
-    on the CPU, fresh large allocations cost page faults, as much as the arithmetic."""
-
-    def __init__(self, image: torch.Tensor) -> None:
-        batch, height, width = image.shape
-        pad = _WINDOW_SIZE // 2
-        self.shape = image.shape
-        self.wide = image.new_empty(batch, height, width + 2 * pad)  # columns replicated
-        self.tall = image.new_empty(batch, height + 2 * pad, width)  # row-filtered, rows replicated
-        self.pair = image.new_empty(batch, height, width)
-
-    def as_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The same memory as three (B, H, W) maps, once the blurs are done."""
-        size = self.pair.numel()
-        return tuple(buffer.view(-1)[:size].view(self.shape) for buffer in (self.wide, self.tall, self.pair))
+def _replicate(image: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
+    """``image`` with ``pad`` copies of its first and last slices along ``dim`` (BORDER_REPLICATE)."""
+    first, last = image.narrow(dim, 0, 1), image.narrow(dim, image.shape[dim] - 1, 1)
+    sizes = list(image.shape)
+    sizes[dim] = pad
+    return torch.cat([first.expand(sizes), image, last.expand(sizes)], dim=dim)
 
 
-def _gaussian_blur(image: torch.Tensor, work: _WorkMaps) -> torch.Tensor:
+def _gaussian_blur(image: torch.Tensor) -> torch.Tensor:
     """OpenCV's float32 GaussianBlur(7x7, sigma 7/6, BORDER_REPLICATE) of (B, H, W), with its
     rounding: rows accumulate fma(k[i], x[i], s) for i = 0..6; columns start from k[3] * centre
-    and add fma(k[i], up + down, s) for i = 2, 1, 0 (``add_(alpha=k)`` is the fused step)."""
+    and add fma(k[i], up + down, s) for i = 2, 1, 0 (``torch.add(alpha=k)`` is the fused step)."""
     height, width = image.shape[-2:]
     taps, pad = _GAUSSIAN_TAPS, _WINDOW_SIZE // 2
-    wide, tall, pair = work.wide, work.tall, work.pair
-    wide[..., pad : pad + width] = image
-    wide[..., :pad] = image[..., :1]
-    wide[..., pad + width :] = image[..., -1:]
-    rows = torch.mul(wide[..., :width], taps[0], out=tall[:, pad : pad + height])
+    wide = _replicate(image, 2, pad)
+    rows = wide[..., :width] * taps[0]
     for i in range(1, _WINDOW_SIZE):
-        rows.add_(wide[..., i : i + width], alpha=taps[i])
-    tall[:, :pad] = rows[:, :1]
-    tall[:, pad + height :] = rows[:, -1:]
+        rows = torch.add(rows, wide[..., i : i + width], alpha=taps[i])
+    tall = _replicate(rows, 1, pad)
     out = tall[:, pad : pad + height] * taps[pad]
     for i in reversed(range(pad)):
-        torch.add(tall[:, i : i + height], tall[:, 2 * pad - i : 2 * pad - i + height], out=pair)
-        out.add_(pair, alpha=taps[i])
+        out = torch.add(out, tall[:, i : i + height] + tall[:, 2 * pad - i : 2 * pad - i + height], alpha=taps[i])
     return out
 
 
-def _mscn(image: torch.Tensor, work: _WorkMaps) -> torch.Tensor:
+def _mscn(image: torch.Tensor) -> torch.Tensor:
     """Mean-subtracted contrast-normalised map, each step rounded to float32 as in OpenCV."""
-    mu = _gaussian_blur(image, work)
-    variance = _gaussian_blur(torch.mul(image, image, out=work.pair), work)
-    variance.sub_(torch.mul(mu, mu, out=work.pair))  # not fused: OpenCV rounds mu^2
-    sigma = variance.sqrt_().add_(_INV_255)  # NaN where the variance came out negative
-    mscn = torch.sub(image, mu, out=mu).div_(sigma)
-    return mscn.nan_to_num_(nan=0.0)  # OpenCV drops NaN pixels from every fit
+    mu = _gaussian_blur(image)
+    variance = _gaussian_blur(image * image) - mu * mu  # not fused: OpenCV rounds mu^2
+    sigma = variance.sqrt() + _INV_255  # NaN where the variance came out negative
+    return torch.nan_to_num((image - mu) / sigma, nan=0.0)  # OpenCV drops NaN pixels from every fit
 
 
 def _scale_sums(image: torch.Tensor) -> torch.Tensor:
     """(B, 5 maps, 6) float64 moment sums of the MSCN map and its four paired products."""
-    work = _WorkMaps(image)
-    mscn = _mscn(image, work)
-    product, positive, sign = work.as_maps()
-    sums = [_moment_sums(mscn, positive, sign)]
+    mscn = _mscn(image)
+    sums = [_moment_sums(mscn)]
     for shift in _PAIR_SHIFTS:
-        sums.append(_moment_sums(_paired_product(mscn, shift, out=product), positive, sign))
+        sums.append(_moment_sums(_paired_product(mscn, shift)))
     return torch.stack(sums, dim=1)
 
 
-def _paired_product(mscn: torch.Tensor, shift: tuple[int, int], out: torch.Tensor) -> torch.Tensor:
-    """out[i, j] = mscn[i, j] * mscn[i + di, j + dj], 0 where the neighbour is outside."""
+def _paired_product(mscn: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    """product[i, j] = mscn[i, j] * mscn[i + di, j + dj], 0 where the neighbour is outside."""
     di, dj = shift
     height, width = mscn.shape[-2:]
-    rows = slice(max(0, -di), height - max(0, di))
-    cols = slice(0, width - dj)
-    neighbour_rows = slice(rows.start + di, rows.stop + di)
-    neighbour_cols = slice(cols.start + dj, cols.stop + dj)
-    # Only the strips the product leaves out need zeroing.
-    out[:, :, cols.stop :] = 0
-    out[:, : rows.start] = 0
-    out[:, rows.stop :] = 0
-    torch.mul(mscn[:, rows, cols], mscn[:, neighbour_rows, neighbour_cols], out=out[:, rows, cols])
-    return out
+    top, bottom = max(0, -di), max(0, di)
+    product = mscn[:, top : height - bottom, : width - dj] * mscn[:, top + di : height - bottom + di, dj:]
+    return nn.functional.pad(product, (0, dj, top, bottom))
 
 
-def _moment_sums(values: torch.Tensor, positive: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+def _moment_sums(values: torch.Tensor) -> torch.Tensor:
     """(B, 6) float64 per map: sum x^2, sum max(x, 0)^2, sum |x|, count(x != 0), sum sign(x),
     and the number of pixels (zeros included: OpenCV divides by all of them).
 
-    ``positive`` and ``sign`` are work maps of the same shape, overwritten. Sums run in
-    float32 along rows and in float64 across rows: OpenCV sums in double, and the AGGD mean
-    (a difference of two close sigmas) magnifies relative errors a thousandfold."""
-    torch.clamp(values, min=0, out=positive)
-    torch.sign(values, out=sign)
+    Sums run in float32 along rows and in float64 across rows: OpenCV sums in double, and the
+    AGGD mean (a difference of two close sigmas) magnifies relative errors a thousandfold."""
+    positive = values.clamp(min=0)
+    sign = torch.sign(values)
 
     def total(row_sums: torch.Tensor) -> torch.Tensor:
         return row_sums.double().sum(-1)
@@ -346,7 +317,8 @@ def _moment_sums(values: torch.Tensor, positive: torch.Tensor, sign: torch.Tenso
     return torch.stack([total_sq(values), total_sq(positive), sum_abs, nonzero, total(sign.sum(-1)), count], -1)
 
 
-def _aggd_features(sums: torch.Tensor, shape_grid: torch.Tensor, ratio_grid: torch.Tensor) -> torch.Tensor:
+def _aggd_features(sums: torch.Tensor, shape_grid: torch.Tensor, ratio_grid: torch.Tensor, lgamma_1: torch.Tensor,
+                   lgamma_2: torch.Tensor, lgamma_3: torch.Tensor) -> torch.Tensor:
     """(B, 2 scales, 5 maps, 6 sums) float64 -> (B, 36) features; all maps fitted at once."""
     sum_sq, pos_sq, abs_sum, nonzero, sign_sum, total = sums.unbind(-1)
     pos_count = (nonzero + sign_sum) / 2
@@ -357,9 +329,10 @@ def _aggd_features(sums: torch.Tensor, shape_grid: torch.Tensor, ratio_grid: tor
     ratio = left_sigma / right_sigma
     r_hat = (abs_sum / total) ** 2 / (sum_sq / total)
     r_hat_norm = r_hat * (ratio**3 + 1) * (ratio + 1) / (ratio**2 + 1) ** 2
-    shape = _nearest_shape(r_hat_norm, shape_grid, ratio_grid)
+    index = _nearest_shape(r_hat_norm, ratio_grid)
+    shape = shape_grid[index]
     # AGGD mean: (right - left sigma) * G(2/g) / G(1/g) * sqrt(G(1/g) / G(3/g))
-    lg1, lg2, lg3 = torch.lgamma(1 / shape), torch.lgamma(2 / shape), torch.lgamma(3 / shape)
+    lg1, lg2, lg3 = lgamma_1[index], lgamma_2[index], lgamma_3[index]
     mean = (right_sigma - left_sigma) * torch.exp(lg2 - lg1 + 0.5 * (lg1 - lg3))
     per_map = torch.stack([shape, mean, left_var, right_var], dim=-1)  # (B, 2, 5, 4)
     mscn_fit = torch.stack([shape[..., 0], (left_var[..., 0] + right_var[..., 0]) / 2], dim=-1)
@@ -367,13 +340,15 @@ def _aggd_features(sums: torch.Tensor, shape_grid: torch.Tensor, ratio_grid: tor
     return torch.cat([mscn_fit, pair_fits], dim=-1).flatten(1)
 
 
-def _nearest_shape(target: torch.Tensor, shape_grid: torch.Tensor, ratio_grid: torch.Tensor) -> torch.Tensor:
-    """Grid shape whose ratio is nearest ``target`` (ties: the larger), as OpenCV's scan."""
+def _nearest_shape(target: torch.Tensor, ratio_grid: torch.Tensor) -> torch.Tensor:
+    """Index of the grid shape whose ratio is nearest ``target`` (ties: the larger), as OpenCV's scan.
+
+    The first grid ratio >= target is found by counting the smaller ones (``searchsorted`` on an
+    increasing grid, with ops that every exporter has)."""
     last = ratio_grid.numel() - 1
-    upper = torch.searchsorted(ratio_grid, target.contiguous()).clamp_(max=last)
-    lower = (upper - 1).clamp_(min=0)
+    upper = (ratio_grid < target.unsqueeze(-1)).sum(-1).clamp(max=last)
+    lower = (upper - 1).clamp(min=0)
     take_upper = (ratio_grid[upper] - target).abs() <= (ratio_grid[lower] - target).abs()
     index = torch.where(take_upper, upper, lower)
     # A NaN target never stops OpenCV's scan: it ends on the last grid shape.
-    index = torch.where(torch.isnan(target), last, index)
-    return shape_grid[index]
+    return torch.where(torch.isnan(target), last, index)

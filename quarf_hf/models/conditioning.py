@@ -311,7 +311,7 @@ def quality_vector(
     """
     # A host sync: on CPU tensors and without autograd (inference) always; skipped in a training step on an accelerator.
     if check is None:
-        check = (pixel_values.device.type == "cpu" or not torch.is_grad_enabled()) and not torch.compiler.is_compiling()
+        check = (pixel_values.device.type == "cpu" or not torch.is_grad_enabled()) and not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
     with torch.no_grad():
         pixels = pixel_values.float()
         if mean is not None or std is not None:

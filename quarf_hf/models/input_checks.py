@@ -102,9 +102,10 @@ def value_checks(module) -> bool:
 
     Always in inference (the module in eval mode, or autograd off); in a training forward, only the
     first one of the module (the data loader's items were checked when loaded, and a sync per step
-    would stall an accelerator); never inside ``torch.compile``.
+    would stall an accelerator); never while ``torch.compile`` or ``torch.export`` (and so ONNX export)
+    traces the module, where a check of values would be a graph break or a data-dependent guard.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
         return False
     if not (module.training and torch.is_grad_enabled()):
         return True

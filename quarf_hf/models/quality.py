@@ -333,7 +333,12 @@ def quality_feature_dim(spec) -> int:
 
 def quality_min_size(spec) -> int:
     """The smallest height/width the extractor ``spec`` names takes."""
-    return QUALITY_TYPES[normalize_quality_spec(spec)["type"]].min_size
+    # A model's check reads this on every forward: a spec dict of a known type needs no normalising,
+    # which would build a config (a graph break under torch.compile).
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind not in QUALITY_TYPES:
+        kind = normalize_quality_spec(spec)["type"]
+    return QUALITY_TYPES[kind].min_size
 
 
 def build_quality_extractor(spec="brisque") -> nn.Module:

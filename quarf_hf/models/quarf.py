@@ -364,7 +364,8 @@ class QuARF(nn.Module):
         self.router = NoisyTopkRouter(config)
         group_in, group_out = in_channels // config.num_groups, out_channels // config.num_groups
         self.experts = nn.ModuleList(
-            nn.Conv2d(group_in, group_out, kernel_size, padding="same", dilation=dilation, bias=config.bias)
+            nn.Conv2d(group_in, group_out, kernel_size, padding=_same_padding(kernel_size, dilation), dilation=dilation,
+                      bias=config.bias)
             for kernel_size, dilation in config.experts
         )
         # LayerScale-style gate, zero at init: the block starts as the identity.
@@ -402,7 +403,7 @@ class QuARF(nn.Module):
                 f"its experts see up to {largest}x{largest} pixels (the largest receptive field): give a larger image"
             )
         # A host sync: in inference always, in training on the block's first batch only (input_checks.value_checks).
-        if quality_features.numel() and value_checks(self):
+        if value_checks(self) and quality_features.numel():
             if not bool(torch.isfinite(quality_features).all()):
                 kinds = [kind for kind, found in (("NaN", quality_features.isnan()), ("inf", quality_features.isinf()))
                          if bool(found.any())]
@@ -526,6 +527,8 @@ def _cpu_inference_tile(x: torch.Tensor, out_channels: int) -> int | None:
     """Images per tile for soft-mode inference on a CPU, or None for one pass over the batch."""
     if x.device.type != "cpu" or torch.is_grad_enabled():
         return None
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # one graph for any batch size
+        return None
     image_bytes = out_channels * x.shape[-2] * x.shape[-1] * x.element_size()
     tile = max(1, _CPU_TILE_BYTES // max(1, image_bytes))
     return tile if tile < x.shape[0] else None
@@ -600,6 +603,13 @@ def with_load_balancing(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
         return loss
     aux = quarf_aux_loss(model)
     return loss if aux is None else loss + weight * aux.to(loss.dtype)
+
+
+def _same_padding(kernel_size: int, dilation: int) -> int | str:
+    """The explicit padding that keeps the size (ONNX runtimes refuse ``auto_pad=SAME`` with dilation);
+    ``"same"`` only where it is uneven (an even kernel with an odd dilation)."""
+    total = dilation * (kernel_size - 1)
+    return total // 2 if total % 2 == 0 else "same"
 
 
 def receptive_field(kernel_size: int, dilation: int) -> int:
