@@ -19,12 +19,7 @@ from quarf_hf import insert_quarf
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_models  # noqa: E402
 
-NEEDS_EXTRACTORS = pytest.mark.xfail(reason="needs capture-friendly extractors (w29a)", strict=False)
-QUALITIES = [
-    "constant",
-    pytest.param("brisque", marks=NEEDS_EXTRACTORS),
-    pytest.param("contrique", marks=NEEDS_EXTRACTORS),
-]
+QUALITIES = ["constant", "brisque", "contrique"]
 
 
 def quality_of(kind):
@@ -84,11 +79,12 @@ def test_compile_fullgraph_without_graph_breaks(kind):
 @pytest.mark.parametrize("kind", QUALITIES)
 def test_torch_export_static_and_dynamic_batch(kind, strict, request):
     """torch.export with a static and a dynamic batch; the exported program equals eager on a new batch size too."""
-    if kind == "contrique" and strict:
-        # Strict export lifts only the root's own parameters; the extractor's are kept out of the network's
-        # parameters() and state_dict() on purpose (QuarfExtractorHolder). Non-strict export takes them.
+    if kind != "constant" and strict:
+        # Strict export lifts only the root's own parameters and buffers; the extractor's (CONTRIQUE's weights,
+        # BRISQUE's tables) are kept out of the network's parameters() and state_dict() on purpose
+        # (QuarfExtractorHolder). Non-strict export, torch.export's default, takes them.
         request.applymarker(pytest.mark.xfail(
-            reason="strict export cannot lift the parameters of an extractor outside the network's parameters", strict=False))
+            reason="strict export cannot lift the parameters of an extractor outside the network's parameters", strict=True))
     model, sample = attached(kind)
     with torch.no_grad():
         eager = model(sample)
