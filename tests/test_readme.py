@@ -150,12 +150,13 @@ def test_commands_on_the_readme_model_run(tmp_path, monkeypatch):
     Image.new("RGB", (96, 80), (120, 160, 200)).save("photo.png")  # the user's photo
     commands = {command for page in PAGES for command in bash_commands(page)
                 if command.startswith("quarf-hf") and "my-quarf-segformer" in command}
-    assert {shlex.split(c)[1] for c in commands} == {"evaluate", "predict"}
+    assert {shlex.split(c)[1] for c in commands} == {"evaluate", "export", "predict"}
     for command in sorted(commands):
         assert main(shlex.split(command)[1:]) == 0, command
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert len(results["corruptions"]) >= 15 and results["severities"] == [1, 2, 3, 4, 5]
     assert Image.open(tmp_path / "predictions" / "photo_segmentation.png").size == (96, 80)
+    assert (tmp_path / "my-quarf-segformer-onnx" / "model.onnx").is_file()
 
 
 def test_readme_quick_start_is_two_commands():

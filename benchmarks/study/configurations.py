@@ -55,7 +55,7 @@ def table(out: Path, main: Path | None = None) -> str:
             for control in CONTROLS:
                 others = development_results(out, control, seeds)
                 d = compare(results, others, SPLIT, METRIC) if others else None
-                cells.append(f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], won {d['won']}/{d['n']}"
+                cells.append(f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], won {d['sign']['won']}/{d['n']}"
                              if d else "")
         return f"| {label} | {what} | {len(results)} | {s['mean']:.3f} ± {s['sd']:.3f} | " + " | ".join(cells) + " |"
 

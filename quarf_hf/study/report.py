@@ -40,12 +40,13 @@ def split_score(evaluation: dict, metric: str, indices=None) -> float:
     """The split's score over its degraded conditions on the images ``indices`` (repeats allowed;
     ``None``: every image once, which is ``mean_corrupted``). PSNR: the images' mean per condition;
     mIoU: the pooled mIoU of the images' summed confusion matrices per condition (the meter's own
-    definition); then the mean over conditions, as ``mean_corrupted``."""
+    definition; runs written before the matrices were kept: the mean of per-image mIoU); then the
+    mean over conditions, as ``mean_corrupted``."""
     keys = [k for k in evaluation["per_image"] if k != "clean"]
     if indices is None:
         return float(evaluation["mean_corrupted"][metric])
     indices = np.asarray(indices)
-    if metric == "psnr":
+    if metric == "psnr" or "per_image_confusion" not in evaluation:  # (runs written before the matrices were kept)
         return float(np.mean([np.asarray(evaluation["per_image"][k], dtype=float)[indices].mean() for k in keys]))
     from ..evaluation.metrics import SegmentationMeter
 
