@@ -194,10 +194,12 @@ def _commands(w, tmp_path, out):
         ("demo", ["demo", "--task", "segmentation", "--out", str(out)], None),
         ("study", ["study", config("study.yaml", _study_config()), "--out", str(out), "--max-minutes", "0.0001"],
          None),
+        ("export", ["export", str(w["truncated_model"]), "--format", "exported-program", "--size", "32", "--out", str(out / "exported")],
+         ["export", str(w["seg_dir"]), "--format", "exported-program", "--size", "32", "--out", str(out / "exported")]),
     ]
 
 
-@pytest.mark.parametrize("command", ["train", "train-quality", "evaluate", "predict", "build", "demo", "study"])
+@pytest.mark.parametrize("command", ["train", "train-quality", "evaluate", "predict", "build", "demo", "study", "export"])
 def test_a_folder_of_user_files_stays_byte_identical(bad_input_world, tmp_path, capsys, monkeypatch, command):
     """A failed run (most fail after starting to work in the folder) and a successful one into the same
     folder of user files: every user file and folder is still there, byte for byte. On main, train and
