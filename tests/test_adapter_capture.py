@@ -1,4 +1,4 @@
-"""Graph capture of an adapter-attached network (issue 29, item 1): ``torch.compile(fullgraph=True)``
+"""Graph capture of an adapter-attached network: ``torch.compile(fullgraph=True)``
 with no graph break, ``torch.export`` (strict and non-strict, static and dynamic batch) and ONNX
 through the dynamo exporter, run in onnxruntime.
 
@@ -61,7 +61,7 @@ def attached(kind):
 @pytest.mark.parametrize("kind", QUALITIES)
 @pytest.mark.slow  # a trace or an export per case: seconds each, minutes on a loaded CPU
 def test_compile_fullgraph_without_graph_breaks(kind):
-    """Issue 29: the adapter's ContextVar hooks broke fullgraph compilation; torch._dynamo.explain counts
+    """The adapter's ContextVar hooks broke fullgraph compilation; torch._dynamo.explain counts
     the breaks, and the compiled forward equals eager."""
     model, sample = attached(kind)
     torch._dynamo.reset()

@@ -1,4 +1,4 @@
-"""Copies of an adapter-attached network (issue 29, item 4): ``copy.deepcopy``, ``pickle`` and
+"""Copies of an adapter-attached network: ``copy.deepcopy``, ``pickle`` and
 ``torch.save(model)`` give an independent network, as EMA / teacher copies and spawn-based
 DataLoader workers need.
 
@@ -47,7 +47,7 @@ def attached_unet():
 
 @pytest.mark.parametrize("how", sorted(COPIES))
 def test_a_copy_runs_its_own_blocks(how):
-    """Issue 29: a deepcopy's hooks ran the original's blocks (the original's change moved the copy by 0.27,
+    """A deepcopy's hooks ran the original's blocks (the original's change moved the copy by 0.27,
     the copy's own change did nothing); pickle and torch.save failed on a local closure."""
     unet, adapter = attached_unet()
     pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1

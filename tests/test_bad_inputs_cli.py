@@ -173,7 +173,7 @@ CLI = [
     ("gallery not png", lambda w, o: ["degradations", "--image", str(w["good"]), "--out", str(o / "g.jpg")], "out_path"),
     # bench
     ("bench unknown", lambda w, o: ["bench", "warp-speed"], "NAME"),
-    # used output folders and links in them (issue 30): refused before any work, the earlier outputs kept
+    # used output folders and links in them: refused before any work, the earlier outputs kept
     ("USED: train into a finished run", lambda w, o: _used(o, "model/", "summary.json") + _train_argv(w, o, "used.yaml", train_config()), "--overwrite"),
     ("USED: train model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link.yaml", train_config()), "does not write through links"),
     ("USED: train --overwrite model is a link", lambda w, o: _used(o, "model->") + _train_argv(w, o, "link2.yaml", train_config(), ["--overwrite"]), "does not write through links"),

@@ -1,4 +1,4 @@
-"""Hostile inputs do bounded work (issue 30): small files that expand, names that climb out of their
+"""Hostile inputs do bounded work: small files that expand, names that climb out of their
 folder, images and model configs far larger than any real one, concurrent identical Space answers.
 
 Each test fails on the code before the issue: messages expanded YAML aliases (minutes, gigabytes), study

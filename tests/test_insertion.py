@@ -149,7 +149,7 @@ def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_pa
     model.requires_grad_(True)  # "unfreeze everything" does not reach the frozen extractor
     assert all(not p.requires_grad for p in extractor_parameters)
 
-    # Issue 29: dtype casts no longer reach it (a bf16 CONTRIQUE fails on CPU): it stays float32.
+    # dtype casts no longer reach it (a bf16 CONTRIQUE fails on CPU): it stays float32.
     model.eval().to(torch.float64)
     assert {p.dtype for p in adapter.quality_extractor.parameters()} == {torch.float32}
     assert adapter.block.router.route_linear.weight.dtype == torch.float64

@@ -1,4 +1,4 @@
-"""Nothing lost (issue 30): only the package's own temporaries are removed, a used output folder is
+"""Nothing lost: only the package's own temporaries are removed, a used output folder is
 refused, the replacement of a folder survives a crash, links are refused before any work, and a
 folder full of the user's files comes out of every writing command byte for byte as it went in.
 
@@ -45,7 +45,7 @@ def assert_kept(folder, before, succeeded=True):
 
 
 def test_only_marked_staging_is_removed(tmp_path):
-    """On main, the first three user names matched ``\\.NAME-xxxxxxxx`` / ``\\.NAME.xxxxxxxx.tmp`` and were removed."""
+    """Before the fix, the first three user names matched ``\\.NAME-xxxxxxxx`` / ``\\.NAME.xxxxxxxx.tmp`` and were removed."""
     before = user_files(tmp_path)
     assert remove_stale_staging(tmp_path) == [] and tree_digest(tmp_path) == before
     from quarf_hf.atomic import staging_folder
@@ -60,7 +60,7 @@ def test_only_marked_staging_is_removed(tmp_path):
 def test_a_crash_between_the_renames_keeps_one_complete_folder(tmp_path, monkeypatch):
     """The old folder is set aside, then the new one renamed in: a failure of that rename puts the old
     one back, and a kill right there (old aside, new staged) is repaired by the next run's cleanup.
-    On main the old folder was deleted before the rename."""
+    Before the fix the old folder was deleted before the rename."""
     from quarf_hf.atomic import MARKER, staging_folder
 
     model = tmp_path / "model"
@@ -107,7 +107,7 @@ def test_replacing_a_folder_keeps_nothing_of_the_old_one_and_leaves_no_staging(t
 
 
 def test_a_linked_folder_is_refused_before_any_work(tmp_path):
-    """On main ``atomic_folder`` ran the block, then failed in rmtree ("Cannot call rmtree on a symbolic link")."""
+    """Before the fix ``atomic_folder`` ran the block, then failed in rmtree ("Cannot call rmtree on a symbolic link")."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep").write_text("keep")
@@ -126,7 +126,7 @@ def _train(tmp_path, name, output_dir, *extra, **changes):
 
 
 def test_a_second_run_is_refused_and_overwrite_replaces_the_model(tmp_path, capsys):
-    """On main the second run replaced model/ and summary.json without a word."""
+    """Before the fix the second run replaced model/ and summary.json without a word."""
     out = tmp_path / "run"
     assert _train(tmp_path, "a", out) == 0
     first = tree_digest(out / "model")
@@ -143,7 +143,7 @@ def test_a_second_run_is_refused_and_overwrite_replaces_the_model(tmp_path, caps
 
 
 def test_resume_past_max_steps_says_what_it_did(tmp_path, capsys):
-    """On main it printed ``"steps": 2`` and nothing else."""
+    """Before the fix it printed ``"steps": 2`` and nothing else."""
     out = tmp_path / "run"
     assert _train(tmp_path, "a", out, max_steps=2, checkpoint_every=2) == 0
     capsys.readouterr()
