@@ -18,6 +18,7 @@ from torch import nn
 from .atomic import atomic_folder
 from .evaluation.pixels import model_pixel_normalisation, model_task
 from .models.checks import InputError
+from .outputs import check_model_folder
 
 FORMATS = {"onnx": "model.onnx", "exported-program": "model.pt2"}
 # How far the exported result may be from the eager model's (ONNX Runtime fuses and reorders float ops).
@@ -40,15 +41,8 @@ class ExportedOutputs(nn.Module):
 
 def check_out_folder(out, overwrite: bool) -> Path:
     """``out`` as a Path, refused when it holds anything but an earlier export (replaced only with ``overwrite``)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out: {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"--out: {str(out)!r} exists and is not empty (pass --overwrite to replace an earlier export)")
-        if not (out / MARKER).is_file():
-            raise FileExistsError(f"--out: {str(out)!r} is not an earlier export (no {MARKER}); --overwrite replaces only those")
-    return out
+    check_model_folder(out, "--out", overwrite, holds=MARKER, what="earlier export")
+    return Path(out)
 
 
 def sample_pixels(model: nn.Module, size: tuple[int, int], batch: int = 2) -> torch.Tensor:

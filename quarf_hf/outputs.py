@@ -46,10 +46,12 @@ def check_output_folder(folder, outputs, argument: str, overwrite: bool = False,
     return found
 
 
-def check_model_folder(folder, argument: str, overwrite: bool = False) -> None:
-    """For commands whose output folder *is* a model folder (``build``, ``convert-contrique``): refuses a
-    link or a file, a non-empty folder unless ``overwrite``, and, even with ``overwrite``, a non-empty
-    folder that holds no model (``config.json``): replacing it would remove files quarf-hf did not write."""
+def check_model_folder(folder, argument: str, overwrite: bool = False, holds: str = "config.json",
+                       what: str = "model folder") -> None:
+    """For commands whose output folder *is* what they write (``build``, ``convert-contrique``: a model;
+    ``export``: an export): refuses a link or a file, a non-empty folder unless ``overwrite``, and, even
+    with ``overwrite``, a non-empty folder without ``holds`` (the file that makes it a ``what``):
+    replacing it would remove files quarf-hf did not write."""
     from .atomic import MARKER
 
     folder = Path(folder)
@@ -61,6 +63,6 @@ def check_model_folder(folder, argument: str, overwrite: bool = False) -> None:
         return
     if not overwrite:
         raise FileExistsError(f"{argument}: {folder} exists and is not empty (pass --overwrite to replace it)")
-    if not (folder / "config.json").is_file():
-        raise InputError(f"{argument}: {folder} holds no config.json, so it is no model folder that --overwrite "
+    if not (folder / holds).is_file():
+        raise InputError(f"{argument}: {folder} holds no {holds}, so it is no {what} that --overwrite "
                          "may replace; choose an empty or new folder")
