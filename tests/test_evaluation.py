@@ -469,3 +469,23 @@ def test_psnr_and_ssim_agree_with_scikit_image():
             theirs.append(reference)
             assert ours[-1] == pytest.approx(reference, abs=0.01), (name, kind)
     assert (np.argsort(ours) == np.argsort(theirs)).mean() > 0.7
+
+
+@pytest.mark.parametrize("conditioning, routed", [("route", True), ("static_film", True), ("film", False), ("none", False)])
+def test_every_conditioning_mode_evaluates_and_reports_routing_where_its_block_mixes_experts(conditioning, routed):
+    """Each conditioning mode of the dncnn restorer goes through the evaluation runner (a
+    "static_film" model returns its fixed mixture as routing weights: evaluation crashed on it
+    while summing them); routing is reported where the block mixes experts, and for the fixed
+    mixture it is the same for every condition (the softmax of one constant router input)."""
+    data = load_dataset_spec({"type": "photos", "photos": ["chelsea"], "crop_size": 64, "crops": "random", "num_samples": 2})
+    torch.manual_seed(0)
+    model = QuarfRestorationModel(QuarfRestorationConfig(
+        backbone="dncnn", block_out_channels=[8], num_layers=1, norm_num_groups=4, conditioning=conditioning,
+        quarf={"num_groups": 4, "experts": [[3, 1], [3, 2]]})).eval()
+    results = evaluate_model(model, data, corruptions=["gaussian_noise"], severities=[1, 5], seed=0,
+                             batch_size=2, progress=False)
+    assert (results.get("experts") is not None) == routed
+    assert ("routing" in results["clean"]) == routed
+    if conditioning == "static_film":
+        rows = [results["clean"]["routing"]] + [results["corruptions"]["gaussian_noise"][s]["routing"] for s in ("1", "5")]
+        assert all(row == pytest.approx(rows[0], abs=1e-12) for row in rows)

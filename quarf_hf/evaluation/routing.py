@@ -5,11 +5,16 @@ from __future__ import annotations
 import torch
 
 
+# conditioning modes whose block mixes the experts and returns the mixture as routing weights
+MIXING_MODES = ("route", "static_film")
+
+
 def expert_fields(model) -> list[dict] | None:
     """Each expert of a QuARF model as ``{"kernel_size", "dilation", "receptive_field"}``, in the
     router's order; None for a model without a QuARF block in its config or whose ``conditioning``
-    is not ``"route"``."""
-    if getattr(model.config, "conditioning", "route") != "route":  # FiLM or no block: nothing is routed
+    mixes no experts (FiLM alone, none). ``"static_film"`` mixes them (one fixed mixture, then FiLM),
+    and its model returns that mixture as its routing weights."""
+    if getattr(model.config, "conditioning", "route") not in MIXING_MODES:
         return None
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:
