@@ -9,9 +9,8 @@ import pytest
 import yaml
 
 from quarf_hf.quality_training import QualityTrainConfig
-from quarf_hf.training import TrainConfig, load_train_config
+from quarf_hf.training import LoopSettings, TrainConfig, load_train_config
 from quarf_hf.training.loop import accelerator_settings
-from quarf_hf.training.settings import LoopSettings
 from test_quality_training import tiny_config as quality_config
 from test_training import tiny_config as train_config
 
