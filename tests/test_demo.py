@@ -27,7 +27,7 @@ def test_demo_arms_are_the_configs_arms(arm, tmp_path):
     assert demo.output_dir == str(tmp_path / arm)
     assert config.evaluation == HELD_OUT  # every arm is evaluated on the same held-out kinds
     for key in ("task", "model", "augmentation", "evaluation", "data", "seed", "max_steps", "batch_size",
-                "learning_rate", "schedule", "warmup_steps", "load_balancing_weight"):
+                "learning_rate", "schedule", "warmup_steps"):
         assert getattr(config, key) == getattr(demo, key), key
     quick = BUDGETS["quick"]
     short = arm_configs(tmp_path, seed=2, steps=quick["steps"], validation_images=quick["validation_images"],

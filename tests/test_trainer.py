@@ -134,18 +134,39 @@ def test_load_balancing_loss_is_part_of_the_models_loss():
     torch.testing.assert_close(out.loss, torch.sqrt(difference.square() + 1e-6).mean() + 0.25 * quarf_aux_loss(model))
 
 
+class CpuAccelerator:
+    device = torch.device("cpu")
+    is_main_process = True
+
+
 def test_the_training_loop_uses_the_models_balance_term(tmp_path):
-    """quarf-hf's loop puts its load_balancing_weight into the model's config: one objective for both."""
+    """quarf-hf's loop trains with the model config's load_balancing_weight (``model.config`` of the
+    training config): one objective for Trainer and the loop."""
     from quarf_hf.training import TrainConfig
     from quarf_hf.training.segmentation import SegmentationTask
-    from test_training import tiny_config
+    from test_training import TINY_SEGFORMER, tiny_config
 
-    task = SegmentationTask(TrainConfig.from_dict(tiny_config(tmp_path, load_balancing_weight=0.3)))
-
-    class Accelerator:
-        device = torch.device("cpu")
-        is_main_process = True
-
-    task.load_data(Accelerator())
-    model = task.build_model(None, Accelerator())
+    data = tiny_config(tmp_path)
+    data["model"] = {**data["model"], "config": {**TINY_SEGFORMER, "load_balancing_weight": 0.3}}
+    task = SegmentationTask(TrainConfig.from_dict(data))
+    task.load_data(CpuAccelerator())
+    model = task.build_model(None, CpuAccelerator())
     assert model.config.load_balancing_weight == 0.3
+
+
+def test_a_base_model_keeps_its_balance_term_unless_the_config_sets_one(tmp_path):
+    """A model from ``model.base`` trains with the weight saved in its config; ``model.config``'s
+    replaces it (before, the training config's own default 0.0 silently replaced the base's)."""
+    from quarf_hf.training import TrainConfig
+    from quarf_hf.training.segmentation import SegmentationTask
+    from tiny_models import make_restoration
+
+    base = tmp_path / "base"
+    make_restoration(load_balancing_weight=0.2).save_pretrained(base)
+    weights = {}
+    for name, settings in (("kept", {}), ("set", {"config": {"load_balancing_weight": "5e-1"}})):
+        config = TrainConfig.from_dict({"task": "restoration", "output_dir": str(tmp_path / name),
+                                        "model": {"type": "quarf_restoration", "base": str(base), **settings},
+                                        "data": {"train": {"type": "photos", "split": "train", "crop_size": 32}}})
+        weights[name] = SegmentationTask(config).build_model(None, CpuAccelerator()).config.load_balancing_weight
+    assert weights == {"kept": 0.2, "set": 0.5}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, check_probability, short_repr
-from ..training.config import PRECISIONS, TRACKERS, _check_keys, dataclass_from_dict
+from ..models.checks import InputError, check_int, check_int_list, check_number, check_path_name, check_probability, short_repr
+from ..training.settings import LoopSettings, check_section_keys
 
-SCHEDULES = ("cosine", "constant")
 MODEL_KEYS = ("config", "base")
 PROBE_KEYS = ("data", "corruptions", "severities", "image_size")
 # A CPU-sized encoder: what a config without ``model.config`` trains.
@@ -16,8 +16,10 @@ SMALL_CONTRIQUE = {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "dep
 
 
 @dataclass
-class QualityTrainConfig:
-    """Everything a quality-encoder run needs (CONTRIQUE's contrastive objective).
+class QualityTrainConfig(LoopSettings):
+    """``train-quality``'s settings (CONTRIQUE's contrastive objective): the loop's
+    (:class:`~quarf_hf.training.settings.LoopSettings`: output_dir, seed, max_steps, batch_size,
+    learning_rate, schedule, ...) and the task's below.
 
     model: ``config`` (a :class:`~quarf_hf.ContriqueConfig` as a dict: ResNet depth and width;
         ``{}`` for CONTRIQUE's ResNet-50) or ``base`` (a ContriqueModel folder/Hub id to start from).
@@ -44,42 +46,25 @@ class QualityTrainConfig:
     images_per_class: int = 2
     authentic_fraction: float = 0.0
     temperature: float = 0.1
-    output_dir: str = "outputs/train-quality"
-    overwrite: bool = False  # replace an earlier run's model/, summary.json and checkpoints in output_dir
-    seed: int = 0
-    max_steps: int = 200
-    max_minutes: float | None = None
-    batch_size: int = 16
-    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
-    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 2
-    tracker: str = "none"
-    num_workers: int = 0
+    num_workers: int = 0  # the data loader's worker processes
     probe: dict | None = None
-    push_to_hub: str | None = None
-    name: str | None = None  # the model card's title (a published variant's name)
+
+    LOOP_DEFAULTS: ClassVar[dict] = {"output_dir": "outputs/train-quality", "max_steps": 200, "batch_size": 16,
+                                     "learning_rate": 1e-3, "weight_decay": 1e-4, "schedule": "cosine"}
 
     def __post_init__(self):
         from ..degradations import CORRUPTIONS
 
-        _check_keys("model", self.model, MODEL_KEYS)
+        super().__post_init__()  # the loop's settings first: batch_size is used below
+        check_section_keys("model", self.model, MODEL_KEYS)
         if "config" in self.model and not isinstance(self.model["config"], dict):
             raise InputError(f"model.config: expected a mapping of ContriqueConfig settings, found {short_repr(self.model['config'])}")
         if not isinstance(self.data, dict) or "train" not in self.data:
             raise InputError(f"data.train: expected a dataset spec or a list of them, found {short_repr(self.data)}")
-        _check_keys("data", self.data, ("train",))
-        for name in ("image_size", "crop_size", "max_steps", "batch_size", "images_per_class", "keep_checkpoints",
-                     "gradient_accumulation_steps"):
-            if getattr(self, name) is not None or name != "gradient_accumulation_steps":
-                check_int(name, getattr(self, name))  # None: accelerate's setting decides
-        for name in ("warmup_steps", "checkpoint_every", "num_workers"):
-            check_int(name, getattr(self, name), minimum=0)
+        check_section_keys("data", self.data, ("train",))
+        for name in ("image_size", "crop_size", "images_per_class"):
+            check_int(name, getattr(self, name))
+        check_int("num_workers", self.num_workers, minimum=0)
         if self.crop_size > self.image_size:
             raise InputError(f"crop_size: expected at most image_size ({self.image_size}), found {self.crop_size}")
         if self.corruptions != "all":
@@ -97,18 +82,8 @@ class QualityTrainConfig:
             raise InputError(f"batch_size: {synthetic // self.images_per_class} classes per batch needed but only "
                              f"{self.num_classes} synthetic classes exist; lower batch_size or raise images_per_class")
         self.temperature = check_number("temperature", self.temperature, 0, exclusive=True)
-        self.learning_rate = check_number("learning_rate", self.learning_rate, 0, exclusive=True)
-        self.weight_decay = check_number("weight_decay", self.weight_decay, 0)
-        if self.max_minutes is not None:
-            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        if self.mixed_precision is not None:  # None: accelerate's setting decides
-            check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
-        check_choice("tracker", self.tracker, TRACKERS)
-        if not isinstance(self.overwrite, bool):
-            raise InputError(f"overwrite: expected true or false, found {short_repr(self.overwrite)}")
         if self.probe is not None:
-            _check_keys("probe", self.probe, PROBE_KEYS)
+            check_section_keys("probe", self.probe, PROBE_KEYS)
             probe_kinds = self.probe.get("corruptions", [])
             if not isinstance(probe_kinds, list) or any(n not in CORRUPTIONS for n in probe_kinds):
                 raise InputError(f"probe.corruptions: expected a list of names from {sorted(CORRUPTIONS)}, found {short_repr(probe_kinds)}")
@@ -142,10 +117,6 @@ class QualityTrainConfig:
             raise InputError(f"crop_size: expected at least the model's min_image_size {config.min_image_size}, "
                              f"found {self.crop_size}")
         return config
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "QualityTrainConfig":
-        return dataclass_from_dict(cls, data)
 
 
 def load_quality_config(path, **overrides) -> QualityTrainConfig:

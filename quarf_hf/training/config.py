@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability, short_repr
+from .settings import LoopSettings, check_section_keys
 
 TASKS = ("segmentation", "restoration")
 MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
 POLICIES = ("none", "degradation")
-SCHEDULES = ("poly", "cosine", "constant")
-PRECISIONS = ("no", "bf16", "fp16")
-# "none" and every tracker accelerate can log to (its own list, so a new one needs no change here).
-TRACKERS = ("none", "tensorboard", "wandb", "mlflow", "aim", "comet_ml", "clearml", "dvclive", "swanlab", "trackio")
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs. Sections of the YAML file map to the dict fields.
+class TrainConfig(LoopSettings):
+    """``train``'s settings: the loop's (:class:`~quarf_hf.training.settings.LoopSettings`: output_dir,
+    seed, max_steps, batch_size, learning_rate, schedule, ...) and the task's below. Sections of the
+    YAML file map to the dict fields.
 
     model: ``type`` (segformer | quarf_segformer | quarf_restoration); optionally ``hub_config``
         (a hub_configs/ entry), ``base`` (a checkpoint folder/Hub id) and ``revision`` (its commit), ``config`` (architecture
@@ -31,6 +31,9 @@ class TrainConfig:
         :mod:`quarf_hf.degradations.registry`).
     evaluation: ``corruptions``, ``severities`` and ``reference_size`` of the degraded validation sets.
 
+    The routers' load-balancing weight is the model's setting: ``model.config.load_balancing_weight``
+    (a model from ``model.base`` keeps its own unless ``model.config`` sets one).
+
     ``task: restoration`` (model ``quarf_restoration``) trains on clean crops (``{type: photos}`` or
     ``{type: images, path}``): each batch's ``pixel_values`` are degraded on the device and the
     clean ``labels`` are the target. Every ``crop_size`` of its data must be a multiple of the UNet's
@@ -42,28 +45,12 @@ class TrainConfig:
     data: dict = field(default_factory=dict)
     augmentation: dict = field(default_factory=lambda: {"policy": "none"})
     evaluation: dict = field(default_factory=lambda: {"corruptions": ["gaussian_noise", "defocus_blur"], "severities": [3]})
-    output_dir: str = "outputs/train"
-    overwrite: bool = False  # replace an earlier run's model/, summary.json and checkpoints in output_dir
-    seed: int = 0
-    max_steps: int = 100
-    max_minutes: float | None = None  # wall-clock budget: training stops gracefully at it
-    batch_size: int = 8
-    gradient_accumulation_steps: int | None = None  # None: accelerate's (launch flag, config file), else 1
-    max_grad_norm: float | None = 1.0
-    learning_rate: float = 6e-4
-    weight_decay: float = 0.01
-    schedule: str = "poly"
-    warmup_steps: int = 0
-    mixed_precision: str | None = None  # None: accelerate's (launch flag, config file), else "no"
-    load_balancing_weight: float = 0.0
     eval_every: int = 0  # 0: only at the end
-    checkpoint_every: int = 0  # 0: no intermediate checkpoints
-    keep_checkpoints: int = 2
-    tracker: str = "none"
-    push_to_hub: str | None = None
     log_sample_ids: bool = False  # write each process's sample ids (for checking sharding)
-    name: str | None = None  # the model card's title (a published variant's name); default: the folder's
     limitations: str | None = None  # the model card's "Limitations" section (what the evaluation does not cover)
+
+    LOOP_DEFAULTS: ClassVar[dict] = {"output_dir": "outputs/train", "max_steps": 100, "batch_size": 8,
+                                     "learning_rate": 6e-4, "weight_decay": 0.01, "schedule": "poly"}
 
     def __post_init__(self):
         check_choice("task", self.task, TASKS)
@@ -75,9 +62,9 @@ class TrainConfig:
             raise InputError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
         if "train" not in self.data:
             raise InputError("data.train: expected a dataset spec, found none")
-        _check_keys("model", self.model, MODEL_KEYS)
-        _check_keys("augmentation", self.augmentation, AUGMENTATION_KEYS)
-        _check_keys("evaluation", self.evaluation, EVALUATION_KEYS)
+        check_section_keys("model", self.model, MODEL_KEYS)
+        check_section_keys("augmentation", self.augmentation, AUGMENTATION_KEYS)
+        check_section_keys("evaluation", self.evaluation, EVALUATION_KEYS)
         check_choice("augmentation.policy", self.augmentation.get("policy", "none"), POLICIES)
         check_probability("augmentation.p", self.augmentation.get("p", 0.5))
         # Checked now, not when they are first used: a typo must not cost a whole training run.
@@ -88,35 +75,15 @@ class TrainConfig:
             _check_reference_size(f"{section}.reference_size", getattr(self, section).get("reference_size"))
         if self.task == "restoration":
             _check_crop_sizes(self.model, self.data)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        if self.mixed_precision is not None:  # None: accelerate's setting decides
-            check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
-        check_choice("tracker", self.tracker, TRACKERS)
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
-            if getattr(self, name) is not None or name != "gradient_accumulation_steps":
-                check_int(name, getattr(self, name))
-        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
-            check_int(name, getattr(self, name), minimum=0)
-        # YAML reads 6e-4 (no dot) as a string: check_number accepts it (and stores the float, since
-        # "5" would repeat a string later) and names the key when it is no number.
-        self.learning_rate = check_number("learning_rate", self.learning_rate, 0, exclusive=True)
-        self.weight_decay = check_number("weight_decay", self.weight_decay, 0)
-        self.load_balancing_weight = check_number("load_balancing_weight", self.load_balancing_weight, 0)
-        if self.max_minutes is not None:
-            self.max_minutes = check_number("max_minutes", self.max_minutes, 0, exclusive=True)
+        check_int("eval_every", self.eval_every, minimum=0)
+        super().__post_init__()  # the loop's settings
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        return dataclass_from_dict(cls, data)
-
-
-def dataclass_from_dict(cls, data: dict):
-    """``cls(**data)`` for a config dataclass, refusing keys it does not have (a typo names itself)."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(f"config: unknown keys {unknown}; expected some of {sorted(known)}")
-    return cls(**data)
+        if "load_balancing_weight" in data:
+            raise InputError("load_balancing_weight: a setting of the model now; write it as "
+                             "model.config.load_balancing_weight (the model's loss adds the routers' balance term)")
+        return super().from_dict(data)
 
 
 def _check_types(config: "TrainConfig") -> None:
@@ -129,19 +96,10 @@ def _check_types(config: "TrainConfig") -> None:
         spec = config.data.get(name)
         if spec is not None and not isinstance(spec, (dict, str)):
             raise InputError(f"data.{name}: expected a dataset spec (a mapping or a folder/Hub id), found {short_repr(spec)}")
-    if not isinstance(config.output_dir, str) or not config.output_dir.strip():
-        raise InputError(f"output_dir: expected a folder path, found {short_repr(config.output_dir)}")
-    check_int("seed", config.seed, minimum=None)
-    for name in ("push_to_hub", "name", "limitations"):
-        value = getattr(config, name)
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"{name}: expected text or nothing, found {short_repr(value)}")
-    if not isinstance(config.overwrite, bool):
-        raise InputError(f"overwrite: expected true or false, found {short_repr(config.overwrite)}")
+    if config.limitations is not None and not isinstance(config.limitations, str):
+        raise InputError(f"limitations: expected text or nothing, found {short_repr(config.limitations)}")
     if not isinstance(config.log_sample_ids, bool):
         raise InputError(f"log_sample_ids: expected true or false, found {short_repr(config.log_sample_ids)}")
-    if config.max_grad_norm is not None:
-        config.max_grad_norm = check_number("max_grad_norm", config.max_grad_norm, 0, exclusive=True)
     for key in ("base", "hub_config"):
         value = config.model.get(key)
         if value is not None and not isinstance(value, str):
@@ -154,19 +112,14 @@ def _check_types(config: "TrainConfig") -> None:
         value = config.model.get(key)
         if value is not None and not isinstance(value, dict):
             raise InputError(f"model.{key}: expected a mapping, found {short_repr(value)}")
+    weight = (config.model.get("config") or {}).get("load_balancing_weight")
+    if weight is not None:
+        check_number("model.config.load_balancing_weight", weight, 0)
 
 
 MODEL_KEYS = ("type", "hub_config", "base", "revision", "config", "quarf", "quality", "quarf_stage")
 AUGMENTATION_KEYS = ("policy", "p", "corruptions", "severities", "reference_size")
 EVALUATION_KEYS = ("corruptions", "severities", "reference_size")
-
-
-def _check_keys(section: str, value, allowed) -> None:
-    if not isinstance(value, dict):
-        raise InputError(f"{section}: expected a mapping, found {short_repr(value)}")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise InputError(f"{section}: unknown keys {unknown}; expected some of {list(allowed)}")
 
 
 def _check_degradations(section: str, corruptions, severities) -> None:

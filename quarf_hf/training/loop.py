@@ -30,19 +30,18 @@ from ..models.checks import InputError
 from ..outputs import check_output_folder
 from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
 from .seeds import EpochSeededSampler, mixed_seed
+from .settings import LoopSettings
 
 
 class Task:
     """The task-specific part of a training run; :func:`run_training` calls these in this order.
 
-    ``config`` holds the loop's settings (``output_dir``, ``seed``, ``max_steps``, ``max_minutes``,
-    ``batch_size``, ``gradient_accumulation_steps``, ``max_grad_norm``, ``learning_rate``,
-    ``weight_decay``, ``schedule``, ``warmup_steps``, ``mixed_precision``, ``checkpoint_every``,
-    ``keep_checkpoints``, ``tracker``, ``push_to_hub``) next to the task's own.
+    ``config`` is the task's training config: a :class:`~.settings.LoopSettings` (all the loop
+    reads) with the task's own settings added.
     """
 
     description = "training"  # the progress bar's label
-    config = None
+    config: LoopSettings = None
     num_workers = 0  # the data loader's worker processes
     unused_parameters = False  # True when some parameters may get no gradient in a step (DDP must know)
 
@@ -76,7 +75,7 @@ class TrainingRun:
     optimiser, scheduler and data loader, the training items and the progress so far."""
 
     task: Task
-    config: object
+    config: LoopSettings
     accelerator: Accelerator
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -90,7 +89,7 @@ class TrainingRun:
     started: float = field(default_factory=time.monotonic)
 
 
-def _scheduler(config, optimizer, num_processes: int):
+def _scheduler(config: LoopSettings, optimizer, num_processes: int):
     # accelerate's prepared scheduler steps once per process for every optimiser step, so the
     # schedule is laid out over max_steps x num_processes of its own steps.
     warmup, total = config.warmup_steps * num_processes, config.max_steps * num_processes
@@ -157,7 +156,7 @@ ACCELERATE_SETTINGS = {"mixed_precision": "ACCELERATE_MIXED_PRECISION",
                        "gradient_accumulation_steps": "ACCELERATE_GRADIENT_ACCUMULATION_STEPS"}
 
 
-def accelerator_settings(config, environ=None) -> tuple[dict, list[str]]:
+def accelerator_settings(config: LoopSettings, environ=None) -> tuple[dict, list[str]]:
     """The ``Accelerator`` arguments for ``config``, and a line for every setting the config overrides.
 
     A setting the YAML leaves unset (`None`) is not passed, so accelerate's own value applies
@@ -171,7 +170,7 @@ def accelerator_settings(config, environ=None) -> tuple[dict, list[str]]:
     environ = os.environ if environ is None else environ
     kwargs, notes = {}, []
     for key, variable in ACCELERATE_SETTINGS.items():
-        value = getattr(config, key, None)
+        value = getattr(config, key)
         if value is None:
             continue
         launched = environ.get(variable)

@@ -148,9 +148,10 @@ class SegmentationTask(Task):
         self.mean, self.std = (torch.tensor(v, device=accelerator.device).view(1, -1, 1, 1)
                                for v in model_pixel_normalisation(model))
         self.augmentation = _augmentation(self.config)
-        if hasattr(model.config, "load_balancing_weight"):
-            # The model adds the routers' balance loss to its own loss, as it does under transformers.Trainer.
-            model.config.load_balancing_weight = self.config.load_balancing_weight
+        weight = (self.config.model.get("config") or {}).get("load_balancing_weight")
+        if weight is not None and hasattr(model.config, "load_balancing_weight"):
+            # A model from model.base has its own weight: the section's, when it sets one, replaces it.
+            model.config.load_balancing_weight = float(weight)
         return model
 
     def collate(self, samples):
@@ -160,7 +161,7 @@ class SegmentationTask(Task):
 
     def loss(self, run: TrainingRun, batch: dict, position: tuple) -> torch.Tensor:
         """Degrade (seeded by the batch's position), normalise, forward. The model's loss includes the
-        routers' balance loss (``config.load_balancing_weight``, set in :meth:`build_model`)."""
+        routers' balance loss (its config's ``load_balancing_weight``), as under ``transformers.Trainer``."""
         config = self.config
         if config.log_sample_ids:
             self.seen_ids.extend(batch["index"].tolist())
