@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from ..models.conditioning import DEFAULT_CONDITIONING
+
 
 def expert_fields(model) -> list[dict] | None:
     """Each expert of a QuARF model as ``{"kernel_size", "dilation", "receptive_field"}``, in the
     router's order; None for a model without a QuARF block in its config or whose ``conditioning``
     is not ``"route"``."""
-    if getattr(model.config, "conditioning", "route") != "route":  # FiLM or no block: nothing is routed
+    if getattr(model.config, "conditioning", DEFAULT_CONDITIONING) != "route":  # FiLM or no block: nothing is routed
         return None
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:

@@ -160,14 +160,11 @@ def resolve_sources(quarf: str | None = None, baseline: str | None = None, resto
 
 
 def _experts(model) -> list[tuple[int, int, int]] | None:
-    from quarf_hf.models.quarf import receptive_field
+    """(kernel, dilation, receptive field) per routed expert, as predict and evaluate report them."""
+    from quarf_hf.evaluation.routing import expert_fields
 
-    quarf = getattr(model.config, "quarf", None)
-    if not isinstance(quarf, dict) or "experts" not in quarf:
-        return None
-    if getattr(model.config, "conditioning", "route") != "route":  # "film" / "none": no experts are routed
-        return None
-    return [(int(k), int(d), receptive_field(int(k), int(d))) for k, d in quarf["experts"]]
+    fields = expert_fields(model)
+    return None if fields is None else [(f["kernel_size"], f["dilation"], f["receptive_field"]) for f in fields]
 
 
 def _min_side(model) -> int:
