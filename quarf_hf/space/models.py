@@ -39,9 +39,9 @@ class Role:
     demo_folders: tuple[str, ...]   # where `quarf-hf demo` writes it under its --out; the first that exists wins
 
 
-# The baseline's demo folders: the fair comparison first, the arm with the same augmentation.
 ROLES = {
     "quarf": Role("segmentation", "QuARF", "QuARF segmentation", "QUARF_MODEL", "QUARF_REVISION", ("quarf/model",)),
+    # the baseline's demo folder: the fair comparison first, the arm with the same augmentation
     "baseline": Role("segmentation", "baseline", "baseline segmentation", "BASELINE_MODEL", "BASELINE_REVISION",
                      ("augmentation/model", "baseline/model")),
     "restoration": Role("restoration", "QuARF", "QuARF restoration", "RESTORATION_MODEL", "RESTORATION_REVISION",
