@@ -1,4 +1,4 @@
-"""Every bad input refused up front, in one line (issue 16; the silent cases of issue 24 are rows too).
+"""Every bad input refused up front, in one line (values that would otherwise pass silently are rows too).
 
 The tables of bad inputs live in one file per entry point: test_bad_inputs_block.py (the QuARF block),
 test_bad_inputs_models.py (the models, their configs and the image-to-image pipeline),
@@ -38,8 +38,7 @@ def world(bad_input_world):
 
 
 def test_table_size():
-    """At least 150 bad inputs, ids unique in each table; the counts by entry point are printed for the issue's
-    closing note."""
+    """At least 150 bad inputs, ids unique in each table; the counts by entry point are printed."""
     api_tables = [importlib.import_module(f"test_bad_inputs_{name}").API for name in API_TABLES]
     cli = importlib.import_module("test_bad_inputs_cli").CLI
     api = Counter(row[1] for table in api_tables for row in table)

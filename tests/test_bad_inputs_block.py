@@ -55,7 +55,7 @@ API = [
     ("block residual out", "QuARF()", lambda w, out: QuARF(8, quality_dim=4, out_channels=4, residual=True), ValueError, "residual"),
     ("block unknown kwarg", "QuARF()", lambda w, out: QuARF(8, quality_dim=4, dilation=3), TypeError, "QuARF"),
     ("QuarfConfig unknown key", "QuARF()", lambda w, out: QuarfConfig.from_dict({"colour": 1}), ValueError, "QuarfConfig"),
-    # --- QuARF block: values that used to pass silently (issue 24)
+    # --- QuARF block: values that passed silently before the fix (a wrong answer, no error)
     ("block NaN quality", "QuARF", _block(rand(1, 8, 8, 8), torch.full((1, 4), float("nan"))), ValueError, "quality_features: expected finite values, found NaN"),
     ("block inf quality", "QuARF", _block(rand(1, 8, 8, 8), torch.full((1, 4), float("inf"))), ValueError, "found inf"),
     ("block empty map", "QuARF", _block(rand(1, 8, 0, 4)), ValueError, "empty 0x4 feature map"),

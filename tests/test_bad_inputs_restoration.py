@@ -1,4 +1,4 @@
-"""Bad inputs of restoration training on photos (issue 21, item 9), refused before any work in one line
+"""Bad inputs of restoration training on photos, refused before any work in one line
 that names the setting: a photo folder with no images, images smaller than the crop, a crop size the
 UNet cannot take, an unknown photo name, a bad size rule, an unknown conditioning, and publishing the
 trained recipe without its trained folder.

@@ -1,4 +1,4 @@
-"""One shared model, many threads: every output is the sequential output for its own input (issue 24).
+"""One shared model, many threads: every output is the sequential output for its own input.
 
 N threads x M calls on one model at once, each thread with its own image (of a different quality,
 so that a quality vector or a routing that crossed from one call to another would change the

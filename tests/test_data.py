@@ -133,7 +133,7 @@ def test_plain_folder_flat_and_with_splits(tmp_path):
 
 def test_grayscale_and_rgba_become_rgb(tmp_path):
     """L images give three equal channels equal to the grey value; RGBA is composited on white
-    (quarf_hf.models.image_utils' alpha rule, the same at every entry point; issue 10)."""
+    (quarf_hf.models.image_utils' alpha rule, the same at every entry point)."""
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     grey = RNG.integers(0, 256, (5, 7), dtype=np.uint8)

@@ -76,7 +76,7 @@ def gen(seed: int, device: str = "cpu") -> torch.Generator:
 
 # ---------------------------------------------------------------- registry
 def test_registry_has_required_kinds():
-    """The registry holds every name the issue asks for, at least 15 kinds, all callable."""
+    """The registry holds every required name (REQUIRED), at least 15 kinds, all callable."""
     missing = [n for n in REQUIRED if n not in CORRUPTIONS]
     assert not missing
     assert len(CORRUPTIONS) >= 15

@@ -1,4 +1,4 @@
-"""Public classes and configs carry transformers-style docstrings whose examples run (issue 10, item 4).
+"""Public classes and configs carry transformers-style docstrings whose examples run.
 
 For every class exported from quarf_hf/__init__.py: the docstring has an ``Args:`` section with
 types and an ``Example:`` section; the example's ```python block is run as a doctest and its

@@ -1,7 +1,7 @@
 """Hostile inputs do bounded work: small files that expand, names that climb out of their
 folder, images and model configs far larger than any real one, concurrent identical Space answers.
 
-Each test fails on the code before the issue: messages expanded YAML aliases (minutes, gigabytes), study
+Each test fails on the code before the fix: messages expanded YAML aliases (minutes, gigabytes), study
 arm names were joined into paths as given, a 169-megapixel PNG was decoded in full, a config asking for a
 million experts was read expert by expert, and the Space's ``PngStore`` let one request remove another's
 temporary file.

@@ -1,6 +1,6 @@
 """One image loader (quarf_hf.models.image_utils) behind every entry point, with one alpha rule.
 
-Issue 10: the same PNG gave different pixels depending on the entry point (RGBA composited on
+Before the fix the same PNG gave different pixels depending on the entry point (RGBA composited on
 white in quality extraction and the image-to-image pipeline, alpha dropped in predict, the
 gallery and the data loaders; 16-bit PNGs clipped to almost white everywhere). Each test here
 compares against pixels computed independently with numpy from the values written to the file.

@@ -122,8 +122,8 @@ class TwoConvs(torch.nn.Module):
 
 
 def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_parameters(tiny_contrique):
-    """Issue 10: a CONTRIQUE extractor used to stay on its device after a move of the model; issue 29:
-    it stays float32 whatever dtype the model is cast to.
+    """A CONTRIQUE extractor follows a move of the model to another device (before the fix it stayed
+    behind) and stays float32 whatever dtype the model is cast to.
 
     Compared: the extractor's dtype/device after each move with the block's (which was always
     moved); its parameters against model.parameters() and model.state_dict(); its gradients after
@@ -163,7 +163,8 @@ def test_extractor_follows_the_model_to_dtype_and_device_but_stays_out_of_its_pa
 
 
 def test_insert_into_an_nn_sequential():
-    """Issue 14: nn.Sequential called the block registered on it as one more layer (missing quality features).
+    """An nn.Sequential does not call the block registered on it as one more layer (before the fix it
+    did, and the block ran without quality features).
 
     Compared: outputs right after insertion with the Sequential's own outputs (identity gate),
     after training with them (they must differ), and after remove() with them again (bit for bit).

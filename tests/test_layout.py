@@ -2,6 +2,7 @@
 every command has its module, and the published variants are installed with the package."""
 
 import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -138,3 +139,12 @@ def test_no_import_circle_in_the_package():
                     seen.add(nxt)
                     stack.append((nxt, path + [nxt]))
     assert not circles, "import circles:\n" + "\n".join(sorted(set(circles))[:10])
+
+
+def test_every_repository_file_a_test_names_exists():
+    """A path of this repository named in a test file (under tests, docs, quarf_hf, ...) exists: a
+    docstring that sends the reader to a file points at a real one."""
+    named = re.compile(r"\b(?:tests|quarf_hf|docs|benchmarks|configs|hub_configs|spaces)/[\w./-]+\.(?:py|md|yaml|json|txt)\b")
+    missing = [f"{path.name}: {name}" for path in sorted((ROOT / "tests").glob("*.py"))
+               for name in sorted(set(named.findall(path.read_text()))) if not (ROOT / name).exists()]
+    assert not missing, "named but missing:\n" + "\n".join(missing)

@@ -198,7 +198,7 @@ def test_input_errors():
     model = small_model()
     with pytest.raises(ValueError, match="pixel_values: expected a 4-D tensor"):
         model(torch.rand(3, 20, 20))
-    # Below the quality model's 14 px the model still runs (issue 16): the quality model sees an upscale.
+    # Below the quality model's 14 px the model still runs: the quality model sees an upscale.
     assert model(torch.rand(1, 3, 10, 40)).reconstruction.shape == (1, 3, 10, 40)
     with pytest.raises(ValueError, match="pixel_values: expected values in \\[0, 1\\], found min .*; they look like 0-255 values: divide by 255"):
         model(torch.rand(1, 3, 20, 20) * 255)

@@ -201,7 +201,7 @@ def test_too_small_images_get_a_clear_message():
         model(torch.randn(1, 1, 64, 64))
 
 
-# --- issue 10 defects: one normalisation reader (a), return_dict / output_hidden_states (c) ---
+# --- one normalisation reader; return_dict / output_hidden_states ---
 
 
 def test_from_segformer_honours_do_normalize_false(tmp_path):

@@ -1,8 +1,9 @@
-"""Right answers under concurrency and odd input (issue 24): per-call routing, the consent rule for code,
+"""Right answers under concurrency and odd input: per-call routing, the consent rule for code,
 missing QuARF weights, seeds, umask, and value checks that wait for the device only where they must.
 
-The one-line refusals of bad input are rows of ``tests/test_bad_inputs_reliability.py``; threads on
-shared models are ``tests/test_concurrency.py``.
+The one-line refusals of bad input (non-finite values included) are rows of the tables in
+``tests/test_bad_inputs_*.py`` (``tests/test_bad_inputs.py`` says which); threads on shared models
+are ``tests/test_concurrency.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""All-in-one restoration training on the built-in photos (issue 21, items 3, 4 and 7): the four arm
+"""All-in-one restoration training on the built-in photos: the four arm
 configs, their shared initial UNet, the loop's on-device degradation, a tiny run end to end and the
 published recipe's Hub-ready folder (card, model-index, the photos' licences)."""
 

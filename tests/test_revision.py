@@ -99,8 +99,8 @@ def test_space_revisions_come_from_the_environment(monkeypatch, tmp_path):
 
     # no demo folders (the restoration pair would come from them) and no models from the environment
     monkeypatch.setenv("QUARF_DEMO_DIR", str(tmp_path / "no-demo"))
-    for variable in models.ENV_VARS.values():
-        monkeypatch.delenv(variable, raising=False)
+    for role in models.ROLES.values():
+        monkeypatch.delenv(role.variable, raising=False)
     monkeypatch.setenv("QUARF_REVISION", "q123")
     monkeypatch.setenv("RESTORATION_REVISION", "r456")
     monkeypatch.delenv("BASELINE_REVISION", raising=False)

@@ -154,7 +154,7 @@ def test_outputs_match_input_and_independent_computation(client, images, models)
     """Degraded input = degrade() seeded as `evaluate` seeds image 0; overlays = the model's own
     arg-max blended 50/50 with the VOC palette; mIoU = a numpy confusion matrix against the clean
     prediction; all at the upload's size."""
-    from quarf_hf.commands.predict import palette
+    from quarf_hf.prediction import palette
 
     degraded_path, quarf_path, baseline_path, legend, quarf_miou, baseline_miou, routing, notes, details = segment(
         client, images["scene"], "gaussian_noise", 4)
@@ -429,7 +429,7 @@ def test_space_app_without_a_model_says_how_to_get_one(cli_servers):
     process, port = cli_servers["app_py"]
     config = wait_for(process, port)
     text = page_text(config)
-    assert "No segmentation model is loaded" in text and "quarf-hf demo --quick" in text
+    assert "No segmentation model is loaded" in text and "quarf-hf demo --quick --task segmentation" in text
     # the page still works: it shows the corruption
     rng = np.random.default_rng(0)
     path = write_png(cli_servers["folder"] / "x.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))

@@ -93,7 +93,7 @@ def test_power_matches_reference_values():
         # the approximation ignores the t distribution's heavier tails: a seed or two low
         assert 0 <= exact - math.ceil(normal_approximation(sd, effect)) <= 2, (sd, effect)
         assert paired_power(exact, sd, effect) >= 0.8 > paired_power(exact - 1, sd, effect)
-    # the issue's own reading: paired sd 0.06 and 5 seeds give a small chance of seeing +0.02 mIoU
+    # paired sd 0.06 and 5 seeds give a small chance of seeing +0.02 mIoU
     assert 0.05 < paired_power(5, 0.06, 0.02) < 0.15
 
 
@@ -359,7 +359,7 @@ def test_a_best_receptive_field_that_changes_by_less_than_the_effect_is_nothing_
     assert single is None or abs(single["pick_gain"] - 0.025) < 1e-6
 
 
-# --- statistics (issue 31), each against an independent reference ---------------------------------
+# --- statistics, each against an independent reference -----------------------------------------------
 
 
 def test_power_is_finite_where_scipys_noncentral_t_is_nan_and_seeds_start_at_the_floor():

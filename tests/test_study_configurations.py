@@ -34,8 +34,9 @@ def test_every_config_loads(path):
         assert config.max_steps > 0
 
 
-def test_issue11_configs_keep_their_recipe():
-    """The ports keep issue 11's protocol, seeds and evaluated scenes; the two tuning configs share their runs."""
+def test_the_tuning_configs_keep_the_first_studys_recipe():
+    """The two tuning configs of the first segmentation study (study_issue11.yaml) keep its protocol, seeds and
+    evaluated scenes, and share their runs."""
     d1234, mlp = (load_study_config(REPO / "benchmarks" / "study" / f"{n}.yaml") for n in ("quarf_d1234", "quarf_mlp"))
     assert d1234.protocol == "scratch" and d1234.pilot == [0, 1, 2, 3, 4]
     assert d1234.images["development"] == {"type": "quarf-shapes", "num_samples": 48, "size": 48, "seed": 10000}
@@ -71,7 +72,7 @@ def test_configurations_table_reads_the_runner_layout(tmp_path):
     assert "| 5 | 0.310 ± 0.016 | +0.050 [" in rows["quarf_d1234"] and "won 5/5 | +0.060 [" in rows["quarf_d1234"]
     assert "won 0/5" in rows["quarf"]
     assert "not run to completion" in rows["quarf_mlp"]  # no runs: said, not skipped
-    main = tmp_path / "issue11"
+    main = tmp_path / "first-study"
     for seed in range(5):
         _write_result(main, "static", seed, 0.27)
     text = _load_script().table(tmp_path, main)

@@ -1,5 +1,6 @@
-"""transformers' conventions in QuARF-SegFormer and the quality extractors (issue 29, items 3, 5 and 6):
-what transformers' own common model tests (test_modeling_common.py of transformers 5.25) found.
+"""transformers' conventions in QuARF-SegFormer and the quality extractors: attention and hidden-state
+outputs, dtypes, the attention implementation, as transformers' own common model tests
+(test_modeling_common.py of transformers 5.25) check them.
 
 The reference is transformers' ``SegformerForSemanticSegmentation`` holding the same weights: with the
 QuARF block at its identity initialisation, QuARF-SegFormer's logits, hidden states and attentions
@@ -38,8 +39,9 @@ def pixels(batch=2, size=32):
 
 
 def test_output_attentions_and_hidden_states_as_segformer():
-    """Issue 29: output_attentions=True was swallowed by **kwargs and ignored (transformers'
-    test_attention_outputs failed); both now equal SegFormer's, per layer and per stage."""
+    """output_attentions=True and output_hidden_states=True give SegFormer's, per layer and per stage
+    (before the fix output_attentions was swallowed by **kwargs and ignored: transformers'
+    test_attention_outputs failed)."""
     quarf, plain = twin_models()
     for model in (quarf, plain):
         model.set_attn_implementation("eager")  # SDPA gives no attention weights (nor does SegFormer's)
@@ -89,9 +91,10 @@ def extractor_dtypes(model):
 @pytest.mark.parametrize("quality", sorted(QUALITIES))
 @pytest.mark.parametrize("how", ["from_config", "to", "half", "from_pretrained"])
 def test_the_extractor_stays_float32_however_the_model_is_built_or_cast(quality, how, tmp_path):
-    """Issue 29: from_config(dtype=bf16) built CONTRIQUE in bf16 and the forward crashed on CPU; .to()/.half()
-    cast it too. Now it stays float32 (BRISQUE has no parameters: nothing to cast) and the forward runs;
-    float32 pixels into the half-precision model give the float32 model's quality features (to float32 rounding)."""
+    """The extractor stays float32 (BRISQUE has no parameters: nothing to cast) and the forward runs; float32
+    pixels into the half-precision model give the float32 model's quality features (to float32 rounding).
+    Before the fix from_config(dtype=bf16) built CONTRIQUE in bf16 (the forward crashed on CPU) and
+    .to()/.half() cast it too."""
     config = QuarfSegformerConfig(**tiny_models.segformer_config(), num_labels=3, quality=QUALITIES[quality])
     torch.manual_seed(0)
     reference = QuarfSegformerForSemanticSegmentation(config).eval()
@@ -118,7 +121,8 @@ def test_the_extractor_stays_float32_however_the_model_is_built_or_cast(quality,
 
 
 def test_an_adapter_with_contrique_runs_in_half_precision():
-    """Issue 29: an adapter's CONTRIQUE followed a bf16 cast of the network and crashed on CPU."""
+    """An adapter's CONTRIQUE stays float32 when the network is cast to bf16 (before the fix it followed
+    the cast and crashed on CPU)."""
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
     adapter = insert_quarf(network, after="0", quality=tiny_models.make_contrique())
@@ -131,8 +135,8 @@ def test_an_adapter_with_contrique_runs_in_half_precision():
 
 @pytest.mark.parametrize("quality", sorted(QUALITIES))
 def test_set_attn_implementation_with_either_extractor(quality):
-    """Issue 29: with a CONTRIQUE extractor, set_attn_implementation("sdpa") raised (the nested ContriqueModel
-    and its ResNet declared no SDPA support). Now it sets it, and the logits equal eager's."""
+    """set_attn_implementation("sdpa") works with either extractor and the logits equal eager's (before the
+    fix it raised with CONTRIQUE: the nested ContriqueModel and its ResNet declared no SDPA support)."""
     quarf, _ = twin_models(quality)
     quarf.set_attn_implementation("eager")
     with torch.no_grad():

@@ -62,9 +62,8 @@ def load_resized(path, size: int | None = None) -> torch.Tensor:
 def _resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
     """(3, H, W) in [0, 1] -> (3, h, w) with the short side ``size``, PIL's bicubic.
 
-    Pixels that are exact 8-bit values (an opaque 8-bit file) are resized as an 8-bit RGB image,
-    bit for bit as the gallery always did (the severity calibration was measured that way); any
-    other image (16-bit, composited transparency) per channel in float ("F" mode), keeping its depth."""
+    Pixels that are exact 8-bit values (an opaque 8-bit file) are resized as an 8-bit RGB image
+    (the severity calibration is computed on images resized this way); any other image (16-bit, composited transparency) per channel in float ("F" mode), keeping its depth."""
     h, w = image.shape[-2:]
     scale = size / min(w, h)
     new_size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -61,8 +61,8 @@ BUDGETS = {
     "quick": {"minutes": 5.0, "steps": 60, "severities": (3,), "crop_size": 128, "test_crops": 16, "grid_crop": 128},
 }
 IDENTITY = "identity (degraded input)"
-# The arms are tiny (widths 8-32, 64-px crops): one CPU thread trains them as fast as two on an idle
-# 2-core machine (0.12 s a step), and on a busy one two threads were 38x slower (4.5 s a step).
+# The arms are tiny (widths 8-32, 64-px crops): a second thread has too little work per op to gain
+# anything, and on a busy CPU threads that wait for each other slow every step down (docs/demo.md).
 DEFAULT_THREADS = 1
 STUDY_PAGE = "docs/study.md"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..models.conditioning import DEFAULT_CONDITIONING
+
 
 # conditioning modes whose block mixes the experts and returns the mixture as routing weights
 MIXING_MODES = ("route", "static_film")
@@ -14,7 +16,7 @@ def expert_fields(model) -> list[dict] | None:
     router's order; None for a model without a QuARF block in its config or whose ``conditioning``
     mixes no experts (FiLM alone, none). ``"static_film"`` mixes them (one fixed mixture, then FiLM),
     and its model returns that mixture as its routing weights."""
-    if getattr(model.config, "conditioning", "route") not in MIXING_MODES:
+    if getattr(model.config, "conditioning", DEFAULT_CONDITIONING) not in MIXING_MODES:
         return None
     quarf = getattr(model.config, "quarf", None)
     if not isinstance(quarf, dict) or "experts" not in quarf:

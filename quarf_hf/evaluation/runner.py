@@ -316,9 +316,9 @@ def evaluate_model(
     run = setup_evaluation(model, dataset, corruptions=corruptions, severities=severities, seed=seed,
                            batch_size=batch_size, accelerator=accelerator, reference_size=reference_size)
     show = progress and (accelerator is None or getattr(accelerator, "is_main_process", True))
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
-    bar = tqdm(total=len(run.conditions) * len(run.indices), desc="evaluate", unit="img", disable=not show)
+    bar = progress_bar(total=len(run.conditions) * len(run.indices), desc="evaluate", unit="img", disable=not show)
     was_training = model.training
     model.eval()
     results: dict = {}

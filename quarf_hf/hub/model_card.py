@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..atomic import atomic_path
 from ..models.checks import looks_like_hub_id
+from ..models.conditioning import DEFAULT_CONDITIONING
 
 # model_type -> the pipeline that serves it, its Hub tags and default license.
 PIPELINE_TAGS = {
@@ -125,7 +126,7 @@ def describe(config) -> str:
                 f"describes each input image and a router weights {len(config.quarf['experts'])} dilated-convolution "
                 f"experts per channel group.")
     if kind == "quarf_restoration":
-        conditioning = getattr(config, "conditioning", "route")
+        conditioning = getattr(config, "conditioning", DEFAULT_CONDITIONING)
         block = {
             "route": ("a QuARF block (quality-adaptive receptive fields, AAAI-25) after the input convolution, routed "
                       f"by a frozen {config.quality['type'].upper()} quality model"),

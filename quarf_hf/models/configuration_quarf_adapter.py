@@ -8,7 +8,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from .checks import InputError, short_repr
-from .conditioning import block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
 from .quality import normalize_quality_spec
 from .quarf import check_block_channels
 
@@ -75,7 +75,7 @@ class QuarfAdapterConfig(PretrainedConfig):
 
     quality: dict | None = None
     attachments: list | None = None
-    conditioning: str = "route"
+    conditioning: str = DEFAULT_CONDITIONING
     pixel_mean: list | tuple | float | int = 0.0
     pixel_std: list | tuple | float | int = 1.0
     pixel_argument: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_choice, check_groups, check_int, check_number, check_sizes
-from .conditioning import block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
 from .quality import normalize_quality_spec
 
 LOSSES = ("l1", "charbonnier")
@@ -102,7 +102,7 @@ class QuarfRestorationConfig(PretrainedConfig):
     mid_block_attention: bool = False
     quarf: dict | None = None
     quality: dict | None = None
-    conditioning: str = "route"
+    conditioning: str = DEFAULT_CONDITIONING
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
     load_balancing_weight: float = 0.0

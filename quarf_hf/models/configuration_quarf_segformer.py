@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import SegformerConfig
 
 from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_groups, check_int, check_number, check_sizes
-from .conditioning import block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
 from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
 
@@ -76,7 +76,7 @@ class QuarfSegformerConfig(SegformerConfig):
     quarf: dict | None = None
     quarf_stage: int = 0
     quality: dict | None = None
-    conditioning: str = "route"
+    conditioning: str = DEFAULT_CONDITIONING
     image_mean: list[float] | tuple[float, ...] = IMAGENET_MEAN
     image_std: list[float] | tuple[float, ...] = IMAGENET_STD
     load_balancing_weight: float = 0.0

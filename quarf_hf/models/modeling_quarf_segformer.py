@@ -30,7 +30,7 @@ from transformers.models.segformer.modeling_segformer import (
 )
 
 from .checks import InputError, InputTypeError
-from .conditioning import apply_block, build_block, init_identity, quality_vector
+from .conditioning import DEFAULT_CONDITIONING, apply_block, build_block, init_identity, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
 from .input_checks import check_finite, check_pixel_values, value_checks
@@ -324,7 +324,8 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
 
     @classmethod
     def from_segformer(cls, pretrained_model_name_or_path, quality="brisque", quarf_stage: int = 0, num_labels=None,
-                       id2label=None, revision: str | None = None, conditioning: str = "route", **block_kwargs):
+                       id2label=None, revision: str | None = None, conditioning: str = DEFAULT_CONDITIONING,
+                       **block_kwargs):
         r"""
         A QuARF-SegFormer holding every weight of a pretrained SegFormer; with the block at its
         identity initialisation it gives that SegFormer's logits exactly.

@@ -53,7 +53,7 @@ def register_restoration_pipeline() -> None:
     PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=QuarfImageToImagePipeline, pt_model=AutoModel, type="image")
 
 
-# The name before the task was our own (it registered "image-to-image"); kept for callers.
+# register_restoration_pipeline's other name, so that code calling it by that name keeps working.
 register_image_to_image_pipeline = register_restoration_pipeline
 
 __all__ = ["QuarfImageToImagePipeline", "TASK", "register_restoration_pipeline", "register_image_to_image_pipeline"]

@@ -452,7 +452,7 @@ class QuARF(nn.Module):
 
         Groups are folded into the batch so each expert is one convolution call for all
         groups. Channels-last is what the CPU (oneDNN) and GPU (cuDNN) kernels are fastest at
-        for these narrow per-group convolutions (about 2x on a 2-core CPU).
+        for these narrow per-group convolutions.
         """
         batch, _, height, width = x.shape
         grouped = x.reshape(batch * self.num_groups, self.in_channels // self.num_groups, height, width)
@@ -515,11 +515,11 @@ class QuARF(nn.Module):
         return x.contiguous(memory_format=torch.channels_last)
 
 
-# Soft-mode inference on a CPU runs over tiles of images of about this many bytes of output:
-# its element-wise passes and layout copies are memory-bound, and on the 2-core development CPU
-# (32 MB L3) tiles that stay in cache make the block 1.4-2x faster at 8x64x128x128. Training
-# keeps one pass over the whole batch (tiling did not pay there), hard mode (a quarter of the
-# work) gained nothing from it, and GPUs never tile.
+# Soft-mode inference on a CPU runs over tiles of images of about this many bytes of output: its
+# element-wise passes and layout copies are memory-bound, so a tile that stays in a CPU's cache
+# beats one pass over a large batch. Training keeps one pass over the whole batch (autograd's
+# per-tile overhead eats the gain), hard mode has a quarter of the work to tile, and GPUs never
+# tile. benchmarks/README.md has the timings.
 _CPU_TILE_BYTES = 8 * 2**20
 
 

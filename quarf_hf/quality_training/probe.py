@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
 
 from ..degradations import degrade
 from ..models.checks import InputError, check_int, short_repr
 from ..models.quality import QUALITY_TYPES
+from ..progress import progress_bar
 from ..training.seeds import mixed_seed
 
 DEFAULT_PROBE_DATA = {"type": "quarf-shapes", "num_samples": 48, "seed": 1000}
@@ -54,7 +54,7 @@ def extract_probe_features(extractors: dict, images: torch.Tensor, groups: torch
     features = {name: [] for name in extractors}
     kinds, levels, ids = [], [], []
     count = len(images)
-    bar = tqdm(conditions, desc="probe features", disable=not progress, mininterval=1.0)
+    bar = progress_bar(conditions, desc="probe features", disable=not progress, mininterval=1.0)
     for kind, severity in bar:
         for start in range(0, count, batch_size):
             chunk = images[start:start + batch_size]

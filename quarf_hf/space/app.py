@@ -23,7 +23,7 @@ from . import inference, plots
 from ..models.checks import InputError
 from ..models.image_utils import to_uint8
 from .images import MAX_SIDE, fit_to_cap, load_input
-from .models import GET_A_MODEL, SpaceModels, load_space_models, project_roots
+from .models import DEMO_COMMANDS, ROLES, SpaceModels, load_space_models, project_roots, roles_of
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ SEVERITIES = list(inference.SEVERITIES)
 # The photo the page opens on: a test photo (never seen in training nor in model selection).
 DEFAULT_PHOTO = "chelsea"
 MAX_PSNR = 100.0  # evaluation.metrics.psnr_per_image's cap (identical images)
-ROLE_NAMES = {"quarf": "QuARF segmentation", "baseline": "baseline segmentation",
-              "restoration": "QuARF restoration", "plain_restoration": "plain restoration"}
 NATURAL_IMAGES = Path("..") / "shared" / "data" / "natural-images"
 PHOTO_SETTINGS = [("fog", 3), ("shot_noise", 4), ("motion_blur", 3), ("jpeg_compression", 5), ("defocus_blur", 2),
                   ("rain", 3), ("low_light", 4)]
@@ -134,26 +132,26 @@ def status_markdown(models: SpaceModels) -> str:
     """The note under the title: which models are loaded, which failed and why, or how to get one."""
     lines = []
     for role, error in models.errors.items():
-        lines.append(f"**Could not load the {role.replace('_', ' ')} model `{models.sources.get(role)}`**: {error}")
+        lines.append(f"**Could not load the {ROLES[role].name} model `{models.sources.get(role)}`**: {error}")
     if not models.segmenters:
         lines.append(
             "### No segmentation model is loaded\n"
-            f"Get one with **`{GET_A_MODEL}`** (run it in this folder: about 2 minutes on a CPU, it trains "
-            "the QuARF and comparison models into `outputs/demo/`), then restart the page. Or name a model: "
-            "`QUARF_MODEL=<folder or Hub id> python spaces/quarf-demo/app.py`, or "
+            f"Get them with **`{DEMO_COMMANDS['segmentation']}`** (run it in this folder: a few minutes on a CPU; "
+            "it trains the QuARF and comparison SegFormers into `outputs/demo/`), then restart the page. Or "
+            "name a model: `QUARF_MODEL=<folder or Hub id> python spaces/quarf-demo/app.py`, or "
             "`quarf-hf space --model <folder or Hub id>`. Until then the page shows the corruptions only."
         )
     if not models.restorers:
         lines.append(
-            f"No restoration model is loaded: **`{GET_A_MODEL}`** also trains a QuARF and a plain restoration model "
-            "into `outputs/demo/restoration/`; or name them with `RESTORATION_MODEL` and `PLAIN_RESTORATION_MODEL` "
-            "(`quarf-hf space --restoration ... --plain-restoration ...`)."
+            f"No restoration model is loaded: **`{DEMO_COMMANDS['restoration']}`** (a few minutes on a CPU) "
+            "trains a QuARF and a plain restoration model into `outputs/demo/restoration/`; or name them with "
+            "`RESTORATION_MODEL` and `PLAIN_RESTORATION_MODEL` (`quarf-hf space --restoration ... --plain-restoration ...`)."
         )
     for loaded in [*models.restorers, *models.segmenters]:
         extra = ""
         if loaded.experts:
             extra = f" (quality: {loaded.quality}; experts by receptive field: {', '.join(str(rf) for _, _, rf in loaded.experts)})"
-        lines.append(f"- {ROLE_NAMES.get(loaded.role, loaded.title)}: `{loaded.source}`{extra}")
+        lines.append(f"- {loaded.name}: `{loaded.source}`{extra}")
     return "\n".join(lines)
 
 
@@ -242,7 +240,8 @@ class SpaceLogic:
                 notes.append(inference.quality_summary(model, result["quality"][1], result["quality"][0]))
             details["models"][model.title] = entry
         if not self.models.segmenters:
-            notes.append(f"No segmentation model is loaded: only the degraded input is shown (see the note above; `{GET_A_MODEL}`).")
+            notes.append("No segmentation model is loaded: only the degraded input is shown (see the note above; "
+                         f"`{DEMO_COMMANDS['segmentation']}`).")
         return [
             self.image(to_uint8(degraded)),
             self.image(overlays.get("quarf")),
@@ -258,7 +257,7 @@ class SpaceLogic:
     def sweep(self, path, corruption: str, photo=None):
         """The severity sweep 0-5: one plot of routing per expert and mIoU vs clean, and its numbers."""
         if not self.models.segmenters:
-            raise InputError(f"the sweep needs a segmentation model; get one with `{GET_A_MODEL}`")
+            raise InputError(f"the sweep needs a segmentation model; get one with `{DEMO_COMMANDS['segmentation']}`")
         image, _ = self._input(path, photo)
         degraded = [inference.degraded_image(image, corruption, s) for s in SEVERITIES]
         miou, routing, labels, numbers = {}, None, [], {"corruption": corruption, "severities": SEVERITIES}
@@ -279,7 +278,7 @@ class SpaceLogic:
 
     def _restorers(self):
         if not self.models.restorers:
-            raise InputError(f"no restoration model is loaded; get them with `{GET_A_MODEL}` "
+            raise InputError(f"no restoration model is loaded; get them with `{DEMO_COMMANDS['restoration']}` "
                              "(or set RESTORATION_MODEL / `quarf-hf space --restoration`)")
         return self.models.restorers
 
@@ -312,7 +311,7 @@ class SpaceLogic:
                 if chart is None:  # QuARF's (the first model with routing)
                     chart = plots.routing_frame(weights.numpy(), labels)
             details["models"][model.title] = entry
-        restored = [result["restored"].get(role) for role in ("restoration", "plain_restoration")]
+        restored = [result["restored"].get(role) for role in roles_of("restoration")]  # QuARF's, the plain one
         images = [self.image(None if x is None else to_uint8(x)) for x in (image, result["degraded"], *restored)]
         return *images, text, chart, details
 

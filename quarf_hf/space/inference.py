@@ -143,7 +143,7 @@ def num_labels(model: LoadedModel) -> int:
 
 
 def colours(count: int) -> np.ndarray:
-    from quarf_hf.commands.predict import palette
+    from quarf_hf.prediction import palette
 
     return palette(max(count, 1))
 

@@ -1,13 +1,13 @@
 """Which models the Space shows, and loading them once per process.
 
-Four roles: the QuARF segmenter and its baseline, the QuARF restoration model and its plain
-baseline. Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space --model
-...``), the environment variables (:data:`ENV_VARS`), and the folders ``quarf-hf demo`` writes
-(:data:`DEMO_FOLDERS`: ``quarf/model``, as the baseline the augmentation arm ``augmentation/model``,
-else ``baseline/model``; ``restoration/quarf/model`` and ``restoration/plain/model``), looked up
-under ``$QUARF_DEMO_DIR`` if set, else under ``outputs/demo`` of the working directory and of the
-source checkout. The demo's folders fill the segmentation pair when neither segmentation role is
-given, and the restoration pair when neither restoration role is given.
+Four roles (:data:`ROLES`): the QuARF segmenter and its baseline, the QuARF restoration model and
+its plain baseline. Sources, in order: the arguments of :func:`load_space_models` (``quarf-hf space
+--model ...``), each role's environment variable, and the folders ``quarf-hf demo`` writes
+(``quarf/model``, as the baseline the augmentation arm ``augmentation/model``, else
+``baseline/model``; ``restoration/quarf/model`` and ``restoration/plain/model``), looked up under
+``$QUARF_DEMO_DIR`` if set, else under ``outputs/demo`` of the working directory and of the source
+checkout. The demo's folders fill the segmentation pair when neither segmentation role is given,
+and the restoration pair when neither restoration role is given.
 """
 
 from __future__ import annotations
@@ -20,36 +20,50 @@ from pathlib import Path
 
 import torch
 
-from ..models.checks import InputError
+from ..models.checks import InputError, check_choice
 
 logger = logging.getLogger(__name__)
 
 DEMO_DIR = Path("outputs") / "demo"
-# The command a visitor runs when no model is configured (writes the folders above in ~2 minutes).
-GET_A_MODEL = "quarf-hf demo --quick"
-ENV_VARS = {"quarf": "QUARF_MODEL", "baseline": "BASELINE_MODEL", "restoration": "RESTORATION_MODEL",
-            "plain_restoration": "PLAIN_RESTORATION_MODEL"}
-# A commit hash (or branch, tag) per model: pins the code and weights loaded from a Hub id.
-REVISION_VARS = {"quarf": "QUARF_REVISION", "baseline": "BASELINE_REVISION", "restoration": "RESTORATION_REVISION",
-                 "plain_restoration": "PLAIN_RESTORATION_REVISION"}
-TITLES = {"quarf": "QuARF", "baseline": "baseline", "restoration": "QuARF", "plain_restoration": "plain"}
-SEGMENTATION_ROLES = ("quarf", "baseline")
-RESTORATION_ROLES = ("restoration", "plain_restoration")
-# Where `quarf-hf demo` writes each role's model folder, relative to its output folder; the first
-# that exists wins (the baseline: the fair comparison first, the arm with the same augmentation).
-DEMO_FOLDERS = {
-    "quarf": ("quarf/model",),
-    "baseline": ("augmentation/model", "baseline/model"),
-    "restoration": ("restoration/quarf/model",),
-    "plain_restoration": ("restoration/plain/model",),
+
+
+@dataclass(frozen=True)
+class Role:
+    """One of the page's models: its task, its names in the page, and where it comes from."""
+
+    task: str                       # "segmentation" or "restoration"
+    title: str                      # next to the other model of its task (tables, charts)
+    name: str                       # alone (the status note)
+    variable: str                   # the environment variable naming its folder or Hub id
+    revision_variable: str          # the commit (or branch, tag) to load a Hub id at: pins code and weights
+    demo_folders: tuple[str, ...]   # where `quarf-hf demo` writes it under its --out; the first that exists wins
+
+
+ROLES = {
+    "quarf": Role("segmentation", "QuARF", "QuARF segmentation", "QUARF_MODEL", "QUARF_REVISION", ("quarf/model",)),
+    # the baseline's demo folder: the fair comparison first, the arm with the same augmentation
+    "baseline": Role("segmentation", "baseline", "baseline segmentation", "BASELINE_MODEL", "BASELINE_REVISION",
+                     ("augmentation/model", "baseline/model")),
+    "restoration": Role("restoration", "QuARF", "QuARF restoration", "RESTORATION_MODEL", "RESTORATION_REVISION",
+                        ("restoration/quarf/model",)),
+    "plain_restoration": Role("restoration", "plain", "plain restoration", "PLAIN_RESTORATION_MODEL",
+                              "PLAIN_RESTORATION_REVISION", ("restoration/plain/model",)),
 }
+# What a visitor runs to get a task's pair of models into outputs/demo (`quarf-hf demo`'s default
+# task is restoration).
+DEMO_COMMANDS = {"restoration": "quarf-hf demo --quick", "segmentation": "quarf-hf demo --quick --task segmentation"}
+
+
+def roles_of(task: str) -> tuple[str, ...]:
+    """The roles of ``task``, QuARF's first."""
+    return tuple(role for role, spec in ROLES.items() if spec.task == task)
 
 
 @dataclass
 class LoadedModel:
     """A model ready for the page: eval mode, on its device, with what the page needs to show it."""
 
-    role: str                 # "quarf", "baseline", "restoration" or "plain_restoration"
+    role: str                 # a key of ROLES: "quarf", "baseline", "restoration" or "plain_restoration"
     source: str               # the folder or Hub id it came from
     model: torch.nn.Module
     task: str                 # "segmentation" or "restoration"
@@ -66,7 +80,11 @@ class LoadedModel:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.role, self.role)
+        return ROLES[self.role].title if self.role in ROLES else self.role
+
+    @property
+    def name(self) -> str:
+        return ROLES[self.role].name if self.role in ROLES else self.role
 
 
 @dataclass
@@ -80,14 +98,18 @@ class SpaceModels:
     sources: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
+    def of_task(self, task: str) -> list[LoadedModel]:
+        """The loaded models of ``task``, QuARF's first."""
+        return [model for model in (getattr(self, role) for role in roles_of(task)) if model is not None]
+
     @property
     def segmenters(self) -> list[LoadedModel]:
-        return [m for m in (self.quarf, self.baseline) if m is not None]
+        return self.of_task("segmentation")
 
     @property
     def restorers(self) -> list[LoadedModel]:
         """The restoration models, QuARF's first."""
-        return [m for m in (self.restoration, self.plain_restoration) if m is not None]
+        return self.of_task("restoration")
 
     @property
     def empty(self) -> bool:
@@ -104,14 +126,14 @@ def project_roots() -> list[Path]:
 
 
 def demo_folders() -> dict[str, str]:
-    """The model folders of a ``quarf-hf demo`` run that exist, by role (:data:`DEMO_FOLDERS`):
+    """The model folders of a ``quarf-hf demo`` run that exist, by role (``Role.demo_folders``):
     under ``$QUARF_DEMO_DIR`` when it is set (``quarf-hf demo --out`` elsewhere), else under
     ``outputs/demo`` of the first of :func:`project_roots` that has any."""
     override = os.environ.get("QUARF_DEMO_DIR")
     for demo in [Path(override)] if override else [root / DEMO_DIR for root in project_roots()]:
         found = {}
-        for role, candidates in DEMO_FOLDERS.items():
-            for folder in candidates:
+        for role, spec in ROLES.items():
+            for folder in spec.demo_folders:
                 if (demo / folder / "config.json").is_file():
                     found[role] = str(demo / folder)
                     break
@@ -127,25 +149,22 @@ def resolve_sources(quarf: str | None = None, baseline: str | None = None, resto
     given = {"quarf": quarf, "baseline": baseline, "restoration": restoration, "plain_restoration": plain_restoration}
     sources = {}
     for role, value in given.items():
-        value = value or os.environ.get(ENV_VARS[role]) or None
+        value = value or os.environ.get(ROLES[role].variable) or None
         if value:
             sources[role] = value
     demo = demo_folders()
-    for pair in (SEGMENTATION_ROLES, RESTORATION_ROLES):
+    for pair in (roles_of("segmentation"), roles_of("restoration")):
         if not any(role in sources for role in pair):
             sources.update({role: folder for role, folder in demo.items() if role in pair})
     return sources
 
 
 def _experts(model) -> list[tuple[int, int, int]] | None:
-    from quarf_hf.models.quarf import receptive_field
+    """(kernel, dilation, receptive field) per routed expert, as predict and evaluate report them."""
+    from quarf_hf.evaluation.routing import expert_fields
 
-    quarf = getattr(model.config, "quarf", None)
-    if not isinstance(quarf, dict) or "experts" not in quarf:
-        return None
-    if getattr(model.config, "conditioning", "route") != "route":  # "film" / "none": no experts are routed
-        return None
-    return [(int(k), int(d), receptive_field(int(k), int(d))) for k, d in quarf["experts"]]
+    fields = expert_fields(model)
+    return None if fields is None else [(f["kernel_size"], f["dilation"], f["receptive_field"]) for f in fields]
 
 
 def _min_side(model) -> int:
@@ -172,11 +191,12 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
     """
     from quarf_hf.evaluation import model_pixel_normalisation, model_task
 
+    check_choice("role", role, ROLES)
     model = model.to(device).eval()
     task = model_task(model)
-    expected = "restoration" if role in RESTORATION_ROLES else "segmentation"
+    expected = ROLES[role].task
     if task != expected:
-        raise InputError(f"{ENV_VARS[role]}: expected a {expected} model, found a {task} model ({model.config.model_type})")
+        raise InputError(f"{ROLES[role].variable}: expected a {expected} model, found a {task} model ({model.config.model_type})")
     mean, std = model_pixel_normalisation(model, processor_source)
     id2label = {int(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     quality = getattr(model.config, "quality", None)
@@ -203,10 +223,10 @@ def load_one(role: str, source: str, device: str | torch.device = "cpu", revisio
 
 
 def resolve_revisions(revisions: dict | None = None) -> dict[str, str]:
-    """Role -> revision: the arguments, then the environment (:data:`REVISION_VARS`: ``QUARF_REVISION``,
+    """Role -> revision: the arguments, then the environment (``Role.revision_variable``: ``QUARF_REVISION``,
     ``BASELINE_REVISION``, ``RESTORATION_REVISION``, ``PLAIN_RESTORATION_REVISION``)."""
     given = revisions or {}
-    found = {role: given.get(role) or os.environ.get(variable) or None for role, variable in REVISION_VARS.items()}
+    found = {role: given.get(role) or os.environ.get(spec.revision_variable) or None for role, spec in ROLES.items()}
     return {role: value for role, value in found.items() if value}
 
 
@@ -220,7 +240,7 @@ def load_space_models(quarf: str | None = None, baseline: str | None = None, res
     """The page's models, loaded once per process (later calls with the same sources reuse them).
 
     ``revisions``: role -> commit hash (or branch, tag) for models given as Hub ids; unset roles
-    take the environment's (:data:`REVISION_VARS`).
+    take the environment's (``Role.revision_variable``).
 
     A model that fails to load is left out and its error kept in ``errors`` for the page; this
     never raises for a bad model, so the page always opens.
@@ -245,4 +265,4 @@ def load_space_models(quarf: str | None = None, baseline: str | None = None, res
 
 
 __all__ = ["LoadedModel", "SpaceModels", "load_space_models", "prepare", "resolve_sources", "resolve_revisions", "demo_folders",
-           "GET_A_MODEL", "DEMO_FOLDERS", "ENV_VARS", "REVISION_VARS"]
+           "Role", "ROLES", "DEMO_COMMANDS", "roles_of"]

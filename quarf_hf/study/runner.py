@@ -186,7 +186,7 @@ class _Pool:
         return (time.monotonic() - self.started) / 60
 
     def run(self, jobs: list, stage: str, hard_cap: bool = True) -> None:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         jobs = [job for job in jobs if job is not None]
         if not jobs:
@@ -194,7 +194,7 @@ class _Pool:
         workers = max(1, min(self.config.workers, os.cpu_count() or 1, len(jobs)))
         running: list[tuple[subprocess.Popen, dict, object]] = []
         queue = list(jobs)
-        bar = tqdm(total=len(jobs), desc=f"{stage} ({workers} at once)", unit="run", disable=not self.progress)
+        bar = progress_bar(total=len(jobs), desc=f"{stage} ({workers} at once)", unit="run", disable=not self.progress)
         try:
             while queue or running:
                 while queue and len(running) < workers:

@@ -22,12 +22,12 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..atomic import write_text_atomic
 from ..models.checks import InputError
 from ..outputs import check_output_folder
+from ..progress import progress_bar
 from .checkpoints import checkpoint_problem, checkpoint_step, list_checkpoints, save_checkpoint
 from .seeds import EpochSeededSampler, mixed_seed
 from .settings import LoopSettings
@@ -279,8 +279,8 @@ def run_training(task: Task, resume: bool = False, push_to_hub: str | None = Non
     accumulation = accelerator.gradient_accumulation_steps
     steps_per_epoch = math.ceil(len(loader) / accumulation)
     run.started = time.monotonic()
-    progress = tqdm(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
-                    desc=task.description, mininterval=1.0)
+    progress = progress_bar(total=config.max_steps, initial=run.step, disable=not accelerator.is_local_main_process,
+                            desc=task.description, mininterval=1.0)
     run.model.train()
     stopped_early = False
     if resume and run.step >= config.max_steps and accelerator.is_main_process:

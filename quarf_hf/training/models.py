@@ -6,6 +6,7 @@ from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from ..hub.build import block_settings, load_hub_config, new_quarf_model
 from ..models.checks import MAX_WIDTH, InputError, check_int
+from ..models.conditioning import DEFAULT_CONDITIONING
 from ..models.modeling_quarf_restoration import QuarfRestorationModel
 from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
 
@@ -68,7 +69,7 @@ def _build_model(model_section: dict, num_labels: int | None = None, id2label: d
     if kind == "quarf_segformer":
         stage = model_section.get("quarf_stage", stage)
         if base:
-            conditioning = model_section.get("config", {}).get("conditioning", "route")
+            conditioning = model_section.get("config", {}).get("conditioning", DEFAULT_CONDITIONING)
             model = QuarfSegformerForSemanticSegmentation.from_segformer(
                 base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label,
                 conditioning=conditioning, **pinned, **quarf
@@ -94,7 +95,7 @@ def _restoration_from_base(base: str, model_section: dict, pinned: dict):
                                              "mid_block_attention", "num_channels", "loss", "charbonnier_eps")
                     if k in settings}
     new = new_quarf_model("quarf_restoration", model_section.get("quality", settings.get("quality", "brisque")),
-                          **architecture, conditioning=conditioning or settings.get("conditioning", "route"),
+                          **architecture, conditioning=conditioning or settings.get("conditioning", DEFAULT_CONDITIONING),
                           quarf=dict(model_section.get("quarf", {})))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(("quarf.", "quality_extractor."))}
     missing, unexpected = new.load_state_dict(state, strict=False)
