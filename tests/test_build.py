@@ -208,11 +208,12 @@ def test_build_sam_adapter_takes_the_bases_processor_normalisation(tmp_path):
 
 def test_build_sam_adapter_refuses_a_missing_or_foreign_base(tmp_path, capsys):
     """No --base, or a base that is not a SAM (a SegFormer): one line naming --base, nothing written."""
+    SegformerModel(SegformerConfig(**segformer_config())).save_pretrained(tmp_path / "segformer")
+    capsys.readouterr()  # the save's progress bar
     assert cli_main(["build", "quarf-sam-vit-base", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "--base: quarf-sam-vit-base is an adapter for facebook/sam-vit-base" in err
-    SegformerModel(SegformerConfig(**segformer_config())).save_pretrained(tmp_path / "segformer")
     assert cli_main(["build", "quarf-sam-vit-base", "--out", str(tmp_path / "b"), "--base", str(tmp_path / "segformer")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
