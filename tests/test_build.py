@@ -10,10 +10,12 @@ from huggingface_hub import ModelCard
 from PIL import Image
 from transformers import AutoModel, AutoModelForSemanticSegmentation, SegformerConfig, SegformerModel
 
-from quarf_hf import ContriqueModel, QuarfSegformerForSemanticSegmentation
+from quarf_hf import ContriqueModel, QuarfAdapter, QuarfSegformerForSemanticSegmentation
 from quarf_hf.cli import main as cli_main
+from quarf_hf.data import load_photo
+from quarf_hf.degradations import degrade
 from quarf_hf.hub.build import build, load_hub_config
-from tiny_models import segformer_config
+from tiny_models import make_sam, segformer_config
 
 HUB_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "hub_configs").glob("*.yaml"))
 SEGFORMER_CONFIGS = [p for p in HUB_CONFIGS if load_hub_config(p)["model"] == "quarf_segformer"]
@@ -21,7 +23,7 @@ SEGFORMER_CONFIGS = [p for p in HUB_CONFIGS if load_hub_config(p)["model"] == "q
 
 def test_every_published_variant_is_listed():
     names = {p.stem for p in HUB_CONFIGS}
-    assert {f"quarf-segformer-b{i}" for i in range(6)} | {"contrique-resnet50"} <= names
+    assert {f"quarf-segformer-b{i}" for i in range(6)} | {"contrique-resnet50", "quarf-sam-vit-base"} <= names
 
 
 @pytest.mark.parametrize("config_path", SEGFORMER_CONFIGS, ids=lambda p: p.stem)
@@ -138,3 +140,82 @@ def test_push_creates_repo_and_uploads_the_folder(tmp_path, monkeypatch):
     assert calls[0] == ("create", "me/quarf-b0", {"private": True, "exist_ok": True, "repo_type": "model"})
     assert calls[1][1]["folder_path"] == str(out) and calls[1][1]["repo_id"] == "me/quarf-b0"
     assert 'model="me/quarf-b0"' in (out / "README.md").read_text()
+
+
+def sam_photos(mean, std) -> torch.Tensor:
+    """A built-in photo at the tiny SAM's 64x64, clean and under strong Gaussian noise, normalised with
+    ``mean`` / ``std`` as SamProcessor does."""
+    clean = torch.nn.functional.interpolate(load_photo("astronaut")[None], size=(64, 64), mode="area")
+    images = torch.cat([clean, degrade(clean, "gaussian_noise", 5, torch.Generator().manual_seed(0))])
+    return (images - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+def test_build_sam_adapter_from_a_base(tmp_path):
+    """quarf-sam-vit-base built on a tiny random SamModel saved locally (facebook/sam-vit-base's stand-in):
+    the folder is the adapter alone (no SAM weights); reloaded and attached to that SAM, get_image_embeddings
+    equals the SAM's own (the reference: the same SAM before attaching) and the block routes a clean and a
+    noisy built-in photo differently; its card is an adapter card of facebook/sam-vit-base."""
+    from safetensors import safe_open
+    from transformers import SamModel
+
+    data = load_hub_config("quarf-sam-vit-base")
+    make_sam().save_pretrained(tmp_path / "sam")
+    out = build("quarf-sam-vit-base", tmp_path / "adapter", base=str(tmp_path / "sam"))
+    for name in ("model.safetensors", "config.json", "README.md", "modeling_quarf_adapter.py", "quarf.py"):
+        assert (out / name).exists(), name
+    with safe_open(out / "model.safetensors", "pt") as weights:
+        keys = list(weights.keys())
+    assert any(k.startswith("blocks.0.") for k in keys)
+    assert not [k for k in keys if not k.startswith(("blocks.", "quality_extractor."))], "SAM's own weights are not saved"
+
+    adapter = QuarfAdapter.from_pretrained(out)
+    settings = data["adapter"]
+    assert adapter.config.entry == settings["entry"] and adapter.config.quality["type"] == data["quality"]
+    attachment = adapter.config.attachments[0]
+    assert attachment["after"] == settings["after"] and attachment["layout"] == settings["layout"]
+    assert attachment["in_channels"] == 32  # the tiny SAM's vision hidden size, read off the base
+    assert attachment["quarf"]["num_groups"] == data["quarf"]["num_groups"]
+    torch.testing.assert_close(torch.tensor(adapter.config.pixel_mean), torch.tensor(settings["pixel_mean"]))
+
+    sam = SamModel.from_pretrained(tmp_path / "sam").eval()
+    pixels = sam_photos(adapter.config.pixel_mean, adapter.config.pixel_std)
+    with torch.no_grad():
+        reference = sam.get_image_embeddings(pixels)
+    adapter.attach(sam)
+    with adapter.record_routing() as routing, torch.no_grad():
+        embeddings = sam.get_image_embeddings(pixels)
+    assert torch.equal(embeddings, reference)
+    weights = routing[0][settings["after"]]
+    assert weights.shape == (2, data["quarf"]["num_groups"], len(data["quarf"]["experts"]))
+    assert (weights[0] - weights[1]).abs().max().item() > 1e-3
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and "quarf" in card.data.tags and card.data.license == data["license"]
+    assert card.data.base_model == data["base_model"] and card.data.base_model_relation == "adapter"
+    assert "\n# quarf-sam-vit-base\n" in card.content and "identity init" in card.content
+
+
+def test_build_sam_adapter_takes_the_bases_processor_normalisation(tmp_path):
+    """A base saved with its image processor: the adapter un-normalises pixels with that processor's
+    mean/std, not the variant's defaults."""
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    make_sam().save_pretrained(tmp_path / "sam")
+    SamImageProcessorPil(image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25]).save_pretrained(tmp_path / "sam")
+    adapter = QuarfAdapter.from_pretrained(build("quarf-sam-vit-base", tmp_path / "adapter", base=str(tmp_path / "sam")))
+    assert adapter.config.pixel_mean == [0.5, 0.5, 0.5] and adapter.config.pixel_std == [0.25, 0.25, 0.25]
+
+
+def test_build_sam_adapter_refuses_a_missing_or_foreign_base(tmp_path, capsys):
+    """No --base, or a base that is not a SAM (a SegFormer): one line naming --base, nothing written."""
+    SegformerModel(SegformerConfig(**segformer_config())).save_pretrained(tmp_path / "segformer")
+    capsys.readouterr()  # the save's progress bar
+    assert cli_main(["build", "quarf-sam-vit-base", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--base: quarf-sam-vit-base is an adapter for facebook/sam-vit-base" in err
+    assert cli_main(["build", "quarf-sam-vit-base", "--out", str(tmp_path / "b"), "--base", str(tmp_path / "segformer")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--base: expected a 'sam' model such as facebook/sam-vit-base, found model_type 'segformer'" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["segformer"], "nothing written, no staging folder left"

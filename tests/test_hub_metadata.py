@@ -12,6 +12,7 @@ import quarf_hf  # noqa: F401  (registers the Auto classes)
 from quarf_hf.hub.build import build, load_hub_config
 from quarf_hf.hub.convert_contrique import build_contrique_folder
 from quarf_hf.hub.model_card import CONTRIQUE_PAPER, QUARF_PAPER, SEGFORMER_PAPER
+from tiny_models import make_sam
 
 QUARF_LINK, SEGFORMER_LINK, CONTRIQUE_LINK = QUARF_PAPER[1], SEGFORMER_PAPER[1], CONTRIQUE_PAPER[1]
 
@@ -25,12 +26,14 @@ def check_papers(card, links):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("built")
+    make_sam().save_pretrained(root / "sam")  # stands in for facebook/sam-vit-base
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {
             "segformer": build("quarf-segformer-b0", root / "b0", quality="brisque"),
             "restoration": build("quarf-restoration-small", root / "restoration", quality="brisque"),
             "contrique": build_contrique_folder(root / "contrique", name="contrique-resnet50"),
+            "sam": build("quarf-sam-vit-base", root / "sam-adapter", base=str(root / "sam")),
         }
 
 
@@ -56,6 +59,18 @@ def test_restoration_card_cites_quarf(built):
     assert card.data.license == "apache-2.0" and card.data.pipeline_tag == "image-to-image"
     check_papers(card, [QUARF_LINK])
     assert "doi       = {10.1609/aaai.v39i16.33836}" in card.content
+
+
+def test_sam_adapter_card_is_an_adapter_of_sam(built):
+    """The published SAM adapter (built on a local stand-in) names facebook/sam-vit-base as its base, as an
+    adapter, under the variant's licence (SAM's Apache-2.0: the folder holds none of SAM's weights)."""
+    card = ModelCard.load(built["sam"] / "README.md")
+    data = load_hub_config("quarf-sam-vit-base")
+    assert data["license"] == "apache-2.0" and card.data.license == "apache-2.0"
+    assert card.data.base_model == "facebook/sam-vit-base" == data["base_model"]
+    assert card.data.base_model_relation == "adapter" and card.data.pipeline_tag is None
+    assert "## Blocks" in card.content and "`vision_encoder.patch_embed`" in card.content
+    check_papers(card, [QUARF_LINK])
 
 
 def test_contrique_routed_models_say_what_their_extractor_is_under(tmp_path):

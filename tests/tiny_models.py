@@ -64,6 +64,30 @@ def make_contrique(**changes):
     return ContriqueModel(ContriqueConfig(**contrique_config(**changes))).eval()
 
 
+def make_sam(seed: int = 0):
+    """A tiny random transformers ``SamModel`` (64x64 images, an 8x8 grid of 32 channels) in eval mode.
+
+    SAM's own init gives so small an encoder near-zero outputs (~1e-22), so its matrices are redrawn
+    with std 0.2: comparisons of its embeddings then mean something."""
+    import torch
+    import transformers
+
+    vision = transformers.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64,
+                                          patch_size=8, output_channels=16, window_size=4, global_attn_indexes=[1],
+                                          mlp_dim=64, num_pos_feats=8)
+    prompt = transformers.SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8)
+    decoder = transformers.SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, mlp_dim=32,
+                                                iou_head_hidden_dim=16)
+    torch.manual_seed(seed)
+    model = transformers.SamModel(transformers.SamConfig(vision_config=vision, prompt_encoder_config=prompt,
+                                                         mask_decoder_config=decoder))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim > 1:
+                parameter.normal_(0, 0.2)
+    return model.eval()
+
+
 def save_demo_restoration(out_dir, seed: int = 0) -> dict:
     """The two restoration models ``quarf-hf demo`` writes, tiny, saved where it writes them:
     ``out_dir/restoration/quarf/model`` (conditioning "route") and ``out_dir/restoration/plain/model``

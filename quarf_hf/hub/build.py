@@ -2,8 +2,9 @@
 
 A folder holds the weights (safetensors), ``config.json`` with ``auto_map``, the model code
 (so ``trust_remote_code=True`` works without this package), the image processor and a model
-card. It is written to a temporary folder beside ``--out`` and renamed into place at the end,
-so a failed build leaves nothing behind.
+card; an adapter variant (``model: quarf_adapter``, e.g. QuARF-SAM) is the adapter alone, made
+for the base network given as ``--base``, without a processor. It is written to a temporary
+folder beside ``--out`` and renamed into place at the end, so a failed build leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from ..atomic import atomic_folder
 from ..outputs import check_model_folder
 from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id, short_repr
 
-MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration")
+MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration", "quarf_adapter")
+# The ``adapter`` section of a ``quarf_adapter`` variant (base_type and after are required).
+ADAPTER_KEYS = ("base_type", "after", "entry", "layout", "pixel_mean", "pixel_std")
 # The published variants: hub_configs/ at the top of the repository, installed with the package
 # as quarf_hf/hub_configs (a link in the source tree, package data in a wheel).
 HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
@@ -47,7 +50,7 @@ def load_hub_config(path) -> dict:
         if key not in data:
             raise InputError(f"CONFIG: {path} is missing the key {key!r}")
     check_choice(f"CONFIG: {path}: model", data["model"], MODEL_KINDS)
-    for key in ("quarf", "segformer", "unet"):
+    for key in ("quarf", "segformer", "unet", "adapter"):
         if key in data and not isinstance(data[key], dict):
             raise InputError(f"CONFIG: {key}: expected a mapping, found {short_repr(data[key])} in {path}")
     if data["model"] == "quarf_segformer":
@@ -61,8 +64,24 @@ def load_hub_config(path) -> dict:
             raise InputError(
                 f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
             )
+    if data["model"] == "quarf_adapter":
+        _check_adapter_section(data, path)
     data["_path"] = str(path)
     return data
+
+
+def _check_adapter_section(data: dict, path: Path) -> None:
+    """A ``quarf_adapter`` variant names its base (``base_model``) and where its block goes (``adapter``)."""
+    adapter = data.get("adapter")
+    if not isinstance(adapter, dict):
+        raise InputError(f"CONFIG: adapter: expected a mapping with base_type and after, found {short_repr(adapter)} in {path}")
+    unknown = sorted(set(adapter) - set(ADAPTER_KEYS))
+    if unknown:
+        raise InputError(f"CONFIG: adapter: unknown keys {unknown}; expected some of {list(ADAPTER_KEYS)} in {path}")
+    for where, value in (("base_model", data.get("base_model")), ("adapter.base_type", adapter.get("base_type")),
+                         ("adapter.after", adapter.get("after"))):
+        if not isinstance(value, str) or not value:
+            raise InputError(f"CONFIG: {where}: expected a non-empty string, found {short_repr(value)} in {path}")
 
 
 def block_settings(data: dict) -> tuple[int, dict]:
@@ -177,6 +196,68 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
     return model
 
 
+def check_adapter_base(data: dict, base, revision=None) -> None:
+    """An adapter variant is built on its base network: refuses a missing ``--base``, and one whose
+    ``config.json`` names another model type, before any weights are read."""
+    from transformers import PretrainedConfig
+
+    from ..models.weights import check_source
+
+    expected = data["adapter"]["base_type"]
+    if not base:
+        raise InputError(
+            f"--base: {data['name']} is an adapter for {data['base_model']}, built on that network; pass its "
+            f"folder or Hub id (--base {data['base_model']})"
+        )
+
+    def read_config() -> dict:
+        check_source(str(base))  # a config.json too large to be one is refused before parsing
+        return PretrainedConfig.get_config_dict(str(base), **({"revision": revision} if revision else {}))[0]
+
+    found = _load_base(read_config, base).get("model_type")
+    if found != expected:
+        raise InputError(
+            f"--base: expected a {expected!r} model such as {data['base_model']}, found model_type "
+            f"{short_repr(found)} in {str(base)!r}"
+        )
+
+
+def build_quarf_adapter(data: dict, folder: Path, base, quality=None, repo_id=None, revision=None):
+    """Writes the adapter alone into ``folder``, as ``QuarfAdapter.save_pretrained`` does, for the
+    network ``base`` (checked by :func:`check_adapter_base`): a block after ``adapter.after`` at its
+    identity init. The pixel normalisation is the base's saved image processor's, else the variant's."""
+    from transformers import AutoModel
+
+    from ..models.image_utils import processor_normalisation
+    from ..models.modeling_quarf_adapter import QuarfAdapter
+    from ..models.weights import from_pretrained_checked
+    from .model_card import write_adapter_card
+
+    settings = data["adapter"]
+    load_kwargs = {"revision": revision} if revision else {}
+    # trust_remote_code=False: the base's model_type is transformers' own (checked), so is the code that runs.
+    network = _load_base(lambda: from_pretrained_checked(AutoModel.from_pretrained, str(base), trust_remote_code=False,
+                                                         **load_kwargs), base)
+    mean, std = processor_normalisation(str(base), **load_kwargs) or (
+        settings.get("pixel_mean", 0.0), settings.get("pixel_std", 1.0))
+    # A Hub id names the base on the card; a local copy stands for the variant's base model.
+    recorded = str(base) if not os.path.exists(base) and looks_like_hub_id(str(base)) else data["base_model"]
+    adapter = QuarfAdapter.for_model(
+        network, settings["after"], quality or data.get("quality", "brisque"), entry=settings.get("entry"),
+        layout=settings.get("layout", "auto"), pixel_mean=mean, pixel_std=std, base_model=recorded,
+        **data.get("quarf", {}),
+    )
+    reference = repo_id or f"<your-org>/{data['name']}"
+    adapter.save_pretrained(folder, repo_id=reference)
+    # The variant's card in place of the generic one: its name, its licence, and that nothing is trained yet.
+    residual = all(a["quarf"]["residual"] for a in adapter.config.attachments)
+    write_adapter_card(folder, adapter, reference, title=data["name"], license=data.get("license"),
+                       note=("The blocks are at their identity init (untrained): attached, they leave the base "
+                             "network's outputs unchanged until you train them." if residual else
+                             "The blocks are newly initialised (untrained): train them before use."))
+    return adapter
+
+
 def check_trained_encoder(data: dict, base) -> None:
     """A trained variant (a ``training`` recipe) is published from the folder its training wrote."""
     if not base:
@@ -250,6 +331,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
             f"--base: {data['name']} is trained, not built from a checkpoint; run `quarf-hf train {data['name']}` "
             f"and pass the folder it writes (outputs/{data['name']}/model) as --base"
         )
+    if data["model"] == "quarf_adapter":
+        check_adapter_base(data, base, revision)
     if push:
         from .publish import resolve_token
 
@@ -267,6 +350,8 @@ def build(config_path, out_dir, base=None, quality=None, push=None, private=Fals
             from .convert_contrique import build_contrique_folder
 
             build_contrique_folder(staging, checkpoint=base, overwrite=True, name=data["name"])
+        elif data["model"] == "quarf_adapter":
+            build_quarf_adapter(data, staging, base, quality=quality, repo_id=push, revision=revision)
         elif "training" in data:
             build_trained_restoration(data, staging, base, push)
         else:

@@ -1,7 +1,7 @@
 """Model cards: the one writer of every README.md that quarf-hf puts in a model folder.
 
-``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE), ``quarf-hf convert-contrique``, the
-end of a training run and ``QuarfAdapter.save_pretrained`` (through :func:`write_adapter_card`,
+``quarf-hf build`` (QuARF-SegFormer, restoration, CONTRIQUE, adapters), ``quarf-hf convert-contrique``,
+the end of a training run and ``QuarfAdapter.save_pretrained`` (through :func:`write_adapter_card`,
 which quarf_hf registers as the adapter's ``model_card_writer``) all call :func:`write_model_card`.
 The card's YAML metadata is huggingface_hub's :class:`~huggingface_hub.ModelCardData`
 (``library_name``, ``pipeline_tag``, ``tags``, ``license``, ``base_model``, and a ``model-index``
@@ -145,7 +145,7 @@ def describe(config) -> str:
     if kind == "quarf_adapter":
         base = config.base_model or config.base_model_class or "a base network"
         return (f"QuARF blocks (quality-adaptive receptive fields, AAAI-25) and the frozen "
-                f"{config.quality['type'].upper()} quality model that routes them, trained inside `{base}` "
+                f"{config.quality['type'].upper()} quality model that routes them, made for `{base}` "
                 f"(`{config.base_model_class or 'unknown'}`). Attach them to that network to use them.")
     return "A plain SegFormer (the baseline arm of the QuARF comparison)."
 
@@ -277,11 +277,14 @@ def write_model_card(folder, config, *, title: str, provenance: str, reference: 
 __all__ = ["write_model_card", "describe", "usage_snippet", "eval_results", "licence_fields", "papers"]
 
 
-def write_adapter_card(folder, adapter, repo_id: str | None = None) -> Path:
+def write_adapter_card(folder, adapter, repo_id: str | None = None, *, title: str | None = None,
+                       license: str | None = None, note: str | None = None) -> Path:
     """Writes ``folder/README.md`` for a saved :class:`~quarf_hf.QuarfAdapter`: the base network, the
     blocks (where they attach, channels, experts, groups, mode) and how to attach them.
 
-    ``QuarfAdapter.save_pretrained`` calls it (quarf_hf registers it as the adapter's ``model_card_writer``).
+    ``QuarfAdapter.save_pretrained`` calls it (quarf_hf registers it as the adapter's ``model_card_writer``);
+    ``quarf-hf build`` calls it again with a published variant's ``title`` (its name), ``license`` and a
+    ``note`` added to the provenance.
     """
     config = adapter.config
     base = config.base_model
@@ -293,8 +296,10 @@ def write_adapter_card(folder, adapter, repo_id: str | None = None) -> Path:
     blocks = ("| attached after | channels | experts | groups | mode |\n|---|---|---|---|---|\n" + rows +
               f"\n\nPixel input normalisation of the base network: mean {config.pixel_mean}, std {config.pixel_std}.")
     return write_model_card(
-        folder, config, title=f"QuARF adapter for `{base or config.base_model_class}`",
-        provenance=f"This repository holds only the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.",
-        reference=repo_id or "THIS_REPO", base_model=base if base and looks_like_hub_id(base) and not Path(base).exists() else None,
+        folder, config, title=title or f"QuARF adapter for `{base or config.base_model_class}`",
+        provenance=" ".join(filter(None, [
+            f"This repository holds only the adapter ({size / 1e6:.2f} MB of weights), not the base network's weights.",
+            note])),
+        reference=repo_id or "THIS_REPO", license=license, base_model=base if base and looks_like_hub_id(base) and not Path(base).exists() else None,
         base_model_relation="adapter", extra_sections={"Blocks": blocks},
     )
