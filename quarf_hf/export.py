@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from .atomic import atomic_folder
-from .evaluation.pixels import model_pixel_normalisation, model_task
+from .evaluation.pixels import model_pixel_normalisation
 from .models.checks import InputError
 from .outputs import check_model_folder
+from .tasks import task_of
 
 FORMATS = {"onnx": "model.onnx", "exported-program": "model.pt2"}
 # How far the exported result may be from the eager model's (ONNX Runtime fuses and reorders float ops).
@@ -32,7 +33,7 @@ class ExportedOutputs(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.main_name = "reconstruction" if model_task(model) == "restoration" else "logits"
+        self.main_name = task_of(model).output
 
     def forward(self, pixel_values: torch.Tensor):
         output = self.model(pixel_values, return_dict=True)

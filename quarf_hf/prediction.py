@@ -26,6 +26,7 @@ from .atomic import atomic_path, write_text_atomic
 from .evaluation.metrics import psnr_per_image
 from .evaluation.routing import expert_fields, routing_per_image
 from .models.image_utils import to_uint8
+from .tasks import TaskSpec, task_of
 
 BLEND_ALPHA = 0.5  # weight of the class colour in <stem>_segmentation.png
 
@@ -96,7 +97,7 @@ class Prediction:
     """What :func:`predict_image` needs of a loaded model, made once by :func:`setup_prediction`."""
 
     model: torch.nn.Module
-    task: str
+    task: TaskSpec
     device: torch.device
     mean: torch.Tensor
     std: torch.Tensor
@@ -105,15 +106,14 @@ class Prediction:
     colours: np.ndarray | None
 
 
-def setup_prediction(model, task: str, device) -> Prediction:
-    """Moves ``model`` to ``device`` in eval mode and reads its normalisation, experts and classes.
-
-    ``task``: ``"segmentation"`` or ``"restoration"`` (see :func:`~quarf_hf.evaluation.loading.config_task`).
-    """
+def setup_prediction(model, device) -> Prediction:
+    """Moves ``model`` to ``device`` in eval mode and reads its task (:func:`~quarf_hf.tasks.task_of`),
+    normalisation, experts and classes."""
     from .evaluation import model_pixel_normalisation
 
     device = torch.device(device)
     model = model.to(device).eval()
+    task = task_of(model)
     mean, std = model_pixel_normalisation(model)
     num_labels = int(getattr(model.config, "num_labels", 0) or 0)
     return Prediction(
@@ -121,7 +121,7 @@ def setup_prediction(model, task: str, device) -> Prediction:
         mean=torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1),
         std=torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1),
         experts=expert_fields(model), num_labels=num_labels,
-        colours=palette(num_labels) if task == "segmentation" else None,
+        colours=palette(num_labels) if task.classes else None,
     )
 
 
@@ -152,8 +152,9 @@ def predict_image(state: Prediction, original: torch.Tensor, out: Path, stem: st
         pixels = image.to(state.device)
         output = state.model(pixel_values=(pixels - state.mean) / state.std)
 
-    if state.task == "segmentation":
-        logits = F.interpolate(output.logits.float(), size=image.shape[-2:], mode="bilinear", align_corners=False)
+    prediction = getattr(output, state.task.output).float()
+    if state.task.classes:
+        logits = F.interpolate(prediction, size=image.shape[-2:], mode="bilinear", align_corners=False)
         mask = logits.argmax(1)[0].cpu().numpy()
         counts = np.bincount(mask.ravel(), minlength=state.num_labels)
         record["classes"] = [
@@ -168,7 +169,7 @@ def predict_image(state: Prediction, original: torch.Tensor, out: Path, stem: st
         written += [f"{stem}_segmentation.png", f"{stem}_mask.png"]
         summary = ", ".join(f"{c['label']} {100 * c['fraction']:.1f}%" for c in record["classes"][:8])
     else:
-        restored = output.reconstruction.float().cpu()
+        restored = prediction.cpu()
         record["psnr_vs_input"] = _psnr(restored, image)
         if corruption is not None:
             record["psnr_vs_original"] = _psnr(restored, original)
@@ -187,7 +188,7 @@ def predict_image(state: Prediction, original: torch.Tensor, out: Path, stem: st
 
 def finish_prediction(state: Prediction, records: list[dict], out: Path, model_name: str) -> Path:
     """Writes ``out/predictions.json`` (the model, task, device, every record and the experts)."""
-    result = {"model": model_name, "task": state.task, "device": str(state.device), "images": records}
+    result = {"model": model_name, "task": state.task.name, "device": str(state.device), "images": records}
     if state.experts is not None:
         result["experts"] = state.experts
     path = Path(out) / "predictions.json"

@@ -73,6 +73,10 @@ def tiny_study(**changes) -> dict:
                                           "test": KINDS["augmentation"], "unseen": ["gaussian_noise", "defocus_blur"]}},
      "kinds: augmentation and unseen must be disjoint"),
     ({"effect": 0}, "effect"),
+    # the task follows from the model types: a segmentation arm in a restoration study is refused
+    ({"base": {k: v for k, v in tiny_study()["base"].items() if k != "task"},
+      "arms": {**tiny_study()["arms"], "plain": {"model": {"type": "quarf_segformer"}}}},
+     "arms.plain.model.type: a segmentation model, but the base network is a restoration model"),
 ])
 def test_bad_configs_are_refused_before_any_run(tmp_path, capsys, change, message):
     path = tmp_path / "study.yaml"
@@ -134,7 +138,8 @@ def test_the_gate_passes_a_working_regime_and_segmentation_needs_augmentation_ab
     _fake_runs(config, tmp_path, {"plain": 21.5})
     assert regime_gate(config, tmp_path)["valid"]
     seg = tmp_path / "seg"
-    config.base["task"] = "segmentation"  # the gate's rule follows the task
+    # the gate's rule follows the task, which the base network's model type decides
+    config.base = {**{k: v for k, v in config.base.items() if k != "task"}, "model": {"type": "segformer"}}
     for name, score in (("base", 0.5), ("plain", 0.4)):
         for seed in config.pilot:
             folder = run_dir(seg, name, seed)
@@ -592,3 +597,46 @@ def test_the_receptive_field_study_config_is_the_declared_regime(tmp_path):
     job = make_job(config, tmp_path, "quarf", 7, config.test_splits)
     assert job["evaluate"]["unseen"] == {"kinds": config.kinds["unseen"], "images": config.images["test"]}
     assert job["evaluate"]["test"]["kinds"] == config.kinds["augmentation"]
+
+
+def test_the_study_task_is_the_base_networks_model_type():
+    """``base`` needs no ``task:``: the base network's model type gives the study's metric and gate
+    (restoration: PSNR, scored against the degraded input's identity row); a repeated one agrees."""
+    base = {k: v for k, v in tiny_study()["base"].items() if k != "task"}
+    config = StudyConfig.from_dict(tiny_study(base=base))
+    assert config.task.name == "restoration" and config.task.metric == "psnr" and config.task.identity_row
+    assert StudyConfig.from_dict(tiny_study()).task is config.task
+
+
+def test_study_modules_import_no_circle_even_inside_functions():
+    """No module of quarf_hf/study reaches itself through the study modules it imports, counting
+    imports inside functions too (study/config.py once imported study/evaluation.py, which imports it)."""
+    import ast
+
+    package = REPO / "quarf_hf" / "study"
+    names = {path.stem for path in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            module = node.module or ""
+            if node.level == 1:
+                found |= {module.split(".")[0]} if module else {alias.name for alias in node.names}
+            elif module.startswith("quarf_hf.study."):
+                found.add(module.split(".")[2])
+        graph[path.stem] = (found & names) - {path.stem}
+    assert "config" in graph["evaluation"], "the graph must see the study's relative imports"
+    circles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for following in graph[node]:
+                if following == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif following not in seen:
+                    seen.add(following)
+                    stack.append((following, path + [following]))
+    assert not circles, circles

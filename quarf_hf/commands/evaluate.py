@@ -7,14 +7,15 @@ import os
 import sys
 
 from ..degradations.registry import parse_corruptions, parse_severities
-from ..evaluation.loading import config_task, load_model, load_model_config, resolve_device
+from ..evaluation.loading import load_model, load_model_config, resolve_device
 from ..evaluation.report import REPORT_FILES
 from ..models.checks import InputError, check_int, looks_like_hub_id
 from ..outputs import check_output_folder
+from ..tasks import TaskSpec, task_of
 
 
-def dataset_spec(args, task: str, num_labels: int | None = None):
-    """The ``load_dataset_spec`` argument for ``--dataset``; quarf-shapes gets the model's classes."""
+def dataset_spec(args, task: TaskSpec, num_labels: int | None = None):
+    """The ``load_dataset_spec`` argument for ``--dataset``; quarf-shapes gets the model's task and classes."""
     value = args.dataset
     if value.lstrip().startswith("{"):
         try:
@@ -25,8 +26,8 @@ def dataset_spec(args, task: str, num_labels: int | None = None):
         for name in ("num_samples", "image_size"):
             check_int(f"--{name.replace('_', '-')}", getattr(args, name))
         spec = {"type": "quarf-shapes", "num_samples": args.num_samples, "size": args.image_size, "seed": args.seed,
-                "task": task}
-        if task == "segmentation" and num_labels is not None:
+                "task": task.name}
+        if task.classes and num_labels is not None:
             from quarf_hf.data.shapes import CLASS_NAMES
 
             if not 2 <= num_labels <= len(CLASS_NAMES):
@@ -52,7 +53,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     check_output_folder(args.out, REPORT_FILES, "--out", overwrite=args.overwrite)
     config = load_model_config(args.model, args.trust_remote_code, args.revision)
-    task = config_task(config)
+    task = task_of(config)
     spec = dataset_spec(args, task, getattr(config, "num_labels", None))
 
     from quarf_hf.data import load_dataset_spec
@@ -61,7 +62,7 @@ def run(args) -> int:
 
     dataset = load_dataset_spec(spec)
     # Every item is read now: a damaged image or a wrong-size mask is named before evaluation starts.
-    dataset, skipped = check_items(dataset, "--dataset", skip_bad=args.skip_bad, task=task)
+    dataset, skipped = check_items(dataset, "--dataset", skip_bad=args.skip_bad, task=task.name)
     for line in skipped_lines(skipped):
         print(line, file=sys.stderr)
     model = load_model(args.model, config, args.trust_remote_code, args.revision).to(device)

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
-from quarf_hf.evaluation.loading import config_task, load_model, load_model_config, resolve_device
+from quarf_hf.evaluation.loading import load_model, load_model_config, resolve_device
 from quarf_hf.models.image_utils import check_pixel_count, load_image
 from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
 
@@ -110,10 +110,10 @@ def run(args) -> int:
     check_output_folder(out, outputs, "--out", overwrite=args.overwrite)
     device = resolve_device(args.device)
     config = load_model_config(args.model, args.trust_remote_code, args.revision)
-    task = config_task(config)
-    # Restoration resizes small images for its quality model; segmentation models have a minimum.
-    _check_readable(paths, 1 if task == "restoration" else int(getattr(config, "min_image_size", 1) or 1))
-    state = setup_prediction(load_model(args.model, config, args.trust_remote_code, args.revision), task, device)
+    # A config with a minimum size declares it (QuARF-SegFormer); restoration resizes small images
+    # for its quality model and declares none.
+    _check_readable(paths, int(getattr(config, "min_image_size", 1) or 1))
+    state = setup_prediction(load_model(args.model, config, args.trust_remote_code, args.revision), device)
     out.mkdir(parents=True, exist_ok=True)
 
     records = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..models.checks import InputError
+from ..tasks import get_task
 from .shapes import QuarfShapes
 
 
@@ -40,12 +41,14 @@ def check_items(dataset, argument: str = "dataset", *, skip_bad: bool = False, s
 
     An item is bad when reading it raises (unreadable or damaged image or mask, a mask whose size
     differs from its image's, a class id out of range), when its labels do not have the task's
-    shape ((H, W) class ids for segmentation, (3, H, W) images for restoration), or, with
+    shape (its ``label_dims`` in :mod:`quarf_hf.tasks`: (H, W) class ids for segmentation, (3, H, W)
+    images for restoration), or, with
     ``same_size`` (training batches are stacked), when its image size differs from the first
     good item's. Without ``skip_bad`` the first bad item raises a one-line ``ValueError`` naming
     ``argument`` and the item's file; with it the good items are returned as a
     :class:`CheckedSubset` and ``skipped`` lists ``(name, reason)`` for each bad one.
     """
+    want = get_task(task).label_dims
     if isinstance(dataset, QuarfShapes):  # generated, never unreadable
         return dataset, []
     good, skipped, shape = [], [], None
@@ -55,7 +58,6 @@ def check_items(dataset, argument: str = "dataset", *, skip_bad: bool = False, s
             item = dataset[index]
             pixels = torch.as_tensor(item["pixel_values"])
             labels = torch.as_tensor(item["labels"])
-            want = 3 if task == "restoration" else 2
             if labels.ndim != want:
                 raise InputError(f"labels of shape {tuple(labels.shape)}, expected {want} dimensions")
             if same_size and shape is not None and tuple(pixels.shape) != shape:

@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from ..models.checks import InputError, check_choice, check_int, short_repr
+from ..models.checks import InputError, check_int, short_repr
+from ..tasks import get_task
 from .segmentation import parse_size
 
 CLASS_NAMES = (
@@ -105,17 +106,17 @@ def render_scene(generator: torch.Generator, size: tuple[int, int], num_classes:
 class QuarfShapes(torch.utils.data.Dataset):
     """``num_samples`` procedurally generated scenes; item ``i`` depends only on ``(seed, i)``.
 
-    ``task="segmentation"``: ``{"pixel_values": (3, H, W) float32 in [0, 1], "labels": (H, W) int64}``.
-    ``task="restoration"``: ``{"pixel_values": degraded (3, H, W), "labels": clean (3, H, W)}``, the
-    degradation kind drawn from ``degradations`` and the severity from ``severities`` (inclusive
-    range) with the same per-item generator, after the scene.
+    A task of classes (``task="segmentation"``): ``{"pixel_values": (3, H, W) float32 in [0, 1],
+    "labels": (H, W) int64}``. A task of images (``task="restoration"``): ``{"pixel_values": degraded
+    (3, H, W), "labels": clean (3, H, W)}``, the degradation kind drawn from ``degradations`` and the
+    severity from ``severities`` (inclusive range) with the same per-item generator, after the scene.
     """
 
     def __init__(self, num_samples: int, size=64, seed: int = 0, task: str = "segmentation", num_classes: int = 5,
                  degradations=None, severities=(1, 5)):
         check_int("num_samples", num_samples)
         self.size = parse_size(size)
-        check_choice("task", task, ("segmentation", "restoration"))
+        self.degraded = not get_task(task).classes  # items are (degraded, clean) image pairs
         check_int("num_classes", num_classes, 2, len(CLASS_NAMES),
                   expected=f"an integer from 2 to {len(CLASS_NAMES)} (background included)")
         check_int("seed", seed, minimum=None)
@@ -125,7 +126,7 @@ class QuarfShapes(torch.utils.data.Dataset):
         self.num_samples, self.seed, self.task, self.num_classes = num_samples, seed, task, num_classes
         self.severities = severities
         self.degradations = tuple(DEFAULT_DEGRADATIONS if degradations is None else degradations)
-        if task == "restoration":
+        if self.degraded:
             # the degradation package is only needed (and imported) for this task
             from ..degradations import CORRUPTIONS
 
@@ -144,7 +145,7 @@ class QuarfShapes(torch.utils.data.Dataset):
         index %= self.num_samples
         generator = torch.Generator().manual_seed(_seed(self.seed, index))
         image, labels = render_scene(generator, self.size, self.num_classes)
-        if self.task == "segmentation":
+        if not self.degraded:
             return {"pixel_values": image, "labels": labels}
         from ..degradations import degrade
 

@@ -4,7 +4,7 @@ Not shipped to the Hub. ``quarf-hf evaluate`` (:mod:`quarf_hf.commands.evaluate`
 """
 
 from .metrics import RestorationMeter, SegmentationMeter
-from .pixels import model_pixel_normalisation, model_task
+from .pixels import model_pixel_normalisation
 from .report import markdown_table, routing_table, write_report
 from .runner import evaluate_model
 
@@ -16,5 +16,4 @@ __all__ = [
     "SegmentationMeter",
     "RestorationMeter",
     "model_pixel_normalisation",
-    "model_task",
 ]

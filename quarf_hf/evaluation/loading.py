@@ -1,5 +1,6 @@
 """Loading a model given on the command line (a folder or a Hub id), shared by ``evaluate`` and
-``predict``: the device, the config (which decides the task), then the model."""
+``predict``: the device, the config (whose model type decides the task: :func:`quarf_hf.tasks.task_of`),
+then the model."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from ..models.checks import InputError, looks_like_hub_id, short_repr
 from ..models.weights import check_source, load_error
-from .pixels import RESTORATION_MODEL_TYPES
+from ..tasks import task_of
 
 
 def resolve_device(text: str | None) -> torch.device:
@@ -102,17 +103,14 @@ def load_model_config(model: str, trust_remote_code: bool = False, revision: str
 
 def load_model(model: str, config, trust_remote_code: bool = False, revision: str | None = None):
     """The model of a folder or Hub id whose ``config`` :func:`load_model_config` returned (same consent rule,
-    same ``revision``)."""
-    from transformers import AutoModel, AutoModelForSemanticSegmentation
-
-    auto = AutoModel if config.model_type == "quarf_restoration" else AutoModelForSemanticSegmentation
+    same ``revision``), with its task's Auto class."""
     if os.path.isdir(model):
         weights = [name for name in os.listdir(model) if name.endswith((".safetensors", ".bin"))]
         if not weights:
             raise FileNotFoundError(f"MODEL: {model!r} has no weights (model.safetensors); expected a saved model folder")
     known = known_model_type(config.model_type)
     try:
-        return auto.from_pretrained(model, config=config, trust_remote_code=bool(trust_remote_code) and not known,
+        return task_of(config).load(model, config=config, trust_remote_code=bool(trust_remote_code) and not known,
                                     revision=check_revision(model, revision))
     except OSError as err:
         raise FileNotFoundError(f"MODEL: cannot load the weights of {model!r} ({_first_line(err)})") from None
@@ -132,8 +130,3 @@ def _raise_load_error(err: BaseException, model: str) -> None:
 def _first_line(err) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
-
-
-def config_task(config) -> str:
-    """"restoration" for QuARF restoration configs, "segmentation" for every other one."""
-    return "restoration" if config.model_type in RESTORATION_MODEL_TYPES else "segmentation"

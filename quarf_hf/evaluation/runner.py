@@ -3,7 +3,7 @@
 For each condition (clean, then each corruption at each severity) the runner takes the clean
 [0, 1] source images, degrades them (not for clean), normalises them as the model expects
 (:func:`~quarf_hf.evaluation.pixels.model_pixel_normalisation`), runs the model under
-``torch.no_grad()`` and scores the output:
+``torch.no_grad()`` and scores the output as its task (:mod:`quarf_hf.tasks`) says:
 
 - segmentation: the source is ``item["pixel_values"]``; logits are upsampled bilinearly to the
   label size and arg-maxed; mIoU and pixel accuracy (:class:`SegmentationMeter`).
@@ -35,12 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from ..models.checks import InputError, check_int
-from .metrics import RestorationMeter, SegmentationMeter
-from .pixels import model_pixel_normalisation, model_task
+from ..tasks import TaskSpec, task_of
+from .pixels import model_pixel_normalisation
 from .routing import expert_fields, routing_per_image
 
-MAIN_METRIC = {"segmentation": "mIoU", "restoration": "psnr"}
-SECONDARY_METRIC = {"segmentation": "pixel_accuracy", "restoration": "ssim"}
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
@@ -77,13 +75,12 @@ def _experts(model):
     return None if experts is None else [expert["receptive_field"] for expert in experts]
 
 
-def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
+def _batches(indices: Sequence[int], dataset, batch_size: int, task: TaskSpec):
     """Consecutive runs of at most ``batch_size`` indices whose images share one shape."""
     batch, shape = [], None
     for index in indices:
         item = dataset[index]
-        source = item["labels"] if task == "restoration" else item["pixel_values"]
-        source = torch.as_tensor(source)
+        source = torch.as_tensor(item[task.source_key])
         if batch and (len(batch) == batch_size or source.shape != shape):
             yield batch
             batch = []
@@ -96,10 +93,10 @@ def _batches(indices: Sequence[int], dataset, batch_size: int, task: str):
 class _Condition:
     """The meters of one condition: the task's metric and the mean routing weights."""
 
-    def __init__(self, task: str, num_labels: int, ignore_index, num_experts: int | None):
-        self.meter = SegmentationMeter(num_labels, ignore_index) if task == "segmentation" else RestorationMeter()
-        # restoration: the degraded input scored against the clean image (the identity's row)
-        self.identity = RestorationMeter() if task == "restoration" else None
+    def __init__(self, task: TaskSpec, num_labels: int, ignore_index, num_experts: int | None):
+        self.meter = task.new_meter(num_labels, ignore_index)
+        # the degraded input scored against the clean image (the identity's row)
+        self.identity = task.new_meter() if task.identity_row else None
         # Zeros, not None, for a QuARF model: a process with no images must still join the reduction.
         self.routing_sum = None if num_experts is None else torch.zeros(num_experts, dtype=torch.float64)
         self.count = torch.zeros((), dtype=torch.float64)
@@ -141,7 +138,7 @@ class Evaluation:
 
     model: torch.nn.Module
     dataset: object
-    task: str
+    task: TaskSpec
     corruptions: list[str]
     severities: list[int]
     seed: int
@@ -175,10 +172,10 @@ def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_
 
     corruptions, severities = _validate(corruptions, severities, seed, batch_size, dataset)
     reference_size = check_reference_size(reference_size)
-    task = model_task(model)
+    task = task_of(model)
     config = model.config
     num_labels, ignore_index = 0, None
-    if task == "segmentation":
+    if task.classes:
         num_labels = int(config.num_labels)
         ignore_index = getattr(config, "semantic_loss_ignore_index", 255)
         dataset_labels = getattr(dataset, "num_labels", None)
@@ -189,12 +186,9 @@ def setup_evaluation(model, dataset, *, corruptions: Sequence[str] = ("gaussian_
 
     first = dataset[0]
     labels_shape = tuple(torch.as_tensor(first["labels"]).shape)
-    if task == "restoration" and len(labels_shape) != 3:
-        raise InputError(
-            f"dataset: restoration evaluation needs items whose labels are clean (3, H, W) images, found labels of shape {labels_shape}"
-        )
-    if task == "segmentation" and len(labels_shape) != 2:
-        raise InputError(f"dataset: segmentation evaluation needs (H, W) label maps, found labels of shape {labels_shape}")
+    if len(labels_shape) != task.label_dims:
+        raise InputError(f"dataset: {task.name} evaluation needs items whose labels are {task.labels}, "
+                         f"found labels of shape {labels_shape}")
 
     mean, std = model_pixel_normalisation(model)
     device = accelerator.device if accelerator is not None else _model_device(model)
@@ -228,12 +222,13 @@ def evaluate_batch(run: Evaluation, state: _Condition, batch, name: str | None, 
     pixels = torch.cat(images)
     labels = torch.stack([labels for _, _, labels in batch]).to(run.device)
     output = run.model(pixel_values=(pixels - run.mean) / run.std)
-    if run.task == "segmentation":
-        logits = output.logits.float()
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        state.meter.update(logits.argmax(1), labels.long())
+    prediction = getattr(output, run.task.output).float()
+    if run.task.classes:  # logits at the labels' size, then each pixel's class
+        prediction = F.interpolate(prediction, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        state.meter.update(prediction.argmax(1), labels.long())
     else:
-        state.meter.update(output.reconstruction.float(), labels.float())
+        state.meter.update(prediction, labels.float())
+    if state.identity is not None:
         state.identity.update(pixels.float(), labels.float())
     state.add_routing(getattr(output, "routing_weights", None), len(batch))
 
@@ -259,9 +254,9 @@ def finish_evaluation(run: Evaluation, results: dict) -> dict:
         count = accelerator.reduce(count.to(accelerator.device), "sum").cpu()
     corrupted = {name: results[name] for name in run.corruptions}
     out = {
-        "task": run.task,
-        "metric": MAIN_METRIC[run.task],
-        "secondary_metric": SECONDARY_METRIC[run.task],
+        "task": run.task.name,
+        "metric": run.task.metric,
+        "secondary_metric": run.task.secondary_metric,
         "clean": results["clean"],
         "corruptions": corrupted,
         "mean_corrupted": _mean_metrics([entry for by_severity in corrupted.values() for entry in by_severity.values()]),
@@ -271,7 +266,7 @@ def finish_evaluation(run: Evaluation, results: dict) -> dict:
     }
     if run.experts is not None:
         out["experts"] = run.experts
-    if run.task == "restoration":
+    if run.task.identity_row:
         identity = {key: results[f"identity:{key}"] for key in ["clean", *run.corruptions]}
         out["identity"] = {
             "clean": identity["clean"],
@@ -337,4 +332,4 @@ def evaluate_model(
     return finish_evaluation(run, results)
 
 
-__all__ = ["evaluate_model", "setup_evaluation", "evaluate_batch", "finish_evaluation", "store_condition", "Evaluation", "degradation_seed", "MAIN_METRIC", "SECONDARY_METRIC"]
+__all__ = ["evaluate_model", "setup_evaluation", "evaluate_batch", "finish_evaluation", "store_condition", "Evaluation", "degradation_seed"]

@@ -189,11 +189,12 @@ def prepare(role: str, source: str, model: torch.nn.Module, device: str | torch.
     ``processor_source``: the folder or Hub id whose saved image processor gives a plain
     SegFormer's normalisation (default: the model's ``name_or_path``; ImageNet's when none).
     """
-    from quarf_hf.evaluation import model_pixel_normalisation, model_task
+    from quarf_hf.evaluation import model_pixel_normalisation
+    from quarf_hf.tasks import task_of
 
     check_choice("role", role, ROLES)
     model = model.to(device).eval()
-    task = model_task(model)
+    task = task_of(model).name
     expected = ROLES[role].task
     if task != expected:
         raise InputError(f"{ROLES[role].variable}: expected a {expected} model, found a {task} model ({model.config.model_type})")

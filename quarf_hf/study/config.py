@@ -3,7 +3,8 @@
 A study YAML file::
 
     base:            # a training config (see quarf_hf.training.TrainConfig) shared by every run;
-      task: restoration             # no output_dir, evaluation, max_minutes or seed: the study sets them
+                                    # no output_dir, evaluation, max_minutes or seed: the study sets them
+      model: {type: quarf_restoration, ...}   # its type is the study's task (the same for every run)
       data: {train: ...}            # training data only: the evaluated images are `images`
       max_steps: 200
     protocol: finetune              # or scratch: every arm trained from a random initialisation
@@ -47,8 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_path_name, short_repr
+from ..tasks import TaskSpec, get_task
 
 FAMILIES = ("noise", "blur", "weather", "digital")
+# The oracle router's quality vector (quarf_hf.study.evaluation): family one-hot + severity one-hot (0 = clean, 1..5).
+ORACLE_DIM = len(FAMILIES) + 6
 SPLITS = ("augmentation", "development", "test")
 EVALUATED_SPLITS = ("development", "test")
 PROTOCOLS = ("finetune", "scratch")
@@ -184,8 +188,9 @@ class StudyConfig:
             check_choice("diagnostics.arm", self.diagnostics.get("arm"), self.arms)
             check_int_list("diagnostics.dilations", self.diagnostics.get("dilations", []), minimum=1, distinct=True)
         self._check_precondition()
-        # Every run's training config must be valid now, not after hours of other runs; and no run,
-        # the base network's included, trains on a kind it is evaluated on.
+        # Every run's training config must be valid now, not after hours of other runs; no run, the
+        # base network's included, trains on a kind it is evaluated on; and all runs share one task.
+        tasks = {}
         for name in self.run_names():
             augmentation = self.train_dict(name, 0, "/nonexistent")["augmentation"]
             names = augmentation.get("corruptions", []) if augmentation.get("policy", "none") == "degradation" else []
@@ -195,7 +200,15 @@ class StudyConfig:
                 where = "pretrain" if name == BASE else f"arms.{name}"
                 raise InputError(f"{where}.augmentation.corruptions: {outside} are not in kinds.augmentation; "
                                  "a run may train only on augmentation kinds")
-            self.train_config(name, 0, "/nonexistent")
+            tasks[name] = self.train_config(name, 0, "/nonexistent").task
+            if tasks[name] != tasks[BASE]:
+                raise InputError(f"{_run_label(self, name)}.model.type: a {tasks[name]} model, but the base network "
+                                 f"is a {tasks[BASE]} model; every run of a study has the same task")
+
+    @property
+    def task(self) -> TaskSpec:
+        """The study's task (:mod:`quarf_hf.tasks`): its base network's model type decides it."""
+        return get_task(self.train_config(BASE, 0, "-").task)
 
     def _check_precondition(self) -> None:
         if not isinstance(self.precondition, dict) or set(self.precondition) - {"margin", "pick_gain"}:
@@ -289,8 +302,6 @@ class StudyConfig:
             return copy.deepcopy(self.arms[name])
         arm = copy.deepcopy(self.arms[self.diagnostics["arm"]])
         model = arm["model"]
-        from .evaluation import ORACLE_DIM
-
         if name == "oracle":
             model["quality"] = {"type": "constant", "dim": ORACLE_DIM}
         else:  # one expert, the kernel size of the arm's first: the router has nothing to choose
@@ -329,13 +340,17 @@ class StudyConfig:
         try:
             return TrainConfig.from_dict(self.train_dict(name, seed, out_dir))
         except InputError as err:
-            where = "pretrain" if name == BASE else f"arms.{name}" if name in self.arms else f"diagnostics ({name})"
-            raise InputError(f"{where} (with base): {err}") from None
+            raise InputError(f"{_run_label(self, name)} (with base): {err}") from None
 
     def fingerprint(self, name: str, seed: int) -> str:
         """A hash of what a run trains: results made under another recipe are never mixed in."""
         text = json.dumps(self.train_dict(name, seed, "-"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _run_label(config: StudyConfig, name: str) -> str:
+    """Where run ``name``'s own keys are in a study config, for messages."""
+    return "pretrain" if name == BASE else f"arms.{name}" if name in config.arms else f"diagnostics ({name})"
 
 
 def load_study_config(path, **overrides) -> StudyConfig:

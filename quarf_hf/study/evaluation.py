@@ -2,7 +2,7 @@
 
 :func:`evaluate_per_image` gives what :func:`quarf_hf.evaluation.evaluate_model` gives (the same
 degraded images, the same aggregate metrics) plus ``per_image``: condition -> one score per image
-(PSNR for restoration; the image's own mIoU for segmentation); for segmentation
+(the task's main metric: PSNR for restoration; the image's own mIoU for segmentation); for segmentation
 ``per_image_confusion`` (condition -> each image's confusion matrix, so that a resampled set of
 images gives the pooled mIoU the interval reads); and ``clusters``: each image's photo (its
 source photograph for photo crops, the image itself otherwise), which the report's bootstrap
@@ -25,9 +25,7 @@ import torch
 
 from ..training.segmentation import SegmentationTask
 from ..training.seeds import seeded_generator
-from .config import FAMILIES, corruption_family
-
-ORACLE_DIM = len(FAMILIES) + 6  # family one-hot + severity one-hot (0 = clean, 1..5)
+from .config import FAMILIES, ORACLE_DIM, corruption_family
 
 
 def oracle_vector(kind: str | None, severity: int | None) -> torch.Tensor:
@@ -133,7 +131,7 @@ def evaluate_per_image(model, dataset, *, corruptions, severities, seed: int, or
                 state = run.new_condition()
                 evaluate_batch(run, state, batch, name, severity)
                 metrics = state.meter.compute(None)
-                scores.append(metrics["psnr"] if run.task == "restoration" else metrics["mIoU"])
+                scores.append(metrics[run.task.metric])
                 if hasattr(state.meter, "confusion"):
                     confusions.append(state.meter.confusion.tolist())
                 _add(total, state)

@@ -22,7 +22,7 @@ from .config import BASE, StudyConfig
 from .diagnostics import cells
 from .power import (cluster_bootstrap_interval, holm, minimum_detectable_effect, paired_power, sign_test, t_interval,
                     t_test_p)
-from .runner import load_decisions, load_result, metric_of, pilot_diagnostics, proceeds
+from .runner import load_decisions, load_result, pilot_diagnostics, proceeds
 
 
 def summarize(values: list[float]) -> dict:
@@ -98,8 +98,7 @@ def reading(name: str, stat: dict, effect: float, unit: str) -> str:
 def build_report(config: StudyConfig, out_dir) -> dict:
     """Everything the report says, from the runs and decisions on disk."""
     out_dir = Path(out_dir)
-    metric = metric_of(config)
-    unit = "dB" if metric == "psnr" else metric
+    metric, unit = config.task.metric, config.task.unit
     pilot = config.pilot
     runs = {(n, s): load_result(out_dir, n, s) for n in [BASE, *config.arms, *config.diagnostic_names()] for s in pilot}
     if any(runs[(n, s)] is None for n in config.arms for s in pilot):

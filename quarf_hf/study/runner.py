@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..models.checks import InputError, check_path_name
+from ..tasks import TaskSpec
 from .config import BASE, StudyConfig
 
 
@@ -118,14 +119,14 @@ def photo_similarity(first, second) -> float:
     return float(max(np.einsum("ij,kij->k", a[0], b).max(), np.einsum("ij,kij->k", b[0], a).max()))
 
 
-def image_hashes(spec, task: str) -> set[str]:
+def image_hashes(spec, task: TaskSpec) -> set[str]:
     """One hash per evaluated image (the clean source the conditions degrade), for data not cut from photos."""
     import numpy as np
 
     from ..data import load_dataset_spec
 
     dataset = load_dataset_spec(spec)
-    key = "labels" if task == "restoration" else "pixel_values"
+    key = task.source_key
     return {hashlib.sha256(np.ascontiguousarray(np.asarray(dataset[i][key], dtype=np.float32)).tobytes()).hexdigest()
             for i in range(len(dataset))}
 
@@ -137,7 +138,7 @@ def check_separate_images(config: StudyConfig) -> None:
     near-duplicate check of the photographs (:func:`photo_similarity`): overlapping crops of one
     photo, or a resized copy of it, would pass a comparison of the crops' pixels. Other data (e.g.
     quarf-shapes scenes) are compared image by image."""
-    task = config.base.get("task", "segmentation")
+    task = config.task
     specs = {"development": config.images["development"], "test": config.images["test"]}
     photos = {split: _photo_files(spec) for split, spec in specs.items()}
     if any(p is None for p in photos.values()):
@@ -240,10 +241,6 @@ def _score(result: dict, split: str, metric: str, degraded: bool = True) -> floa
     return evaluation["mean_corrupted"][metric] if degraded else evaluation["clean"][metric]
 
 
-def metric_of(config: StudyConfig) -> str:
-    return "psnr" if config.base.get("task") == "restoration" else "mIoU"
-
-
 def regime_gate(config: StudyConfig, out_dir) -> dict:
     """Whether the pilot runs are in a regime where a comparison means something.
 
@@ -251,11 +248,12 @@ def regime_gate(config: StudyConfig, out_dir) -> dict:
     degraded development images (means over the pilot seeds). Restoration: the control beats
     the identity (the degraded input itself) by ``min_gain_over_identity`` dB on development.
     """
-    metric = metric_of(config)
+    task = config.task
+    metric = task.metric
     control = [load_result(out_dir, config.control, s) for s in config.pilot]
     control_score = sum(_score(r, "development", metric) for r in control) / len(control)
-    if metric == "psnr":
-        identity = sum(r["splits"]["development"]["identity"]["mean_corrupted"]["psnr"] for r in control) / len(control)
+    if task.identity_row:
+        identity = sum(r["splits"]["development"]["identity"]["mean_corrupted"][metric] for r in control) / len(control)
         gain = control_score - identity
         valid = gain >= config.min_gain_over_identity
         numbers = {"control": control_score, "identity": identity, "gain": gain}
@@ -279,7 +277,7 @@ def pilot_diagnostics(config: StudyConfig, out_dir) -> dict:
     precondition when the config declares one."""
     from .diagnostics import oracle_gain, precondition, single_experts
 
-    metric = metric_of(config)
+    metric = config.task.metric
     runs = {n: [load_result(out_dir, n, s) for s in config.pilot] for n in config.run_names()}
     done = {n: [r["splits"]["development"] for r in rs] for n, rs in runs.items()
             if all(r is not None and "development" in r["splits"] for r in rs)}
@@ -299,7 +297,7 @@ def pilot_sd(config: StudyConfig, out_dir) -> float:
     """The sd of the primary comparison's per-seed differences over the pilot seeds (development)."""
     import numpy as np
 
-    metric = metric_of(config)
+    metric = config.task.metric
     first, second = config.primary
     diffs = [_score(load_result(out_dir, first, s), "development", metric)
              - _score(load_result(out_dir, second, s), "development", metric) for s in config.pilot]

@@ -62,13 +62,11 @@ def run_job(run_dir: Path) -> dict:
 
 
 def _load(run_dir: Path):
-    import quarf_hf  # noqa: F401 - registers the QuARF classes with the Auto classes
-    from transformers import AutoModel, AutoModelForSemanticSegmentation
+    from ..tasks import task_of
 
     folder = run_dir / "train" / "model"
     config = json.loads((folder / "config.json").read_text())
-    auto = AutoModel if config.get("model_type") == "quarf_restoration" else AutoModelForSemanticSegmentation
-    return auto.from_pretrained(folder).eval()
+    return task_of(config).load(folder).eval()
 
 
 def main(argv=None) -> int:

@@ -8,9 +8,8 @@ from typing import ClassVar
 
 from ..models.checks import InputError, check_choice, check_int, check_int_list, check_number, check_probability, short_repr
 from .settings import LoopSettings, check_section_keys
+from ..tasks import MODEL_TYPES, TASKS
 
-TASKS = ("segmentation", "restoration")
-MODEL_TYPES = {"segformer": "segmentation", "quarf_segformer": "segmentation", "quarf_restoration": "restoration"}
 POLICIES = ("none", "degradation")
 
 
@@ -34,13 +33,14 @@ class TrainConfig(LoopSettings):
     The routers' load-balancing weight is the model's setting: ``model.config.load_balancing_weight``
     (a model from ``model.base`` keeps its own unless ``model.config`` sets one).
 
-    ``task: restoration`` (model ``quarf_restoration``) trains on clean crops (``{type: photos}`` or
+    ``task`` follows from ``model.type`` (:mod:`quarf_hf.tasks`); a config may repeat it only as it
+    is. Restoration (model ``quarf_restoration``) trains on clean crops (``{type: photos}`` or
     ``{type: images, path}``): each batch's ``pixel_values`` are degraded on the device and the
     clean ``labels`` are the target. Every ``crop_size`` of its data must be a multiple of the UNet's
     downsampling factor (``2 ** (levels - 1)``).
     """
 
-    task: str = "segmentation"
+    task: str | None = None  # derived from model.type
     model: dict = field(default_factory=lambda: {"type": "quarf_segformer"})
     data: dict = field(default_factory=dict)
     augmentation: dict = field(default_factory=lambda: {"policy": "none"})
@@ -53,13 +53,15 @@ class TrainConfig(LoopSettings):
                                      "learning_rate": 6e-4, "weight_decay": 0.01, "schedule": "poly"}
 
     def __post_init__(self):
-        check_choice("task", self.task, TASKS)
+        if self.task is not None:
+            check_choice("task", self.task, TASKS)
         _check_types(self)
         if not isinstance(self.model, dict) or "type" not in self.model:
             raise InputError(f"model: expected a mapping with a 'type', found {short_repr(self.model)}")
-        check_choice("model.type", self.model["type"], MODEL_TYPES)
-        if MODEL_TYPES[self.model["type"]] != self.task:
-            raise InputError(f"model.type: {self.model['type']!r} is a {MODEL_TYPES[self.model['type']]} model, but task is {self.task!r}")
+        task = MODEL_TYPES[check_choice("model.type", self.model["type"], MODEL_TYPES)]
+        if self.task not in (None, task):
+            raise InputError(f"model.type: {self.model['type']!r} is a {task} model, but task is {self.task!r}")
+        self.task = task
         if "train" not in self.data:
             raise InputError("data.train: expected a dataset spec, found none")
         check_section_keys("model", self.model, MODEL_KEYS)
@@ -73,7 +75,7 @@ class TrainConfig(LoopSettings):
         _check_degradations("evaluation", self.evaluation.get("corruptions", []), self.evaluation.get("severities", [3]))
         for section in ("augmentation", "evaluation"):
             _check_reference_size(f"{section}.reference_size", getattr(self, section).get("reference_size"))
-        if self.task == "restoration":
+        if self.model["type"] == "quarf_restoration":  # the UNet's sides halve at each level
             _check_crop_sizes(self.model, self.data)
         check_int("eval_every", self.eval_every, minimum=0)
         super().__post_init__()  # the loop's settings
@@ -187,7 +189,6 @@ def _published_recipe(variant: dict) -> dict:
         raise InputError("CONFIG: training.model: the architecture is the variant's own (unet, quarf, quality); "
                          "remove training.model")
     recipe["model"] = model
-    recipe.setdefault("task", "restoration")
     recipe.setdefault("output_dir", f"outputs/{variant['name']}")
     recipe.setdefault("name", variant["name"])
     return recipe

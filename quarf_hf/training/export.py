@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..atomic import atomic_folder
 from ..hub.model_card import write_model_card
+from ..tasks import task_of
 
 
 def _provenance(config, summary) -> str:
@@ -16,7 +17,7 @@ def _provenance(config, summary) -> str:
                   f"{config.augmentation.get('severities', [1, 5])} (a [low, high] pair is a range), "
                   f"probability {config.augmentation.get('p', 0.5)}, size rule reference_size="
                   f"{config.augmentation.get('reference_size')}")
-    verb = "Trained" if config.task == "restoration" and not config.model.get("base") else "Fine-tuned"
+    verb = "Fine-tuned" if config.model.get("base") else "Trained"
     return (f"{verb} with quarf-hf for {summary['steps']} steps on {summary['num_processes']} process(es), "
             f"degradation augmentation: {policy}.")
 
@@ -91,8 +92,7 @@ def export_model(model, folder, config, summary: dict, push_to_hub: str | None =
     folder = Path(folder)
     with atomic_folder(folder) as staging:
         model.save_pretrained(staging, state_dict=state_dict)
-        is_restoration = model.config.model_type == "quarf_restoration"
-        if not is_restoration:
+        if not task_of(model).raw_pixels:  # a model of [0, 1] pixels needs no processor to normalise them
             from transformers import SegformerImageProcessor
 
             mean, std = model_pixel_normalisation(model)
