@@ -284,7 +284,7 @@ def to_unit_range(pixel_values, *, name: str = "pixel_values") -> torch.Tensor:
     Returns:
         `torch.Tensor`: the same shape; integers as float32 / 255 (``uint16`` / 65535), floats as
         they are (clamped to [0, 1] when they were outside by no more than rounding). Where
-        :func:`value_checks` says no, floats are taken as they are, without the pass over them.
+        :func:`value_checks` says no, the values are not looked at (no pass over them, no clamp).
 
     Raises `TypeError` for a non-tensor, `bool` or complex tensor and `ValueError` for values outside
     the rule (NaN, inf, floats outside [0, 1], integers outside 0-255).
@@ -305,7 +305,7 @@ def to_unit_range(pixel_values, *, name: str = "pixel_values") -> torch.Tensor:
     if pixel_values.dtype == torch.uint16:  # a 16-bit image
         return pixel_values.to(torch.int32).float() / 65535.0
     if not pixel_values.is_floating_point():
-        if pixel_values.numel():
+        if pixel_values.numel() and value_checks():
             low, high = (int(v) for v in torch.stack(torch.aminmax(pixel_values.to(torch.int64))).tolist())
             if low < 0 or high > 255:
                 raise InputError(f"{name}: expected integer pixels in 0-255, found values from {low} to {high}")
