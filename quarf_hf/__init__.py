@@ -15,6 +15,7 @@ from .models.configuration_quarf_restoration import QuarfRestorationConfig
 from .models.configuration_quarf_segformer import QuarfSegformerConfig
 from .hub.model_card import write_adapter_card
 from .insertion import insert_quarf
+from .models.input_checks import no_value_checks
 from .models.modeling_contrique import ContriqueModel
 from .models.modeling_quarf import QuarfBlockModel
 from .models.modeling_quarf_adapter import QuarfAdapter
@@ -79,4 +80,5 @@ __all__ = [
     "QuarfRestorationConfig",
     "QuarfRestorationModel",
     "insert_quarf",
+    "no_value_checks",
 ]

@@ -8,10 +8,11 @@ import torch
 
 from quarf_hf.degradations import degrade
 from quarf_hf.models.brisque import BrisqueFeatures
-from quarf_hf.models.input_checks import check_pixel_range, check_pixel_values, to_unit_range
+from quarf_hf.models.input_checks import PIXEL_SLACK, check_pixel_range, check_pixel_values, to_unit_range
 
 
 def message(call, *args) -> str:
+    """The message of the error ``call(*args)`` raises (a TypeError or ValueError)."""
     with pytest.raises((TypeError, ValueError)) as caught:
         call(*args)
     return str(caught.value)
@@ -36,18 +37,31 @@ def test_structural_errors_name_argument_expected_and_found(bad, error, fragment
 
 
 def test_value_errors_and_channels_last_input():
-    with pytest.raises(ValueError, match=r"x: expected values in \[0, 1\], found min -0.5, max 0.5 \(hint\)"):
-        check_pixel_range(torch.full((1, 3, 4, 4), -0.5).index_fill_(3, torch.tensor([0]), 0.5), name="x", hint=" (hint)")
+    """The one pixel-range checker: its messages, written out by hand, with the one hint for each likely cause."""
+    negative = torch.full((1, 3, 4, 4), -0.5).index_fill_(3, torch.tensor([0]), 0.5)
+    assert message(lambda: check_pixel_range(negative, name="x")) == (
+        "x: expected values in [0, 1], found min -0.5, max 0.5; negative values: normalised pixels? "
+        "un-normalise them to [0, 1] first")
     with pytest.raises(ValueError, match=r"x: expected finite values in \[0, 1\], found NaN$"):
         check_pixel_range(torch.full((1, 3, 4, 4), float("nan")), name="x")
     infinite = torch.zeros(1, 3, 4, 4)
     infinite[0, 0, 0, 0], infinite[0, 1, 0, 0] = float("inf"), float("-inf")
     with pytest.raises(ValueError, match=r"x: expected finite values in \[0, 1\], found \+inf and -inf$"):
         check_pixel_range(infinite, name="x")
-    with pytest.raises(ValueError, match=r"x: expected values in \[0, 1\], found min 0, max 200; they look like 0-255"):
-        check_pixel_range(torch.full((1, 3, 4, 4), 200.0).index_fill_(3, torch.tensor([0]), 0.0), name="x", hint=" (hint)")
-    check_pixel_range(torch.rand(2, 3, 8, 8).to(memory_format=torch.channels_last))  # in range: no error
-    check_pixel_range(torch.full((1, 3, 4, 4), 1.0005))  # within the default tolerance (half an 8-bit step)
+    eight_bit = torch.full((1, 3, 4, 4), 200.0).index_fill_(3, torch.tensor([0]), 0.0)
+    assert message(lambda: check_pixel_range(eight_bit, name="x")) == (
+        "x: expected values in [0, 1], found min 0, max 200; they look like 0-255 values: divide by 255")
+    # A network's input un-normalised by the caller: the slack of noisy samples, the messages say so.
+    assert message(lambda: check_pixel_range(torch.full((1, 3, 4, 4), 46.0), name="x", slack=PIXEL_SLACK,
+                                             normalised=True)) == (
+        "x: expected pixel values normalised with the model's image processor (its mean and std), found values "
+        "that un-normalise to min 46, max 46, far outside [0, 1]; they look like 0-255 values: use the model's "
+        "image processor, or divide by 255 first")
+    assert "finite pixel values normalised" in message(
+        lambda: check_pixel_range(torch.full((1, 3, 4, 4), float("nan")), slack=PIXEL_SLACK, normalised=True))
+    assert check_pixel_range(torch.full((1, 3, 4, 4), 4.5), slack=PIXEL_SLACK) == (4.5, 4.5)
+    assert check_pixel_range(torch.rand(2, 3, 8, 8).to(memory_format=torch.channels_last)) is not None  # in range
+    check_pixel_range(torch.full((1, 3, 4, 4), 1.0005))  # within the default slack (half an 8-bit step)
     with pytest.raises(ValueError, match="max 1.003"):
         check_pixel_range(torch.full((1, 3, 4, 4), 1.003))  # beyond it
 

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from ..models.checks import InputError, InputTypeError, check_int, short_repr
-from ..models.input_checks import check_pixel_range, check_pixel_values
+from ..models.input_checks import check_pixel_range, check_pixel_values, value_checks
 
 from .blur import defocus_blur, gaussian_blur, motion_blur, zoom_blur
 from .digital import brightness, contrast, jpeg_compression, pixelate, saturate
@@ -162,8 +162,9 @@ def check_images(images) -> None:
 
 
 def check_values(images: torch.Tensor) -> None:
-    """The value checks (a pass over the data), after the cheap structural ones."""
-    check_pixel_range(images, name="images", hint=" (normalised input?)")
+    """The value checks (a pass over the data, where ``value_checks()`` says), after the cheap structural ones."""
+    if value_checks():
+        check_pixel_range(images, name="images")
 
 
 def check_generator(generator, images: torch.Tensor) -> None:

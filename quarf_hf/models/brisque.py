@@ -53,14 +53,14 @@ Remaining differences from OpenCV, and why:
 * Degenerate inputs (a constant image, or any map without negative or without positive
   values) give NaN variances and means, and shape 9.999, exactly as OpenCV's 0/0 does.
 
-Input: ``(B, 1 | 3, H, W)`` floating tensor, RGB order, values in [0, 1] (checked with a
-tolerance of ``RANGE_TOLERANCE``), finite, ``H, W >= MIN_SIZE`` (14: the half-size image must
+Input: ``(B, 1 | 3, H, W)`` floating tensor, RGB order, values in [0, 1] (up to rounding:
+``input_checks.ROUNDING``), finite, ``H, W >= MIN_SIZE`` (14: the half-size image must
 still hold the 7x7 window; OpenCV itself accepts smaller images and returns NaN or noise).
 bfloat16 cannot hold 8-bit levels exactly (some are off by one). Computation is float32 (OpenCV's
 working type) with float64 fits, on the input's device; the output is ``(B, 36)`` in the input's
 dtype, without autograd (8-bit quantisation and a grid search have no useful gradient). No
 weights and no state-dict entries. The check of the values is the only host synchronisation, and
-follows :func:`input_checks.value_checks` (skipped while compiling or exporting); the arithmetic
+follows :func:`input_checks.value_checks` (skipped while compiling or exporting, or switched off); the arithmetic
 check runs once, at construction. No op breaks a ``torch.compile`` graph, and ``torch.export``
 and ONNX export work (batch size dynamic). Compiled or exported code may round differently
 (no fused multiply-add): that only moves the features of images with exactly flat areas.
@@ -80,8 +80,6 @@ from .input_checks import check_pixel_range, check_pixel_values, value_checks
 FEATURE_DIM = 36
 # Both sides of the half-size image must hold the 7x7 Gaussian window.
 MIN_SIZE = 14
-# Un-normalised images may overshoot [0, 1] by rounding; anything further is a wrong scale.
-RANGE_TOLERANCE = 0.01
 
 # OpenCV's COLOR_BGR2GRAY on 8-bit images: gray = (9798 R + 19235 G + 3735 B + 2^14) >> 15.
 _GRAY_WEIGHTS_U8 = (9798.0, 19235.0, 3735.0)
@@ -187,8 +185,8 @@ class BrisqueFeatures(nn.Module):
     @torch.no_grad()  # 8-bit quantisation and a grid search: there is no useful gradient
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         check_pixel_values(pixel_values, channels=(1, 3), min_size=MIN_SIZE, min_batch=1)
-        if value_checks(self):  # a host sync: skipped while compiling or exporting
-            check_pixel_range(pixel_values, tolerance=RANGE_TOLERANCE)
+        if value_checks(self):  # a host sync
+            check_pixel_range(pixel_values)
         tables = [table.to(pixel_values.device) for table in self._shape_tables]
         gray = _opencv_gray(pixel_values)
         half = _half_size_cubic(gray)

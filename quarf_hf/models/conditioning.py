@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .checks import InputError, check_choice
+from .input_checks import PIXEL_SLACK, check_pixel_range, value_checks
 from .quality import quality_feature_dim
 from .quarf import QuARF, QuarfConfig
 
@@ -267,31 +268,12 @@ def upscale_to_min_size(pixels: torch.Tensor, min_size: int) -> torch.Tensor:
     return nn.functional.interpolate(pixels, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-# How far outside [0, 1] un-normalised pixels may lie (noisy diffusion samples reach a few units) before
-# they are taken for a mistake such as 0-255 values given to a model that expects normalised ones.
-PIXEL_SLACK = 4.0
-
-
-def check_unnormalised(pixels: torch.Tensor, name: str = "pixel_values", normalised: bool = True) -> None:
-    """Refuses non-finite pixels and pixels (un-normalised to [0, 1]) further than :data:`PIXEL_SLACK` outside it."""
-    low, high = torch.stack(torch.aminmax(pixels)).tolist()
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise InputError(f"{name}: expected finite pixel values, found NaN or inf")
-    if low < -PIXEL_SLACK or high > 1 + PIXEL_SLACK:
-        how = ("normalised with the model's image processor (its mean and std), as the processor returns them"
-               if normalised else "in [0, 1]")
-        hint = "; they look like 0-255 values: use the model's image processor, or divide by 255 first" if high > 25 else ""
-        raise InputError(f"{name}: expected pixels {how}; un-normalised they span {low:.4g} to {high:.4g}, far outside "
-                         f"[0, 1]{hint}")
-
-
 def quality_vector(
     extractor: nn.Module,
     pixel_values: torch.Tensor,
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
     name: str = "pixel_values",
-    check: bool | None = None,
 ) -> torch.Tensor:
     """The frozen ``extractor``'s quality features of a model's pixel input, float32 (B, feature_dim), no gradient.
 
@@ -301,17 +283,13 @@ def quality_vector(
         mean, std (`float` or `list[float]`, *optional*): how they were normalised
             (``pixels_01 = pixel_values * std + mean``); `None` for pixels already in [0, 1].
         name (`str`, *optional*, defaults to `"pixel_values"`): the argument's name, as errors call it.
-        check (`bool`, *optional*): whether to check the values (see below); models pass
-            ``input_checks.value_checks(self)``.
 
-    Un-normalised pixels far outside [0, 1] (beyond :data:`PIXEL_SLACK`: far more than a noisy diffusion
-    sample or an augmentation gives, e.g. 0-255 values handed over unnormalised) are refused with a hint
-    (NaN and inf too), on CPU tensors and in inference; a training step on an accelerator skips the check
-    (it would wait for the device).
+    Un-normalised pixels far outside [0, 1] (beyond ``input_checks.PIXEL_SLACK``: far more than a noisy
+    diffusion sample or an augmentation gives, e.g. 0-255 values handed over unnormalised) are refused with a
+    hint (NaN and inf too) where ``input_checks.value_checks()`` says (in a model's forward: that model's
+    decision).
     """
-    # A host sync: on CPU tensors and without autograd (inference) always; skipped in a training step on an accelerator.
-    if check is None:
-        check = (pixel_values.device.type == "cpu" or not torch.is_grad_enabled()) and not (torch.compiler.is_compiling() or torch.compiler.is_exporting())
+    check = value_checks()  # the pass over the values is a host sync
     with torch.no_grad():
         pixels = pixel_values.float()
         if mean is not None or std is not None:
@@ -319,8 +297,8 @@ def quality_vector(
             std = torch.tensor(1.0 if std is None else std, device=pixels.device).view(1, -1, 1, 1)
             mean = torch.tensor(0.0 if mean is None else mean, device=pixels.device).view(1, -1, 1, 1)
             pixels = pixels * std + mean
-        if check and pixels.numel():
-            check_unnormalised(pixels, name, normalised=mean is not None or std is not None)
+        if check:
+            check_pixel_range(pixels, name=name, slack=PIXEL_SLACK, normalised=mean is not None or std is not None)
         pixels = upscale_to_min_size(pixels.clamp(0, 1), getattr(extractor, "min_size", 1))
         # The extractor's device (parameters, else buffers) and its parameters' dtype (a half-precision CONTRIQUE).
         parameter = next(extractor.parameters(), None)

@@ -16,21 +16,35 @@ the restoration model and its pipeline, ``extract_quality``, :func:`image_utils.
   (no silent cast).
 
 :func:`to_unit_range` applies the rule and returns float pixels in [0, 1];
-:func:`check_pixel_range` is its float half for callers that take floats only (BRISQUE,
-``degrade``). Shipped to the Hub with the models: imports only torch.
+:func:`check_pixel_range` is the one check of float pixel values (its one hint and its slack:
+:data:`ROUNDING`, or :data:`PIXEL_SLACK` for a network's input un-normalised with its mean and std).
+
+**The value-check rule**: a check that passes over the values waits for the device (a host sync),
+so every such check in the package (pixels, quality features, labels) runs only where
+:func:`value_checks` says: in inference, on a module's first training forward, never while
+``torch.compile`` / ``torch.export`` trace, and never inside ``with no_value_checks():`` or with
+``QUARF_VALUE_CHECKS=0`` in the environment (the off switch). Structural checks (type, shape,
+dtype) always run. Shipped to the Hub with the models: imports only the standard library and torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
+import os
 
 import torch
 
 from .checks import InputError, InputTypeError
 
-# Half an 8-bit step: how far outside [0, 1] a float pixel may be (rounding) and still be accepted.
 ROUNDING = 0.5 / 255
-_LOOKS_8_BIT = "; they look like 0-255 values: divide by 255"
+"""How far outside [0, 1] pixels documented as [0, 1] may lie (half an 8-bit step: rounding) and still be accepted."""
+
+PIXEL_SLACK = 4.0
+"""How far outside [0, 1] a network's pixel input, un-normalised with its mean and std, may lie (noisy diffusion
+samples reach a few units) before it is taken for a mistake such as 0-255 values given unnormalised."""
 
 
 def check_pixel_values(
@@ -97,22 +111,95 @@ def check_pixel_values(
         )
 
 
-def value_checks(module) -> bool:
-    """Whether a forward of ``module`` should run its checks of values, which wait for the device (a host sync).
+VALUE_CHECKS_ENV = "QUARF_VALUE_CHECKS"
+"""The environment variable that switches value checks off for the whole process: ``0``, ``false``, ``off`` or ``no``."""
 
-    Always in inference (the module in eval mode, or autograd off); in a training forward, only the
-    first one of the module (the data loader's items were checked when loaded, and a sync per step
-    would stall an accelerator); never while ``torch.compile`` or ``torch.export`` (and so ONNX export)
-    traces the module, where a check of values would be a graph break or a data-dependent guard.
+# Set by `no_value_checks()` in the calling thread / context.
+_switched_off = contextvars.ContextVar("quarf_value_checks_off", default=False)
+# The module whose forward is in progress (see `value_checks_per_call`), and its decision once made.
+_current_call = contextvars.ContextVar("quarf_value_checks_call", default=None)
+
+
+def value_checks(module: torch.nn.Module | None = None) -> bool:
+    """Whether to check values now: the one rule for every check that passes over a tensor's values and waits
+    for the device to read the result back (a host sync): NaN, inf, pixel range, label ids.
+
+    * Never while ``torch.compile`` or ``torch.export`` (and so the ONNX exporter) traces, where a check of
+      values would be a graph break or a data-dependent guard; never when switched off
+      (:func:`no_value_checks`, or :data:`VALUE_CHECKS_ENV` ``=0`` in the environment).
+    * For ``module`` (a forward of it is running): in inference (eval mode, or autograd off) always; in
+      training only in its first forward that asks (the data loader's items were checked when loaded, and a
+      sync per step would stall an accelerator).
+    * Without ``module``: the decision of the module whose forward is in progress in this thread (a method
+      decorated with :func:`value_checks_per_call`), made once per call when first asked; outside such a
+      forward (functions called on their own: image readers, ``quality_vector``, ``degrade``) always.
+
+    Example:
+
+    ```python
+    >>> value_checks()
+    True
+    >>> with no_value_checks():
+    ...     value_checks()
+    False
+    ```
     """
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or _is_switched_off():
         return False
-    if not (module.training and torch.is_grad_enabled()):
-        return True
+    if module is None:
+        call = _current_call.get()
+        if call is None:
+            return True
+        if call[1] is None:  # a training forward: the first question decides
+            call[1] = _first_training_forward(call[0])
+        return call[1]
+    return not _in_training(module) or _first_training_forward(module)
+
+
+def _is_switched_off() -> bool:
+    return _switched_off.get() or os.environ.get(VALUE_CHECKS_ENV, "").strip().lower() in ("0", "false", "off", "no")
+
+
+def _in_training(module: torch.nn.Module) -> bool:
+    return module.training and torch.is_grad_enabled()
+
+
+def _first_training_forward(module: torch.nn.Module) -> bool:
     if module.__dict__.get("_checked_a_training_batch"):
         return False
     module.__dict__["_checked_a_training_batch"] = True  # not a buffer or parameter: never saved
     return True
+
+
+@contextlib.contextmanager
+def no_value_checks():
+    """Switches every value check off in the calling thread for the ``with`` block (the off switch of
+    :func:`value_checks`; :data:`VALUE_CHECKS_ENV` ``=0`` does it for the whole process). Structural checks
+    (types, shapes, dtypes) still run: they need no pass over the data."""
+    token = _switched_off.set(True)
+    try:
+        yield
+    finally:
+        _switched_off.reset(token)
+
+
+def value_checks_per_call(method):
+    """Decorates a module's ``forward`` (or another method run per call) so that :func:`value_checks` without
+    a module, asked anywhere inside it (the functions it calls included), answers for that module, decided
+    once per call. While compiling or exporting it adds nothing to the traced code."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return method(self, *args, **kwargs)
+        # Inference decides now (autograd may be off only inside); a training forward when first asked.
+        token = _current_call.set([self, None if _in_training(self) else True])
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _current_call.reset(token)
+
+    return wrapper
 
 
 def _min_max(pixel_values: torch.Tensor) -> tuple[float, float]:
@@ -145,47 +232,59 @@ def check_finite(pixel_values: torch.Tensor, *, name: str = "pixel_values", expe
         raise InputError(f"{name}: expected {expected}, found {_non_finite(pixel_values)}")
 
 
-def _check_unit_floats(pixel_values: torch.Tensor, name: str, tolerance: float, hint: str) -> tuple[float, float]:
-    low, high = _min_max(pixel_values)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise InputError(f"{name}: expected finite values in [0, 1], found {_non_finite(pixel_values)}")
-    if low < -tolerance or high > 1 + tolerance:
-        if low >= -tolerance and high <= 255 + 0.5:
-            hint = _LOOKS_8_BIT
-        raise InputError(f"{name}: expected values in [0, 1], found min {low:.4g}, max {high:.4g}{hint}")
-    return low, high
+def check_pixel_range(pixel_values: torch.Tensor, *, name: str = "pixel_values", slack: float = ROUNDING,
+                      normalised: bool = False) -> tuple[float, float]:
+    """The one check of pixel values: every value finite and in [0, 1], within ``slack``; one pass, one host sync.
 
-
-def check_pixel_range(pixel_values: torch.Tensor, *, name: str = "pixel_values", tolerance: float = ROUNDING,
-                      hint: str = "") -> None:
-    """Checks that every float value is finite and in [0, 1] (within ``tolerance``): one pass, one sync.
-
-    The float half of the pixel rule (see the module doc); :func:`to_unit_range` applies all of it.
+    Callers ask :func:`value_checks` first; :func:`to_unit_range` (the whole pixel rule) calls this.
 
     Args:
         pixel_values (`torch.Tensor`): a floating-point tensor that passed :func:`check_pixel_values`.
         name (`str`, *optional*, defaults to `"pixel_values"`): the argument's name.
-        tolerance (`float`, *optional*, defaults to `ROUNDING`): how far outside [0, 1] is still accepted.
-        hint (`str`, *optional*): appended to the out-of-range message (a likely cause); values that
-            look like 0-255 get the hint to divide by 255 instead.
+        slack (`float`, *optional*, defaults to `ROUNDING`): how far outside [0, 1] is still accepted
+            (:data:`PIXEL_SLACK` for a network's input un-normalised by the caller).
+        normalised (`bool`, *optional*, defaults to `False`): the values are a network's normalised input,
+            un-normalised by the caller with the network's mean and std; the messages say so.
+
+    Returns:
+        `tuple[float, float]`: the smallest and largest value ((0.0, 1.0) for an empty tensor).
+
+    Raises `ValueError` naming NaN / inf, or the values' range with a hint when it has a likely cause.
     """
     if pixel_values.numel() == 0:
-        return
-    _check_unit_floats(pixel_values, name, tolerance, hint)
+        return 0.0, 1.0
+    low, high = _min_max(pixel_values)
+    expected = "pixel values normalised with the model's image processor (its mean and std)" if normalised else "values in [0, 1]"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise InputError(f"{name}: expected finite {expected}, found {_non_finite(pixel_values)}")
+    if low < -slack or high > 1 + slack:
+        found = (f"values that un-normalise to min {low:.4g}, max {high:.4g}, far outside [0, 1]" if normalised
+                 else f"min {low:.4g}, max {high:.4g}")
+        raise InputError(f"{name}: expected {expected}, found {found}{_range_hint(low, high, slack, normalised)}")
+    return low, high
 
 
-def to_unit_range(pixel_values, *, name: str = "pixel_values", check_values: bool = True) -> torch.Tensor:
+def _range_hint(low: float, high: float, slack: float, normalised: bool) -> str:
+    """The likely cause of pixels outside [0, 1]: 0-255 values, or (un-normalised pixels expected) normalised ones."""
+    if low >= -slack and high <= 255 + 0.5:
+        return "; they look like 0-255 values: " + ("use the model's image processor, or divide by 255 first"
+                                                    if normalised else "divide by 255")
+    if not normalised and low < -slack:
+        return "; negative values: normalised pixels? un-normalise them to [0, 1] first"
+    return ""
+
+
+def to_unit_range(pixel_values, *, name: str = "pixel_values") -> torch.Tensor:
     """``pixel_values`` as floats in [0, 1] under the pixel rule (see the module doc).
 
     Args:
         pixel_values (`torch.Tensor`): pixels of any shape and real dtype.
         name (`str`, *optional*, defaults to `"pixel_values"`): the argument's name, as errors call it.
-        check_values (`bool`, *optional*, defaults to `True`): `False` takes float pixels as they are, without
-            the pass over them that waits for the device (see :func:`value_checks`).
 
     Returns:
         `torch.Tensor`: the same shape; integers as float32 / 255 (``uint16`` / 65535), floats as
-        they are (clamped to [0, 1] when they were outside by no more than rounding).
+        they are (clamped to [0, 1] when they were outside by no more than rounding). Where
+        :func:`value_checks` says no, the values are not looked at (no pass over them, no clamp).
 
     Raises `TypeError` for a non-tensor, `bool` or complex tensor and `ValueError` for values outside
     the rule (NaN, inf, floats outside [0, 1], integers outside 0-255).
@@ -206,15 +305,26 @@ def to_unit_range(pixel_values, *, name: str = "pixel_values", check_values: boo
     if pixel_values.dtype == torch.uint16:  # a 16-bit image
         return pixel_values.to(torch.int32).float() / 65535.0
     if not pixel_values.is_floating_point():
-        if pixel_values.numel():
+        if pixel_values.numel() and value_checks():
             low, high = (int(v) for v in torch.stack(torch.aminmax(pixel_values.to(torch.int64))).tolist())
             if low < 0 or high > 255:
                 raise InputError(f"{name}: expected integer pixels in 0-255, found values from {low} to {high}")
         return pixel_values.float() / 255.0
-    if pixel_values.numel() == 0 or not check_values:
+    if pixel_values.numel() == 0 or not value_checks():
         return pixel_values
-    low, high = _check_unit_floats(pixel_values, name, ROUNDING, "")
+    low, high = check_pixel_range(pixel_values, name=name)
     return pixel_values.clamp(0, 1) if low < 0 or high > 1 else pixel_values
 
 
-__all__ = ["value_checks", "check_pixel_values", "check_pixel_range", "check_finite", "to_unit_range", "ROUNDING"]
+__all__ = [
+    "value_checks",
+    "value_checks_per_call",
+    "no_value_checks",
+    "VALUE_CHECKS_ENV",
+    "check_pixel_values",
+    "check_pixel_range",
+    "check_finite",
+    "to_unit_range",
+    "ROUNDING",
+    "PIXEL_SLACK",
+]

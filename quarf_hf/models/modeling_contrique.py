@@ -25,7 +25,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_contrique import ContriqueConfig
-from .input_checks import check_pixel_values, to_unit_range, value_checks
+from .input_checks import check_pixel_values, to_unit_range, value_checks_per_call
 
 
 @dataclass
@@ -132,10 +132,11 @@ class ContriqueModel(ContriquePreTrainedModel):
             contrique_image_processor().save_pretrained(save_directory)
         return result
 
+    @value_checks_per_call
     def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
         # Integers as 0-255; float values out of range refused (a host sync: see input_checks.value_checks).
-        pixel_values = to_unit_range(pixel_values, name="pixel_values", check_values=value_checks(self))
+        pixel_values = to_unit_range(pixel_values, name="pixel_values")
         height, width = pixel_values.shape[-2:]
         half = nn.functional.interpolate(
             pixel_values, size=(height // 2, width // 2), mode="bicubic", antialias=True, align_corners=False

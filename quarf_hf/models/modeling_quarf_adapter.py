@@ -68,6 +68,7 @@ from transformers.utils import ModelOutput
 from .checks import InputError, InputTypeError, check_int, short_repr
 from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
+from .input_checks import value_checks_per_call
 from .modeling_quarf import init_quarf_block
 from .quality import build_quality_extractor
 from .quarf import QuARF
@@ -165,6 +166,7 @@ class QuarfExtractorHolder(nn.Module):
             if recorded is not None and finished:
                 recorded.append(dict(call.routing))
 
+    @value_checks_per_call  # checks its pixels as a module of the network: in training, on the first forward only
     def quality(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
         """Quality features (float32) of the network's normalised pixel input, without gradients."""
         return quality_vector(self.extractor, pixel_values, self.pixel_mean, self.pixel_std, name=name)
@@ -718,6 +720,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         attachment = _Attachment(model=model, holder=holder, entry=entry)
         holder_host = host_module(model, first)
         holder_host.add_module(attribute_name(first) + "_quality", holder)
+        holder.train(holder_host.training)  # the network's mode: its value checks follow the network's forwards
         attachment.hosted.append((holder_host, attribute_name(first) + "_quality"))
         for block, spec in zip(self.blocks, self.config.attachments):
             host = host_module(model, spec["after"])
@@ -807,6 +810,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         return quality_vector(self.quality_extractor, pixel_values, self.config.pixel_mean, self.config.pixel_std,
                               name=name)
 
+    @value_checks_per_call
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
         quality_features = self.compute_quality_features(pixel_values)
         return_dict = return_dict if return_dict is not None else self.config.return_dict

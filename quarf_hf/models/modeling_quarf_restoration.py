@@ -34,7 +34,7 @@ from transformers.utils import ModelOutput
 from .checks import InputError, InputTypeError
 from .conditioning import apply_block, build_block, init_identity, quality_vector, uses_quality
 from .configuration_quarf_restoration import QuarfRestorationConfig
-from .input_checks import check_pixel_values, to_unit_range, value_checks
+from .input_checks import check_pixel_values, to_unit_range, value_checks_per_call
 from .quality import build_quality_extractor
 from .quarf import with_load_balancing
 from .weights import from_pretrained_checked
@@ -212,21 +212,20 @@ class QuarfRestorationModel(PreTrainedModel):
             hidden = block(hidden, block_skips, None)
         return self.conv_out(nn.functional.silu(self.conv_norm_out(hidden)))
 
+    @value_checks_per_call  # the passes over values wait for the device: see input_checks.value_checks
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 quality_features: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
         self._check_pixel_values(pixel_values)
-        check_values = value_checks(self)  # the passes over values wait for the device: see input_checks
-        # integers as 0-255; out of range refused
-        pixel_values = to_unit_range(pixel_values, name="pixel_values", check_values=check_values)
+        pixel_values = to_unit_range(pixel_values, name="pixel_values")  # integers as 0-255; out of range refused
         if labels is not None:
             if not isinstance(labels, torch.Tensor):
                 raise InputTypeError(f"labels: expected a torch.Tensor of clean images {tuple(pixel_values.shape)}, "
                                 f"found {type(labels).__name__}")
             if labels.shape != pixel_values.shape:
                 raise InputError(f"labels: expected clean images of shape {tuple(pixel_values.shape)}, found {tuple(labels.shape)}")
-            labels = to_unit_range(labels, name="labels", check_values=check_values)
+            labels = to_unit_range(labels, name="labels")
         if quality_features is None and uses_quality(self.quarf):  # conditioning "none" never runs the extractor
-            quality_features = quality_vector(self.quality_extractor, pixel_values, check=check_values)
+            quality_features = quality_vector(self.quality_extractor, pixel_values)
         dtype = self.conv_in.weight.dtype
         height, width = pixel_values.shape[-2:]
         multiple = self.config.size_multiple

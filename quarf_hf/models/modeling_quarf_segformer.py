@@ -33,7 +33,7 @@ from .checks import InputError, InputTypeError
 from .conditioning import DEFAULT_CONDITIONING, apply_block, build_block, init_identity, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
-from .input_checks import check_finite, check_pixel_values, value_checks
+from .input_checks import check_finite, check_pixel_values, value_checks, value_checks_per_call
 from .quality import build_quality_extractor
 from .quarf import with_load_balancing
 from .weights import check_source, from_pretrained_checked, load_error
@@ -187,18 +187,18 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
                 module.config._attn_implementation_internal = config._attn_implementation
         self.post_init()
 
-    def _check_pixel_values(self, pixel_values, check_values: bool = True):
+    def _check_pixel_values(self, pixel_values):
         # Normalised pixels (any sign): floats and finite (values: a host sync, see input_checks.value_checks).
         check_pixel_values(pixel_values, channels=(self.config.num_channels,), min_size=self.config.min_image_size,
                            values="normalised by the image processor", size_reason="for this encoder and quality extractor")
-        if check_values:
+        if value_checks():
             check_finite(pixel_values, name="pixel_values", expected="finite normalised values")
 
-    def compute_quality_features(self, pixel_values: torch.Tensor, check: bool | None = None) -> torch.Tensor:
+    def compute_quality_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Quality features (float32) of normalised ``pixel_values``: un-normalised to [0, 1], through the frozen extractor."""
-        return quality_vector(self.quality_extractor, pixel_values, self.config.image_mean, self.config.image_std,
-                              check=check)
+        return quality_vector(self.quality_extractor, pixel_values, self.config.image_mean, self.config.image_std)
 
+    @value_checks_per_call  # the passes over values (pixels, quality) wait for the device: see input_checks
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -209,10 +209,9 @@ class QuarfSegformerModel(QuarfSegformerPreTrainedModel):
         **kwargs,
     ):
         refuse_unknown_arguments(self, kwargs)
-        check_values = value_checks(self)
-        self._check_pixel_values(pixel_values, check_values)
+        self._check_pixel_values(pixel_values)
         if quality_features is None:  # from the pixels as given, before the cast to the encoder's dtype
-            quality_features = self.compute_quality_features(pixel_values, check=check_values)
+            quality_features = self.compute_quality_features(pixel_values)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -286,6 +285,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         self.decode_head = SegformerDecodeHead(config)
         self.post_init()
 
+    @value_checks_per_call  # the labels' check waits for the device: see input_checks
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -307,7 +307,7 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         logits = self.decode_head(outputs.hidden_states)
         loss = None
         if labels is not None:
-            loss = with_load_balancing(segformer_loss(logits, labels, self.config, check_values=value_checks(self)), self)
+            loss = with_load_balancing(segformer_loss(logits, labels, self.config), self)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -437,9 +437,9 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         return adapter
 
 
-def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config, check_values: bool = True) -> torch.Tensor:
+def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
     """SegFormer's loss: logits upsampled to the labels' size, cross-entropy with the ignore index."""
-    check_labels(labels, logits.shape[0], config, check_values=check_values)
+    check_labels(labels, logits.shape[0], config)
     upsampled = nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     if config.num_labels > 1:
         return nn.functional.cross_entropy(upsampled, labels, ignore_index=config.semantic_loss_ignore_index)
@@ -448,16 +448,16 @@ def segformer_loss(logits: torch.Tensor, labels: torch.Tensor, config, check_val
     return (loss * valid).mean()
 
 
-def check_labels(labels, batch: int, config, check_values: bool = True) -> None:
+def check_labels(labels, batch: int, config) -> None:
     """``labels``: integer class ids (batch, H, W), each in 0..num_labels-1 or the ignore index (the values:
-    with ``check_values``, a host sync; see ``input_checks.value_checks``)."""
+    where ``input_checks.value_checks()`` says, a host sync)."""
     if not isinstance(labels, torch.Tensor):
         raise InputTypeError(f"labels: expected a tensor of class ids, found {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
         raise InputTypeError(f"labels: expected integer class ids (torch.long), found {labels.dtype}")
     if labels.ndim != 3 or labels.shape[0] != batch:
         raise InputError(f"labels: expected shape (batch={batch}, height, width), found {tuple(labels.shape)}")
-    if not check_values:
+    if not value_checks():
         return
     ignore = config.semantic_loss_ignore_index
     bad = ((labels < 0) | (labels >= config.num_labels)) & (labels != ignore)
