@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .checks import InputTypeError
+from .checks import InputTypeError, refuse_unknown_arguments
 from .configuration_quarf import QuarfBlockConfig
 from .quarf import QuARF
 
@@ -28,11 +28,13 @@ from .quarf import QuARF
 @dataclass
 class QuarfBlockOutput(ModelOutput):
     """``last_hidden_state`` (B, out_channels, H, W); ``routing_weights`` (B, groups, experts);
-    ``aux_loss``: the load-balancing loss of a training forward (None in eval mode)."""
+    ``aux_loss``: the load-balancing loss of a training forward (None in eval mode); ``hidden_states``
+    (with ``output_hidden_states=True``): the output of each layer, here the one block's."""
 
     last_hidden_state: torch.FloatTensor | None = None
     routing_weights: torch.FloatTensor | None = None
     aux_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 def init_quarf_block(block: QuARF) -> None:
@@ -69,8 +71,11 @@ class QuarfBlockModel(QuarfPreTrainedModel):
     Args:
         config ([`QuarfBlockConfig`]): the block's channel counts and settings.
 
-    ``forward(hidden_states, quality_features)``: ``hidden_states`` (B, in_channels, H, W),
-    ``quality_features`` (B, quality_dim) from the frozen quality model the block was trained with.
+    ``forward(hidden_states, quality_features, return_dict=None, output_hidden_states=None)``:
+    ``hidden_states`` (B, in_channels, H, W), ``quality_features`` (B, quality_dim) from the frozen
+    quality model the block was trained with. Returns a [`QuarfBlockOutput`]; with
+    ``return_dict=False`` the tuple of its fields that are not `None`. Unknown keyword arguments are
+    refused.
 
     Example:
 
@@ -105,10 +110,18 @@ class QuarfBlockModel(QuarfPreTrainedModel):
         hidden_states: torch.Tensor,
         quality_features: torch.Tensor,
         return_dict: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(self, kwargs)
         out, routing = self.quarf(hidden_states, quality_features, return_routing=True)
-        result = QuarfBlockOutput(last_hidden_state=out, routing_weights=routing, aux_loss=self.quarf.aux_loss)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        result = QuarfBlockOutput(
+            last_hidden_state=out, routing_weights=routing, aux_loss=self.quarf.aux_loss,
+            hidden_states=(out,) if output_hidden_states else None,
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return result if return_dict else result.to_tuple()
 
