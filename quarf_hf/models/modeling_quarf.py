@@ -37,18 +37,23 @@ class QuarfBlockOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-def init_quarf_block(block: QuARF) -> None:
-    """torch's default initialisation of a block's convolutions and router, gate at zero.
+def init_layer(layer: nn.Linear | nn.Conv2d) -> None:
+    """torch's default initialisation of one of a block's convolutions or router linears.
 
     Written with ``transformers.initialization`` so that ``from_pretrained`` never overwrites a
     loaded weight (those functions skip tensors that were loaded).
     """
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    if layer.bias is not None:
+        bound = 1 / math.sqrt(layer.weight[0].numel())
+        init.uniform_(layer.bias, -bound, bound)
+
+
+def init_quarf_block(block: QuARF) -> None:
+    """torch's default initialisation of a block's convolutions and router, gate at zero (guarded as :func:`init_layer`)."""
     for module in block.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                init.uniform_(module.bias, -bound, bound)
+            init_layer(module)
     if block.residual_scale is not None:
         init.zeros_(block.residual_scale)
 
@@ -61,8 +66,13 @@ class QuarfPreTrainedModel(PreTrainedModel):
     _can_compile_fullgraph = False  # hard mode reads per-expert counts on the host
 
     def _init_weights(self, module):
-        if isinstance(module, QuARF):
-            init_quarf_block(module)
+        """Layer by layer, not block by block: for code outside transformers, ``from_pretrained`` skips a
+        module without parameters of its own (a block without the residual gate) when it initialises
+        the weights a checkpoint lacks, which would leave them as uninitialised memory."""
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init_layer(module)
+        elif isinstance(module, QuARF) and module.residual_scale is not None:
+            init.zeros_(module.residual_scale)
 
 
 class QuarfBlockModel(QuarfPreTrainedModel):
@@ -126,4 +136,4 @@ class QuarfBlockModel(QuarfPreTrainedModel):
         return result if return_dict else result.to_tuple()
 
 
-__all__ = ["QuarfBlockModel", "QuarfPreTrainedModel", "QuarfBlockOutput", "init_quarf_block"]
+__all__ = ["QuarfBlockModel", "QuarfPreTrainedModel", "QuarfBlockOutput", "init_quarf_block", "init_layer"]
