@@ -260,3 +260,50 @@ def test_contrique_resnet_follows_the_models_attention_implementation():
     assert model.config._attn_implementation == model.encoder.config._attn_implementation == "eager"
     model.set_attn_implementation("sdpa")
     assert model.config._attn_implementation == model.encoder.config._attn_implementation == "sdpa"
+
+
+def within_torch_default_init(layer) -> bool:
+    """Whether a linear/convolution holds values torch's default initialisation can give (finite, within
+    its bound 1/sqrt(fan_in), not all equal), as opposed to uninitialised memory."""
+    bound = 1 / layer.weight[0].numel() ** 0.5
+    return all(
+        bool(torch.isfinite(t).all()) and float(t.abs().max()) <= bound and float(t.std()) > 0
+        for t in (layer.weight.detach(), layer.bias.detach())
+    )
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_block_model_initialises_every_weight_a_checkpoint_lacks(residual):
+    """transformers' test_can_init_all_missing_weights: the block model initialised the QuARF module as a whole,
+    and transformers skips, for code outside transformers, a module without parameters of its own (a block
+    without the gate), so the weights were never initialised. Here, as from_pretrained does for missing
+    weights: built on the meta device, memory filled with NaN, then init_weights."""
+    config = QuarfBlockConfig(in_channels=8, quality_dim=12, router="mlp", router_hidden_dim=16, residual=residual)
+    with torch.device("meta"):
+        model = QuarfBlockModel(config)
+    model.to_empty(device="cpu")
+    for tensor in model.parameters():
+        tensor.data.fill_(float("nan"))
+    model.init_weights()
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 7  # four experts, the router's hidden, route and noise linears
+    assert all(within_torch_default_init(layer) for layer in layers)
+    if residual:
+        assert torch.equal(model.quarf.residual_scale, torch.zeros(8))
+
+
+def test_block_model_from_a_checkpoint_without_expert_weights(tmp_path):
+    """A saved block whose file lacks the experts loads its router as saved and initialises the experts
+    (they stayed uninitialised memory when the block had no residual gate)."""
+    from safetensors.torch import load_file, save_file
+
+    model, _, _ = block_model_and_inputs()
+    model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if ".experts." not in k}, str(tmp_path / "model.safetensors"),
+              metadata={"format": "pt"})
+    loaded, info = QuarfBlockModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] and all(".experts." in key for key in info["missing_keys"])
+    for name, tensor in loaded.quarf.router.state_dict().items():
+        torch.testing.assert_close(tensor, weights[f"quarf.router.{name}"], atol=0, rtol=0)
+    assert all(within_torch_default_init(expert) for expert in loaded.quarf.experts)
