@@ -1,10 +1,12 @@
-"""transformers' conventions in QuARF-SegFormer and the quality extractors: attention and hidden-state
-outputs, dtypes, the attention implementation, as transformers' own common model tests
-(test_modeling_common.py of transformers 5.25) check them.
+"""transformers' conventions in QuARF-SegFormer, the block model and CONTRIQUE: attention and
+hidden-state outputs, dtypes, the attention implementation, unknown arguments, initialisation, as
+transformers' own common model tests (test_modeling_common.py of transformers 5.25) check them.
 
-The reference is transformers' ``SegformerForSemanticSegmentation`` holding the same weights: with the
-QuARF block at its identity initialisation, QuARF-SegFormer's logits, hidden states and attentions
-must equal it, and its outputs must be laid out as its are.
+The reference for QuARF-SegFormer is transformers' ``SegformerForSemanticSegmentation`` holding the same
+weights: with the QuARF block at its identity initialisation, QuARF-SegFormer's logits, hidden states and
+attentions must equal it, and its outputs must be laid out as its are. ContriqueModel's hidden states are
+checked against transformers' ``ResNetModel`` holding its encoder's weights, the block model's against
+the QuARF block it wraps.
 """
 
 import copy
@@ -15,7 +17,15 @@ import pytest
 import torch
 from transformers import PreTrainedModel
 
-from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
+from quarf_hf import (
+    ContriqueConfig,
+    ContriqueModel,
+    QuarfBlockConfig,
+    QuarfBlockModel,
+    QuarfSegformerConfig,
+    QuarfSegformerForSemanticSegmentation,
+    insert_quarf,
+)
 from quarf_hf.models.checks import InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -167,3 +177,137 @@ def test_the_extractors_configs_follow_the_models_attention_implementation():
     model = QuarfSegformerForSemanticSegmentation(config)
     submodels = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
     assert len(submodels) >= 4 and {m.config._attn_implementation for m in submodels} == {"eager"}
+
+
+def block_model_and_inputs():
+    """A tiny block model (eval) and a feature map with its quality features."""
+    torch.manual_seed(0)
+    model = QuarfBlockModel(QuarfBlockConfig(in_channels=8, quality_dim=12, router="mlp", router_hidden_dim=16)).eval()
+    return model, torch.randn(3, 8, 16, 16), torch.randn(3, 12)
+
+
+def test_block_model_output_hidden_states():
+    """transformers' test_hidden_states_output / test_model_outputs_equivalence pass output_hidden_states=True,
+    which the block model swallowed (its output had no hidden_states). The block is one layer without
+    embeddings: hidden_states is its one output, the QuARF block's own; the config's flag works too."""
+    model, x, q = block_model_and_inputs()
+    with torch.no_grad():
+        expected = model.quarf(x, q)
+        asked = model(x, q, output_hidden_states=True)
+        plain = model(x, q)
+        model.config.output_hidden_states = True
+        from_config = model(x, q)
+        as_tuple = model(x, q, return_dict=False)
+    assert plain.hidden_states is None
+    for out in (asked, from_config):
+        assert len(out.hidden_states) == 1
+        torch.testing.assert_close(out.hidden_states[0], expected, atol=0, rtol=0)
+    assert len(as_tuple) == 3  # last_hidden_state, routing_weights, hidden_states (no aux_loss in eval)
+    torch.testing.assert_close(as_tuple[2][0], expected, atol=0, rtol=0)
+
+
+def test_contrique_output_hidden_states_are_its_resnets():
+    """ContriqueModel swallowed output_hidden_states; now it gives the full-scale pass's hidden states,
+    equal to transformers' ResNetModel holding the same encoder weights, and its quality features do not move."""
+    from transformers import ResNetModel
+
+    model = tiny_models.make_contrique()
+    resnet = ResNetModel(model.config.resnet_config()).eval()
+    resnet.load_state_dict(model.encoder.state_dict())
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = model(images)
+        ours = model(images, output_hidden_states=True)
+        theirs = resnet(images, output_hidden_states=True).hidden_states
+    assert plain.hidden_states is None and len(ours.hidden_states) == len(theirs) == len(model.config.depths) + 1
+    for mine, reference in zip(ours.hidden_states, theirs):
+        torch.testing.assert_close(mine, reference, atol=0, rtol=0)
+    torch.testing.assert_close(ours.quality_features, plain.quality_features, atol=0, rtol=0)
+
+
+def test_contrique_return_dict_follows_the_config():
+    """transformers' convention: return_dict=None means config.return_dict. ContriqueModel returned a
+    ContriqueOutput whatever the config said; now config.return_dict=False gives the tuple."""
+    model = tiny_models.make_contrique()
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(images).quality_features
+        model.config.return_dict = False
+        out = model(images)
+        forced = model(images, return_dict=True)
+    assert isinstance(out, tuple) and len(out) == 1
+    torch.testing.assert_close(out[0], expected, atol=0, rtol=0)
+    torch.testing.assert_close(forced.quality_features, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["block", "contrique"])
+def test_block_model_and_contrique_refuse_unknown_keyword_arguments(kind):
+    """Both accepted any keyword silently (a misspelled output_hidden_states did nothing); now one line names it."""
+    if kind == "block":
+        model, x, q = block_model_and_inputs()
+        call, name = (lambda **kw: model(x, q, **kw)), "QuarfBlockModel"
+    else:
+        model = tiny_models.make_contrique()
+        call, name = (lambda **kw: model(torch.rand(1, 3, 64, 64), **kw)), "ContriqueModel"
+    with pytest.raises(InputError, match=r"unknown keyword arguments \['output_hiden_states'\]; expected some of .*output_hidden_states") as info:
+        call(output_hiden_states=True)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{name}.forward:")
+
+
+def test_contrique_resnet_follows_the_models_attention_implementation():
+    """transformers' test_can_set_attention_dynamically: ContriqueModel built with attn_implementation "eager"
+    had a ResNet whose config said "sdpa" (built from the architecture, not a sub-config). Now both say eager,
+    and set_attn_implementation moves both."""
+    config = ContriqueConfig(**tiny_models.contrique_config())
+    config._attn_implementation = "eager"
+    model = ContriqueModel(config)
+    assert model.config._attn_implementation == model.encoder.config._attn_implementation == "eager"
+    model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == model.encoder.config._attn_implementation == "sdpa"
+
+
+def within_torch_default_init(layer) -> bool:
+    """Whether a linear/convolution holds values torch's default initialisation can give (finite, within
+    its bound 1/sqrt(fan_in), not all equal), as opposed to uninitialised memory."""
+    bound = 1 / layer.weight[0].numel() ** 0.5
+    return all(
+        bool(torch.isfinite(t).all()) and float(t.abs().max()) <= bound and float(t.std()) > 0
+        for t in (layer.weight.detach(), layer.bias.detach())
+    )
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_block_model_initialises_every_weight_a_checkpoint_lacks(residual):
+    """transformers' test_can_init_all_missing_weights: the block model initialised the QuARF module as a whole,
+    and transformers skips, for code outside transformers, a module without parameters of its own (a block
+    without the gate), so the weights were never initialised. Here, as from_pretrained does for missing
+    weights: built on the meta device, memory filled with NaN, then init_weights."""
+    config = QuarfBlockConfig(in_channels=8, quality_dim=12, router="mlp", router_hidden_dim=16, residual=residual)
+    with torch.device("meta"):
+        model = QuarfBlockModel(config)
+    model.to_empty(device="cpu")
+    for tensor in model.parameters():
+        tensor.data.fill_(float("nan"))
+    model.init_weights()
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 7  # four experts, the router's hidden, route and noise linears
+    assert all(within_torch_default_init(layer) for layer in layers)
+    if residual:
+        assert torch.equal(model.quarf.residual_scale, torch.zeros(8))
+
+
+def test_block_model_from_a_checkpoint_without_expert_weights(tmp_path):
+    """A saved block whose file lacks the experts loads its router as saved and initialises the experts
+    (they stayed uninitialised memory when the block had no residual gate)."""
+    from safetensors.torch import load_file, save_file
+
+    model, _, _ = block_model_and_inputs()
+    model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if ".experts." not in k}, str(tmp_path / "model.safetensors"),
+              metadata={"format": "pt"})
+    loaded, info = QuarfBlockModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] and all(".experts." in key for key in info["missing_keys"])
+    for name, tensor in loaded.quarf.router.state_dict().items():
+        torch.testing.assert_close(tensor, weights[f"quarf.router.{name}"], atol=0, rtol=0)
+    assert all(within_torch_default_init(expert) for expert in loaded.quarf.experts)

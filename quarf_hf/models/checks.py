@@ -204,3 +204,13 @@ def check_groups(name: str, channels: int, groups, *, what: str = "channels") ->
     if channels % groups:
         raise InputError(f"{name}: expected a divisor of {what} ({channels}), found {groups}")
     return groups
+
+
+def refuse_unknown_arguments(model, kwargs: dict) -> None:
+    """One line naming the keyword arguments ``model.forward`` does not take (a misspelled
+    ``output_hidden_states`` would otherwise be swallowed by ``**kwargs`` and ignored)."""
+    if kwargs:
+        import inspect
+
+        known = [name for name in inspect.signature(type(model).forward).parameters if name not in ("self", "kwargs")]
+        raise InputError(f"{type(model).__name__}.forward: unknown keyword arguments {sorted(kwargs)}; expected some of {known}")

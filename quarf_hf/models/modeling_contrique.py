@@ -24,16 +24,20 @@ from transformers import PreTrainedModel, ResNetModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .checks import refuse_unknown_arguments
 from .configuration_contrique import ContriqueConfig
 from .input_checks import check_pixel_values, to_unit_range, value_checks_per_call
 
 
 @dataclass
 class ContriqueOutput(ModelOutput):
-    """``quality_features`` (B, 2 * hidden): full and half scale; ``projections`` (B, 2, projection_dim) when asked."""
+    """``quality_features`` (B, 2 * hidden): full and half scale; ``projections`` (B, 2, projection_dim) when asked;
+    ``hidden_states`` (with ``output_hidden_states=True``): the full-scale pass's ResNet hidden states, as
+    transformers' ``ResNetModel`` gives them (the stem's output, then each stage's)."""
 
     quality_features: torch.FloatTensor | None = None
     projections: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class ContriqueEncoder(ResNetModel):
@@ -79,11 +83,13 @@ class ContriqueModel(ContriquePreTrainedModel):
         config ([`ContriqueConfig`]):
             The architecture; weights are initialised randomly (load them with ``from_pretrained``).
 
-    ``forward(pixel_values, return_projections=False, return_dict=None)``: ``pixel_values``
-    (B, 3, H, W) floats in [0, 1] (not normalised), at least ``config.min_image_size`` pixels.
-    Returns a ``ContriqueOutput`` with ``quality_features`` (B, ``config.feature_dim``) and, when
-    ``return_projections=True``, ``projections`` (B, 2, projection_dim); a tuple when
-    ``return_dict=False``.
+    ``forward(pixel_values, return_projections=False, return_dict=None, output_hidden_states=None)``:
+    ``pixel_values`` (B, 3, H, W) floats in [0, 1] (not normalised), at least ``config.min_image_size``
+    pixels. Returns a ``ContriqueOutput`` with ``quality_features`` (B, ``config.feature_dim``), when
+    ``return_projections=True`` ``projections`` (B, 2, projection_dim), and when
+    ``output_hidden_states=True`` (or ``config.output_hidden_states``) the full-scale ResNet's
+    ``hidden_states``; with ``return_dict=False`` (or ``config.return_dict=False``) the tuple of the
+    fields that are not `None`. Unknown keyword arguments are refused.
 
     Example:
 
@@ -99,6 +105,9 @@ class ContriqueModel(ContriquePreTrainedModel):
     def __init__(self, config: ContriqueConfig):
         super().__init__(config)
         self.encoder = ContriqueEncoder(config.resnet_config())
+        # The ResNet's config is built here, not a sub-config: it follows this model's attention
+        # implementation (it has no attention layer), as transformers expects of every submodel.
+        self.encoder.config._attn_implementation_internal = config._attn_implementation
         width = config.hidden_sizes[-1]
         # CONTRIQUE's projector: Linear -> BN -> ReLU -> Linear -> BN, no biases.
         self.projector = nn.Sequential(
@@ -121,8 +130,7 @@ class ContriqueModel(ContriquePreTrainedModel):
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalised global-average encoder features, (B, hidden)."""
-        pooled = self.encoder(pixel_values).last_hidden_state.mean(dim=(2, 3))
-        return nn.functional.normalize(pooled, dim=1)
+        return pooled_features(self.encoder(pixel_values).last_hidden_state)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """``PreTrainedModel.save_pretrained``, plus the image processor (:func:`contrique_image_processor`)
@@ -133,7 +141,9 @@ class ContriqueModel(ContriquePreTrainedModel):
         return result
 
     @value_checks_per_call
-    def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None, **kwargs):
+    def forward(self, pixel_values: torch.Tensor, return_projections: bool = False, return_dict: bool | None = None,
+                output_hidden_states: bool | None = None, **kwargs):
+        refuse_unknown_arguments(self, kwargs)
         self._check_pixel_values(pixel_values)
         # Integers as 0-255; float values out of range refused (a host sync: see input_checks.value_checks).
         pixel_values = to_unit_range(pixel_values, name="pixel_values")
@@ -141,12 +151,26 @@ class ContriqueModel(ContriquePreTrainedModel):
         half = nn.functional.interpolate(
             pixel_values, size=(height // 2, width // 2), mode="bicubic", antialias=True, align_corners=False
         )
-        full_features, half_features = self.encode(pixel_values), self.encode(half)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        full = self.encoder(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        full_features, half_features = pooled_features(full.last_hidden_state), self.encode(half)
         projections = None
         if return_projections:
             projections = torch.stack([self.projector(full_features), self.projector(half_features)], dim=1)
-        output = ContriqueOutput(quality_features=torch.cat([full_features, half_features], dim=1), projections=projections)
-        return output if return_dict is not False else output.to_tuple()
+        output = ContriqueOutput(
+            quality_features=torch.cat([full_features, half_features], dim=1),
+            projections=projections,
+            hidden_states=full.hidden_states if output_hidden_states else None,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+def pooled_features(last_hidden_state: torch.Tensor) -> torch.Tensor:
+    """CONTRIQUE's features of one scale: the encoder's output global-average pooled and L2-normalised, (B, hidden)."""
+    return nn.functional.normalize(last_hidden_state.mean(dim=(2, 3)), dim=1)
 
 
 def contrique_image_processor():

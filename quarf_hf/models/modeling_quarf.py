@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .checks import InputTypeError
+from .checks import InputTypeError, refuse_unknown_arguments
 from .configuration_quarf import QuarfBlockConfig
 from .quarf import QuARF
 
@@ -28,25 +28,32 @@ from .quarf import QuARF
 @dataclass
 class QuarfBlockOutput(ModelOutput):
     """``last_hidden_state`` (B, out_channels, H, W); ``routing_weights`` (B, groups, experts);
-    ``aux_loss``: the load-balancing loss of a training forward (None in eval mode)."""
+    ``aux_loss``: the load-balancing loss of a training forward (None in eval mode); ``hidden_states``
+    (with ``output_hidden_states=True``): the output of each layer, here the one block's."""
 
     last_hidden_state: torch.FloatTensor | None = None
     routing_weights: torch.FloatTensor | None = None
     aux_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-def init_quarf_block(block: QuARF) -> None:
-    """torch's default initialisation of a block's convolutions and router, gate at zero.
+def init_layer(layer: nn.Linear | nn.Conv2d) -> None:
+    """torch's default initialisation of one of a block's convolutions or router linears.
 
     Written with ``transformers.initialization`` so that ``from_pretrained`` never overwrites a
     loaded weight (those functions skip tensors that were loaded).
     """
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    if layer.bias is not None:
+        bound = 1 / math.sqrt(layer.weight[0].numel())
+        init.uniform_(layer.bias, -bound, bound)
+
+
+def init_quarf_block(block: QuARF) -> None:
+    """torch's default initialisation of a block's convolutions and router, gate at zero (guarded as :func:`init_layer`)."""
     for module in block.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                init.uniform_(module.bias, -bound, bound)
+            init_layer(module)
     if block.residual_scale is not None:
         init.zeros_(block.residual_scale)
 
@@ -59,8 +66,13 @@ class QuarfPreTrainedModel(PreTrainedModel):
     _can_compile_fullgraph = False  # hard mode reads per-expert counts on the host
 
     def _init_weights(self, module):
-        if isinstance(module, QuARF):
-            init_quarf_block(module)
+        """Layer by layer, not block by block: for code outside transformers, ``from_pretrained`` skips a
+        module without parameters of its own (a block without the residual gate) when it initialises
+        the weights a checkpoint lacks, which would leave them as uninitialised memory."""
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init_layer(module)
+        elif isinstance(module, QuARF) and module.residual_scale is not None:
+            init.zeros_(module.residual_scale)
 
 
 class QuarfBlockModel(QuarfPreTrainedModel):
@@ -69,8 +81,11 @@ class QuarfBlockModel(QuarfPreTrainedModel):
     Args:
         config ([`QuarfBlockConfig`]): the block's channel counts and settings.
 
-    ``forward(hidden_states, quality_features)``: ``hidden_states`` (B, in_channels, H, W),
-    ``quality_features`` (B, quality_dim) from the frozen quality model the block was trained with.
+    ``forward(hidden_states, quality_features, return_dict=None, output_hidden_states=None)``:
+    ``hidden_states`` (B, in_channels, H, W), ``quality_features`` (B, quality_dim) from the frozen
+    quality model the block was trained with. Returns a [`QuarfBlockOutput`]; with
+    ``return_dict=False`` the tuple of its fields that are not `None`. Unknown keyword arguments are
+    refused.
 
     Example:
 
@@ -105,12 +120,20 @@ class QuarfBlockModel(QuarfPreTrainedModel):
         hidden_states: torch.Tensor,
         quality_features: torch.Tensor,
         return_dict: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ):
+        refuse_unknown_arguments(self, kwargs)
         out, routing = self.quarf(hidden_states, quality_features, return_routing=True)
-        result = QuarfBlockOutput(last_hidden_state=out, routing_weights=routing, aux_loss=self.quarf.aux_loss)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        result = QuarfBlockOutput(
+            last_hidden_state=out, routing_weights=routing, aux_loss=self.quarf.aux_loss,
+            hidden_states=(out,) if output_hidden_states else None,
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return result if return_dict else result.to_tuple()
 
 
-__all__ = ["QuarfBlockModel", "QuarfPreTrainedModel", "QuarfBlockOutput", "init_quarf_block"]
+__all__ = ["QuarfBlockModel", "QuarfPreTrainedModel", "QuarfBlockOutput", "init_quarf_block", "init_layer"]

@@ -29,7 +29,7 @@ from transformers.models.segformer.modeling_segformer import (
     SegformerStage,
 )
 
-from .checks import InputError, InputTypeError
+from .checks import InputError, InputTypeError, refuse_unknown_arguments
 from .conditioning import DEFAULT_CONDITIONING, apply_block, build_block, init_identity, quality_vector
 from .configuration_quarf_segformer import IMAGENET_MEAN, IMAGENET_STD, QuarfSegformerConfig
 from .image_utils import processor_normalisation
@@ -53,16 +53,6 @@ class QuarfSemanticSegmenterOutput(SemanticSegmenterOutput):
 
     routing_weights: torch.FloatTensor | None = None
     quality_features: torch.FloatTensor | None = None
-
-
-def refuse_unknown_arguments(model: nn.Module, kwargs: dict) -> None:
-    """One line naming keyword arguments ``model.forward`` does not take (a misspelled ``output_attentions``
-    would otherwise be ignored)."""
-    if kwargs:
-        import inspect
-
-        known = [name for name in inspect.signature(type(model).forward).parameters if name not in ("self", "kwargs")]
-        raise InputError(f"{type(model).__name__}.forward: unknown keyword arguments {sorted(kwargs)}; expected some of {known}")
 
 
 def record_attentions(stages: nn.ModuleList, attentions: list) -> list:
