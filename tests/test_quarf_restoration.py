@@ -45,6 +45,28 @@ def test_loss_matches_its_formula(loss):
     torch.testing.assert_close(out.loss, expected)
 
 
+@pytest.mark.parametrize("loss", ["l1", "charbonnier"])
+@pytest.mark.parametrize("offset", [-2.0, 2.0])
+def test_loss_pulls_back_pixels_pushed_past_the_range(loss, offset):
+    """A residual that pushes every pixel past [0, 1] (conv_out's bias at -2 or +2) leaves the output
+    clamped, yet the loss still moves the bias back towards the range (before the fix the clamp passed
+    no gradient, and a DnCNN whose residual drifted there stopped learning). Reference: the loss's
+    derivative by hand."""
+    model = small_model(loss=loss, backbone="dncnn", block_out_channels=[8], num_layers=2).train()
+    with torch.no_grad():
+        model.conv_out.bias.fill_(offset)
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    clean = 0.1 + 0.8 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    out = model(images, labels=clean)
+    assert torch.equal(out.reconstruction, torch.full_like(images, 0.0 if offset < 0 else 1.0))
+    out.loss.backward()
+    gradient = model.conv_out.bias.grad
+    # d/d(bias) of the mean of |c - y| over B x 3 x H x W pixels, c clamped to 0 (or 1) and y in [0.1, 0.9]:
+    # sign(c - y) / 3 for each channel's bias (Charbonnier's |d| / sqrt(d^2 + 1e-6) is 1 within 1e-4 there).
+    expected = torch.full((3,), (1.0 if offset > 0 else -1.0) / 3)
+    torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=0)
+
+
 def test_dtypes():
     model = small_model()
     images = torch.rand(1, 3, 20, 28, dtype=torch.float64)

@@ -236,11 +236,15 @@ class QuarfRestorationModel(PreTrainedModel):
             x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
         hidden, routing = apply_block(self.quarf, self.conv_in(x), quality_features)
-        reconstruction = (x + self.predict_residual(hidden))[..., :height, :width].clamp(0, 1)
+        unclamped = (x + self.predict_residual(hidden))[..., :height, :width]
+        reconstruction = unclamped.clamp(0, 1)
 
         loss = None
         if labels is not None:
-            difference = reconstruction.float() - labels.float()
+            # The clamped value with the unclamped gradient: a clamp passes no gradient, so a pixel pushed
+            # past [0, 1] would never be pulled back, and a residual that drifts there stops training.
+            trained = unclamped + (reconstruction - unclamped).detach()
+            difference = trained.float() - labels.float()
             if self.config.loss == "l1":
                 loss = difference.abs().mean()
             else:
