@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import math
 import os
 import tempfile
@@ -66,10 +67,10 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .checks import InputError, InputTypeError, check_int, short_repr
-from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, quality_vector
+from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, init_identity, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .input_checks import value_checks_per_call
-from .modeling_quarf import init_quarf_block
+from .modeling_quarf import init_layer
 from .quality import build_quality_extractor
 from .quarf import QuARF
 from .weights import from_pretrained_checked
@@ -220,24 +221,44 @@ class QuarfForward:
 
     Wrapping ``forward`` rather than hooking the network keeps the quality vector, the network and its
     blocks in one frame, so ``torch.compile(model)`` captures them as one graph (hooks of the compiled
-    module itself run outside the graph). ``inspect.signature(model.forward)`` still gives the network's.
+    module itself run outside the graph). ``inspect.signature(model.forward)`` still gives the network's,
+    and ``__code__`` is its forward's (``torch.export.export(model, ...)`` reads it).
+
+    The holder is looked up in the network's module tree (``holder_path``, from the module) on each call
+    rather than kept here: a trace then names the extractor's tensors by their place in the network, as
+    ``ExportedProgram.module()`` needs to put them back.
     """
 
-    def __init__(self, holder: QuarfExtractorHolder, model: nn.Module):
-        self.holder, self.model = holder, model
+    def __init__(self, model: nn.Module, holder_path: str):
+        self.model, self.holder_path = model, holder_path
         self.original = model.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate)
+
+    @property
+    def holder(self) -> QuarfExtractorHolder | None:
+        """The holder, or None once unloaded while another wrapper sat on top of this one."""
+        if self.holder_path is None:
+            return None
+        module = self.model
+        for name in self.holder_path.split("."):
+            module = getattr(module, name)
+        return module
 
     @property
     def __wrapped__(self):
         return self.original if self.original is not None else types.MethodType(type(self.model).forward, self.model)
 
+    @property
+    def __code__(self):
+        return inspect.unwrap(self.__wrapped__).__code__
+
     def __call__(self, *args, **kwargs):
         forward = self.original
         if forward is None:  # the class's forward, called unbound (TorchDynamo cannot trace making a bound method)
             forward, args = type(self.model).forward, (self.model, *args)
-        if self.holder is None:  # unloaded while another wrapper sat on top of this one
+        holder = self.holder
+        if holder is None:  # unloaded while another wrapper sat on top of this one
             return forward(*args, **kwargs)
-        return self.holder.run(forward, args, kwargs, skip=0 if self.original is not None else 1)
+        return holder.run(forward, args, kwargs, skip=0 if self.original is not None else 1)
 
 
 class QuarfBlockHook:
@@ -502,11 +523,17 @@ class QuarfAdapterPreTrainedModel(PreTrainedModel):
         return from_pretrained_checked(super().from_pretrained, pretrained_model_name_or_path, *args, **kwargs)
 
     def _init_weights(self, module):
-        # Only the blocks: the extractor is frozen and comes with its own weights.
-        if isinstance(module, QuARF):
-            init_quarf_block(module)
-        elif isinstance(module, FilmLinear):
+        """The blocks, layer by layer (as the block model's rule): for code outside transformers,
+        ``from_pretrained`` and ``init_weights`` skip a module without parameters of its own (a QuARF
+        block without the residual gate), so a rule keyed on the block would leave the weights a
+        checkpoint lacks as uninitialised memory. The extractor is left alone: a CONTRIQUE model
+        follows its own rule, and an extractor given to the adapter is marked initialised."""
+        if isinstance(module, FilmLinear):
             init_film_layer(module)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            init_layer(module)
+        else:
+            init_identity(module)  # QuARF's residual gate at zero
 
 
 class QuarfAdapter(QuarfAdapterPreTrainedModel):
@@ -537,6 +564,9 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
 
     def __init__(self, config: QuarfAdapterConfig, quality_extractor: nn.Module | None = None):
         super().__init__(config)
+        if quality_extractor is not None:  # it comes with its weights: transformers' initialisation skips it
+            for module in quality_extractor.modules():
+                module._is_hf_initialized = True
         self.quality_extractor = (
             quality_extractor if quality_extractor is not None else build_quality_extractor(config.quality)
         )
@@ -712,13 +742,15 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         if reference is not None:
             self.blocks.to(device=reference.device, dtype=reference.dtype)
             self.quality_extractor.to(device=reference.device)
-        # The extractor and the hooks' state: once, next to the first block (`quarf_<name>_quality`).
+        # The extractor and the hooks' state: once, inside the entry module, next to the first block where
+        # that is inside it too (`quarf_<name>_quality`), so that the entry's forward finds it in its own tree.
         first = self.config.attachments[0]["after"]
         entry = check_entry(model, self.config.entry, [])
         holder = QuarfExtractorHolder(self.quality_extractor, self.config.pixel_mean, self.config.pixel_std,
                                       self.config.pixel_argument, type(entry).__name__)
         attachment = _Attachment(model=model, holder=holder, entry=entry)
-        holder_host = host_module(model, first)
+        inside_entry = first[len(self.config.entry) + 1:] if self.config.entry else first
+        holder_host = host_module(entry, inside_entry)
         holder_host.add_module(attribute_name(first) + "_quality", holder)
         holder.train(holder_host.training)  # the network's mode: its value checks follow the network's forwards
         attachment.hosted.append((holder_host, attribute_name(first) + "_quality"))
@@ -729,7 +761,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             attachment.hosted.append((host, attribute_name(spec["after"])))
             target = model.get_submodule(spec["after"])
             attachment.handles.append(target.register_forward_hook(QuarfBlockHook(holder, block, spec["after"], spec)))
-        attachment.forward = entry.forward = QuarfForward(holder, entry)
+        holder_path = next(name for name, module in entry.named_modules() if module is holder)
+        attachment.forward = entry.forward = QuarfForward(entry, holder_path)
         self._attachment = attachment
         return self
 
@@ -749,7 +782,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             else:
                 entry.forward = wrapper.original
         else:  # another wrapper of forward sits on top of ours (set after attaching): ours passes calls through
-            wrapper.holder = None
+            wrapper.holder_path = None
         for host, name in attachment.hosted:
             delattr(host, name)
         return attachment.model
