@@ -20,30 +20,14 @@ from quarf_hf.data import load_photo
 from quarf_hf.degradations import degrade
 from quarf_hf.models.checks import InputError
 from quarf_hf.models.conditioning import apply_block
-from tiny_models import segformer_config
-
-
-def sam():
-    vision = transformers.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64,
-                                          patch_size=8, output_channels=16, window_size=4, global_attn_indexes=[1],
-                                          mlp_dim=64, num_pos_feats=8)
-    prompt = transformers.SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8)
-    decoder = transformers.SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, mlp_dim=32,
-                                                iou_head_hidden_dim=16)
-    model = transformers.SamModel(transformers.SamConfig(vision_config=vision, prompt_encoder_config=prompt,
-                                                         mask_decoder_config=decoder))
-    with torch.no_grad():  # SAM's own init gives a tiny random encoder near-zero outputs (~1e-22)
-        for parameter in model.parameters():
-            if parameter.ndim > 1:
-                parameter.normal_(0, 0.2)
-    return model
+from tiny_models import make_sam, segformer_config
 
 
 VIT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "image_size": 32,
        "patch_size": 8}
 # name: (tiny host, the module after which the block goes, insert_quarf settings, image size, the output compared)
 HOSTS = {
-    "sam": (sam, "vision_encoder.patch_embed", {"entry": "vision_encoder"}, 64,
+    "sam": (make_sam, "vision_encoder.patch_embed", {"entry": "vision_encoder"}, 64,
             lambda model, pixels: model.vision_encoder(pixel_values=pixels).last_hidden_state),
     "vit": (lambda: transformers.ViTModel(transformers.ViTConfig(**VIT)), "embeddings", {}, 32,
             lambda model, pixels: model(pixel_values=pixels).last_hidden_state),
@@ -148,7 +132,7 @@ def test_sam_quality_at_the_vision_encoder():
         with pytest.raises(RuntimeError, match="runs only inside a forward of the SamVisionEncoder"):
             model.vision_encoder.patch_embed(pixels)
     with pytest.raises(InputError, match="entry: the blocks' modules must be inside 'vision_encoder'"):
-        insert_quarf(sam(), after="prompt_encoder.shared_embedding", channels=4, entry="vision_encoder")
+        insert_quarf(make_sam(), after="prompt_encoder.shared_embedding", channels=4, entry="vision_encoder")
 
 
 def test_channels_are_inferred_for_embedding_modules():
