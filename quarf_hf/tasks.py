@@ -1,4 +1,4 @@
-"""THE task registry: what "segmentation" and "restoration" mean to every part of the package.
+"""The task registry: what "segmentation" and "restoration" mean to every part of the package.
 
 Each :class:`TaskSpec` in :data:`TASKS` says, once, what the rest of the package asks of a task:
 which model types it trains, which transformers Auto class loads its models, what a dataset item
