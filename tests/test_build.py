@@ -15,6 +15,7 @@ from quarf_hf.cli import main as cli_main
 from quarf_hf.data import load_photo
 from quarf_hf.degradations import degrade
 from quarf_hf.hub.build import build, load_hub_config
+from remote_code import run_without_quarf_hf
 from tiny_models import make_sam, segformer_config
 
 HUB_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "hub_configs").glob("*.yaml"))
@@ -219,3 +220,39 @@ def test_build_sam_adapter_refuses_a_missing_or_foreign_base(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
     assert "--base: expected a 'sam' model such as facebook/sam-vit-base, found model_type 'segformer'" in err
     assert [p.name for p in tmp_path.iterdir()] == ["segformer"], "nothing written, no staging folder left"
+
+
+def test_built_sam_adapter_loads_and_attaches_without_quarf_hf(tmp_path):
+    """The built quarf-sam-vit-base folder (SAM's channels-last patch embedding, entry at the vision
+    encoder), its block moved off the identity and saved again, loaded in a process where
+    ``import quarf_hf`` fails (AutoModel + trust_remote_code) and attached to the same tiny SAM:
+    get_image_embeddings equals the package's own attached SAM (the reference, this process) and
+    differs from the plain SAM's."""
+    from transformers import SamModel
+
+    make_sam().save_pretrained(tmp_path / "sam")
+    adapter = QuarfAdapter.from_pretrained(build("quarf-sam-vit-base", tmp_path / "built", base=str(tmp_path / "sam")))
+    with torch.no_grad():
+        for block in adapter.blocks:
+            block.residual_scale.fill_(0.5)  # a block that changes the embeddings
+    adapter.save_pretrained(tmp_path / "adapter")
+    pixels = sam_photos(adapter.config.pixel_mean, adapter.config.pixel_std)
+    torch.save(pixels, tmp_path / "x.pt")
+    sam = SamModel.from_pretrained(tmp_path / "sam").eval()
+    with torch.no_grad():
+        plain = sam.get_image_embeddings(pixels)
+        adapter.attach(sam)
+        expected = sam.get_image_embeddings(pixels)
+    assert not torch.allclose(plain, expected)
+    code = f"""
+import json, torch
+from transformers import AutoModel, SamModel
+sam = SamModel.from_pretrained({str(tmp_path / "sam")!r}).eval()
+adapter = AutoModel.from_pretrained({str(tmp_path / "adapter")!r}, trust_remote_code=True).attach(sam)
+with torch.no_grad():
+    torch.save(sam.get_image_embeddings(torch.load({str(tmp_path / "x.pt")!r})), {str(tmp_path / "y.pt")!r})
+print(json.dumps({{"module": type(adapter).__module__}}))
+"""
+    info = run_without_quarf_hf(code)
+    assert not info["module"].startswith("quarf_hf")
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt"), expected, atol=1e-6, rtol=0)
