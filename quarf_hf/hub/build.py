@@ -44,8 +44,7 @@ def _first_line(err) -> str:
 def build_quarf_segformer(data: dict, base: str | None, quality: str | None, revision: str | None = None):
     """The variant's QuARF-SegFormer: from ``base`` (its architecture must be the variant's), else new."""
     block = hub_block(data)
-    block = replace(block, quality=quality or block.quality)
-    segformer = hub_architecture(data)
+    block, segformer = replace(block, quality=quality or block.quality), hub_architecture(data)
     if base:
         model = _load_base(lambda: quarf_model_from_base(
             "quarf_segformer", base, block, num_labels=segformer.get("num_labels"), revision=revision), base)
@@ -84,7 +83,8 @@ def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, r
         model = _load_base(lambda: quarf_model_from_base("quarf_restoration", base, revision=revision), base)
     else:
         block = hub_block(data)
-        model = new_quarf_model("quarf_restoration", hub_architecture(data), replace(block, quality=quality or block.quality))
+        block = replace(block, quality=quality or block.quality)
+        model = new_quarf_model("quarf_restoration", hub_architecture(data), block)
     model.save_pretrained(folder)
     write_model_card(
         folder, model.config, title=data["name"], reference=repo_id or f"<your-org>/{data['name']}",
