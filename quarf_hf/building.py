@@ -60,7 +60,12 @@ def read_block(section: dict, architecture: dict | None = None, where: str = "")
     if quarf is not None and not isinstance(quarf, dict):
         raise InputError(f"{where}quarf: expected a mapping of block settings, found {short_repr(quarf)}")
     settings = None if quarf is None else {k: v for k, v in quarf.items() if k not in PLACEMENT_KEYS}
-    stage = section.get("quarf_stage", (quarf or {}).get("stage"))
+    stage = (quarf or {}).get("stage")
+    if "quarf_stage" in section:
+        if stage is not None and stage != section["quarf_stage"]:
+            raise InputError(f"{where}quarf_stage: expected the stage {where}quarf.stage gives "
+                             f"({short_repr(stage)}), found {short_repr(section['quarf_stage'])}")
+        stage = section["quarf_stage"]
     return BlockSpec(settings=settings, stage=stage, width=(quarf or {}).get("width"), quality=section.get("quality"),
                      conditioning=(architecture or {}).get("conditioning"))
 

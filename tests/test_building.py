@@ -32,6 +32,8 @@ def test_hub_and_training_dialects_read_as_one_block():
     assert not read_block({"quarf_stage": 1}).given and read_block({"quality": "brisque"}).given
     with pytest.raises(ValueError, match=r"^model\.quarf: expected a mapping of block settings, found \[1\]"):
         read_block({"quarf": [1]}, where="model.")
+    with pytest.raises(ValueError, match=r"^model\.quarf_stage: expected the stage model\.quarf\.stage gives \(1\), found 2$"):
+        read_block({"quarf": {"stage": 1}, "quarf_stage": 2}, where="model.")
 
 
 @pytest.mark.parametrize("name", ["quarf-segformer-b0", "quarf-restoration-small", "quarf-sam-vit-base"])
