@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import interleaved_medians, peak_rss_growth  # noqa: E402
 
 from quarf_hf import QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation  # noqa: E402
-from quarf_hf.hub.build import load_hub_config  # noqa: E402
+from quarf_hf.hub.variants import load_hub_config  # noqa: E402
 
 
 def build_pair(variant: str, quality: str, num_labels: int = 19):

@@ -29,7 +29,7 @@ import torch
 from timing import interleaved_medians, peak_rss_growth
 
 from quarf_hf import QuarfRestorationConfig, QuarfRestorationModel
-from quarf_hf.hub.build import load_hub_config
+from quarf_hf.hub.variants import load_hub_config
 
 MODELS = ("plain", "quarf")
 CASES = ("infer_b1", "infer_b8", "train_step")

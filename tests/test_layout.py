@@ -54,7 +54,7 @@ def test_every_command_has_its_module():
 
 
 def test_hub_configs_link_points_at_the_top_level_folder():
-    from quarf_hf.hub.build import HUB_CONFIGS, published_variants
+    from quarf_hf.hub.variants import HUB_CONFIGS, published_variants
 
     assert HUB_CONFIGS.resolve() == (ROOT / "hub_configs").resolve()
     assert "quarf-segformer-b0" in published_variants()

@@ -12,84 +12,14 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from ..atomic import atomic_folder
+from ..building import new_quarf_model, quarf_model_from_base
 from ..outputs import check_model_folder
-from ..models.checks import InputError, check_choice, check_int, check_int_list, looks_like_hub_id, short_repr
-
-MODEL_KINDS = ("quarf_segformer", "contrique", "quarf_restoration", "quarf_adapter")
-# The ``adapter`` section of a ``quarf_adapter`` variant (base_type and after are required).
-ADAPTER_KEYS = ("base_type", "after", "entry", "layout", "pixel_mean", "pixel_std")
-# The published variants: hub_configs/ at the top of the repository, installed with the package
-# as quarf_hf/hub_configs (a link in the source tree, package data in a wheel).
-HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
-
-
-def published_variants() -> list[str]:
-    """The names of the variants in ``hub_configs/`` (``quarf-segformer-b0``, ...), sorted."""
-    return sorted(path.stem for path in HUB_CONFIGS.glob("*.yaml"))
-
-
-def load_hub_config(path) -> dict:
-    """Reads and checks one ``hub_configs/*.yaml`` file."""
-    path = Path(path)
-    if not path.is_file():
-        candidate = HUB_CONFIGS / f"{path.name}.yaml"
-        if candidate.is_file():
-            path = candidate
-        else:
-            raise FileNotFoundError(
-                f"CONFIG: no such file {str(path)!r}, nor a published variant of that name "
-                f"(known: {', '.join(published_variants())})"
-            )
-    from ..yaml_files import read_yaml_mapping
-
-    data = read_yaml_mapping(path, "CONFIG")
-    for key in ("name", "model"):
-        if key not in data:
-            raise InputError(f"CONFIG: {path} is missing the key {key!r}")
-    check_choice(f"CONFIG: {path}: model", data["model"], MODEL_KINDS)
-    for key in ("quarf", "segformer", "unet", "adapter"):
-        if key in data and not isinstance(data[key], dict):
-            raise InputError(f"CONFIG: {key}: expected a mapping, found {short_repr(data[key])} in {path}")
-    if data["model"] == "quarf_segformer":
-        quarf = data.get("quarf", {})
-        stage = quarf.get("stage", 0)
-        sizes = data.get("segformer", {}).get("hidden_sizes")
-        check_int_list(f"CONFIG: {path}: segformer.hidden_sizes", sizes)
-        check_int(f"CONFIG: {path}: quarf.stage", stage, 0, len(sizes) - 1)
-        width = sizes[stage]
-        if quarf.get("width", width) != width:
-            raise InputError(
-                f"CONFIG: quarf.width: expected stage {stage}'s hidden size {width}, found {quarf['width']} in {path}"
-            )
-    if data["model"] == "quarf_adapter":
-        _check_adapter_section(data, path)
-    data["_path"] = str(path)
-    return data
-
-
-def _check_adapter_section(data: dict, path: Path) -> None:
-    """A ``quarf_adapter`` variant names its base (``base_model``) and where its block goes (``adapter``)."""
-    adapter = data.get("adapter")
-    if not isinstance(adapter, dict):
-        raise InputError(f"CONFIG: adapter: expected a mapping with base_type and after, found {short_repr(adapter)} in {path}")
-    unknown = sorted(set(adapter) - set(ADAPTER_KEYS))
-    if unknown:
-        raise InputError(f"CONFIG: adapter: unknown keys {unknown}; expected some of {list(ADAPTER_KEYS)} in {path}")
-    for where, value in (("base_model", data.get("base_model")), ("adapter.base_type", adapter.get("base_type")),
-                         ("adapter.after", adapter.get("after"))):
-        if not isinstance(value, str) or not value:
-            raise InputError(f"CONFIG: {where}: expected a non-empty string, found {short_repr(value)} in {path}")
-
-
-def block_settings(data: dict) -> tuple[int, dict]:
-    """A hub config's ``quarf`` section -> (the stage it follows, the QuARF block's own settings)."""
-    quarf = dict(data.get("quarf", {}))
-    stage = quarf.pop("stage", 0)
-    quarf.pop("width", None)  # checked against the stage's width by load_hub_config; not a block setting
-    return stage, quarf
+from ..models.checks import InputError, looks_like_hub_id, short_repr
+from .variants import hub_architecture, hub_block, load_hub_config
 
 
 def _load_base(load, base):
@@ -111,45 +41,13 @@ def _first_line(err) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def new_quarf_model(model_type: str, quality="brisque", **config_kwargs):
-    """A newly initialised QuARF model from its config's keyword arguments plus a quality spec.
-
-    ``model_type``: ``"quarf_segformer"`` or ``"quarf_restoration"``. ``quality``: anything
-    :func:`~quarf_hf.models.quality.resolve_quality` takes (``"brisque"``, ``"contrique"``, a
-    converted CONTRIQUE folder or Hub id, a spec dict, an extractor module); its spec goes into the
-    config and its weights into the model's frozen extractor.
-    """
-    from ..models.configuration_quarf_restoration import QuarfRestorationConfig
-    from ..models.configuration_quarf_segformer import QuarfSegformerConfig
-    from ..models.modeling_quarf_restoration import QuarfRestorationModel
-    from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-    from ..models.quality import resolve_quality
-
-    # model type -> config class, model class, where the model keeps its quality extractor
-    classes = {
-        "quarf_segformer": (QuarfSegformerConfig, QuarfSegformerForSemanticSegmentation, "segformer.quality_extractor"),
-        "quarf_restoration": (QuarfRestorationConfig, QuarfRestorationModel, "quality_extractor"),
-    }
-    check_choice("model_type", model_type, classes)
-    config_class, model_class, extractor_path = classes[model_type]
-    extractor, spec = resolve_quality(quality)
-    with warnings.catch_warnings():  # the extractor's weights are loaded just below, whatever its type
-        warnings.filterwarnings("ignore", message="quality: 'contrique' without weights")
-        model = model_class(config_class(**config_kwargs, quality=spec))
-    model.get_submodule(extractor_path).load_state_dict(extractor.state_dict())
-    return model
-
-
 def build_quarf_segformer(data: dict, base: str | None, quality: str | None, revision: str | None = None):
-    from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
-
-    stage, settings = block_settings(data)
-    quality = quality or data.get("quality", "brisque")
-    segformer = dict(data["segformer"])
+    """The variant's QuARF-SegFormer: from ``base`` (its architecture must be the variant's), else new."""
+    block = hub_block(data)
+    block, segformer = replace(block, quality=quality or block.quality), hub_architecture(data)
     if base:
-        model = _load_base(lambda: QuarfSegformerForSemanticSegmentation.from_segformer(
-            base, quality=quality, quarf_stage=stage, num_labels=segformer.get("num_labels"), revision=revision, **settings
-        ), base)
+        model = _load_base(lambda: quarf_model_from_base(
+            "quarf_segformer", base, block, num_labels=segformer.get("num_labels"), revision=revision), base)
         for key in ("hidden_sizes", "depths"):
             if key in segformer and list(getattr(model.config, key)) != list(segformer[key]):
                 raise InputError(
@@ -157,7 +55,7 @@ def build_quarf_segformer(data: dict, base: str | None, quality: str | None, rev
                     f"{data['name']}'s {list(segformer[key])}"
                 )
         return model, True
-    return new_quarf_model("quarf_segformer", quality, **segformer, quarf=settings, quarf_stage=stage), False
+    return new_quarf_model("quarf_segformer", segformer, block), False
 
 
 def _write_segformer_extras(model, data, folder: Path, base, repo_id):
@@ -179,14 +77,14 @@ def _write_segformer_extras(model, data, folder: Path, base, repo_id):
 
 def build_quarf_restoration(data: dict, folder: Path, base=None, quality=None, repo_id=None, revision=None):
     """Writes weights, config (auto_map, custom pipeline), code and a model card into ``folder``."""
-    from ..models.modeling_quarf_restoration import QuarfRestorationModel
     from .model_card import write_model_card
 
-    if base:
-        model = _load_base(lambda: QuarfRestorationModel.from_pretrained(base, revision=revision), base)
+    if base:  # a trained restoration model, published as it is
+        model = _load_base(lambda: quarf_model_from_base("quarf_restoration", base, revision=revision), base)
     else:
-        model = new_quarf_model("quarf_restoration", quality or data.get("quality", "brisque"),
-                                **data.get("unet", {}), quarf=dict(data.get("quarf", {})))
+        block = hub_block(data)
+        block = replace(block, quality=quality or block.quality)
+        model = new_quarf_model("quarf_restoration", hub_architecture(data), block)
     model.save_pretrained(folder)
     write_model_card(
         folder, model.config, title=data["name"], reference=repo_id or f"<your-org>/{data['name']}",
@@ -242,10 +140,11 @@ def build_quarf_adapter(data: dict, folder: Path, base, quality=None, repo_id=No
         settings.get("pixel_mean", 0.0), settings.get("pixel_std", 1.0))
     # A Hub id names the base on the card; a local copy stands for the variant's base model.
     recorded = str(base) if not os.path.exists(base) and looks_like_hub_id(str(base)) else data["base_model"]
+    block = hub_block(data)
     adapter = QuarfAdapter.for_model(
-        network, settings["after"], quality or data.get("quality", "brisque"), entry=settings.get("entry"),
+        network, settings["after"], quality or block.quality or "brisque", entry=settings.get("entry"),
         layout=settings.get("layout", "auto"), pixel_mean=mean, pixel_std=std, base_model=recorded,
-        **data.get("quarf", {}),
+        **(block.settings or {}),
     )
     reference = repo_id or f"<your-org>/{data['name']}"
     adapter.save_pretrained(folder, repo_id=reference)

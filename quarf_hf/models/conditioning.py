@@ -196,8 +196,9 @@ def check_conditioning(value) -> str:
     return check_choice("conditioning", value, CONDITIONING_MODES)
 
 
-def block_settings(settings: dict | None, quality: dict, name: str = "quarf") -> QuarfConfig:
-    """A model config's block settings, checked, for the quality extractor ``quality`` (a spec dict).
+def quarf_config_from_settings(settings: dict | None, quality: dict, name: str = "quarf") -> QuarfConfig:
+    """A model config's block settings as a checked :class:`QuarfConfig`, for the quality extractor
+    ``quality`` (a spec dict).
 
     ``quality_dim`` defaults to the extractor's feature width (and must equal it), ``residual`` to
     `True` (the block starts as the identity); ``name`` is where the settings sit in the config.
@@ -341,7 +342,7 @@ __all__ = [
     "routed_parameter_count",
     "uses_quality",
     "apply_block",
-    "block_settings",
+    "quarf_config_from_settings",
     "build_block",
     "check_conditioning",
     "quality_vector",

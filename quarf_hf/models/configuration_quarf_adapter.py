@@ -8,7 +8,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from .checks import InputError, short_repr
-from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, check_conditioning, quarf_config_from_settings
 from .quality import normalize_quality_spec
 from .quarf import check_block_channels
 
@@ -110,7 +110,7 @@ class QuarfAdapterConfig(PretrainedConfig):
         unknown = sorted(set(attachment) - ATTACHMENT_KEYS)
         if unknown:
             raise InputError(f"{where}: unknown keys {unknown}; expected some of {sorted(ATTACHMENT_KEYS)}")
-        block = block_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
+        block = quarf_config_from_settings(attachment.get("quarf"), quality, name=f"{where}.quarf")
         in_channels = attachment.get("in_channels")
         out_channels = check_block_channels(block, in_channels, attachment.get("out_channels"), where=f"{where}.",
                                             block_where=f"{where}.quarf.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_choice, check_groups, check_int, check_number, check_sizes
-from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, check_conditioning, quarf_config_from_settings
 from .quality import normalize_quality_spec
 
 LOSSES = ("l1", "charbonnier")
@@ -121,7 +121,7 @@ class QuarfRestorationConfig(PretrainedConfig):
             check_groups("norm_num_groups", width, self.norm_num_groups, what=f"block_out_channels[{index}]")
         check_choice("loss", self.loss, LOSSES)
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        block = block_settings(self.quarf, self.quality)
+        block = quarf_config_from_settings(self.quarf, self.quality)
         check_groups("quarf.num_groups", self.block_out_channels[0], block.num_groups,
                      what="the input convolution's width")
         self.quarf = block.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import SegformerConfig
 
 from .checks import MAX_DEPTH, MAX_WIDTH, InputError, check_groups, check_int, check_number, check_sizes
-from .conditioning import DEFAULT_CONDITIONING, block_settings, check_conditioning
+from .conditioning import DEFAULT_CONDITIONING, check_conditioning, quarf_config_from_settings
 from .quality import normalize_quality_spec, quality_min_size
 from .quarf import QuarfConfig
 
@@ -94,7 +94,7 @@ class QuarfSegformerConfig(SegformerConfig):
                                  f"found {len(getattr(self, name))}")
         check_int("decoder_hidden_size", self.decoder_hidden_size, 1, MAX_WIDTH)
         self.quality = normalize_quality_spec(self.quality if self.quality is not None else "brisque")
-        block = block_settings(self.quarf, self.quality)
+        block = quarf_config_from_settings(self.quarf, self.quality)
         self.quarf = block.to_dict()
         check_conditioning(self.conditioning)
         num_stages = self.num_encoder_blocks

@@ -121,7 +121,7 @@ class QualityTrainConfig(LoopSettings):
 
 def load_quality_config(path, **overrides) -> QualityTrainConfig:
     """A YAML training config, or a hub_configs/ variant name (its ``training`` section)."""
-    from ..hub.build import HUB_CONFIGS
+    from ..hub.variants import HUB_CONFIGS
     from ..yaml_files import read_yaml_mapping
 
     path = Path(path)

@@ -164,7 +164,7 @@ def load_train_config(path, **overrides) -> TrainConfig:
     """A YAML training config, or the name of a hub_configs/ variant with a ``training`` recipe
     (``quarf-restoration-photos``): its recipe, the architecture it publishes (``model.hub_config``)
     and, by default, ``output_dir: outputs/<name>``; the model card is titled with its name."""
-    from ..hub.build import HUB_CONFIGS
+    from ..hub.variants import HUB_CONFIGS
     from ..yaml_files import read_yaml_mapping
 
     path = Path(path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-from ..hub.build import block_settings, load_hub_config, new_quarf_model
+from ..building import BlockSpec, check_stage_width, new_quarf_model, quarf_model_from_base, read_block
+from ..hub.variants import hub_architecture, hub_block, load_hub_config
 from ..models.checks import MAX_WIDTH, InputError, check_int
-from ..models.conditioning import DEFAULT_CONDITIONING
-from ..models.modeling_quarf_restoration import QuarfRestorationModel
-from ..models.modeling_quarf_segformer import QuarfSegformerForSemanticSegmentation
 
 
 def build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
@@ -28,6 +28,20 @@ def build_model(model_section: dict, num_labels: int | None = None, id2label: di
         raise InputError(f"{where}: {' '.join(str(err).split())}") from None
 
 
+def model_block(model_section: dict) -> BlockSpec:
+    """The block of a training config's ``model`` section (:func:`~quarf_hf.building.read_block`),
+    over its ``hub_config``'s: the section's block settings update the variant's, its stage replaces
+    the variant's; the quality extractor is the section's own (``brisque`` when unset)."""
+    own = read_block(model_section, model_section.get("config"), "model.")
+    if not model_section.get("hub_config"):
+        return own
+    variant = hub_block(load_hub_config(model_section["hub_config"]))
+    settings = None if own.settings is None and variant.settings is None else {**(variant.settings or {}),
+                                                                                **(own.settings or {})}
+    return replace(own, settings=settings, stage=variant.stage if own.stage is None else own.stage,
+                   conditioning=own.conditioning or variant.conditioning)
+
+
 def _build_model(model_section: dict, num_labels: int | None = None, id2label: dict | None = None,
                  ignore_index: int | None = None):
     """The model a training config describes (random init, or from ``base``).
@@ -37,17 +51,13 @@ def _build_model(model_section: dict, num_labels: int | None = None, id2label: d
     the base's own; the block's settings (``quarf``, ``quality``, ``config.conditioning``) given in
     the section are this model's, inserted into the base at their identity initialisation (a
     plain SegFormer or restoration UNet becomes a QuARF / FiLM / static model that starts out
-    giving the base's outputs, as ``quarf-hf study``'s fine-tuning protocol needs).
+    giving the base's outputs, as ``quarf-hf study``'s fine-tuning protocol needs); a restoration
+    base whose section sets no block is trained as it is.
     """
     kind = model_section["type"]
     architecture = {}
-    quarf = dict(model_section.get("quarf", {}))
-    stage = 0
     if model_section.get("hub_config"):
-        hub = load_hub_config(model_section["hub_config"])
-        architecture.update(hub.get("segformer", hub.get("unet", {})))
-        stage, hub_quarf = block_settings(hub)
-        quarf = {**hub_quarf, **quarf}
+        architecture.update(hub_architecture(load_hub_config(model_section["hub_config"])))
     architecture.update(model_section.get("config", {}))
     labels = {}
     if num_labels is not None:
@@ -58,53 +68,29 @@ def _build_model(model_section: dict, num_labels: int | None = None, id2label: d
         architecture.pop("num_labels", None)
     if ignore_index is not None and kind != "quarf_restoration":
         labels["semantic_loss_ignore_index"] = int(ignore_index)
-    quality = model_section.get("quality", "brisque")
     base = model_section.get("base")
-    pinned = {"revision": model_section["revision"]} if model_section.get("revision") else {}
+    revision = model_section.get("revision") or None
 
     if kind == "segformer":
+        pinned = {"revision": revision} if revision else {}
         if base:
             return SegformerForSemanticSegmentation.from_pretrained(base, ignore_mismatched_sizes=True, **pinned, **labels)
         return SegformerForSemanticSegmentation(SegformerConfig(**architecture, **labels))
-    if kind == "quarf_segformer":
-        stage = model_section.get("quarf_stage", stage)
-        if base:
-            conditioning = model_section.get("config", {}).get("conditioning", DEFAULT_CONDITIONING)
-            model = QuarfSegformerForSemanticSegmentation.from_segformer(
-                base, quality=quality, quarf_stage=stage, num_labels=num_labels, id2label=id2label,
-                conditioning=conditioning, **pinned, **quarf
-            )
-            if ignore_index is not None:
-                model.config.semantic_loss_ignore_index = int(ignore_index)
-            return model
-        return new_quarf_model("quarf_segformer", quality, **architecture, **labels, quarf=quarf, quarf_stage=stage)
+    own, block = read_block(model_section, model_section.get("config"), "model."), model_block(model_section)
+    if kind == "quarf_restoration":
+        if base:  # a base keeps its own block unless the section sets one
+            return quarf_model_from_base(kind, base, block if own.given else None, revision=revision, name="model.base")
+        return new_quarf_model(kind, architecture, block)
     if base:
-        return _restoration_from_base(base, model_section, pinned)
-    return new_quarf_model("quarf_restoration", quality, **architecture, quarf=quarf)
-
-
-def _restoration_from_base(base: str, model_section: dict, pinned: dict):
-    """A restoration model from ``base``: the base itself when the section sets no block settings,
-    else a new model with the base's UNet weights and the section's block (identity at init)."""
-    model = QuarfRestorationModel.from_pretrained(base, **pinned)
-    conditioning = (model_section.get("config") or {}).get("conditioning")
-    if not any(key in model_section for key in ("quarf", "quality")) and conditioning is None:
-        return model
-    settings = model.config.to_dict()
-    architecture = {k: settings[k] for k in ("block_out_channels", "layers_per_block", "norm_num_groups",
-                                             "mid_block_attention", "num_channels", "loss", "charbonnier_eps")
-                    if k in settings}
-    new = new_quarf_model("quarf_restoration", model_section.get("quality", settings.get("quality", "brisque")),
-                          **architecture, conditioning=conditioning or settings.get("conditioning", DEFAULT_CONDITIONING),
-                          quarf=dict(model_section.get("quarf", {})))
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("quarf.", "quality_extractor."))}
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(("quarf.", "quality_extractor."))]
-    if missing or unexpected:
-        raise InputError(f"model.base: {base!r} does not match the restoration UNet (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]})")
-    return new
-
+        model = quarf_model_from_base(kind, base, block, num_labels=num_labels, id2label=id2label, revision=revision,
+                                      name="model.base")
+        if ignore_index is not None:
+            model.config.semantic_loss_ignore_index = int(ignore_index)
+    else:
+        model = new_quarf_model(kind, architecture, block, **labels)
+    check_stage_width(own.width, model.config.quarf_stage, model.config.hidden_sizes,
+                      "model.quarf.width")
+    return model
 
 
 def restoration_size_multiple(model_section: dict) -> int | None:
@@ -125,7 +111,7 @@ def restoration_size_multiple(model_section: dict) -> int | None:
     else:
         widths = (model_section.get("config") or {}).get("block_out_channels")
         if widths is None and model_section.get("hub_config"):
-            widths = load_hub_config(model_section["hub_config"]).get("unet", {}).get("block_out_channels")
+            widths = hub_architecture(load_hub_config(model_section["hub_config"])).get("block_out_channels")
     if widths is None:
         widths = QuarfRestorationConfig.block_out_channels
     if not isinstance(widths, (list, tuple)) or not widths:

@@ -10,7 +10,7 @@ import torch
 from ..atomic import write_text_atomic
 from .config import TrainConfig
 from .loop import Task, TrainingRun, run_training
-from .models import build_model
+from .models import build_model, model_block
 from .seeds import seeded_generator
 
 
@@ -99,12 +99,7 @@ def _load_spec(spec, where: str):
 
 def _hard_routing(model_section: dict) -> bool:
     """Whether the model's QuARF block routes each image to one expert (``mode: hard``)."""
-    mode = (model_section.get("quarf") or {}).get("mode")
-    if mode is None and model_section.get("hub_config"):
-        from ..hub.build import load_hub_config
-
-        mode = (load_hub_config(model_section["hub_config"]).get("quarf") or {}).get("mode")
-    return mode == "hard"
+    return (model_block(model_section).settings or {}).get("mode") == "hard"
 
 
 class SegmentationTask(Task):
