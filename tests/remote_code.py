@@ -13,6 +13,9 @@ class _BlockQuarfHf:
             raise ImportError("quarf_hf is blocked in this process")
 sys.meta_path.insert(0, _BlockQuarfHf())
 """
+# The adapter's code files, which every saved adapter folder must hold for trust_remote_code loading.
+ADAPTER_CODE = ("modeling_quarf_adapter.py", "configuration_quarf_adapter.py", "adapter_targets.py", "adapter_calls.py",
+                "adapter_layouts.py", "adapter_sharing.py")
 
 
 def run_without_quarf_hf(code: str, cwd=None) -> dict:

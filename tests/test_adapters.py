@@ -17,6 +17,7 @@ from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
 from quarf_hf import QuarfAdapter, QuarfAdapterConfig, QuarfSegformerForSemanticSegmentation, insert_quarf
 from quarf_hf.models.quality import ContriqueQuality
+from remote_code import ADAPTER_CODE
 from tiny_models import segformer_config
 
 # Base networks defined in code, run here and in the subprocesses (the same source in both).
@@ -126,7 +127,7 @@ def _inputs(name, size, low_high):
 @pytest.fixture(scope="module")
 def trained(local_hub, tmp_path_factory):
     """Each base: reference outputs, insert, 3 training steps on the blocks, trained outputs, the
-    adapter saved and published (with the base), then detach() and the outputs after it."""
+    adapter saved and published (with the base), then unload() and the outputs after it."""
     root = tmp_path_factory.mktemp("adapters")
     results = {}
     for name, (make_base, arguments, size, value_range) in CASES.items():
@@ -165,7 +166,7 @@ def trained(local_hub, tmp_path_factory):
         adapter.save_pretrained(folder)
         local_hub.publish(folder, f"quarf-test/adapter-{name}")
         trained_state = model.state_dict()
-        model = adapter.detach()
+        model = adapter.unload()
         with torch.no_grad():
             detached_out = call(name, model, x)  # noqa: F821
         results[name] = dict(
@@ -184,8 +185,8 @@ def test_training_moved_the_blocks_and_only_them(trained):
             assert torch.equal(r["trained_state"][key], value), f"{name}: base weight {key} changed"
 
 
-def test_detach_gives_the_base_model_bit_for_bit(trained):
-    """Outputs after detach() against the base's outputs before insert_quarf (exact), and the state dict."""
+def test_unload_gives_the_base_model_bit_for_bit(trained):
+    """Outputs after unload() against the base's outputs before insert_quarf (exact), and the state dict."""
     for name, r in trained.items():
         torch.testing.assert_close(r["detached_out"], r["base_out"], atol=0, rtol=0)
         assert list(r["detached_state"]) == list(r["base_state"]), name
@@ -198,7 +199,7 @@ def test_adapter_folders_hold_only_the_adapter(trained):
     for name, r in trained.items():
         folder = r["folder"]
         files = sorted(p.name for p in folder.iterdir())
-        assert {"model.safetensors", "config.json", "README.md", "modeling_quarf_adapter.py", "quarf.py"} <= set(files), files
+        assert {"model.safetensors", "config.json", "README.md", "quarf.py", *ADAPTER_CODE} <= set(files), files
         with safe_open(folder / "model.safetensors", "pt") as weights:
             keys = list(weights.keys())
         assert keys and all(k.startswith(("blocks.", "quality_extractor.")) for k in keys), keys[:5]
@@ -250,7 +251,7 @@ def test_quarf_segformer_exports_an_adapter_for_its_plain_segformer(tmp_path):
             candidate.attach(base)
             torch.testing.assert_close(base(pixel_values=pixels).logits, expected, atol=1e-6, rtol=0)
         assert not torch.allclose(plain, expected)
-        candidate.detach()
+        candidate.unload()
     keys = list(safe_open(tmp_path / "adapter" / "model.safetensors", "pt").keys())
     assert all(k.startswith(("blocks.0.", "quality_extractor.")) for k in keys)
 
@@ -264,7 +265,7 @@ def test_attach_checks_before_any_work(tmp_path):
     Only the class name differs: a warning, and the adapter attaches."""
     torch.manual_seed(0)
     adapter = insert_quarf(tiny_unet(), after="conv_in", quality="brisque", pixel_mean=0.5, pixel_std=0.5)
-    adapter.detach()
+    adapter.unload()
 
     cnn = TinyCNN()  # noqa: F821
     keys = list(cnn.state_dict())
@@ -299,13 +300,15 @@ def test_attach_checks_before_any_work(tmp_path):
     assert same_shapes(torch.rand(1, 3, 32, 32)).shape == (1, 16, 32, 32)
     with pytest.raises(ValueError, match="already attached"):
         adapter.attach(tiny_unet())
-    adapter.detach()
+    adapter.unload()
 
 
 def test_insert_quarf_argument_errors(tmp_path):
     cnn = TinyCNN()  # noqa: F821
     with pytest.raises(ValueError, match=r"adapter: .*pass either adapter= or \['after'\]"):
         insert_quarf(cnn, after="stem", adapter="some/adapter")
+    with pytest.raises(ValueError, match=r"adapter: .*pass either adapter= or \['pixel_mean', 'num_groups'\], not both"):
+        insert_quarf(cnn, adapter="some/adapter", pixel_mean=0.5, num_groups=2)  # every setting, pixel_mean too
     with pytest.raises(ValueError, match="after: expected the name of a submodule"):
         insert_quarf(cnn)
     with pytest.raises(TypeError, match="adapter: expected a QuarfAdapter"):
@@ -381,7 +384,7 @@ def _small_cnn():
     (["1.0", "2"], ["1.0", "2"]),
 ])
 def test_after_selects_modules_as_peft_target_modules(after, expected):
-    from quarf_hf.models.modeling_quarf_adapter import resolve_after
+    from quarf_hf.models.adapter_targets import resolve_after
 
     assert resolve_after(_small_cnn(), after) == expected
 
@@ -429,7 +432,7 @@ def test_unload_and_disable_adapter_in_peft_words():
         again = cnn(images)
     assert not torch.allclose(adapted, plain)
     assert torch.equal(disabled, plain) and torch.equal(again, adapted)
-    assert QuarfAdapter.detach is QuarfAdapter.unload  # the older name: the same operation
+    assert not hasattr(QuarfAdapter, "detach")  # one name for it: peft's unload
     assert adapter.unload() is cnn and not any(n.startswith("0.quarf") or "quarf" in n for n, _ in cnn.named_modules())
     with torch.no_grad():
         assert torch.equal(cnn(images), plain)

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from quarf_hf import QuarfAdapter
 from quarf_hf.models.quality import ContriqueQuality
-from tiny_models import make_contrique
+from tiny_models import make_contrique, within_torch_default_init
 
 BLOCK = dict(router="mlp", router_hidden_dim=16, num_groups=2)
 
@@ -22,14 +22,6 @@ def tiny_cnn():
 
 def block_layers(adapter):
     return [m for m in adapter.blocks.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-
-
-def within_torch_default_init(layer) -> bool:
-    bound = 1 / layer.weight[0].numel() ** 0.5
-    return all(
-        bool(torch.isfinite(t).all()) and float(t.abs().max()) <= bound and float(t.std()) > 0
-        for t in (layer.weight.detach(), layer.bias.detach())
-    )
 
 
 @pytest.mark.parametrize("residual", [False, True])

@@ -15,7 +15,7 @@ from quarf_hf.cli import main as cli_main
 from quarf_hf.data import load_photo
 from quarf_hf.degradations import degrade
 from quarf_hf.hub.build import build, load_hub_config
-from remote_code import run_without_quarf_hf
+from remote_code import ADAPTER_CODE, run_without_quarf_hf
 from tiny_models import make_sam, segformer_config
 
 HUB_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "hub_configs").glob("*.yaml"))
@@ -162,7 +162,7 @@ def test_build_sam_adapter_from_a_base(tmp_path):
     data = load_hub_config("quarf-sam-vit-base")
     make_sam().save_pretrained(tmp_path / "sam")
     out = build("quarf-sam-vit-base", tmp_path / "adapter", base=str(tmp_path / "sam"))
-    for name in ("model.safetensors", "config.json", "README.md", "modeling_quarf_adapter.py", "quarf.py"):
+    for name in ("model.safetensors", "config.json", "README.md", "quarf.py", *ADAPTER_CODE):
         assert (out / name).exists(), name
     with safe_open(out / "model.safetensors", "pt") as weights:
         keys = list(weights.keys())

@@ -68,13 +68,13 @@ def test_identity_at_insertion_on_a_diffusers_unet():
     torch.testing.assert_close(unet(sample, timestep=10).sample, before, atol=0, rtol=0)
 
 
-def test_detach_restores_the_model():
+def test_unload_restores_the_model():
     model = tiny_convnext()
     pixels = torch.randn(1, 3, 64, 64)
     before = model(pixel_values=pixels).logits
     insertion = insert_quarf(model, after="convnext.embeddings.patch_embeddings", residual=False)
     assert not torch.allclose(model(pixel_values=pixels).logits, before)
-    assert insertion.detach() is model
+    assert insertion.unload() is model
     torch.testing.assert_close(model(pixel_values=pixels).logits, before)
     assert not any(name.startswith("quarf_") for name in model.state_dict())
 
@@ -184,7 +184,7 @@ def test_insert_into_an_nn_sequential():
         loss.backward()
         optimizer.step()
     assert not torch.allclose(model(pixels), before)
-    assert insertion.detach() is model
+    assert insertion.unload() is model
     assert list(model.state_dict()) == keys
     torch.testing.assert_close(model(pixels), before, atol=0, rtol=0)
 

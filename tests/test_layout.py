@@ -98,10 +98,11 @@ def test_wheel_install_builds_a_published_variant(tmp_path):
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
 
 
-def _module_graph() -> dict[str, set[str]]:
+def _module_graph(inside_functions: bool = False) -> dict[str, set[str]]:
     """quarf_hf's modules -> the package modules each imports when it is imported (module level,
-    including under ``if``/``try``; imports inside functions run later and cannot make a circle)."""
-    package = Path(__file__).resolve().parents[1] / "quarf_hf"
+    including under ``if``/``try``; imports inside functions run later and cannot make a circle), or
+    anywhere in it with ``inside_functions``."""
+    package = ROOT / "quarf_hf"
     modules = {}
     for path in package.rglob("*.py"):
         parts = path.relative_to(package.parent).with_suffix("").parts
@@ -109,26 +110,27 @@ def _module_graph() -> dict[str, set[str]]:
     graph = {name: set() for name in modules}
     for name, path in modules.items():
         parent = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for statement in ast.parse(path.read_text()).body:
-            for node in ast.walk(statement) if isinstance(statement, (ast.If, ast.Try)) else [statement]:
-                if isinstance(node, ast.ImportFrom):
-                    base = parent.split(".")[: len(parent.split(".")) - node.level + 1] if node.level else []
-                    target = ".".join(base + ([node.module] if node.module else []))
-                    found = [target] + [f"{target}.{alias.name}" for alias in node.names]
-                elif isinstance(node, ast.Import):
-                    found = [alias.name for alias in node.names]
-                else:
-                    continue
-                graph[name] |= {module for module in found if module in modules and module != name}
+        tree = ast.parse(path.read_text())
+        nodes = ast.walk(tree) if inside_functions else [
+            node for statement in tree.body
+            for node in (ast.walk(statement) if isinstance(statement, (ast.If, ast.Try)) else [statement])]
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom):
+                base = parent.split(".")[: len(parent.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                found = [target] + [f"{target}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            else:
+                continue
+            graph[name] |= {module for module in found if module in modules and module != name}
     return graph
 
 
-def test_no_import_circle_in_the_package():
-    """No module of quarf_hf imports, directly or through others, a module that imports it back."""
-    graph = _module_graph()
-    assert "quarf_hf.models.quarf" in graph["quarf_hf.models.conditioning"], "the graph must see relative imports"
+def import_circles(graph: dict[str, set[str]]) -> list[str]:
+    """Every path of ``graph`` from a module back to itself, as ``a -> b -> a`` (a depth-first search from each)."""
     circles = []
-    for start in graph:  # depth-first search for a path from each module back to itself
+    for start in graph:
         stack, seen = [(start, [start])], set()
         while stack:
             node, path = stack.pop()
@@ -138,7 +140,49 @@ def test_no_import_circle_in_the_package():
                 elif nxt not in seen:
                     seen.add(nxt)
                     stack.append((nxt, path + [nxt]))
-    assert not circles, "import circles:\n" + "\n".join(sorted(set(circles))[:10])
+    return sorted(set(circles))
+
+
+def test_no_import_circle_in_the_package():
+    """No module of quarf_hf imports, directly or through others, a module that imports it back."""
+    graph = _module_graph()
+    assert "quarf_hf.models.quarf" in graph["quarf_hf.models.conditioning"], "the graph must see relative imports"
+    circles = import_circles(graph)
+    assert not circles, "import circles:\n" + "\n".join(circles[:10])
+
+
+def test_study_modules_import_no_circle_even_inside_functions():
+    """No module of quarf_hf/study reaches itself through the study modules it imports, counting
+    imports inside functions too (study/config.py once imported study/evaluation.py, which imports it)."""
+    everywhere = _module_graph(inside_functions=True)
+    study = {name for name in everywhere if name.startswith("quarf_hf.study.")}
+    graph = {name: targets & study for name, targets in everywhere.items() if name in study}
+    assert "quarf_hf.study.config" in graph["quarf_hf.study.evaluation"], "the graph must see the study's relative imports"
+    circles = import_circles(graph)
+    assert not circles, circles
+
+
+def test_a_module_exports_only_what_it_defines():
+    """A module's ``__all__`` names only what the module defines (package ``__init__`` files, which gather
+    the public API, aside): a name is imported from the one module that defines it, never through another."""
+    reexported, exporting = [], set()
+    for path in sorted((ROOT / "quarf_hf").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        defined, exported = set(), []
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(target, ast.Name):
+                        defined.add(target.id)
+                        if target.id == "__all__":
+                            exported = [ast.literal_eval(item) for item in node.value.elts]
+                            exporting.add(path.relative_to(ROOT).as_posix())
+        reexported += [f"{path.relative_to(ROOT).as_posix()}: {name}" for name in exported if name not in defined]
+    assert {"quarf_hf/insertion.py", "quarf_hf/models/modeling_quarf_adapter.py"} <= exporting, "the scan must see __all__"
+    assert not reexported, "exported but defined elsewhere:\n" + "\n".join(reexported)
 
 
 def test_every_repository_file_a_test_names_exists():

@@ -46,7 +46,7 @@ def test_record_routing_holds_each_forward_of_this_thread_only():
     cnn(torch.rand(4, 3, 32, 32))  # after the block: not recorded
     assert [r["0"].shape[0] for r in routing] == [2, 1]
     assert adapter.last_routing_weights["0"].shape[0] == 4
-    adapter.detach()
+    adapter.unload()
     with pytest.raises(ValueError, match="not attached"):
         with adapter.record_routing():
             pass

@@ -137,7 +137,7 @@ print(json.dumps({{"module": type(model).__module__, "class": type(model).__name
 def test_v0_1_adapter_attaches_with_todays_package(how):
     """The saved adapter, attached to its rebuilt base network (insert_quarf(adapter=folder), or
     loaded with AutoModel / QuarfAdapter.from_pretrained and attach()), gives the recorded network
-    output and quality features; detach() gives back the base network's own output."""
+    output and quality features; unload() gives back the base network's own output."""
     expected = load_file(str(ADAPTER / "expected.safetensors"))
     pixels = _adapter_pixels(expected)
     base = _base(ADAPTER)
@@ -156,7 +156,7 @@ def test_v0_1_adapter_attaches_with_todays_package(how):
         output = base(pixels)
         quality = adapter(pixel_values=pixels).quality_features
     _assert_outputs({"output": output, "quality_features": quality}, expected, ("output", "quality_features"), how)
-    plain = adapter.detach()
+    plain = adapter.unload()
     assert plain is base
     with torch.no_grad():
         torch.testing.assert_close(plain(pixels), expected["base_output"], atol=ATOL, rtol=ATOL)
@@ -178,7 +178,7 @@ pixels = _adapter_pixels(expected)
 adapter = AutoModel.from_pretrained({str(ADAPTER)!r}, trust_remote_code=True).eval().attach(base)
 with torch.no_grad():
     out = {{"output": base(pixels), "quality_features": adapter(pixel_values=pixels).quality_features}}
-    adapter.detach()
+    adapter.detach()  # 0.1.0's name for unload()
     out["base_output"] = base(pixels)
 save_file({{k: v.contiguous() for k, v in out.items()}}, {str(tmp_path / 'out.safetensors')!r})
 print(json.dumps({{"module": type(adapter).__module__, "class": type(adapter).__name__}}))

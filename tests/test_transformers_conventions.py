@@ -266,16 +266,6 @@ def test_contrique_resnet_follows_the_models_attention_implementation():
     assert model.config._attn_implementation == model.encoder.config._attn_implementation == "sdpa"
 
 
-def within_torch_default_init(layer) -> bool:
-    """Whether a linear/convolution holds values torch's default initialisation can give (finite, within
-    its bound 1/sqrt(fan_in), not all equal), as opposed to uninitialised memory."""
-    bound = 1 / layer.weight[0].numel() ** 0.5
-    return all(
-        bool(torch.isfinite(t).all()) and float(t.abs().max()) <= bound and float(t.std()) > 0
-        for t in (layer.weight.detach(), layer.bias.detach())
-    )
-
-
 @pytest.mark.parametrize("residual", [False, True])
 def test_block_model_initialises_every_weight_a_checkpoint_lacks(residual):
     """transformers' test_can_init_all_missing_weights: the block model initialised the QuARF module as a whole,
@@ -291,7 +281,7 @@ def test_block_model_initialises_every_weight_a_checkpoint_lacks(residual):
     model.init_weights()
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     assert len(layers) == 7  # four experts, the router's hidden, route and noise linears
-    assert all(within_torch_default_init(layer) for layer in layers)
+    assert all(tiny_models.within_torch_default_init(layer) for layer in layers)
     if residual:
         assert torch.equal(model.quarf.residual_scale, torch.zeros(8))
 
@@ -310,4 +300,4 @@ def test_block_model_from_a_checkpoint_without_expert_weights(tmp_path):
     assert info["missing_keys"] and all(".experts." in key for key in info["missing_keys"])
     for name, tensor in loaded.quarf.router.state_dict().items():
         torch.testing.assert_close(tensor, weights[f"quarf.router.{name}"], atol=0, rtol=0)
-    assert all(within_torch_default_init(expert) for expert in loaded.quarf.experts)
+    assert all(tiny_models.within_torch_default_init(expert) for expert in loaded.quarf.experts)

@@ -152,7 +152,7 @@ def test_one_function_decides_value_checks():
     bookkeeping, or reads the off switch; no function takes a flag saying whether to check values; and every
     function that passes over pixel values (check_pixel_range, check_finite) asks value_checks first."""
     not_checks = {
-        "models/modeling_quarf_adapter.py": "the quality vector is kept on a stack while tracing",
+        "models/adapter_calls.py": "the quality vector is kept on a stack while tracing",
         "models/quarf.py": "no CPU tiling while tracing",
     }
     rule = "models/input_checks.py"

@@ -4,6 +4,7 @@ Each ``*_config`` returns a fresh dict of a model's tiny settings (safe to chang
 laid over it; each ``make_*`` builds the model in eval mode. conftest.py offers the default restoration
 model and CONTRIQUE as fixtures (``tiny_restoration``, ``tiny_contrique``); tests that need the settings in a
 YAML/JSON config, another size, a model in a module-scoped fixture or one per parameter import these.
+``within_torch_default_init`` tells a layer that torch's default initialisation filled from uninitialised memory.
 """
 
 from __future__ import annotations
@@ -105,3 +106,15 @@ def save_demo_restoration(out_dir, seed: int = 0) -> dict:
         model.save_pretrained(Path(out_dir) / "restoration" / arm / "model")
         models[role] = model
     return models
+
+
+def within_torch_default_init(layer) -> bool:
+    """Whether a linear/convolution holds values torch's default initialisation can give (finite, within
+    its bound 1/sqrt(fan_in), not all equal), as opposed to uninitialised memory or NaN."""
+    import torch
+
+    bound = 1 / layer.weight[0].numel() ** 0.5
+    return all(
+        bool(torch.isfinite(t).all()) and float(t.abs().max()) <= bound and float(t.std()) > 0
+        for t in (layer.weight.detach(), layer.bias.detach())
+    )

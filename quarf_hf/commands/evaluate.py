@@ -119,4 +119,4 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-__all__ = ["register", "run", "parse_severities", "parse_corruptions", "dataset_spec"]
+__all__ = ["register", "run", "dataset_spec"]

@@ -38,7 +38,7 @@ from PIL import Image
 # Reused from ``quarf-hf evaluate`` so both commands load models and pick devices alike.
 from quarf_hf.evaluation.loading import load_model, load_model_config, resolve_device
 from quarf_hf.models.image_utils import check_pixel_count, load_image
-from quarf_hf.prediction import finish_prediction, palette, predict_image, routing_line, setup_prediction  # noqa: F401 (palette: public here before)
+from quarf_hf.prediction import finish_prediction, predict_image, routing_line, setup_prediction
 
 from ..models.checks import InputError
 from ..outputs import check_output_folder
@@ -158,4 +158,4 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-__all__ = ["register", "run", "palette", "load_rgb"]
+__all__ = ["register", "run", "load_rgb"]

@@ -17,7 +17,7 @@ AUTO_MAP = {
     "AutoModel": "modeling_quarf_adapter.QuarfAdapter",
 }
 ATTACHMENT_KEYS = {"after", "in_channels", "out_channels", "quarf", "parameter_shapes", "layout", "prefix_tokens", "grid"}
-# How a module's output carries its features (see ``modeling_quarf_adapter.apply_to_output``).
+# How a module's output carries its features (see ``adapter_layouts.apply_to_output``).
 LAYOUTS = ("auto", "channels_first", "channels_last", "tokens")
 
 

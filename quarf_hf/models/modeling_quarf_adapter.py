@@ -2,46 +2,22 @@
 
 A :class:`QuarfAdapter` holds a frozen quality extractor, one or more QuARF blocks and, in its
 config, where each block attaches (module names of the base network), how the base network's
-pixels are normalised and which network it was made for. ``attach(model)`` puts the blocks into
-a network:
+pixels are normalised and which network it was made for. Its jobs are split over sibling files:
 
-* the ``forward`` of the network (or of the ``entry`` submodule where the pixels enter, such as
-  SAM's ``vision_encoder``) becomes a :class:`QuarfForward` that computes the quality vector of the
-  pixel input once per forward (:func:`~quarf_hf.models.conditioning.quality_vector`: un-normalised
-  to [0, 1], frozen extractor, no gradient), runs the module's own forward and forgets the vector
-  again, also when the forward raises;
-* a hook on each named module passes its output through that module's block in the output's
-  layout (:func:`apply_to_output`: a (B, C, H, W) or (B, H, W, C) map, (B, N, C) tokens after
-  class/register tokens, ``(tokens, (H, W))`` or ``(tokens, H, W)``).
-
-These are objects inside the network (:class:`QuarfExtractorHolder`, :class:`QuarfForward`,
-:class:`QuarfBlockHook`), never closures, so ``copy.deepcopy``, ``pickle`` and ``torch.save(model)``
-give an independent network: its own blocks, extractor and per-call state.
-
-In an eager forward, the quality vector lives in a ``contextvars.ContextVar`` for the duration of
-that forward only: nothing of one call is kept for the next, threads calling one network each see
-their own image's quality, and a named module called on its own (not inside a forward of the
-network) raises an error naming its block instead of reusing an earlier image's quality. The
-routing of a forward is handed out per call too: ``with adapter.record_routing() as routing:``
-collects the forwards of the calling thread only; ``adapter.last_routing_weights`` is the last
-forward finished in the calling thread (a convenience for one-thread use).
-
-While ``torch.compile`` / ``torch.export`` (and the ONNX exporter, which uses it) trace the
-network (``torch.compiler.is_compiling()``), the quality vector is kept on a stack of the holder
-instead, as TorchDynamo cannot trace context variables: the captured graph computes it and hands
-it to the blocks inside one graph (no graph break), a named module traced on its own still raises,
-and a compiled or exported graph is as thread-safe as any graph. Routing is not recorded
-(``record_routing`` / ``last_routing_weights`` see eager forwards only), and
-``disable_adapter()`` is not seen by the trace (compile or export the network without the adapter
-instead: ``unload()``).
+* ``adapter_targets.py``: where the blocks go (the module names ``after`` selects, ``entry``, the
+  channels, the module that holds each block, each attachment's config entry);
+* ``adapter_calls.py``: what runs inside the network while attached (its wrapped ``forward``, a hook
+  per block, the per-call quality vector and routing), and ``adapter_layouts.py``: the layouts of
+  the modules' outputs;
+* ``adapter_sharing.py``: ``save_pretrained`` / ``push_to_hub`` of the adapter alone, with its card;
+* this file: the model, and the verbs that change a network (``attach``, ``unload``,
+  ``disable_adapter``, ``record_routing``).
 
 The blocks become submodules of the network (so they train, follow ``.to()`` and appear in its
 ``parameters()`` and ``state_dict()``); the extractor follows ``.to()`` / ``.half()`` /
 ``.cuda()`` too, but stays out of the network's parameters, state dict and gradients.
-``unload()`` (peft's word; ``detach()`` is the same method under its older name) takes all of it
-out again, and ``with adapter.disable_adapter():`` runs the network without the blocks for a while. ``save_pretrained`` / ``push_to_hub`` write the adapter
-only (its weights, config, code and, with quarf_hf installed, a model card naming the base
-network: ``hub/model_card.py``), a few kB to MB next to the base network's weights, like a LoRA adapter.
+``unload()`` (peft's word) takes all of it out again, and ``with adapter.disable_adapter():`` runs
+the network without the blocks for a while.
 
 Shipped to the Hub with every adapter: imports only torch, transformers, huggingface_hub and
 flat siblings, so ``AutoModel.from_pretrained(id, trust_remote_code=True).attach(model)`` works
@@ -51,13 +27,6 @@ where quarf_hf is not installed.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import inspect
-import math
-import os
-import tempfile
-import threading
-import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -66,21 +35,17 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .checks import InputError, InputTypeError, check_int, short_repr
-from .conditioning import FilmLinear, apply_block, build_block, init_film_layer, init_identity, quality_vector
+from .adapter_calls import QuarfBlockHook, QuarfExtractorHolder, QuarfForward
+from .adapter_sharing import AdapterSharingMixin
+from .adapter_targets import attachment_entry, attribute_name, check_entry, find_channels, host_module, target_channels
+from .checks import InputError, InputTypeError, check_int
+from .conditioning import FilmLinear, build_block, init_film_layer, init_identity, quality_vector
 from .configuration_quarf_adapter import QuarfAdapterConfig
 from .input_checks import value_checks_per_call
 from .modeling_quarf import init_layer
 from .quality import build_quality_extractor
 from .quarf import QuARF
 from .weights import from_pretrained_checked
-
-PIXEL_KEYWORDS = ("pixel_values", "sample", "images", "x", "input")
-# Modules whose forward runs (or whose owner iterates) their children: a block registered on
-# one of them would be called as one more layer, without its quality features.
-CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-# At most this many parameter shapes of a module are recorded (and checked when attaching).
-MAX_RECORDED_SHAPES = 64
 
 
 @dataclass
@@ -90,308 +55,9 @@ class QuarfAdapterOutput(ModelOutput):
     quality_features: torch.FloatTensor | None = None
 
 
-class QuarfExtractorHolder(nn.Module):
-    """Carries a frozen quality extractor along with the network it is attached to, and runs the
-    network's forwards with their quality vectors (:meth:`run`).
-
-    ``Module.to`` / ``half`` / ``double`` / ``cuda`` reach submodules through ``_apply``, which
-    this module forwards to the extractor. The extractor is not one of its submodules, so it is
-    not in the network's ``parameters()`` (nor an optimizer built from them), ``state_dict()``
-    or ``requires_grad_()``. The holder itself has no parameters and is never called.
-
-    The network's forward (a :class:`QuarfForward`) and the hooks (one :class:`QuarfBlockHook` per
-    block) are objects inside the network, never closures: ``copy.deepcopy``, ``pickle`` and
-    ``torch.save(model)`` then give a network whose hooks run its own blocks and extractor, with
-    its own per-call state (the context variables are made anew for a copy).
-    """
-
-    def __init__(self, extractor: nn.Module, pixel_mean=0.0, pixel_std=1.0, pixel_argument: str | None = None,
-                 network_name: str = "network"):
-        super().__init__()
-        object.__setattr__(self, "extractor", extractor)
-        self.pixel_mean, self.pixel_std, self.pixel_argument = pixel_mean, pixel_std, pixel_argument
-        self.network_name = network_name
-        self._new_call_state()
-
-    def _apply(self, fn, recurse=True):
-        self.extractor._apply(fn)
-        return super()._apply(fn, recurse)
-
-    # ------------------------------------------------------------------ per-call state
-    _CALL_STATE = ("_call", "_recorder", "_disabled", "_last", "_captured")
-
-    def _new_call_state(self):
-        # In eager forwards: the call in progress in this thread/context (None outside one), the
-        # list `record_routing` collects into, `disable_adapter`'s flag, this thread's last routing.
-        self._call = contextvars.ContextVar("quarf_adapter_call", default=None)
-        self._recorder = contextvars.ContextVar("quarf_adapter_recorder", default=None)
-        self._disabled = contextvars.ContextVar("quarf_adapter_off", default=False)
-        self._last = threading.local()
-        # While compiling/exporting (TorchDynamo cannot trace context variables): the quality vectors
-        # of the forwards being traced, innermost last.
-        self._captured = []
-
-    def __getstate__(self):
-        return {key: value for key, value in self.__dict__.items() if key not in self._CALL_STATE}
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        self._new_call_state()
-
-    # ------------------------------------------------------------------ the network's forward
-    def run(self, forward, args, kwargs, skip: int = 0):
-        """One forward of the network (``forward(*args, **kwargs)``) with the quality vector of its pixel
-        input (found after the first ``skip`` arguments) available to the blocks for that forward only
-        (also when it raises)."""
-        if torch.compiler.is_compiling():
-            name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
-            self._captured.append(self.quality(pixels, name))
-            try:
-                return forward(*args, **kwargs)
-            finally:
-                self._captured.pop()
-        call = _Call()
-        token = self._call.set(call)
-        finished = False
-        try:
-            if not self._disabled.get():
-                name, pixels = _pixel_input(args[skip:], kwargs, self.pixel_argument)
-                call.quality = self.quality(pixels, name)
-            output = forward(*args, **kwargs)
-            finished = True
-            return output
-        finally:
-            self._call.reset(token)
-            self._last.routing = call.routing
-            recorded = self._recorder.get()
-            if recorded is not None and finished:
-                recorded.append(dict(call.routing))
-
-    @value_checks_per_call  # checks its pixels as a module of the network: in training, on the first forward only
-    def quality(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
-        """Quality features (float32) of the network's normalised pixel input, without gradients."""
-        return quality_vector(self.extractor, pixel_values, self.pixel_mean, self.pixel_std, name=name)
-
-    def current_call(self, after: str):
-        """(quality vector, routing dict or None) of the forward in progress; (None, None) inside
-        ``disable_adapter()``; raises when the module ``after`` was called outside a forward of the network."""
-        if torch.compiler.is_compiling():
-            quality, routing = (self._captured[-1] if self._captured else None), None
-        elif self._disabled.get():
-            return None, None
-        else:
-            call = self._call.get()
-            quality, routing = (call.quality, call.routing) if call is not None else (None, None)
-        if quality is None:
-            raise RuntimeError(
-                f"QuARF adapter: the block after {after!r} runs only inside a forward of the "
-                f"{self.network_name} it is attached to (which computes the quality of its "
-                f"input); {after!r} was called on its own. Call the whole network, or detach() the adapter"
-            )
-        return quality, routing
-
-    def forward(self, *args, **kwargs):
-        raise RuntimeError("QuarfExtractorHolder is not a layer; QuARF adapters call the extractor from a hook")
-
-    def extra_repr(self) -> str:
-        return f"extractor={type(self.extractor).__name__}"
-
-
-def check_entry(model: nn.Module, entry: str | None, names) -> nn.Module:
-    """The module whose forward computes the quality (``entry``, or the network); every module in
-    ``names`` must be inside it."""
-    if entry is None:
-        return model
-    if not isinstance(entry, str) or not entry:
-        raise InputError(f"entry: expected a submodule name or None, found {entry!r}")
-    try:
-        module = model.get_submodule(entry)
-    except AttributeError:
-        raise InputError(f"entry: {type(model).__name__} has no submodule {entry!r}") from None
-    outside = [name for name in names if not name.startswith(entry + ".")]
-    if outside:
-        raise InputError(f"entry: the blocks' modules must be inside {entry!r} (where the quality is computed), "
-                         f"found {outside}")
-    return module
-
-
-class QuarfForward:
-    """The network's ``forward`` while an adapter is attached (an attribute of the network): runs its own
-    forward through :meth:`QuarfExtractorHolder.run`.
-
-    Wrapping ``forward`` rather than hooking the network keeps the quality vector, the network and its
-    blocks in one frame, so ``torch.compile(model)`` captures them as one graph (hooks of the compiled
-    module itself run outside the graph). ``inspect.signature(model.forward)`` still gives the network's,
-    and ``__code__`` is its forward's (``torch.export.export(model, ...)`` reads it).
-
-    The holder is looked up in the network's module tree (``holder_path``, from the module) on each call
-    rather than kept here: a trace then names the extractor's tensors by their place in the network, as
-    ``ExportedProgram.module()`` needs to put them back.
-    """
-
-    def __init__(self, model: nn.Module, holder_path: str):
-        self.model, self.holder_path = model, holder_path
-        self.original = model.__dict__.get("forward")  # a forward set on the instance (e.g. by accelerate)
-
-    @property
-    def holder(self) -> QuarfExtractorHolder | None:
-        """The holder, or None once unloaded while another wrapper sat on top of this one."""
-        if self.holder_path is None:
-            return None
-        module = self.model
-        for name in self.holder_path.split("."):
-            module = getattr(module, name)
-        return module
-
-    @property
-    def __wrapped__(self):
-        return self.original if self.original is not None else types.MethodType(type(self.model).forward, self.model)
-
-    @property
-    def __code__(self):
-        return inspect.unwrap(self.__wrapped__).__code__
-
-    def __call__(self, *args, **kwargs):
-        forward = self.original
-        if forward is None:  # the class's forward, called unbound (TorchDynamo cannot trace making a bound method)
-            forward, args = type(self.model).forward, (self.model, *args)
-        holder = self.holder
-        if holder is None:  # unloaded while another wrapper sat on top of this one
-            return forward(*args, **kwargs)
-        return holder.run(forward, args, kwargs, skip=0 if self.original is not None else 1)
-
-
-class QuarfBlockHook:
-    """The forward hook of a module that a block follows: passes the module's output through the block
-    with the forward's quality vector (:func:`apply_to_output`, in the attachment's layout).
-    A plain object (not a closure), so that a copy of the network gets a copy that runs the copy's block."""
-
-    def __init__(self, holder: QuarfExtractorHolder, block: nn.Module, after: str, spec: dict | None = None):
-        self.holder, self.block, self.after = holder, block, after
-        spec = spec or {}
-        self.channels = spec.get("in_channels")
-        self.layout = spec.get("layout", "auto")
-        self.prefix_tokens, self.grid = spec.get("prefix_tokens"), spec.get("grid")
-        self.warned_frozen = False
-
-    def __call__(self, _module, _args, output):
-        quality, routings = self.holder.current_call(self.after)
-        if quality is None:
-            return None  # disable_adapter(): the module's own output
-        if routings is not None and not self.warned_frozen:
-            self._warn_if_frozen()
-        try:
-            mixed, routing = apply_to_output(self.block, output, quality, self.channels, self.layout,
-                                             self.prefix_tokens, self.grid)
-        except InputError as err:  # name the block: the user never called it directly
-            raise type(err)(f"the QuARF block after {self.after!r}: {err}") from None
-        if routings is not None:
-            routings[self.after] = routing.detach() if routing is not None else None
-        return mixed
-
-    def _warn_if_frozen(self):
-        # A training forward with gradients whose block cannot learn: peft's get_peft_model freezes
-        # every parameter outside its own adapter, the inserted blocks included.
-        if self.block.training and torch.is_grad_enabled() and not any(p.requires_grad for p in self.block.parameters()):
-            self.warned_frozen = True
-            warnings.warn(
-                f"QuARF adapter: the block after {self.after!r} is frozen (requires_grad=False) in a training "
-                f"forward, so it does not train; peft's get_peft_model freezes it: call "
-                f"adapter.blocks.requires_grad_(True) after it",
-                UserWarning,
-                stacklevel=2,
-            )
-
-
-def _found(features, rest: tuple) -> str:
-    """'found <shape>' of a module's output, for errors only (string building is not traced)."""
-    shape = str(tuple(features.shape)) if isinstance(features, torch.Tensor) else type(features).__name__
-    return f"found {shape}" + (f" with {len(rest)} more outputs" if rest else "")
-
-
-def _int_pair(value) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, torch.SymInt)) for v in value)
-
-
-def apply_to_output(block: nn.Module, output, quality: torch.Tensor, channels: int | None = None,
-                    layout: str = "auto", prefix_tokens: int | None = None, grid=None):
-    """Runs ``block`` on a module's output, in the output's own layout; returns (output, routing).
-
-    The features are the output, or the first item of a tuple (the rest passes through), in one of
-    these layouts (``"auto"`` reads it off the shape and the block's ``channels``):
-
-    * ``"channels_first"``: a (B, C, H, W) map (a 4-D output whose dim 1 is C, when detected);
-    * ``"channels_last"``: a (B, H, W, C) map, as SAM's patch embedding returns;
-    * ``"tokens"``: (B, N, C), the grid given by the tuple (``(tokens, (H, W))`` as Swin's patch
-      embeddings, ``(tokens, H, W)`` as SegFormer's), by ``grid``, or square after
-      ``prefix_tokens`` leading class/register tokens (0 or 1 when None, as ViT's and DINOv2's
-      embeddings), which pass through unchanged.
-    """
-    features, rest = (output[0], output[1:]) if isinstance(output, tuple) else (output, ())
-    size = tuple(rest[0]) if rest and _int_pair(rest[0]) else (
-        (rest[0], rest[1]) if len(rest) >= 2 and all(isinstance(v, (int, torch.SymInt)) for v in rest[:2]) else None)
-    if layout == "auto":
-        if isinstance(features, torch.Tensor) and features.ndim == 4:
-            layout = "channels_first" if channels in (None, features.shape[1]) else (
-                "channels_last" if features.shape[-1] == channels else None)
-        elif isinstance(features, torch.Tensor) and features.ndim == 3 and channels in (None, features.shape[-1]):
-            layout = "tokens"
-        else:
-            layout = None
-        if layout is None:
-            raise InputError(
-                f"layout: expected the output as a (B, {channels}, H, W) or (B, H, W, {channels}) map or "
-                f"(B, N, {channels}) tokens (or a tuple starting with one), {_found(features, rest)}; pass layout= or channels="
-            )
-    expected_ndim = 3 if layout == "tokens" else 4
-    if not isinstance(features, torch.Tensor) or features.ndim != expected_ndim:
-        raise InputError(f"layout: {layout!r} expects a {expected_ndim}-D tensor (or a tuple starting with one), "
-                         f"{_found(features, rest)}")
-    if layout == "channels_first":
-        mixed, routing = apply_block(block, features, quality)
-    elif layout == "channels_last":
-        mixed, routing = apply_block(block, features.permute(0, 3, 1, 2), quality)
-        mixed = mixed.permute(0, 2, 3, 1)
-    else:
-        prefix, (height, width) = token_grid(features, rest, prefix_tokens, grid or size)
-        mixed, routing = apply_block(block, features[:, prefix:], quality, (height, width))
-        if prefix:
-            mixed = torch.cat([features[:, :prefix], mixed], dim=1)
-    return ((mixed, *rest) if isinstance(output, tuple) else mixed), routing
-
-
-def token_grid(features: torch.Tensor, rest: tuple, prefix_tokens: int | None, grid):
-    """(leading tokens, (H, W)) of tokens (B, N, C): ``grid`` if given, else the square left after
-    ``prefix_tokens`` (0 or 1 when None) leading tokens."""
-    count = features.shape[1]
-    if grid is not None:
-        height, width = grid
-        prefix = count - height * width if prefix_tokens is None else prefix_tokens
-        if prefix < 0 or count - prefix != height * width:
-            raise InputError(f"grid: {height}x{width} tokens after {prefix} leading ones do not fit {count} tokens, "
-                             f"{_found(features, rest)}")
-        return prefix, (height, width)
-    for prefix in ((0, 1) if prefix_tokens is None else (prefix_tokens,)):
-        side = math.isqrt(max(count - prefix, 0))
-        if side > 0 and side * side == count - prefix:
-            return prefix, (side, side)
-    tried = "0 or 1" if prefix_tokens is None else str(prefix_tokens)
-    raise InputError(f"grid: {count} tokens are no square grid after {tried} leading tokens, {_found(features, rest)}; "
-                     f"pass grid=(height, width) or prefix_tokens=")
-
-
-@dataclass
-class _Call:
-    """One eager forward of the network: its quality vector and the routing weights its blocks used."""
-
-    quality: torch.Tensor | None = None
-    routing: dict = field(default_factory=dict)
-    token: contextvars.Token | None = None
-
-
 @dataclass
 class _Attachment:
-    """What ``attach`` changed in a network, so that ``detach`` can undo exactly that, and the holder
+    """What ``attach`` changed in a network, so that ``unload`` can undo exactly that, and the holder
     that runs the network's forward and keeps the per-call state."""
 
     model: nn.Module
@@ -400,113 +66,6 @@ class _Attachment:
     handles: list = field(default_factory=list)
     forward: "QuarfForward | None" = None  # the entry module's forward while attached
     entry: nn.Module | None = None  # the module whose forward computes the quality (the network by default)
-
-
-def find_channels(module: nn.Module) -> int | None:
-    """The output channels a module declares (``out_channels``, ``num_features``, ``hidden_size``), or None."""
-    for attribute in ("out_channels", "num_features", "hidden_size"):
-        value = getattr(module, attribute, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def infer_channels(module: nn.Module) -> int | None:
-    """The output channels of a module: those it declares (:func:`find_channels`); for an embedding
-    module (its class name has ``Embedding``: those of SAM, ViT, DINOv2, Swin, ConvNeXt, SegFormer),
-    the first dim of the ``weight`` of its last layer that has one (the projection or the norm that
-    ends it); else None."""
-    declared = find_channels(module)
-    if declared is not None or "Embedding" not in type(module).__name__:
-        return declared
-    last = None
-    for inner in module.modules():
-        weight = inner._parameters.get("weight")
-        if isinstance(weight, torch.Tensor) and weight.ndim >= 1:
-            last = int(weight.shape[0])
-    return last
-
-
-def parameter_shapes(module: nn.Module) -> dict:
-    """``{name: shape}`` of a module's parameters (the first ``MAX_RECORDED_SHAPES``)."""
-    shapes = {}
-    for name, parameter in module.named_parameters():
-        if len(shapes) == MAX_RECORDED_SHAPES:
-            break
-        shapes[name] = list(parameter.shape)
-    return shapes
-
-
-def attribute_name(after: str) -> str:
-    """The attribute a block is registered under: ``quarf_`` + the module name, dots as underscores."""
-    return "quarf_" + after.replace(".", "_")
-
-
-def host_module(model: nn.Module, after: str) -> nn.Module:
-    """The module that holds the block attached after ``after``: the network itself, unless it is
-    a container (``nn.Sequential`` would call the block as one more layer); then the first
-    non-container module on the way to ``after``, or inside it."""
-    if not isinstance(model, CONTAINERS):
-        return model
-    module = model
-    for part in after.split("."):
-        module = module.get_submodule(part)
-        if not isinstance(module, CONTAINERS):
-            return module
-    for inner in module.modules():
-        if not isinstance(inner, CONTAINERS):
-            return inner
-    raise InputError(f"after: {after!r} holds only containers (nn.Sequential/ModuleList/ModuleDict); name a layer inside it")
-
-
-def resolve_after(model: nn.Module, after) -> list[str]:
-    r"""The module names ``after`` selects in ``model``, as peft's ``target_modules`` does.
-
-    * a string: that exact module name; else a regular expression matched against every module's
-      full name (``re.fullmatch``), e.g. ``r"encoder\.block\.\d+\.conv"``;
-    * a list: each entry an exact module name, or a suffix of names (``"conv1"`` selects every
-      ``*.conv1``), in the order of the model's modules.
-    """
-    import re
-
-    names = [name for name, _ in model.named_modules() if name]
-    if isinstance(after, str) and after:
-        if after in names:
-            return [after]
-        try:
-            pattern = re.compile(after)
-        except re.error as err:
-            raise InputError(f"after: {after!r} is neither a module name of {type(model).__name__} nor a "
-                             f"regular expression ({err})") from None
-        found = [name for name in names if pattern.fullmatch(name)]
-    elif isinstance(after, (list, tuple)) and after and all(isinstance(n, str) and n for n in after):
-        found = []
-        for entry in after:
-            matches = [entry] if entry in names else [name for name in names if name.endswith("." + entry)]
-            found += [name for name in matches if name not in found]
-    else:
-        raise InputError(f"after: expected a module name, a regular expression or a non-empty list of names "
-                         f"or suffixes, found {short_repr(after)}")
-    if not found:
-        raise InputError(f"after: {after!r} is not a submodule of {type(model).__name__}, and matches none "
-                         f"as a regular expression or name suffix")
-    return found
-
-
-def _pixel_input(args, kwargs, pixel_argument):
-    """(the argument's name, the pixel tensor) of a call of the network."""
-    if pixel_argument is not None:
-        if isinstance(kwargs.get(pixel_argument), torch.Tensor):
-            return pixel_argument, kwargs[pixel_argument]
-        if args and isinstance(args[0], torch.Tensor):
-            return pixel_argument, args[0]
-        raise InputError(f"pixel_argument: the model was called without {pixel_argument!r}")
-    for key in PIXEL_KEYWORDS:
-        if isinstance(kwargs.get(key), torch.Tensor):
-            return key, kwargs[key]
-    if args and isinstance(args[0], torch.Tensor):
-        return "the pixel input (first argument)", args[0]
-    raise InputError("insert_quarf: could not find the model's pixel input; pass pixel_argument=")
 
 
 class QuarfAdapterPreTrainedModel(PreTrainedModel):
@@ -536,7 +95,7 @@ class QuarfAdapterPreTrainedModel(PreTrainedModel):
             init_identity(module)  # QuARF's residual gate at zero
 
 
-class QuarfAdapter(QuarfAdapterPreTrainedModel):
+class QuarfAdapter(AdapterSharingMixin, QuarfAdapterPreTrainedModel):
     """QuARF blocks and their frozen quality extractor, to attach to a base network.
 
     Args:
@@ -601,13 +160,13 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         Args:
             model (`nn.Module`): the base network (not changed here; see :meth:`attach`).
             after (`str` or `list[str]`): the modules whose output (a (B, C, H, W) or (B, H, W, C) map,
-                (B, N, C) tokens, or a tuple starting with one; see :func:`apply_to_output`) each block transforms, selected as
+                (B, N, C) tokens, or a tuple starting with one; see :func:`~.adapter_layouts.apply_to_output`) each block transforms, selected as
                 peft's ``target_modules``: a dotted name or a regular expression (full match), or a
-                list of names and name suffixes (see :func:`resolve_after`).
+                list of names and name suffixes (see :func:`~.adapter_targets.resolve_after`).
             quality: the extractor: ``"brisque"``, ``"contrique"``, a converted CONTRIQUE folder or
                 Hub id, a spec dict, or a BRISQUE/CONTRIQUE extractor module.
             channels (`int`, `list[int]` or `dict[str, int]`, *optional*): the modules' output
-                channels, where they cannot be inferred (:func:`infer_channels`).
+                channels, where they cannot be inferred (:func:`~.adapter_targets.infer_channels`).
             pixel_mean, pixel_std: the base network's input normalisation
                 (``pixels_01 = input * std + mean``): 0/1 for [0, 1] input, 0.5/0.5 for [-1, 1]
                 (diffusers), the image processor's mean/std for transformers vision models.
@@ -628,35 +187,15 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
 
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"model: expected a torch.nn.Module, found {type(model).__name__}")
-        names = resolve_after(model, after)
-        check_entry(model, entry, names)
-        if isinstance(channels, (list, tuple)):
-            if len(channels) != len(names):
-                raise InputError(f"channels: expected {len(names)} values (one per module in after), found {list(channels)}")
-            channels = dict(zip(names, channels))
-        attachments = []
-        for name in names:
-            try:
-                target = model.get_submodule(name)
-            except AttributeError as err:
-                raise InputError(f"after: {name!r} is not a submodule of {type(model).__name__}") from err
-            if hasattr(host_module(model, name), attribute_name(name)):
-                raise InputError(f"after: a QuARF block is already inserted after {name!r}")
-            count = channels.get(name) if isinstance(channels, dict) else channels
-            count = count if count is not None else infer_channels(target)
-            if count is None:
-                raise InputError(
-                    f"channels: could not infer the output channels of {name!r} ({type(target).__name__}); pass channels="
-                )
-            attachments.append({"after": name, "in_channels": count, "parameter_shapes": parameter_shapes(target),
-                                "layout": layout, "prefix_tokens": prefix_tokens, "grid": grid})
-
+        channels = target_channels(model, after, channels, entry)
         extractor, spec = resolve_quality(quality)
         block_kwargs.setdefault("residual", True)
         block_kwargs.setdefault("quality_dim", extractor.feature_dim)
-        for attachment in attachments:  # QuARF's own argument handling, then its settings as a dict
-            probe = QuARF(attachment["in_channels"], **block_kwargs)
-            attachment.update(out_channels=probe.out_channels, quarf=probe.config.to_dict())
+        attachments = []
+        for name, count in channels.items():
+            probe = QuARF(count, **block_kwargs)  # QuARF's own argument handling, then its settings as a dict
+            attachments.append(attachment_entry(model, name, count, probe.out_channels, probe.config.to_dict(),
+                                                layout, prefix_tokens, grid))
         if base_model is None:
             base_model = getattr(model, "name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", None)
         config = QuarfAdapterConfig(
@@ -693,7 +232,7 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             raise InputError("adapter: its config lists no attachments (no QuARF blocks to attach)")
         if self._attachment is not None:
             raise InputError(
-                f"model: this adapter is already attached to a {type(self._attachment.model).__name__}; detach() it first"
+                f"model: this adapter is already attached to a {type(self._attachment.model).__name__}; unload() it first"
             )
         recorded = self.config.base_model_class
         found_class = type(model).__name__
@@ -787,30 +326,23 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
             delattr(host, name)
         return attachment.model
 
-    # The name the adapter used before it followed peft: the same operation as `unload`.
-    detach = unload
-
     @contextlib.contextmanager
     def disable_adapter(self):
         """Within ``with adapter.disable_adapter():`` the attached network runs without its blocks (and
         without computing quality), as peft's ``disable_adapter``; per thread. The blocks stay in place."""
         if self._attachment is None:
             raise InputError("adapter: not attached to any model; attach(model) first")
-        disabled = self._attachment.holder._disabled
-        token = disabled.set(True)
-        try:
+        with self._attachment.holder.disabled():
             yield self._attachment.model
-        finally:
-            disabled.reset(token)
 
     @property
     def last_routing_weights(self) -> dict:
         """``{module name: (B, groups, experts)}`` routing weights (detached) of the last forward of the
-        network that finished in the calling thread; ``{}`` before one, or when detached. Per thread:
+        network that finished in the calling thread; ``{}`` before one, or when unloaded. Per thread:
         another thread's forwards never show here."""
         if self._attachment is None:
             return {}
-        return dict(getattr(self._attachment.holder._last, "routing", {}))
+        return self._attachment.holder.last_routing
 
     @contextlib.contextmanager
     def record_routing(self):
@@ -829,13 +361,8 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         """
         if self._attachment is None:
             raise InputError("adapter: not attached to any model; attach() it before recording its routing")
-        recorded: list = []
-        recorder = self._attachment.holder._recorder
-        token = recorder.set(recorded)
-        try:
+        with self._attachment.holder.recording() as recorded:
             yield recorded
-        finally:
-            recorder.reset(token)
 
     # ------------------------------------------------------------------ quality
     def compute_quality_features(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
@@ -850,38 +377,5 @@ class QuarfAdapter(QuarfAdapterPreTrainedModel):
         output = QuarfAdapterOutput(quality_features=quality_features)
         return output if return_dict else output.to_tuple()
 
-    # ------------------------------------------------------------------ sharing
-    # Writes README.md into a saved adapter folder: ``writer(folder, adapter, repo_id)``. quarf_hf sets
-    # it to ``hub.model_card.write_adapter_card`` (the one card writer) when imported; models/ may not
-    # import the tooling, so an adapter loaded as remote code without quarf_hf saves no card.
-    model_card_writer = None
 
-    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
-        """``PreTrainedModel.save_pretrained`` (adapter weights, config, code) plus a model card (README.md)
-        when quarf_hf is installed (see ``model_card_writer``)."""
-        repo_id = kwargs.pop("repo_id", None)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True) and type(self).model_card_writer is not None:
-            type(self).model_card_writer(save_directory, self, repo_id)
-        if push_to_hub:
-            self.push_to_hub(repo_id or os.path.basename(os.path.normpath(save_directory)))
-
-    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                    commit_message: str = "Upload QuARF adapter", revision: str | None = None,
-                    create_pr: bool = False, **kwargs):
-        """Creates ``repo_id`` if needed and uploads the adapter folder, model card included.
-
-        (transformers' own ``push_to_hub`` would replace the card with a generic one.)
-        """
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        created = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        repo_id = getattr(created, "repo_id", repo_id)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, repo_id=repo_id)
-            return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model",
-                                     commit_message=commit_message, revision=revision, create_pr=create_pr)
-
-
-__all__ = ["QuarfAdapter", "QuarfAdapterPreTrainedModel", "QuarfAdapterOutput", "QuarfBlockHook", "QuarfExtractorHolder"]
+__all__ = ["QuarfAdapter", "QuarfAdapterPreTrainedModel", "QuarfAdapterOutput"]

@@ -403,20 +403,17 @@ class QuarfSegformerForSemanticSegmentation(QuarfSegformerPreTrainedModel):
         """
         import copy
 
+        from .adapter_targets import attachment_entry
         from .configuration_quarf_adapter import QuarfAdapterConfig
-        from .modeling_quarf_adapter import QuarfAdapter, parameter_shapes
+        from .modeling_quarf_adapter import QuarfAdapter
 
         config = self.config
-        after = f"segformer.stages.{config.quarf_stage}.patch_embeddings"
+        after = f"segformer.stages.{config.quarf_stage}.patch_embeddings"  # the same name in the plain SegFormer
         block = self.segformer.quarf
         adapter_config = QuarfAdapterConfig(
             quality=config.quality,
             conditioning=config.conditioning,
-            attachments=[{
-                "after": after, "in_channels": block.in_channels, "out_channels": block.out_channels,
-                "quarf": block.config.to_dict(),
-                "parameter_shapes": parameter_shapes(self.segformer.stages[config.quarf_stage].patch_embeddings),
-            }],
+            attachments=[attachment_entry(self, after, block.in_channels, block.out_channels, block.config.to_dict())],
             pixel_mean=config.image_mean, pixel_std=config.image_std, pixel_argument="pixel_values",
             base_model=base_model, base_model_class="transformers.SegformerForSemanticSegmentation",
         )

@@ -98,4 +98,4 @@ def fit_to_cap(image: torch.Tensor, min_side: int, max_side: int = MAX_SIDE) -> 
     return resized, notice
 
 
-__all__ = ["load_upload", "load_photo_input", "load_input", "fit_to_cap", "MAX_SIDE", "MAX_PIXELS"]
+__all__ = ["load_upload", "load_photo_input", "load_input", "fit_to_cap", "MAX_SIDE"]

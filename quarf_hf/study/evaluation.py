@@ -170,5 +170,5 @@ def _add(total, state) -> None:
     total.count += state.count
 
 
-__all__ = ["ORACLE_DIM", "oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image", "image_clusters",
+__all__ = ["oracle_vector", "OracleQuality", "OracleTask", "evaluate_per_image", "image_clusters",
            "conditioning_blocks", "watch_blocks"]
