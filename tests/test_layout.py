@@ -79,6 +79,7 @@ def test_wheel_install_builds_a_published_variant(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "quarf_hf/hub_configs/quarf-segformer-b0.yaml" in names
     assert "quarf_hf/configs/quarf.yaml" in names  # the demo's arms
+    assert "quarf_hf/configs/restoration/quarf.yaml" in names  # the default (restoration) demo's arms
     # Unpack the wheel into its own site folder and run the CLI from there, outside the checkout.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
