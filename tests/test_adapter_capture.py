@@ -82,7 +82,8 @@ def test_torch_export_static_and_dynamic_batch(kind, strict):
     """torch.export with a static and a dynamic batch; the exported program equals eager on a new batch size too.
     Strict export with BRISQUE failed before: the extractor's tables were named through the network's forward
     wrapper (``unet.forward.holder...``), which ExportedProgram.module() could not put back. Strict export with
-    CONTRIQUE failed ("Parameter ... is not in the state dict"): its weights are outside the network's parameters."""
+    CONTRIQUE failed (a KeyError on the extractor's first weight in torch.export's _trace.py): its weights are outside
+    the network's parameters."""
     model, sample = attached(kind)
     with torch.no_grad():
         eager = model(sample)
