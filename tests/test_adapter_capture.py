@@ -4,7 +4,8 @@ through the dynamo exporter, run in onnxruntime.
 
 The reference is the same network's eager forward (<= 1e-4; onnxruntime <= 1e-3). The ``constant``
 quality type proves the adapter's own part (its forward wrapper and block hooks); BRISQUE and a tiny
-CONTRIQUE need capture-friendly extractors as well.
+CONTRIQUE need capture-friendly extractors as well. CONTRIQUE's weights are kept out of the network's
+parameters, which strict export alone lifts: the holder traces it through a parameter-free view.
 """
 
 import sys
@@ -74,23 +75,15 @@ def test_compile_fullgraph_without_graph_breaks(kind):
     torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=0)
 
 
-def strict_contrique_fails(kind, strict, request):
-    """Strict export lifts only parameters the exported module's named_parameters() lists; CONTRIQUE's are kept
-    out of the network's parameters() on purpose (QuarfExtractorHolder: an optimizer or requires_grad_ of the
-    network must not reach the frozen extractor). Non-strict export, torch.export's default, takes them."""
-    if kind == "contrique" and strict:
-        request.applymarker(pytest.mark.xfail(
-            reason="strict export cannot lift parameters outside the network's parameters()", strict=True))
-
-
 @pytest.mark.slow  # a trace or an export per case: seconds each, minutes on a loaded CPU
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "non-strict"])
 @pytest.mark.parametrize("kind", QUALITIES)
-def test_torch_export_static_and_dynamic_batch(kind, strict, request):
+def test_torch_export_static_and_dynamic_batch(kind, strict):
     """torch.export with a static and a dynamic batch; the exported program equals eager on a new batch size too.
     Strict export with BRISQUE failed before: the extractor's tables were named through the network's forward
-    wrapper (``unet.forward.holder...``), which ExportedProgram.module() could not put back."""
-    strict_contrique_fails(kind, strict, request)
+    wrapper (``unet.forward.holder...``), which ExportedProgram.module() could not put back. Strict export with
+    CONTRIQUE failed (a KeyError on the extractor's first weight in torch.export's _trace.py): its weights are outside
+    the network's parameters."""
     model, sample = attached(kind)
     with torch.no_grad():
         eager = model(sample)
@@ -105,10 +98,9 @@ def test_torch_export_static_and_dynamic_batch(kind, strict, request):
 @pytest.mark.slow  # a trace or an export per case: seconds each, minutes on a loaded CPU
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "non-strict"])
 @pytest.mark.parametrize("kind", QUALITIES)
-def test_torch_export_of_the_attached_network_itself(kind, strict, request):
+def test_torch_export_of_the_attached_network_itself(kind, strict):
     """torch.export.export(network, ...) called on the attached network itself (not a module around it), dynamic
     batch: it failed before, as export reads ``network.forward.__code__`` and the wrapped forward had none."""
-    strict_contrique_fails(kind, strict, request)
     model, sample = attached(kind)
     unet = model.unet
     three = torch.cat([sample, sample[:1].flip(-1)])
@@ -156,3 +148,31 @@ def test_eager_guarantees_hold_after_capture():
         model(sample)
     with pytest.raises(RuntimeError, match="runs only inside a forward"):
         model.unet.conv_in(sample)
+
+
+def test_strict_export_view_of_contrique_shares_its_weights():
+    """What strict export traces in place of CONTRIQUE (QuarfExtractorHolder's view): no parameters, the
+    extractor's own memory, the extractor's features exactly; and still nothing of it in the network's
+    parameters or state dict (the reason it is not a submodule). It follows weights assigned from outside
+    (``load_state_dict(assign=True)`` replaces the tensors) at the next eager forward."""
+    model, sample = attached("contrique")
+    unet = model.unet
+    holder = unet.quarf_conv_in_quality
+    extractor, view = holder.extractor, holder._export_view
+    assert list(view.parameters()) == [] and len(list(extractor.parameters())) > 0
+    pointers = {parameter.data_ptr() for parameter in extractor.parameters()}
+    assert {tensor.data_ptr() for tensor in view.buffers()} >= pointers
+    network_parameters = {id(parameter) for parameter in unet.parameters()}
+    assert not any(id(parameter) in network_parameters for parameter in extractor.parameters())
+    assert not any("quarf_conv_in_quality" in name for name in unet.state_dict())
+    pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))  # CONTRIQUE's smallest image
+    with torch.no_grad():
+        assert torch.equal(view(pixels), extractor(pixels))
+        model(sample)
+        assert holder._export_view is view, "an eager forward keeps a current view"
+        replaced = {name: tensor + 0.1 if tensor.is_floating_point() else tensor
+                    for name, tensor in extractor.state_dict().items()}
+        extractor.load_state_dict(replaced, assign=True)
+        assert not torch.equal(holder._export_view(pixels), extractor(pixels))
+        model(sample)
+        assert torch.equal(holder._export_view(pixels), extractor(pixels))

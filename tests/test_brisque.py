@@ -166,6 +166,23 @@ def test_batch_equals_single_calls(brisque):
     assert not torch.allclose(together[0], together[1])
 
 
+def test_compiled_path_sums_equal_eager(monkeypatch):
+    """While compiling or exporting, the five maps' moment sums run on one stacked (B, 5, H, W) buffer (inductor
+    would otherwise recompute the MSCN map inside each map's sums); run eagerly, that path gives the eager
+    path's sums bit for bit, per-map pixel count included, on two images, one with a flat corner."""
+    from quarf_hf.models import brisque as brisque_module
+
+    rng = np.random.default_rng(4)
+    images = [np.clip(rng.normal(128, 40, (45, 61, 3)), 0, 255).astype(np.uint8) for _ in range(2)]
+    images[1][:20, :30] = 200
+    gray = brisque_module._opencv_gray(torch.cat([to_pixel_values(image) for image in images]))
+    eager = brisque_module._scale_sums(gray)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    stacked = brisque_module._scale_sums(gray)
+    assert eager.shape == stacked.shape == (2, 5, 6) and bool((eager[..., 5] == 45 * 61).all())
+    assert torch.equal(stacked, eager)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
 def test_dtypes(brisque, dtype):
     """Output dtype follows the input; float64 and float16 inputs of 8-bit images give the

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import inspect
 import threading
 import types
@@ -67,6 +68,12 @@ class QuarfExtractorHolder(nn.Module):
     not in the network's ``parameters()`` (nor an optimizer built from them), ``state_dict()``
     or ``requires_grad_()``. The holder itself has no parameters and is never called.
 
+    Strict ``torch.export`` (TorchDynamo) lifts only the exported module's own parameters, so it
+    traces the extractor through a view of it (:func:`parameter_free_view`: the same modules and
+    memory, parameters held as plain tensors), which the exported program keeps as constants. The
+    view is made with the holder, again after a device move, and in an eager forward when the
+    extractor's tensors were replaced from outside (``.to()`` of the adapter itself).
+
     The network's forward (a :class:`QuarfForward`) and the hooks (one :class:`QuarfBlockHook` per
     block) are objects inside the network, never closures: ``copy.deepcopy``, ``pickle`` and
     ``torch.save(model)`` then give a network whose hooks run its own blocks and extractor, with
@@ -80,10 +87,34 @@ class QuarfExtractorHolder(nn.Module):
         self.pixel_mean, self.pixel_std, self.pixel_argument = pixel_mean, pixel_std, pixel_argument
         self.network_name = network_name
         self._new_call_state()
+        self._new_export_view()
 
     def _apply(self, fn, recurse=True):
         self.extractor._apply(fn)
+        self._new_export_view()
         return super()._apply(fn, recurse)
+
+    # ------------------------------------------------------------------ strict export
+    _VIEW_STATE = ("_export_view", "_viewed")
+
+    def _new_export_view(self):
+        # Plain attributes, not submodules: the view stays out of the network's modules and state dict.
+        object.__setattr__(self, "_export_view", parameter_free_view(self.extractor))
+        object.__setattr__(self, "_viewed", _tensors(self._export_view) if self._export_view is not None else [])
+
+    def _export_view_is_current(self) -> bool:
+        """Whether the view still shares the memory of each of the extractor's parameters and buffers."""
+        tensors = _tensors(self.extractor) if self._viewed else []
+        return len(tensors) == len(self._viewed) and all(
+            view.device == tensor.device and view.data_ptr() == tensor.data_ptr() and view.shape == tensor.shape
+            for view, tensor in zip(self._viewed, tensors))
+
+    def _traced_extractor(self) -> nn.Module:
+        """The extractor a forward runs: its view under strict export, else itself."""
+        # Under torch.compile the view is never looked at (no guard on it, no recompile when it is renewed).
+        if torch.compiler.is_dynamo_compiling() and torch.compiler.is_exporting() and self._export_view is not None:
+            return self._export_view
+        return self.extractor
 
     # ------------------------------------------------------------------ per-call state
     _CALL_STATE = ("_call", "_recorder", "_disabled", "_last", "_captured")
@@ -100,11 +131,12 @@ class QuarfExtractorHolder(nn.Module):
         self._captured = []
 
     def __getstate__(self):
-        return {key: value for key, value in self.__dict__.items() if key not in self._CALL_STATE}
+        return {key: value for key, value in self.__dict__.items() if key not in self._CALL_STATE + self._VIEW_STATE}
 
     def __setstate__(self, state):
         super().__setstate__(state)
         self._new_call_state()
+        self._new_export_view()
 
     # ------------------------------------------------------------------ the network's forward
     def run(self, forward, args, kwargs, skip: int = 0):
@@ -118,6 +150,8 @@ class QuarfExtractorHolder(nn.Module):
                 return forward(*args, **kwargs)
             finally:
                 self._captured.pop()
+        if not self._export_view_is_current():
+            self._new_export_view()
         call = _Call()
         token = self._call.set(call)
         finished = False
@@ -138,7 +172,7 @@ class QuarfExtractorHolder(nn.Module):
     @value_checks_per_call  # checks its pixels as a module of the network: in training, on the first forward only
     def quality(self, pixel_values: torch.Tensor, name: str = "pixel_values") -> torch.Tensor:
         """Quality features (float32) of the network's normalised pixel input, without gradients."""
-        return quality_vector(self.extractor, pixel_values, self.pixel_mean, self.pixel_std, name=name)
+        return quality_vector(self._traced_extractor(), pixel_values, self.pixel_mean, self.pixel_std, name=name)
 
     def current_call(self, after: str):
         """(quality vector, routing dict or None) of the forward in progress; (None, None) inside
@@ -190,6 +224,33 @@ class QuarfExtractorHolder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"extractor={type(self.extractor).__name__}"
+
+
+def parameter_free_view(module: nn.Module) -> nn.Module | None:
+    """A copy of ``module`` that shares all its tensors, its parameters held as plain tensors (in ``_buffers``,
+    under their names); None when ``module`` has no parameters.
+
+    Run in place of ``module``, it computes the same; TorchDynamo treats its tensors as constants instead of
+    parameters of a module outside the one being exported.
+    """
+    parameters = list(module.parameters())
+    if not parameters:
+        return None
+    memo = {id(parameter): parameter.detach() for parameter in parameters}
+    memo.update({id(buffer): buffer for buffer in module.buffers()})
+    view = copy.deepcopy(module, memo)  # the memo hands back the shared tensors instead of copies
+    for inner in view.modules():  # parameters first, as `_tensors` lists the module's (None, a missing bias, too)
+        tensors = {**inner._parameters, **inner._buffers}
+        inner._parameters.clear()
+        inner._buffers.clear()
+        inner._buffers.update(tensors)
+    return view
+
+
+def _tensors(module: nn.Module) -> list:
+    """Every parameter and buffer of ``module``, module by module (its view lists the same, in the same order)."""
+    return [tensor for inner in module.modules() for tensor in (*inner._parameters.values(), *inner._buffers.values())
+            if tensor is not None]
 
 
 

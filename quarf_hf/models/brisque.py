@@ -279,10 +279,12 @@ def _mscn(image: torch.Tensor) -> torch.Tensor:
 def _scale_sums(image: torch.Tensor) -> torch.Tensor:
     """(B, 5 maps, 6) float64 moment sums of the MSCN map and its four paired products."""
     mscn = _mscn(image)
-    sums = [_moment_sums(mscn)]
-    for shift in _PAIR_SHIFTS:
-        sums.append(_moment_sums(_paired_product(mscn, shift)))
-    return torch.stack(sums, dim=1)
+    maps = [mscn] + [_paired_product(mscn, shift) for shift in _PAIR_SHIFTS]
+    if torch.compiler.is_compiling():
+        # One (B, 5, H, W) buffer: inductor would otherwise recompute the MSCN map inside every map's sums
+        # (four times eager's time); eager skips the copy. The sums are the same either way.
+        return _moment_sums(torch.stack(maps, dim=1))
+    return torch.stack([_moment_sums(values) for values in maps], dim=1)
 
 
 def _paired_product(mscn: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
@@ -295,8 +297,8 @@ def _paired_product(mscn: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
 
 
 def _moment_sums(values: torch.Tensor) -> torch.Tensor:
-    """(B, 6) float64 per map: sum x^2, sum max(x, 0)^2, sum |x|, count(x != 0), sum sign(x),
-    and the number of pixels (zeros included: OpenCV divides by all of them).
+    """(..., 6) float64 per (H, W) map of ``values`` (..., H, W): sum x^2, sum max(x, 0)^2, sum |x|,
+    count(x != 0), sum sign(x), and the number of pixels (zeros included: OpenCV divides by all of them).
 
     Sums run in float32 along rows and in float64 across rows: OpenCV sums in double, and the
     AGGD mean (a difference of two close sigmas) magnifies relative errors a thousandfold."""
@@ -311,7 +313,7 @@ def _moment_sums(values: torch.Tensor) -> torch.Tensor:
 
     sum_abs = 2 * total(positive.sum(-1)) - total(values.sum(-1))
     nonzero = total_sq(sign).round()  # sign^2 sums are whole numbers
-    count = torch.full_like(nonzero, values[0].numel())
+    count = torch.full_like(nonzero, values.shape[-2] * values.shape[-1])
     return torch.stack([total_sq(values), total_sq(positive), sum_abs, nonzero, total(sign.sum(-1)), count], -1)
 
 
