@@ -44,7 +44,8 @@ def _first_line(err) -> str:
 def build_quarf_segformer(data: dict, base: str | None, quality: str | None, revision: str | None = None):
     """The variant's QuARF-SegFormer: from ``base`` (its architecture must be the variant's), else new."""
     block = hub_block(data)
-    block, segformer = replace(block, quality=quality or block.quality), hub_architecture(data)
+    block = replace(block, quality=quality or block.quality)
+    segformer = hub_architecture(data)
     if base:
         model = _load_base(lambda: quarf_model_from_base(
             "quarf_segformer", base, block, num_labels=segformer.get("num_labels"), revision=revision), base)
